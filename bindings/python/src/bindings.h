@@ -1,0 +1,39 @@
+#pragma once
+// Internal to the Python module: one bind_* function per area of the API.
+#include <torch/extension.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "anchors/core/sentence.h"
+#include "anchors/core/trace.h"
+
+namespace py = pybind11;
+
+namespace anchors::python {
+
+// Python's view of a sentence: the same fields as anchors::Sentence, but with
+// Unicode code point offsets so `text[s.char_start:s.char_end]` works.
+struct PySentence {
+  std::size_t index = 0;
+  std::string text;
+  std::size_t char_start = 0;
+  std::size_t char_end = 0;
+  std::optional<std::int64_t> token_start;
+  std::optional<std::int64_t> token_end;
+  std::vector<std::string> tags;
+};
+
+PySentence to_python(const Sentence& s, const std::string& source_text);
+Sentence from_python(const PySentence& s, const std::string& source_text);
+std::vector<PySentence> to_python(const std::vector<Sentence>& s, const std::string& source_text);
+std::vector<Sentence> from_python(const std::vector<PySentence>& s, const std::string& source_text);
+
+void bind_text(py::module_& m);      // Sentence, Trace, segmentation, answers
+void bind_metrics(py::module_& m);   // distributions, KL, rollouts, resampling metrics
+void bind_results(py::module_& m);   // Attribution, AnalysisResult, save/load
+void bind_methods(py::module_& m);   // registry
+void bind_cli(py::module_& m);       // run_cli
+
+}  // namespace anchors::python

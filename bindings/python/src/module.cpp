@@ -1,0 +1,31 @@
+// thought_anchors._C — the compiled core of the Python package. Everything
+// here is a thin binding of the C++ API; the Python package adds display and
+// plotting on top.
+#include "bindings.h"
+
+#include "anchors/core/error.h"
+#include "anchors/version.h"
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "thought_anchors compiled core (C++/LibTorch)";
+  m.attr("__version__") = ANCHORS_VERSION;
+  // anchors::Error -> thought_anchors.Error (a ValueError, so generic handlers
+  // for bad input catch it too), with the same message.
+  static py::exception<anchors::Error> error(m, "Error", PyExc_ValueError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const anchors::Error& e) {
+      // Messages may quote bytes of a malformed file; never fail on decoding them.
+      const std::string message = e.what();
+      py::object text = py::reinterpret_steal<py::object>(
+          PyUnicode_DecodeUTF8(message.data(), static_cast<Py_ssize_t>(message.size()), "replace"));
+      py::set_error(error, text);
+    }
+  });
+  anchors::python::bind_text(m);
+  anchors::python::bind_metrics(m);
+  anchors::python::bind_results(m);
+  anchors::python::bind_methods(m);
+  anchors::python::bind_cli(m);
+}

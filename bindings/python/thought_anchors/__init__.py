@@ -1,0 +1,56 @@
+"""thought_anchors: which sentences of an LLM's chain of thought matter.
+
+A thin Python layer over the C++ core (``thought_anchors._C``): every algorithm
+runs in C++; this package adds notebook display and plotting.
+
+    >>> import thought_anchors as ta
+    >>> sentences = ta.split_sentences(trace_text)
+    >>> result = ta.import_reference("path/to/problem_330")
+    >>> result            # renders as HTML in Jupyter
+"""
+
+# LibTorch must be loaded (by torch itself) before the extension that links it.
+import torch as _torch  # noqa: F401
+
+from . import _C
+from ._C import (  # noqa: F401
+    AnalysisResult,
+    AnswerDistribution,
+    Attribution,
+    BaseSolution,
+    Problem,
+    ProblemRollouts,
+    ResamplingMetrics,
+    Rollout,
+    SentenceMetrics,
+    SentenceRollouts,
+    Error,
+    MethodInfo,
+    SegmentOptions,
+    Sentence,
+    Trace,
+    answer_numeric_value,
+    answers_equivalent,
+    cosine_similarity,
+    extract_all_boxed,
+    extract_boxed,
+    import_reference,
+    kl_divergence,
+    kl_divergence_binary,
+    load_result,
+    methods,
+    normalize_answer,
+    normalize_answer_reference,
+    read_rollouts,
+    resampling_metrics,
+    save_result,
+    split_sentences,
+    write_reference_outputs,
+)
+from . import display as _display
+
+__version__ = _C.__version__
+
+_display.install()
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,172 @@
+#pragma once
+// The authors' published per-problem files (the thought-anchors.com layout of
+// shared/data/reference), as value types with readers and writers:
+//
+//   chunks_labeled.json   one LabeledChunk per analysed sentence
+//   step_importance.json  StepImportance: the sentence-to-sentence matrix, j > i
+//                         (step_importance_supp.json has the same schema)
+//   summary.json          StepImportanceSummary of step_importance.json
+//
+// Files are written as the reference writes them (Python json.dump, indent 2,
+// non-ASCII escaped, keys in the reference order), atomically (temporary file
+// in the same folder, then rename).
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "anchors/core/resampling_metrics.h"
+#include "anchors/core/rollouts.h"
+
+namespace anchors {
+
+// One entry of chunks_labeled.json. Metrics are optional because older files
+// (e.g. the step_text copies inside the reference summary.json files) lack
+// some and carry others; unknown keys are kept verbatim so that
+// read -> write -> read returns the same value.
+struct LabeledChunk {
+  std::string chunk;
+  std::size_t chunk_idx = 0;
+  std::vector<std::string> function_tags;  // DESIGN.md §3 taxonomy, e.g. "plan_generation"
+  std::vector<std::string> depends_on;     // chunk indices as strings, as the reference
+  std::optional<double> accuracy;
+  std::optional<double> resampling_importance_accuracy;
+  std::optional<double> resampling_importance_kl;
+  std::optional<double> counterfactual_importance_accuracy;
+  std::optional<double> counterfactual_importance_kl;
+  std::optional<double> forced_importance_accuracy;
+  std::optional<double> forced_importance_kl;
+  std::optional<double> different_trajectories_fraction;
+  std::optional<double> overdeterminedness;
+  std::string summary;  // a few words describing the sentence (LLM-written in the reference)
+  // Other keys (and known keys holding null): name -> compact JSON text of
+  // the value, in file order.
+  std::vector<std::pair<std::string, std::string>> extra;
+  // Key order as read, so a rewritten file keeps its layout; empty = the
+  // reference order. Presentation only: not part of equality.
+  std::vector<std::string> key_order;
+
+  // Equality of content (key_order ignored).
+  bool operator==(const LabeledChunk& o) const;
+  bool operator!=(const LabeledChunk& o) const { return !(*this == o); }
+};
+
+struct TargetImpact {
+  std::size_t target_chunk_idx = 0;
+  double importance_score = 0.0;
+  bool operator==(const TargetImpact& o) const {
+    return target_chunk_idx == o.target_chunk_idx && importance_score == o.importance_score;
+  }
+};
+
+struct StepImportanceRow {
+  std::size_t source_chunk_idx = 0;
+  std::string source_chunk_text;
+  std::vector<TargetImpact> target_impacts;  // every later sentence, in order
+  bool operator==(const StepImportanceRow& o) const {
+    return source_chunk_idx == o.source_chunk_idx && source_chunk_text == o.source_chunk_text &&
+           target_impacts == o.target_impacts;
+  }
+};
+
+using StepImportance = std::vector<StepImportanceRow>;
+
+struct InfluentialStep {
+  std::size_t step_idx = 0;
+  LabeledChunk step_text;  // the step's chunks_labeled.json entry (the reference's name)
+  double avg_importance = 0.0;  // avg_outgoing_importance or avg_incoming_importance
+  bool operator==(const InfluentialStep& o) const {
+    return step_idx == o.step_idx && step_text == o.step_text && avg_importance == o.avg_importance;
+  }
+};
+
+// summary.json, derived from step_importance.json exactly as the reference
+// (step_attribution.py): with M the num_chunks × num_chunks matrix of
+// importance scores (0 on and below the diagonal),
+//   avg/max/min_importance = mean/max/min over all num_chunks² cells,
+//   outgoing[i] = mean_{j>i} M[i][j],  incoming[j] = mean_{i<j} M[i][j],
+//   top_influential_steps / top_dependent_steps = the 5 largest outgoing /
+//   incoming values that are > 0, largest first (ties: later step first).
+// Sums follow numpy's pairwise summation so the numbers match to the bit.
+struct StepImportanceSummary {
+  std::optional<std::int64_t> problem_idx;  // null when the folder is not "problem_N"
+  std::size_t num_chunks = 0;
+  double avg_importance = 0.0;
+  double max_importance = 0.0;
+  double min_importance = 0.0;
+  std::vector<InfluentialStep> top_influential_steps;  // avg_outgoing_importance
+  std::vector<InfluentialStep> top_dependent_steps;    // avg_incoming_importance
+  bool operator==(const StepImportanceSummary& o) const {
+    return problem_idx == o.problem_idx && num_chunks == o.num_chunks &&
+           avg_importance == o.avg_importance && max_importance == o.max_importance &&
+           min_importance == o.min_importance && top_influential_steps == o.top_influential_steps &&
+           top_dependent_steps == o.top_dependent_steps;
+  }
+};
+
+// -- readers: anchors::Error naming the file (or source_name) and the problem --
+std::vector<LabeledChunk> parse_chunks_labeled(const std::string& json_text,
+                                               const std::string& source_name = "<chunks_labeled>");
+StepImportance parse_step_importance(const std::string& json_text,
+                                     const std::string& source_name = "<step_importance>");
+StepImportanceSummary parse_summary(const std::string& json_text,
+                                    const std::string& source_name = "<summary>");
+std::vector<LabeledChunk> read_chunks_labeled(const std::string& path);
+StepImportance read_step_importance(const std::string& path);
+StepImportanceSummary read_summary(const std::string& path);
+
+// -- writers --
+std::string chunks_labeled_to_json(const std::vector<LabeledChunk>& chunks);
+std::string step_importance_to_json(const StepImportance& rows);
+std::string summary_to_json(const StepImportanceSummary& summary);
+void write_chunks_labeled(const std::vector<LabeledChunk>& chunks, const std::string& path);
+void write_step_importance(const StepImportance& rows, const std::string& path);
+void write_summary(const StepImportanceSummary& summary, const std::string& path);
+
+// -- building the files from metrics --
+
+// One LabeledChunk per analysed sentence. Undefined metrics (NaN) are written
+// as 0.0, as the reference does. Labels (function_tags, depends_on, summary)
+// come from `existing_labels` when it describes exactly the same sentences
+// (same length, and equal chunk_idx and chunk text at every position);
+// otherwise function_tags = ["unknown"], depends_on = [], summary = "".
+std::vector<LabeledChunk> labeled_chunks(const ResamplingMetrics& metrics,
+                                         const std::vector<LabeledChunk>* existing_labels = nullptr);
+
+// Rows i = every analysed sentence, targets j > i; indices are chunk indices.
+// NaN cells are written as 0.0. anchors::Error if the matrix was not computed.
+StepImportance step_importance(const ResamplingMetrics& metrics);
+
+// The summary of `rows` (see StepImportanceSummary); step_text entries come
+// from `chunks`, looked up by chunk_idx (anchors::Error if one is missing).
+StepImportanceSummary summarize_step_importance(const StepImportance& rows,
+                                                const std::vector<LabeledChunk>& chunks,
+                                                std::optional<std::int64_t> problem_idx,
+                                                std::size_t top_steps = 5);
+
+struct ReferenceOutputOptions {
+  // chunks_labeled.json whose labels are kept (see labeled_chunks); "" means
+  // <problem_dir>/chunks_labeled.json when that file exists. A file that
+  // exists but cannot be read is an anchors::Error.
+  std::string labels_path;
+  bool keep_labels = true;
+  std::size_t top_steps = 5;
+};
+
+struct ReferenceOutputs {
+  std::vector<LabeledChunk> chunks_labeled;
+  StepImportance step_importance;   // empty when the matrix was not computed
+  std::optional<StepImportanceSummary> summary;
+};
+
+// Writes chunks_labeled.json, and step_importance.json + summary.json when the
+// metrics hold a matrix, into out_dir (created if missing), each atomically.
+// Used by `anchors metrics PROBLEM_DIR --out DIR`.
+ReferenceOutputs write_reference_outputs(const ProblemRollouts& rollouts,
+                                         const ResamplingMetrics& metrics,
+                                         const std::string& out_dir,
+                                         const ReferenceOutputOptions& options = {});
+
+}  // namespace anchors

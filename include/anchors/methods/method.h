@@ -1,0 +1,53 @@
+#pragma once
+// The interface every attribution method implements, and the context it runs
+// in. A method turns one Trace into one Attribution; the Context carries what
+// methods need and nothing more.
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "anchors/core/attribution.h"
+#include "anchors/core/trace.h"
+#include "anchors/core/value.h"
+
+namespace anchors {
+
+class SentenceSimilarity;
+struct ProblemRollouts;
+namespace model {
+class CausalLM;  // white-box methods (anchors::anchors)
+}
+
+// Called with (done, total, what) as work progresses; `what` names the unit
+// ("sentences", "rollouts"). Must be cheap; called from the running thread.
+using ProgressCallback = std::function<void(std::size_t done, std::size_t total, const std::string& what)>;
+
+struct Context {
+  // White-box methods: the model that produced (or reads) the trace.
+  std::shared_ptr<model::CausalLM> model;
+  // Black-box methods: rollouts already on disk (read_problem_rollouts) ...
+  std::shared_ptr<const ProblemRollouts> rollouts;
+  // ... and the sentence similarity used by the counterfactual metrics.
+  std::shared_ptr<SentenceSimilarity> similarity;
+  // Method options by name (see each method's options()); unknown names are an error.
+  ValueMap options;
+  ProgressCallback progress;
+  // Set to true from another thread to stop a long run; the method throws
+  // anchors::Error("cancelled") at its next check point.
+  const std::atomic<bool>* cancel = nullptr;
+
+  bool cancelled() const { return cancel != nullptr && cancel->load(); }
+};
+
+class AttributionMethod {
+ public:
+  virtual ~AttributionMethod() = default;
+  virtual std::string name() const = 0;
+  virtual std::string description() const = 0;
+  // The options this method understands, with their defaults.
+  virtual ValueMap default_options() const = 0;
+  virtual Attribution run(const Trace& trace, const Context& context) const = 0;
+};
+
+}  // namespace anchors

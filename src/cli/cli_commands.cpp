@@ -1,0 +1,316 @@
+#include "cli_commands.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <iterator>
+#include <limits>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "anchors/core/attribution.h"
+#include "anchors/core/error.h"
+#include "anchors/core/file_io.h"
+#include "anchors/core/embedder.h"
+#include "anchors/core/reference_import.h"
+#include "anchors/core/reference_schema.h"
+#include "anchors/core/resampling_metrics.h"
+#include "anchors/core/rollouts.h"
+#include "anchors/methods/resampling.h"
+#include "anchors/core/segmentation.h"
+#include "anchors/core/utf8.h"
+#include "anchors/methods/registry.h"
+#include "cli_args.h"
+
+namespace anchors::cli {
+namespace {
+using json = nlohmann::json;
+
+std::string read_input(const std::string& path, std::istream& in) {
+  if (path != "-") return read_text_file(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// ---------------------------------------------------------------- segment
+const char* kSegmentUsage =
+    "usage: anchors segment FILE|- [options]\n\n"
+    "Split a reasoning trace into sentences (the reference chunker's rules) and print a JSON\n"
+    "list of {\"index\", \"text\", \"char_start\", \"char_end\"} (Unicode code point offsets\n"
+    "into the input text).\n\n"
+    "options:\n"
+    "  --whole-text               segment the whole input, not just <think>...</think>\n"
+    "  --no-paragraphs            do not split at blank lines\n"
+    "  --terminators CHARS        sentence terminators (default \".?!\")\n"
+    "  --merge-shorter-than N     merge chunks shorter than N code points (default 10, 0: off)\n"
+    "  --drop-shorter-than N      drop chunks shorter than N code points (default 4, 0: off)\n";
+
+int run_segment(const std::vector<std::string>& raw, std::istream& in, std::ostream& out, std::ostream&) {
+  Args args(raw, {"whole-text", "no-paragraphs"},
+            {"terminators", "merge-shorter-than", "drop-shorter-than"});
+  args.expect_positionals(1, "one input FILE or -");
+  SegmentOptions options;
+  options.think_only = !args.flag("whole-text");
+  options.split_paragraphs = !args.flag("no-paragraphs");
+  options.sentence_terminators = args.option_or("terminators", options.sentence_terminators);
+  const long merge = args.integer_or("merge-shorter-than", static_cast<long>(options.merge_shorter_than));
+  const long drop = args.integer_or("drop-shorter-than", static_cast<long>(options.drop_shorter_than));
+  if (merge < 0 || drop < 0) throw UsageError("lengths must be >= 0");
+  options.merge_shorter_than = static_cast<std::size_t>(merge);
+  options.drop_shorter_than = static_cast<std::size_t>(drop);
+
+  const std::string& path = args.positionals()[0];
+  const std::string text = read_input(path, in);
+  if (!utf8::is_valid(text))
+    throw Error(fmt::format("{}: input is not valid UTF-8 text", path == "-" ? "<stdin>" : path));
+  json list = json::array();
+  for (const Sentence& s : split_sentences(text, options)) {
+    list.push_back({{"index", s.index},
+                    {"text", s.text},
+                    {"char_start", utf8::codepoint_offset(text, s.chars.begin)},
+                    {"char_end", utf8::codepoint_offset(text, s.chars.end)}});
+  }
+  out << list.dump(1) << "\n";
+  return 0;
+}
+
+// ---------------------------------------------------------------- methods
+int run_methods(const std::vector<std::string>& raw, std::istream&, std::ostream& out, std::ostream&) {
+  Args args(raw, {"json"}, {});
+  args.expect_positionals(0, "no arguments");
+  const auto infos = methods();
+  if (args.flag("json")) {
+    json list = json::array();
+    for (const auto& m : infos) {
+      json options = json::object();
+      for (const auto& [k, v] : m.default_options) options[k] = to_string(v);
+      list.push_back({{"name", m.name}, {"description", m.description}, {"options", options}});
+    }
+    out << list.dump(1) << "\n";
+    return 0;
+  }
+  for (const auto& m : infos) {
+    out << m.name << ": " << m.description << "\n";
+    for (const auto& [k, v] : m.default_options) out << "    " << k << " = " << to_string(v) << "\n";
+  }
+  return 0;
+}
+
+
+// ---------------------------------------------------------------- show / import
+// A folder is read as the authors' reference layout; a file as our result JSON.
+AnalysisResult load_any_result(const std::string& path) {
+  if (directory_exists(path)) return import_reference_folder(path);
+  return load_result(path);
+}
+
+// At most `width` code points of `text` on one line ("..." when cut).
+std::string one_line(const std::string& text, std::size_t width) {
+  std::string flat;
+  for (char c : text) flat += (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
+  if (utf8::length(flat) <= width) return flat;
+  return flat.substr(0, utf8::byte_offset(flat, width > 3 ? width - 3 : 0)) + "...";
+}
+
+const char* kShowUsage =
+    "usage: anchors show RESULT.json|REFERENCE_DIR [options]\n\n"
+    "Print a trace's sentences with their function tags and importance, and its top anchors.\n"
+    "REFERENCE_DIR is a problem folder of the authors' published results (base_solution.json,\n"
+    "chunks_labeled.json, ...); RESULT.json is a result written by this library.\n\n"
+    "options:\n"
+    "  --method NAME   attribution to show (default: the first with the score)\n"
+    "  --score NAME    per-sentence score (default counterfactual_importance_kl when present)\n"
+    "  --top K         how many top anchors to list (default 10)\n"
+    "  --width N       sentence text width in characters (default 100)\n";
+
+int run_show(const std::vector<std::string>& raw, std::istream&, std::ostream& out, std::ostream&) {
+  Args args(raw, {}, {"method", "score", "top", "width"});
+  args.expect_positionals(1, "one RESULT.json or REFERENCE_DIR");
+  const AnalysisResult result = load_any_result(args.positionals()[0]);
+  const Trace& trace = result.trace;
+  const long top = args.integer_or("top", 10), width = args.integer_or("width", 100);
+  if (top < 0 || width < 10) throw UsageError("--top must be >= 0 and --width >= 10");
+
+  // Choose the score series: explicit, else the paper's headline metric, else the first.
+  const std::vector<std::string> preferred = {"counterfactual_importance_kl", "resampling_importance_kl",
+                                              "receiver_score", "suppression_importance"};
+  const Attribution* attribution = nullptr;
+  std::string score = args.option_or("score", "");
+  for (const auto& a : result.attributions) {
+    if (auto m = args.option("method"); m && a.method != *m) continue;
+    if (!score.empty()) {
+      if (a.scores.count(score)) { attribution = &a; break; }
+      continue;
+    }
+    for (const auto& name : preferred)
+      if (a.scores.count(name)) { attribution = &a; score = name; break; }
+    if (attribution) break;
+    if (!a.scores.empty()) { attribution = &a; score = a.scores.begin()->first; break; }
+  }
+  if (!attribution && (args.option("method") || args.option("score")))
+    throw Error(fmt::format("{}: no attribution{}{}", args.positionals()[0],
+                            args.option("method") ? " of method " + *args.option("method") : "",
+                            args.option("score") ? " with score " + *args.option("score") : ""));
+
+  const auto meta = [&](const char* key) {
+    auto it = trace.metadata.find(key);
+    return it == trace.metadata.end() ? std::string() : it->second;
+  };
+  out << fmt::format("{}{} sentences, answer {}{}\n", meta("problem_id").empty() ? "" : meta("problem_id") + ": ",
+                     trace.sentences.size(), trace.answer.empty() ? "(none)" : trace.answer,
+                     meta("is_correct").empty() ? "" : (meta("is_correct") == "true" ? " (correct)" : " (incorrect)"));
+  if (!meta("problem").empty()) out << "problem: " << one_line(meta("problem"), static_cast<std::size_t>(width)) << "\n";
+  std::vector<double> values(trace.sentences.size(), std::numeric_limits<double>::quiet_NaN());
+  if (attribution) {
+    values = attribution->score(score);
+    out << fmt::format("importance: {} ({})\n", score, attribution->method);
+  } else {
+    out << "importance: none (the result holds no per-sentence scores)\n";
+  }
+  double scale = 0.0;
+  for (double v : values)
+    if (std::isfinite(v)) scale = std::max(scale, std::fabs(v));
+  out << fmt::format("\n{:>4} {:>9} {:<10} {:<24} {}\n", "#", "score", "", "tags", "sentence");
+  for (std::size_t i = 0; i < trace.sentences.size(); ++i) {
+    const Sentence& s = trace.sentences[i];
+    const double v = values[i];
+    std::string tags;
+    for (const auto& t : s.tags) tags += (tags.empty() ? "" : ",") + t;
+    const std::size_t bar = (std::isfinite(v) && scale > 0) ? static_cast<std::size_t>(std::lround(10 * std::fabs(v) / scale)) : 0;
+    out << fmt::format("{:>4} {:>9} {:<10} {:<24} {}\n", s.index, std::isfinite(v) ? fmt::format("{:.4f}", v) : "-",
+                       std::string(bar, '#'), one_line(tags, 24), one_line(s.text, static_cast<std::size_t>(width)));
+  }
+  if (attribution && top > 0) {
+    std::vector<std::size_t> order;
+    for (std::size_t i = 0; i < values.size(); ++i)
+      if (std::isfinite(values[i])) order.push_back(i);
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return values[a] > values[b]; });
+    if (order.size() > static_cast<std::size_t>(top)) order.resize(static_cast<std::size_t>(top));
+    out << fmt::format("\ntop {} anchors by {}:\n", order.size(), score);
+    for (std::size_t rank = 0; rank < order.size(); ++rank) {
+      const Sentence& s = trace.sentences[order[rank]];
+      std::string tags;
+      for (const auto& t : s.tags) tags += (tags.empty() ? "" : ",") + t;
+      out << fmt::format("{:>3}. #{:<4} {:.4f} [{}] {}\n", rank + 1, s.index, values[order[rank]], tags,
+                         one_line(s.text, static_cast<std::size_t>(width)));
+    }
+  }
+  return 0;
+}
+
+const char* kImportUsage =
+    "usage: anchors import REFERENCE_DIR -o RESULT.json\n\n"
+    "Convert a problem folder of the authors' published results into this library's result JSON\n"
+    "(trace, sentences with tags, the resampling metrics and matrices).\n";
+
+int run_import(const std::vector<std::string>& raw, std::istream&, std::ostream& out, std::ostream&) {
+  Args args(raw, {}, {"o", "output"});
+  args.expect_positionals(1, "one REFERENCE_DIR");
+  const auto path = args.option("output") ? args.option("output") : args.option("o");
+  if (!path) throw UsageError("missing -o/--output RESULT.json");
+  const AnalysisResult result = import_reference_folder(args.positionals()[0]);
+  save_result(result, *path);
+  out << fmt::format("wrote {} ({} sentences, methods:", *path, result.trace.sentences.size());
+  for (const auto& a : result.attributions) out << " " << a.method;
+  out << ")\n";
+  return 0;
+}
+
+
+// ---------------------------------------------------------------- metrics
+const char* kMetricsUsage =
+    "usage: anchors metrics PROBLEM_DIR --similarities FILE [options]\n\n"
+    "Compute the resampling metrics of a rollout folder in the authors' math-rollouts layout\n"
+    "(problem.json, base_solution.json, chunks.json, chunk_i/solutions.json and the\n"
+    "<...>_forced_answer sibling) and write chunks_labeled.json, step_importance.json and\n"
+    "summary.json in the reference schema, plus result.json in this library's format.\n\n"
+    "The counterfactual metrics compare sentences by embedding cosine similarity. Until the\n"
+    "built-in MiniLM embedder is available, give precomputed similarities:\n"
+    "  --similarities FILE   JSON list of [sentence_a, sentence_b, cosine] triples\n\n"
+    "options:\n"
+    "  --out DIR             output folder (default: PROBLEM_DIR)\n"
+    "  --threshold T         similarity threshold tau (default 0.8)\n"
+    "  --kl-alpha A          KL smoothing (default 1e-9)\n"
+    "  --compat              reproduce the authors' code where its choices are arbitrary\n"
+    "  --recompute-correctness  judge rollouts by comparing answers with gt_answer\n"
+    "  --no-matrix           skip the sentence-to-sentence matrix\n"
+    "  --no-forced           ignore forced-answer rollouts\n"
+    "  --quiet               no progress on stderr\n";
+
+std::shared_ptr<TableSimilarity> read_similarity_table(const std::string& path) {
+  json doc;
+  try {
+    doc = json::parse(read_text_file(path));
+  } catch (const json::parse_error& e) {
+    throw Error(fmt::format("{}: not valid JSON ({})", path, e.what()));
+  }
+  if (!doc.is_array()) throw Error(fmt::format("{}: expected a JSON list of [sentence_a, sentence_b, cosine]", path));
+  auto table = std::make_shared<TableSimilarity>();
+  for (std::size_t i = 0; i < doc.size(); ++i) {
+    const json& t = doc[i];
+    if (!t.is_array() || t.size() != 3 || !t[0].is_string() || !t[1].is_string() || !t[2].is_number())
+      throw Error(fmt::format("{}: entry {} is not [sentence_a, sentence_b, cosine]", path, i));
+    table->set(t[0].get<std::string>(), t[1].get<std::string>(), t[2].get<double>());
+  }
+  return table;
+}
+
+int run_metrics(const std::vector<std::string>& raw, std::istream&, std::ostream& out, std::ostream& err) {
+  Args args(raw, {"compat", "recompute-correctness", "no-matrix", "no-forced", "quiet"},
+            {"out", "similarities", "threshold", "kl-alpha"});
+  args.expect_positionals(1, "one PROBLEM_DIR");
+  const std::string dir = args.positionals()[0];
+  const auto similarities = args.option("similarities");
+  if (!similarities)
+    throw UsageError(
+        "the counterfactual metrics need sentence similarities: pass --similarities FILE "
+        "(the built-in MiniLM embedder arrives with the model runtime)");
+  const std::string out_dir = args.option_or("out", dir);
+
+  ReadRolloutsOptions read_options;
+  read_options.read_forced = !args.flag("no-forced");
+  const auto rollouts = std::make_shared<const ProblemRollouts>(read_problem_rollouts(dir, read_options));
+
+  const auto similarity = read_similarity_table(*similarities);
+  const ValueMap method_options = {
+      {"similarity_threshold", args.number_or("threshold", 0.8)},
+      {"kl_alpha", args.number_or("kl-alpha", 1e-9)},
+      {"compat", args.flag("compat")},
+      {"correctness", std::string(args.flag("recompute-correctness") ? "recomputed" : "recorded")},
+      {"compute_matrix", !args.flag("no-matrix")}};
+  ResamplingMetricsOptions options = resampling_metrics_options(method_options);
+  const bool quiet = args.flag("quiet");
+  options.progress = [&](std::size_t done, std::size_t total) {
+    if (!quiet) err << fmt::format("\r[metrics] {}/{} steps", done, total) << (done == total ? "\n" : "") << std::flush;
+  };
+  const ResamplingMetrics metrics = compute_resampling_metrics(*rollouts, *similarity, options);
+
+  AnalysisResult result;
+  result.trace = trace_from_rollouts(*rollouts, options.min_sentence_chars);
+  result.set_attribution(resampling_attribution(result.trace, metrics, method_options));
+  const ReferenceOutputs written = write_reference_outputs(*rollouts, metrics, out_dir);
+  save_result(result, out_dir + "/result.json");
+  out << fmt::format("{}: {} sentences; wrote chunks_labeled.json{} and result.json to {}\n", rollouts->problem_id,
+                     written.chunks_labeled.size(),
+                     written.summary ? ", step_importance.json, summary.json" : "", out_dir);
+  return 0;
+}
+
+}  // namespace
+
+std::vector<CliCommand> builtin_commands() {
+  std::vector<CliCommand> commands;
+  commands.push_back({"segment", "split a trace into sentences (JSON with character spans)", kSegmentUsage,
+                      run_segment});
+  commands.push_back({"methods", "list the registered attribution methods and their options",
+                      "usage: anchors methods [--json]\n", run_methods});
+  commands.push_back({"show", "print a trace's sentences with tags, importance and top anchors", kShowUsage,
+                      run_show});
+  commands.push_back({"import", "convert an authors' reference folder to a result JSON", kImportUsage, run_import});
+  commands.push_back({"metrics", "resampling metrics of a rollout folder, in the reference schema", kMetricsUsage,
+                      run_metrics});
+  return commands;
+}
+
+}  // namespace anchors::cli

@@ -1,0 +1,235 @@
+#include "anchors/core/rollouts.h"
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "anchors/core/error.h"
+#include "anchors/core/file_io.h"
+
+namespace anchors {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Parses a whole file; every failure names the file.
+json parse_json_file(const std::string& path) {
+  const std::string text = read_text_file(path);
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    // nlohmann's message already says where (byte offset) and what.
+    throw Error(fmt::format("{}: malformed JSON ({})", path, e.what()));
+  }
+}
+
+// "what" names the place in the file, e.g. "record 3" or "top level".
+[[noreturn]] void wrong_type(const std::string& path, const std::string& what,
+                             const std::string& field, const char* expected, const json& got) {
+  throw Error(fmt::format("{}: {}: field \"{}\" must be {}, got {}", path, what, field, expected,
+                          got.type_name()));
+}
+
+// Missing and null read as "" (the authors' code uses .get(key, "")).
+std::string optional_string(const json& object, const char* field, const std::string& path,
+                            const std::string& what) {
+  const auto it = object.find(field);
+  if (it == object.end() || it->is_null()) return {};
+  if (!it->is_string()) wrong_type(path, what, field, "a string", *it);
+  return it->get<std::string>();
+}
+
+std::optional<bool> optional_bool(const json& object, const char* field, const std::string& path,
+                                  const std::string& what) {
+  const auto it = object.find(field);
+  if (it == object.end() || it->is_null()) return std::nullopt;
+  if (!it->is_boolean()) wrong_type(path, what, field, "true or false", *it);
+  return it->get<bool>();
+}
+
+void require_object(const json& value, const std::string& path, const std::string& what) {
+  if (!value.is_object()) {
+    throw Error(fmt::format("{}: {} must be a JSON object, got {}", path, what, value.type_name()));
+  }
+}
+
+Problem read_problem(const std::string& path) {
+  const json doc = parse_json_file(path);
+  require_object(doc, path, "the top level");
+  Problem problem;
+  const std::string what = "problem";
+  problem.text = optional_string(doc, "problem", path, what);
+  // Some datasets store numeric ground-truth answers as JSON numbers; their
+  // JSON text is the answer.
+  const auto gt = doc.find("gt_answer");
+  if (gt != doc.end() && gt->is_number()) {
+    problem.gt_answer = gt->dump();
+  } else {
+    problem.gt_answer = optional_string(doc, "gt_answer", path, what);
+  }
+  problem.gt_solution = optional_string(doc, "gt_solution", path, what);
+  problem.level = optional_string(doc, "level", path, what);
+  problem.type = optional_string(doc, "type", path, what);
+  problem.nickname = optional_string(doc, "nickname", path, what);
+  return problem;
+}
+
+BaseSolution read_base_solution(const std::string& path) {
+  const json doc = parse_json_file(path);
+  require_object(doc, path, "the top level");
+  const std::string what = "base solution";
+  BaseSolution base;
+  base.prompt = optional_string(doc, "prompt", path, what);
+  base.solution = optional_string(doc, "solution", path, what);
+  base.full_cot = optional_string(doc, "full_cot", path, what);
+  base.answer = optional_string(doc, "answer", path, what);
+  base.is_correct = optional_bool(doc, "is_correct", path, what);
+  return base;
+}
+
+std::string folder_name(const std::string& dir) {
+  fs::path p = fs::path(dir).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();  // trailing separator
+  return p.filename().string();
+}
+
+}  // namespace
+
+std::size_t SentenceRollouts::num_valid() const {
+  return static_cast<std::size_t>(
+      std::count_if(rollouts.begin(), rollouts.end(), [](const Rollout& r) { return r.has_answer(); }));
+}
+
+std::optional<std::int64_t> ProblemRollouts::problem_index() const {
+  static const std::string kPrefix = "problem_";
+  if (problem_id.size() <= kPrefix.size() || problem_id.compare(0, kPrefix.size(), kPrefix) != 0) {
+    return std::nullopt;
+  }
+  std::int64_t value = 0;
+  const char* begin = problem_id.data() + kPrefix.size();
+  const char* end = problem_id.data() + problem_id.size();
+  const auto [ptr, ec] = std::from_chars(begin, end, value);
+  if (ec != std::errc() || ptr != end) return std::nullopt;
+  return value;
+}
+
+SentenceRollouts read_sentence_rollouts(const std::string& path, std::size_t chunk_idx,
+                                        bool keep_full_texts) {
+  const json doc = parse_json_file(path);
+  if (!doc.is_array()) {
+    throw Error(fmt::format("{}: expected a JSON list of rollout records, got {}", path,
+                            doc.type_name()));
+  }
+  SentenceRollouts out;
+  out.chunk_idx = chunk_idx;
+  out.present = true;
+  out.rollouts.reserve(doc.size());
+  for (std::size_t k = 0; k < doc.size(); ++k) {
+    const json& record = doc[k];
+    const std::string what = fmt::format("record {}", k);
+    require_object(record, path, what);
+    // A failed request leaves {"error": ...} (possibly with chunk_removed and
+    // prefix_without_chunk): it says nothing about the answer distribution.
+    if (record.contains("error")) {
+      ++out.num_errors;
+      continue;
+    }
+    Rollout r;
+    r.chunk_removed = optional_string(record, "chunk_removed", path, what);
+    r.chunk_resampled = optional_string(record, "chunk_resampled", path, what);
+    r.rollout = optional_string(record, "rollout", path, what);
+    r.answer = optional_string(record, "answer", path, what);
+    r.is_correct = optional_bool(record, "is_correct", path, what);
+    // Checked for type even when dropped, so bad files fail the same way.
+    std::string prefix = optional_string(record, "prefix_without_chunk", path, what);
+    std::string full_cot = optional_string(record, "full_cot", path, what);
+    if (keep_full_texts) {
+      r.prefix_without_chunk = std::move(prefix);
+      r.full_cot = std::move(full_cot);
+    }
+    out.rollouts.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::string forced_sibling_dir(const std::string& problem_dir) {
+  fs::path problem = fs::path(problem_dir).lexically_normal();
+  if (problem.filename().empty()) problem = problem.parent_path();
+  if (!problem.has_parent_path()) problem = fs::absolute(problem).lexically_normal();
+  const fs::path parent = problem.parent_path();
+  std::string name = parent.filename().string();
+  static const std::string kMarker = "_base_solution";
+  const std::size_t at = name.rfind(kMarker);
+  if (at == std::string::npos) {
+    name += "_forced_answer";
+  } else {
+    name.insert(at + kMarker.size(), "_forced_answer");
+  }
+  return (parent.parent_path() / name / problem.filename()).string();
+}
+
+ProblemRollouts read_problem_rollouts(const std::string& problem_dir,
+                                      const ReadRolloutsOptions& options) {
+  if (!directory_exists(problem_dir)) {
+    throw Error(fmt::format("{}: not a directory (expected a problem folder with problem.json, "
+                            "base_solution.json, chunks.json and chunk_i/solutions.json)",
+                            problem_dir));
+  }
+  const fs::path dir(problem_dir);
+  ProblemRollouts out;
+  out.problem_dir = problem_dir;
+  out.problem_id = folder_name(problem_dir);
+  out.problem = read_problem((dir / "problem.json").string());
+  out.base_solution = read_base_solution((dir / "base_solution.json").string());
+
+  const std::string chunks_path = (dir / "chunks.json").string();
+  const json chunks_doc = parse_json_file(chunks_path);
+  require_object(chunks_doc, chunks_path, "the top level");
+  out.source_text = optional_string(chunks_doc, "source_text", chunks_path, "chunks file");
+  out.solution_text = optional_string(chunks_doc, "solution_text", chunks_path, "chunks file");
+  const auto chunks = chunks_doc.find("chunks");
+  if (chunks == chunks_doc.end()) {
+    throw Error(fmt::format("{}: missing field \"chunks\" (the list of sentences)", chunks_path));
+  }
+  if (!chunks->is_array()) wrong_type(chunks_path, "chunks file", "chunks", "a list", *chunks);
+  for (std::size_t k = 0; k < chunks->size(); ++k) {
+    const json& chunk = (*chunks)[k];
+    if (!chunk.is_string()) {
+      throw Error(fmt::format("{}: chunks[{}] must be a string, got {}", chunks_path, k,
+                              chunk.type_name()));
+    }
+    out.chunks.push_back(chunk.get<std::string>());
+  }
+
+  const auto read_all = [&](const fs::path& root) {
+    std::vector<SentenceRollouts> all(out.chunks.size());
+    for (std::size_t i = 0; i < out.chunks.size(); ++i) {
+      const std::string path = (root / fmt::format("chunk_{}", i) / "solutions.json").string();
+      if (file_exists(path)) {
+        all[i] = read_sentence_rollouts(path, i, options.keep_full_texts);
+      } else {
+        all[i].chunk_idx = i;
+      }
+    }
+    return all;
+  };
+  out.resampled = read_all(dir);
+
+  if (!options.forced_dir.empty()) {
+    if (!directory_exists(options.forced_dir)) {
+      throw Error(fmt::format("{}: forced-answer folder does not exist", options.forced_dir));
+    }
+    out.forced_dir = options.forced_dir;
+  } else if (options.read_forced) {
+    const std::string sibling = forced_sibling_dir(problem_dir);
+    if (directory_exists(sibling)) out.forced_dir = sibling;
+  }
+  if (!out.forced_dir.empty()) out.forced = read_all(fs::path(out.forced_dir));
+  return out;
+}
+
+}  // namespace anchors

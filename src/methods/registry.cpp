@@ -1,0 +1,96 @@
+#include "anchors/methods/registry.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "anchors/core/error.h"
+#include "builtin_methods.h"
+
+namespace anchors {
+namespace {
+
+struct Registry {
+  std::mutex mutex;
+  std::map<std::string, MethodFactory> factories;
+};
+
+// Built-ins are registered explicitly on first use rather than by static
+// initialisers: objects in a static library that nothing references are
+// dropped by the linker, and their self-registration with them.
+Registry& registry() {
+  static Registry* instance = [] {
+    auto* r = new Registry();
+    for (auto& [name, factory] : detail::builtin_methods()) r->factories[name] = std::move(factory);
+    return r;
+  }();
+  return *instance;
+}
+
+}  // namespace
+
+void register_method(const std::string& name, MethodFactory factory) {
+  if (name.empty()) throw Error("register_method: the method name is empty");
+  if (!factory) throw Error(fmt::format("register_method(\"{}\"): the factory is empty", name));
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.factories[name] = std::move(factory);
+}
+
+std::vector<MethodInfo> methods() {
+  Registry& r = registry();
+  std::map<std::string, MethodFactory> snapshot;
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    snapshot = r.factories;
+  }
+  std::vector<MethodInfo> out;
+  for (const auto& [name, factory] : snapshot) {
+    auto method = factory();
+    out.push_back({name, method->description(), method->default_options()});
+  }
+  return out;
+}
+
+std::unique_ptr<AttributionMethod> make_method(const std::string& name) {
+  Registry& r = registry();
+  MethodFactory factory;
+  std::string known;
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    auto it = r.factories.find(name);
+    if (it != r.factories.end()) factory = it->second;
+    for (const auto& [k, _] : r.factories) known += (known.empty() ? "" : ", ") + k;
+  }
+  if (!factory) throw Error(fmt::format("unknown method \"{}\" (registered: {})", name, known));
+  return factory();
+}
+
+ValueMap resolve_options(const AttributionMethod& method, const ValueMap& given) {
+  ValueMap resolved = method.default_options();
+  for (const auto& [key, value] : given) {
+    auto it = resolved.find(key);
+    if (it == resolved.end()) {
+      std::string known;
+      for (const auto& [k, _] : resolved) known += (known.empty() ? "" : ", ") + k;
+      throw Error(fmt::format("method \"{}\" has no option \"{}\" (options: {})", method.name(), key, known));
+    }
+    Value v = value;
+    // An integer given where a double is expected is a number all the same.
+    if (std::holds_alternative<double>(it->second) && std::holds_alternative<std::int64_t>(v))
+      v = static_cast<double>(std::get<std::int64_t>(v));
+    if (v.index() != it->second.index() && !std::holds_alternative<std::monostate>(it->second))
+      throw Error(fmt::format("method \"{}\": option \"{}\" expects {} like {}, got {}", method.name(), key,
+                              std::holds_alternative<bool>(it->second)      ? "a boolean"
+                              : std::holds_alternative<std::int64_t>(it->second) ? "an integer"
+                              : std::holds_alternative<double>(it->second)  ? "a number"
+                                                                             : "a string",
+                              to_string(it->second), to_string(v)));
+    it->second = v;
+  }
+  return resolved;
+}
+
+}  // namespace anchors

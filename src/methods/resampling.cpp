@@ -1,0 +1,91 @@
+#include "anchors/methods/resampling.h"
+
+#include <fmt/format.h>
+
+#include "anchors/core/error.h"
+#include "anchors/core/resampling_metrics.h"
+#include "anchors/core/segmentation.h"
+#include "anchors/methods/registry.h"
+
+namespace anchors {
+
+Trace trace_from_rollouts(const ProblemRollouts& rollouts, std::size_t min_sentence_chars) {
+  Trace trace;
+  trace.prompt = rollouts.base_solution.prompt;
+  trace.text = rollouts.base_solution.solution;
+  trace.answer = rollouts.base_solution.answer;
+  trace.metadata["problem_id"] = rollouts.problem_id;
+  if (!rollouts.problem.text.empty()) trace.metadata["problem"] = rollouts.problem.text;
+  if (!rollouts.problem.gt_answer.empty()) trace.metadata["gt_answer"] = rollouts.problem.gt_answer;
+  if (rollouts.base_solution.is_correct)
+    trace.metadata["is_correct"] = *rollouts.base_solution.is_correct ? "true" : "false";
+  SegmentOptions segment;
+  segment.drop_shorter_than = min_sentence_chars;
+  trace.sentences = split_sentences(trace.text, segment);
+  return trace;
+}
+
+std::string ResamplingMethod::description() const {
+  return "black-box resampling: accuracy, resampling / counterfactual / forced importance, "
+         "overdeterminedness and the sentence-to-sentence matrix from rollouts";
+}
+
+ValueMap ResamplingMethod::default_options() const {
+  const ResamplingMetricsOptions d;
+  return {{"similarity_threshold", d.similarity_threshold},
+          {"kl_alpha", d.kl_alpha},
+          {"min_sentence_chars", static_cast<std::int64_t>(d.min_sentence_chars)},
+          {"compat", d.compat},
+          {"correctness", std::string(d.correctness == Correctness::kRecorded ? "recorded" : "recomputed")},
+          {"compute_matrix", d.compute_matrix}};
+}
+
+ResamplingMetricsOptions resampling_metrics_options(const ValueMap& given) {
+  const ValueMap o = resolve_options(ResamplingMethod(), given);
+  ResamplingMetricsOptions options;
+  options.similarity_threshold = std::get<double>(o.at("similarity_threshold"));
+  options.kl_alpha = std::get<double>(o.at("kl_alpha"));
+  const auto min_chars = std::get<std::int64_t>(o.at("min_sentence_chars"));
+  if (min_chars < 0) throw Error("resampling: min_sentence_chars must be >= 0");
+  options.min_sentence_chars = static_cast<std::size_t>(min_chars);
+  options.compat = std::get<bool>(o.at("compat"));
+  const auto& correctness = std::get<std::string>(o.at("correctness"));
+  if (correctness == "recorded") {
+    options.correctness = Correctness::kRecorded;
+  } else if (correctness == "recomputed") {
+    options.correctness = Correctness::kRecomputed;
+  } else {
+    throw Error(fmt::format("resampling: correctness must be \"recorded\" or \"recomputed\", got \"{}\"", correctness));
+  }
+  options.compute_matrix = std::get<bool>(o.at("compute_matrix"));
+  return options;
+}
+
+Attribution resampling_attribution(const Trace& trace, const ResamplingMetrics& metrics, const ValueMap& options) {
+  if (metrics.sentences.size() != trace.sentences.size())
+    throw Error(fmt::format("resampling: the trace has {} sentences but the rollouts of {} analyse {}",
+                            trace.sentences.size(), metrics.problem_id, metrics.sentences.size()));
+  for (std::size_t i = 0; i < trace.sentences.size(); ++i) {
+    if (metrics.sentences[i].text != trace.sentences[i].text)
+      throw Error(fmt::format("resampling: sentence {} of the trace differs from chunk {} of the rollouts", i,
+                              metrics.sentences[i].chunk_idx));
+  }
+  Attribution a = to_attribution(metrics);
+  a.method = "resampling";
+  for (const auto& [k, v] : resolve_options(ResamplingMethod(), options)) a.options[k] = v;
+  return a;
+}
+
+Attribution ResamplingMethod::run(const Trace& trace, const Context& context) const {
+  if (!context.rollouts) throw Error("resampling: the context has no rollouts (read_problem_rollouts)");
+  if (!context.similarity) throw Error("resampling: the context has no sentence similarity");
+  ResamplingMetricsOptions options = resampling_metrics_options(context.options);
+  options.progress = [&](std::size_t done, std::size_t total) {
+    if (context.cancelled()) throw Error("resampling: cancelled");
+    if (context.progress) context.progress(done, total, "steps");
+  };
+  const ResamplingMetrics metrics = compute_resampling_metrics(*context.rollouts, *context.similarity, options);
+  return resampling_attribution(trace, metrics, context.options);
+}
+
+}  // namespace anchors

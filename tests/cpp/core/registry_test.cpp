@@ -1,0 +1,66 @@
+#include "anchors/methods/registry.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "anchors/core/error.h"
+
+namespace anchors {
+namespace {
+
+// A user-defined method: scores each sentence by its length.
+class LengthMethod : public AttributionMethod {
+ public:
+  std::string name() const override { return "test_length"; }
+  std::string description() const override { return "sentence length in bytes"; }
+  ValueMap default_options() const override { return {{"scale", 1.0}, {"tag", std::string("x")}}; }
+  Attribution run(const Trace& trace, const Context& context) const override {
+    const ValueMap o = resolve_options(*this, context.options);
+    Attribution a;
+    a.method = name();
+    a.options = o;
+    for (const auto& s : trace.sentences)
+      a.scores["length"].push_back(std::get<double>(o.at("scale")) * static_cast<double>(s.text.size()));
+    return a;
+  }
+};
+
+TEST(Registry, BuiltinsAreListedSortedWithDescriptions) {
+  const auto all = methods();
+  ASSERT_FALSE(all.empty());
+  EXPECT_TRUE(std::is_sorted(all.begin(), all.end(),
+                             [](const MethodInfo& a, const MethodInfo& b) { return a.name < b.name; }));
+  for (const auto& m : all) EXPECT_FALSE(m.description.empty()) << m.name;
+  EXPECT_TRUE(std::any_of(all.begin(), all.end(), [](const MethodInfo& m) { return m.name == "resampling"; }));
+}
+
+TEST(Registry, UserMethodsCanBeAddedAndRun) {
+  register_method("test_length", [] { return std::make_unique<LengthMethod>(); });
+  auto method = make_method("test_length");
+  Trace t;
+  t.text = "ab cd";
+  t.sentences = {Sentence{0, "ab", {0, 2}, {}, {}}, Sentence{1, "cd", {3, 5}, {}, {}}};
+  Context ctx;
+  ctx.options = {{"scale", std::int64_t{2}}};  // an integer is accepted for a number option
+  const Attribution a = method->run(t, ctx);
+  EXPECT_EQ(a.score("length"), (std::vector<double>{4.0, 4.0}));
+  EXPECT_EQ(std::get<std::string>(a.options.at("tag")), "x");
+}
+
+TEST(Registry, UnknownNamesAndOptionsAreErrors) {
+  try {
+    make_method("no_such_method");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("resampling"), std::string::npos) << e.what();
+  }
+  LengthMethod m;
+  EXPECT_THROW(resolve_options(m, {{"nope", 1.0}}), Error);
+  EXPECT_THROW(resolve_options(m, {{"scale", std::string("big")}}), Error);
+  EXPECT_THROW(register_method("", [] { return std::make_unique<LengthMethod>(); }), Error);
+  EXPECT_THROW(register_method("x", nullptr), Error);
+}
+
+}  // namespace
+}  // namespace anchors
