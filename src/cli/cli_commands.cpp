@@ -22,6 +22,7 @@
 #include "anchors/core/segmentation.h"
 #include "anchors/core/utf8.h"
 #include "anchors/methods/registry.h"
+#include "../core/json_fields.h"
 #include "cli_args.h"
 
 namespace anchors::cli {
@@ -239,12 +240,7 @@ const char* kMetricsUsage =
     "  --quiet               no progress on stderr\n";
 
 std::shared_ptr<TableSimilarity> read_similarity_table(const std::string& path) {
-  json doc;
-  try {
-    doc = json::parse(read_text_file(path));
-  } catch (const json::parse_error& e) {
-    throw Error(fmt::format("{}: not valid JSON ({})", path, e.what()));
-  }
+  const json doc = json_fields::read_file(path);
   if (!doc.is_array()) throw Error(fmt::format("{}: expected a JSON list of [sentence_a, sentence_b, cosine]", path));
   auto table = std::make_shared<TableSimilarity>();
   for (std::size_t i = 0; i < doc.size(); ++i) {

@@ -10,6 +10,7 @@
 #include "anchors/core/file_io.h"
 #include "anchors/core/utf8.h"
 #include "anchors/version.h"
+#include "json_fields.h"
 
 namespace anchors {
 using json = nlohmann::json;
@@ -102,24 +103,9 @@ Matrix matrix_from_json(const json& j, const std::string& where) {
   return m;
 }
 
-const json& require(const json& j, const char* key, const std::string& where) {
-  if (!j.is_object()) throw Error(fmt::format("{}: expected an object", where));
-  auto it = j.find(key);
-  if (it == j.end()) throw Error(fmt::format("{}: missing field \"{}\"", where, key));
-  return *it;
-}
-
-std::string require_string(const json& j, const char* key, const std::string& where) {
-  const json& v = require(j, key, where);
-  if (!v.is_string()) throw Error(fmt::format("{}.{}: expected a string, got {}", where, key, v.type_name()));
-  return v.get<std::string>();
-}
-
-std::size_t require_index(const json& j, const char* key, const std::string& where) {
-  const json& v = require(j, key, where);
-  if (!v.is_number_unsigned()) throw Error(fmt::format("{}.{}: expected a non-negative integer", where, key));
-  return v.get<std::size_t>();
-}
+using json_fields::require;
+using json_fields::require_index;
+using json_fields::require_string;
 
 json sentence_to_json(const Sentence& s, const std::string& text) {
   json j{{"index", s.index},
@@ -278,12 +264,7 @@ std::string result_to_json(const AnalysisResult& result, int indent) {
 }
 
 AnalysisResult result_from_json(const std::string& json_text, const std::string& source) {
-  json doc;
-  try {
-    doc = json::parse(json_text);
-  } catch (const json::parse_error& e) {
-    throw Error(fmt::format("{}: not valid JSON ({})", source, e.what()));
-  }
+  const json doc = json_fields::parse(json_text, source);
   if (!doc.is_object() || doc.value("format", std::string()) != kFormat)
     throw Error(fmt::format("{}: not a thought-anchors result (missing \"format\": \"{}\")", source, kFormat));
   const json& version = require(doc, "version", source);

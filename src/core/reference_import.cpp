@@ -10,6 +10,7 @@
 #include "anchors/core/file_io.h"
 #include "anchors/core/reference_schema.h"
 #include "anchors/core/segmentation.h"
+#include "json_fields.h"
 
 namespace anchors {
 namespace {
@@ -17,41 +18,9 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 json read_json_object(const std::string& path) {
-  const std::string text = read_text_file(path);
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(fmt::format("{}: not valid JSON ({})", path, e.what()));
-  }
+  json doc = json_fields::read_file(path);
   if (!doc.is_object()) throw Error(fmt::format("{}: expected a JSON object, got {}", path, doc.type_name()));
   return doc;
-}
-
-std::string string_field(const json& doc, const char* key, const std::string& path, bool required) {
-  auto it = doc.find(key);
-  if (it == doc.end() || it->is_null()) {
-    if (required) throw Error(fmt::format("{}: missing field \"{}\"", path, key));
-    return "";
-  }
-  if (!it->is_string()) throw Error(fmt::format("{}: field \"{}\" must be a string, got {}", path, key, it->type_name()));
-  return it->get<std::string>();
-}
-
-// The metric fields of chunks_labeled.json, in the file's order.
-const std::vector<std::pair<const char*, std::optional<double> LabeledChunk::*>>& metric_fields() {
-  static const std::vector<std::pair<const char*, std::optional<double> LabeledChunk::*>> fields = {
-      {"accuracy", &LabeledChunk::accuracy},
-      {"resampling_importance_accuracy", &LabeledChunk::resampling_importance_accuracy},
-      {"resampling_importance_kl", &LabeledChunk::resampling_importance_kl},
-      {"counterfactual_importance_accuracy", &LabeledChunk::counterfactual_importance_accuracy},
-      {"counterfactual_importance_kl", &LabeledChunk::counterfactual_importance_kl},
-      {"forced_importance_accuracy", &LabeledChunk::forced_importance_accuracy},
-      {"forced_importance_kl", &LabeledChunk::forced_importance_kl},
-      {"different_trajectories_fraction", &LabeledChunk::different_trajectories_fraction},
-      {"overdeterminedness", &LabeledChunk::overdeterminedness},
-  };
-  return fields;
 }
 
 // Rows = source sentence, columns = target sentence; NaN where the file has no cell.
@@ -81,9 +50,9 @@ AnalysisResult import_reference_folder(const std::string& dir) {
   const json base = read_json_object(base_path);
   AnalysisResult result;
   Trace& trace = result.trace;
-  trace.prompt = string_field(base, "prompt", base_path, false);
-  trace.text = string_field(base, "solution", base_path, true);
-  trace.answer = string_field(base, "answer", base_path, false);
+  trace.prompt = json_fields::optional_string(base, "prompt", base_path);
+  trace.text = json_fields::require_string(base, "solution", base_path);
+  trace.answer = json_fields::optional_string(base, "answer", base_path);
   if (auto it = base.find("is_correct"); it != base.end() && it->is_boolean())
     trace.metadata["is_correct"] = it->get<bool>() ? "true" : "false";
   trace.metadata["problem_id"] = root.filename().string();
@@ -93,7 +62,7 @@ AnalysisResult import_reference_folder(const std::string& dir) {
   if (file_exists(problem_path)) {
     const json problem = read_json_object(problem_path);
     for (const char* key : {"problem", "gt_answer", "level", "type", "nickname"}) {
-      const std::string value = string_field(problem, key, problem_path, false);
+      const std::string value = json_fields::optional_string(problem, key, problem_path);
       if (!value.empty()) trace.metadata[key] = value;
     }
   }
@@ -114,7 +83,7 @@ AnalysisResult import_reference_folder(const std::string& dir) {
 
   Attribution resampling;
   resampling.method = "resampling";
-  for (const auto& [name, field] : metric_fields()) {
+  for (const auto& [name, field] : labeled_chunk_metrics()) {
     std::vector<double> series(n, std::numeric_limits<double>::quiet_NaN());
     bool any = false;
     for (std::size_t i = 0; i < n; ++i) {

@@ -13,6 +13,7 @@
 
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "json_fields.h"
 
 namespace anchors {
 namespace fs = std::filesystem;
@@ -20,28 +21,38 @@ namespace fs = std::filesystem;
 // a fixed, meaningful order that a sorted map would scramble.
 using Json = nlohmann::ordered_json;
 
+const std::vector<LabeledChunkMetric>& labeled_chunk_metrics() {
+  static const std::vector<LabeledChunkMetric> fields = {
+      {"accuracy", &LabeledChunk::accuracy},
+      {"resampling_importance_accuracy", &LabeledChunk::resampling_importance_accuracy},
+      {"resampling_importance_kl", &LabeledChunk::resampling_importance_kl},
+      {"counterfactual_importance_accuracy", &LabeledChunk::counterfactual_importance_accuracy},
+      {"counterfactual_importance_kl", &LabeledChunk::counterfactual_importance_kl},
+      {"forced_importance_accuracy", &LabeledChunk::forced_importance_accuracy},
+      {"forced_importance_kl", &LabeledChunk::forced_importance_kl},
+      {"different_trajectories_fraction", &LabeledChunk::different_trajectories_fraction},
+      {"overdeterminedness", &LabeledChunk::overdeterminedness},
+  };
+  return fields;
+}
+
 namespace {
 
 // ---------------------------------------------------------------------------
 // Parsing helpers; `where` names the file and the place in it.
 // ---------------------------------------------------------------------------
 
-Json parse(const std::string& text, const std::string& source) {
-  try {
-    return Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    throw Error(fmt::format("{}: malformed JSON ({})", source, e.what()));
-  }
-}
+Json parse(const std::string& text, const std::string& source) { return json_fields::parse<Json>(text, source); }
 
 [[noreturn]] void bad(const std::string& where, const std::string& problem) {
   throw Error(fmt::format("{}: {}", where, problem));
 }
 
-const Json& require(const Json& object, const char* key, const std::string& where) {
-  const auto it = object.find(key);
-  if (it == object.end()) bad(where, fmt::format("missing field \"{}\"", key));
-  return *it;
+using json_fields::as_index;
+using json_fields::as_string;
+using json_fields::require;
+double as_double(const Json& value, const std::string& where, const char* key) {
+  return json_fields::as_number(value, where, key);
 }
 
 void require_object(const Json& value, const std::string& where) {
@@ -50,29 +61,6 @@ void require_object(const Json& value, const std::string& where) {
 
 void require_array(const Json& value, const std::string& where) {
   if (!value.is_array()) bad(where, fmt::format("expected a JSON list, got {}", value.type_name()));
-}
-
-std::size_t as_index(const Json& value, const std::string& where, const char* key) {
-  // nlohmann parses non-negative integers as unsigned, negative ones as signed.
-  if (!value.is_number_unsigned()) {
-    bad(where, fmt::format("field \"{}\" must be a non-negative integer, got {}", key,
-                           value.is_number() ? value.dump() : std::string(value.type_name())));
-  }
-  return value.get<std::size_t>();
-}
-
-double as_double(const Json& value, const std::string& where, const char* key) {
-  if (!value.is_number()) {
-    bad(where, fmt::format("field \"{}\" must be a number, got {}", key, value.type_name()));
-  }
-  return value.get<double>();
-}
-
-std::string as_string(const Json& value, const std::string& where, const char* key) {
-  if (!value.is_string()) {
-    bad(where, fmt::format("field \"{}\" must be a string, got {}", key, value.type_name()));
-  }
-  return value.get<std::string>();
 }
 
 std::vector<std::string> as_string_list(const Json& value, const std::string& where, const char* key,
@@ -94,32 +82,11 @@ std::vector<std::string> as_string_list(const Json& value, const std::string& wh
   return out;
 }
 
-// The metric fields of LabeledChunk, in the reference's key order.
-struct MetricField {
-  const char* key;
-  std::optional<double> LabeledChunk::*member;
-};
-
-const std::vector<MetricField>& metric_fields() {
-  static const std::vector<MetricField> fields = {
-      {"accuracy", &LabeledChunk::accuracy},
-      {"resampling_importance_accuracy", &LabeledChunk::resampling_importance_accuracy},
-      {"resampling_importance_kl", &LabeledChunk::resampling_importance_kl},
-      {"counterfactual_importance_accuracy", &LabeledChunk::counterfactual_importance_accuracy},
-      {"counterfactual_importance_kl", &LabeledChunk::counterfactual_importance_kl},
-      {"forced_importance_accuracy", &LabeledChunk::forced_importance_accuracy},
-      {"forced_importance_kl", &LabeledChunk::forced_importance_kl},
-      {"different_trajectories_fraction", &LabeledChunk::different_trajectories_fraction},
-      {"overdeterminedness", &LabeledChunk::overdeterminedness},
-  };
-  return fields;
-}
-
 // The reference key order of a chunks_labeled.json entry.
 const std::vector<std::string>& canonical_chunk_keys() {
   static const std::vector<std::string> keys = [] {
     std::vector<std::string> k = {"chunk", "chunk_idx", "function_tags", "depends_on"};
-    for (const auto& f : metric_fields()) k.emplace_back(f.key);
+    for (const auto& f : labeled_chunk_metrics()) k.emplace_back(f.key);
     k.emplace_back("summary");
     return k;
   }();
@@ -146,9 +113,9 @@ LabeledChunk labeled_chunk_from_json(const Json& object, const std::string& wher
     } else if (key == "summary") {
       c.summary = as_string(value, where, "summary");
     } else {
-      const auto field = std::find_if(metric_fields().begin(), metric_fields().end(),
-                                      [&](const MetricField& f) { return key == f.key; });
-      if (field != metric_fields().end()) {
+      const auto field = std::find_if(labeled_chunk_metrics().begin(), labeled_chunk_metrics().end(),
+                                      [&](const LabeledChunkMetric& f) { return key == f.key; });
+      if (field != labeled_chunk_metrics().end()) {
         c.*(field->member) = as_double(value, where, field->key);
       } else {
         c.extra.emplace_back(key, value.dump());
@@ -166,7 +133,7 @@ Json labeled_chunk_to_json(const LabeledChunk& c) {
     if (key == "function_tags") return Json(c.function_tags);
     if (key == "depends_on") return Json(c.depends_on);
     if (key == "summary") return Json(c.summary);
-    for (const auto& f : metric_fields()) {
+    for (const auto& f : labeled_chunk_metrics()) {
       if (key == f.key) {
         const auto& value = c.*(f.member);
         if (value) return Json(*value);
@@ -194,8 +161,8 @@ Json labeled_chunk_to_json(const LabeledChunk& c) {
   // Keys not in key_order: the reference's fields first, then extras. A chunk
   // that was read keeps its set of fields; a new one gets all of them.
   for (const auto& key : canonical_chunk_keys()) {
-    const bool is_metric = std::any_of(metric_fields().begin(), metric_fields().end(),
-                                       [&](const MetricField& f) { return key == f.key; });
+    const bool is_metric = std::any_of(labeled_chunk_metrics().begin(), labeled_chunk_metrics().end(),
+                                       [&](const LabeledChunkMetric& f) { return key == f.key; });
     const bool has_content = (key == "function_tags" && !c.function_tags.empty()) ||
                              (key == "depends_on" && !c.depends_on.empty()) ||
                              (key == "summary" && !c.summary.empty());

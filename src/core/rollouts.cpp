@@ -9,6 +9,7 @@
 
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "json_fields.h"
 
 namespace anchors {
 namespace fs = std::filesystem;
@@ -17,15 +18,7 @@ using nlohmann::json;
 namespace {
 
 // Parses a whole file; every failure names the file.
-json parse_json_file(const std::string& path) {
-  const std::string text = read_text_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    // nlohmann's message already says where (byte offset) and what.
-    throw Error(fmt::format("{}: malformed JSON ({})", path, e.what()));
-  }
-}
+json parse_json_file(const std::string& path) { return json_fields::read_file(path); }
 
 // "what" names the place in the file, e.g. "record 3" or "top level".
 [[noreturn]] void wrong_type(const std::string& path, const std::string& what,

@@ -53,6 +53,14 @@ struct LabeledChunk {
   bool operator!=(const LabeledChunk& o) const { return !(*this == o); }
 };
 
+// The metric fields of LabeledChunk with their JSON keys, in the reference's
+// key order (accuracy, resampling_importance_accuracy, ..., overdeterminedness).
+struct LabeledChunkMetric {
+  const char* key;
+  std::optional<double> LabeledChunk::*member;
+};
+const std::vector<LabeledChunkMetric>& labeled_chunk_metrics();
+
 struct TargetImpact {
   std::size_t target_chunk_idx = 0;
   double importance_score = 0.0;

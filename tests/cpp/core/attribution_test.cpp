@@ -90,8 +90,8 @@ TEST(ResultJson, RejectsBadDocuments) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
     }
   };
-  expect_error("", "not valid JSON");
-  expect_error("\x89PNG\r\n\x1a\n\x00\x01", "not valid JSON");
+  expect_error("", "malformed JSON");
+  expect_error("\x89PNG\r\n\x1a\n\x00\x01", "malformed JSON");
   expect_error("[1,2,3]", "not a thought-anchors result");
   expect_error(R"({"format":"thought-anchors/result","version":99})", "unsupported result version");
   expect_error(R"({"format":"thought-anchors/result","version":1})", "missing field \"trace\"");
@@ -104,7 +104,7 @@ TEST(ResultJson, RejectsBadDocuments) {
   };
   expect_error(mutate("\"char_end\": 31", "\"char_end\": 100000"), "outside the trace text");
   expect_error(mutate("\"char_start\": 0", "\"char_start\": -1"), "non-negative integer");
-  expect_error(mutate("\"prompt\":", "\"prompt\": 5, \"x\":"), "expected a string");
+  expect_error(mutate("\"prompt\":", "\"prompt\": 5, \"x\":"), "must be a string");
   expect_error(mutate("0.5,", "\"high\","), "expected a number");
   // A score series whose length differs from the sentence count.
   expect_error(mutate("0.5,", ""), "has 2 values for 3 sentences");

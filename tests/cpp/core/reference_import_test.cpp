@@ -88,7 +88,7 @@ TEST_F(BrokenReference, MissingLabels) {
 
 TEST_F(BrokenReference, MalformedBaseSolution) {
   write("base_solution.json", "{\"solution\": ");
-  expect_error("base_solution.json: not valid JSON");
+  expect_error("base_solution.json: malformed JSON");
 }
 
 TEST_F(BrokenReference, WrongTypeInBaseSolution) {
