@@ -35,5 +35,7 @@ void bind_metrics(py::module_& m);   // distributions, KL, rollouts, resampling 
 void bind_results(py::module_& m);   // Attribution, AnalysisResult, save/load
 void bind_methods(py::module_& m);   // registry
 void bind_cli(py::module_& m);       // run_cli
+void bind_tokenizer(py::module_& m); // Tokenizer, Encoding, Embedder (before bind_model and bind_metrics)
+void bind_model(py::module_& m);     // ModelConfig, Model (decoder LMs)
 
 }  // namespace anchors::python

@@ -2,12 +2,14 @@
 
 #include <pybind11/stl.h>
 
+#include "../../../src/cli/model_commands.h"
 #include "anchors/cli.h"
 #include "bindings.h"
 
 namespace anchors::python {
 
 void bind_cli(py::module_& m) {
+  cli::register_model_commands();
   m.def(
       "run_cli",
       [](const std::vector<std::string>& args) {

@@ -63,6 +63,8 @@ class PythonEmbedder : public Embedder {
 // similarity= accepts a dict {(a, b): value}, a callable(pairs) -> values, or
 // an object with .embed(texts) -> vectors (cosine similarity of embeddings).
 std::shared_ptr<SentenceSimilarity> similarity_from_python(const py::object& obj) {
+  // A C++ embedder (thought_anchors.Embedder) is used directly, never through Python.
+  if (py::isinstance<Embedder>(obj)) return std::make_shared<EmbeddingSimilarity>(obj.cast<std::shared_ptr<Embedder>>());
   if (py::isinstance<py::dict>(obj)) {
     auto table = std::make_shared<TableSimilarity>();
     for (auto [key, value] : obj.cast<py::dict>()) {

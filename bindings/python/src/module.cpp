@@ -24,8 +24,10 @@ PYBIND11_MODULE(_C, m) {
     }
   });
   anchors::python::bind_text(m);
+  anchors::python::bind_tokenizer(m);
   anchors::python::bind_metrics(m);
   anchors::python::bind_results(m);
   anchors::python::bind_methods(m);
   anchors::python::bind_cli(m);
+  anchors::python::bind_model(m);
 }

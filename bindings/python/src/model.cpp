@@ -1,0 +1,120 @@
+#include <pybind11/stl.h>
+
+#include "anchors/core/error.h"
+#include "anchors/model/causal_lm.h"
+#include "anchors/model/tokenizer.h"
+#include "bindings.h"
+
+namespace anchors::python {
+namespace {
+
+// dtype= accepts torch.float32 / torch.bfloat16 / torch.float16 or their names.
+torch::Dtype dtype_from_python(const py::object& obj) {
+  std::string name = py::str(obj).cast<std::string>();
+  if (name.rfind("torch.", 0) == 0) name = name.substr(6);
+  if (name == "float32" || name == "float" || name == "fp32") return torch::kFloat32;
+  if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
+  if (name == "float16" || name == "half" || name == "fp16") return torch::kFloat16;
+  throw Error("dtype must be torch.float32, torch.bfloat16 or torch.float16, got " + name);
+}
+
+// device= accepts "cpu", "cuda", "cuda:1" or a torch.device.
+torch::Device device_from_python(const py::object& obj) {
+  const std::string name = py::str(obj).cast<std::string>();
+  try {
+    return torch::Device(name);
+  } catch (const std::exception&) {
+    throw Error("device must be like \"cpu\" or \"cuda:0\", got \"" + name + "\"");
+  }
+}
+
+}  // namespace
+
+void bind_model(py::module_& m) {
+  using model::ModelConfig;
+  py::class_<ModelConfig>(m, "ModelConfig", "config.json of a supported checkpoint.")
+      .def_property_readonly("architecture", [](const ModelConfig& c) { return model::architecture_label(c.architecture); })
+      .def_readonly("architecture_name", &ModelConfig::architecture_name)
+      .def_readonly("model_type", &ModelConfig::model_type)
+      .def_readonly("vocab_size", &ModelConfig::vocab_size)
+      .def_readonly("hidden_size", &ModelConfig::hidden_size)
+      .def_readonly("intermediate_size", &ModelConfig::intermediate_size)
+      .def_readonly("num_hidden_layers", &ModelConfig::num_hidden_layers)
+      .def_readonly("num_attention_heads", &ModelConfig::num_attention_heads)
+      .def_readonly("num_key_value_heads", &ModelConfig::num_key_value_heads)
+      .def_readonly("head_dim", &ModelConfig::head_dim)
+      .def_readonly("max_position_embeddings", &ModelConfig::max_position_embeddings)
+      .def_readonly("rope_theta", &ModelConfig::rope_theta)
+      .def_readonly("rms_norm_eps", &ModelConfig::rms_norm_eps)
+      .def_readonly("tie_word_embeddings", &ModelConfig::tie_word_embeddings)
+      .def_readonly("attention_bias", &ModelConfig::attention_bias)
+      .def_readonly("qk_norm", &ModelConfig::qk_norm)
+      .def_readonly("torch_dtype", &ModelConfig::torch_dtype)
+      .def_readonly("bos_token_id", &ModelConfig::bos_token_id)
+      .def_readonly("eos_token_id", &ModelConfig::eos_token_id)
+      .def("__repr__", [](const ModelConfig& c) {
+        return "ModelConfig(" + c.architecture_name + ", layers=" + std::to_string(c.num_hidden_layers) +
+               ", hidden=" + std::to_string(c.hidden_size) + ", heads=" + std::to_string(c.num_attention_heads) + "/" +
+               std::to_string(c.num_key_value_heads) + ", vocab=" + std::to_string(c.vocab_size) + ")";
+      });
+  m.def("read_model_config", &model::read_model_config, py::arg("path"));
+
+  py::class_<model::CausalLM, std::shared_ptr<model::CausalLM>>(
+      m, "Model", "A decoder LM (Llama, Qwen2, Qwen3) loaded from a Hugging Face checkpoint folder, run in LibTorch.")
+      .def_static(
+          "load",
+          [](const std::string& path, const py::object& dtype, const py::object& device) {
+            model::LoadOptions options;
+            options.dtype = dtype_from_python(dtype);
+            options.device = device_from_python(device);
+            py::gil_scoped_release release;
+            return model::CausalLM::load(path, options);
+          },
+          py::arg("path"), py::arg("dtype") = py::str("float32"), py::arg("device") = py::str("cpu"))
+      .def_property_readonly("config", &model::CausalLM::config, py::return_value_policy::reference_internal)
+      .def_property_readonly("path", &model::CausalLM::dir)
+      .def_property_readonly(
+          "tokenizer",
+          [](const model::CausalLM& lm) { return std::const_pointer_cast<model::Tokenizer>(lm.tokenizer()); },
+          "The checkpoint's tokenizer.json, or None when the folder has none.")
+      .def_property_readonly("num_parameters", &model::CausalLM::num_parameters)
+      .def_property_readonly("dtype", [](const model::CausalLM& lm) {
+        return py::module_::import("torch").attr(lm.dtype() == torch::kFloat32    ? "float32"
+                                                 : lm.dtype() == torch::kBFloat16 ? "bfloat16"
+                                                                                  : "float16");
+      })
+      .def_property_readonly("device", [](const model::CausalLM& lm) { return lm.device().str(); })
+      .def(
+          "logits",
+          [](const model::CausalLM& lm, const torch::Tensor& ids) {
+            // [T] or [B, T] ids; positions 0..T-1 (no cache).
+            if (ids.dim() != 1 && ids.dim() != 2) throw Error("ids must be a 1-D [T] or 2-D [B, T] tensor");
+            const torch::Tensor batch = ids.dim() == 1 ? ids.unsqueeze(0) : ids;
+            const torch::Tensor positions =
+                torch::arange(batch.size(1), torch::dtype(torch::kInt64).device(lm.device()));
+            torch::Tensor logits;
+            {
+              py::gil_scoped_release release;
+              torch::NoGradGuard no_grad;
+              logits = lm.forward(batch.to(lm.device()), positions);
+            }
+            return ids.dim() == 1 ? logits.squeeze(0) : logits;
+          },
+          py::arg("ids"), "Logits [T, V] or [B, T, V] (float32) of token ids [T] or [B, T] (int64).")
+      .def(
+          "generate_greedy",
+          [](const model::CausalLM& lm, const std::vector<std::int64_t>& prompt, std::int64_t max_new_tokens,
+             std::optional<std::int64_t> eos_id) {
+            py::gil_scoped_release release;
+            torch::NoGradGuard no_grad;
+            return lm.generate_greedy(prompt, max_new_tokens, eos_id);
+          },
+          py::arg("prompt_ids"), py::arg("max_new_tokens"), py::arg("eos_id") = py::none(),
+          "Greedy decoding with the KV cache; returns the new token ids.")
+      .def("__repr__", [](const model::CausalLM& lm) {
+        return "Model(" + lm.config().architecture_name + ", " + std::to_string(lm.num_parameters()) +
+               " parameters, " + lm.device().str() + ")";
+      });
+}
+
+}  // namespace anchors::python

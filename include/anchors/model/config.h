@@ -1,0 +1,74 @@
+#pragma once
+// config.json of the supported architectures. Anything this library cannot run
+// exactly (another architecture, an unknown rope_scaling type, sliding
+// windows, ...) is an anchors::Error that names the file and the option.
+//
+// Absent fields take the defaults of the transformers configuration classes
+// (LlamaConfig, Qwen2Config, Qwen3Config, BertConfig); rope settings are read
+// from "rope_scaling" (transformers 4) or "rope_parameters" (transformers 5),
+// rope_theta from inside that object or from the top level.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace anchors::model {
+
+enum class Architecture { kLlama, kQwen2, kQwen3, kBert };
+
+struct RopeScaling {
+  enum class Type { kNone, kLinear, kLlama3 } type = Type::kNone;
+  double factor = 1.0;
+  // llama3 only
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  std::int64_t original_max_position_embeddings = 8192;  // absent: max_position_embeddings
+};
+
+struct ModelConfig {
+  Architecture architecture = Architecture::kQwen2;
+  std::string architecture_name;  // as in config.json, e.g. "Qwen2ForCausalLM"
+  std::string model_type;         // "qwen2", "llama", "qwen3", "bert"
+  std::int64_t vocab_size = 0;
+  std::int64_t hidden_size = 0;
+  std::int64_t intermediate_size = 0;
+  std::int64_t num_hidden_layers = 0;
+  std::int64_t num_attention_heads = 0;
+  // When absent, as transformers: Llama and BERT use num_attention_heads (no
+  // GQA); Qwen2/Qwen3 use their class default 32 (an explicit null means
+  // num_attention_heads). num_attention_heads is a multiple of it.
+  std::int64_t num_key_value_heads = 0;
+  // When absent: hidden_size / num_attention_heads, except Qwen3, whose
+  // transformers default is 128 (an explicit null there also means
+  // hidden_size / num_attention_heads).
+  std::int64_t head_dim = 0;
+  std::int64_t max_position_embeddings = 0;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  double rms_norm_eps = 1e-6;             // decoder LMs
+  double layer_norm_eps = 1e-12;          // BERT
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;            // q/k/v biases (Qwen2 always; Llama's and Qwen3's attention_bias)
+  bool attention_output_bias = false;     // o_proj bias (Llama's and Qwen3's attention_bias; never Qwen2)
+  bool mlp_bias = false;                  // Llama's mlp_bias
+  bool qk_norm = false;                   // Qwen3: RMSNorm on q and k per head
+  std::string hidden_act = "silu";        // "silu" (decoders; "swish" is read as silu), "gelu" (BERT, erf form)
+  std::string torch_dtype;                // as saved ("bfloat16", ...), informational
+  std::optional<std::int64_t> bos_token_id;
+  std::optional<std::int64_t> eos_token_id;  // the first one when config.json lists several
+  std::vector<std::int64_t> eos_token_ids;   // all of them
+  std::int64_t type_vocab_size = 0;       // BERT
+  std::int64_t pad_token_id = 0;          // BERT padding id (0 when absent or null)
+
+  bool is_decoder() const { return architecture != Architecture::kBert; }
+};
+
+// "llama", "qwen2", "qwen3", "bert".
+const char* architecture_label(Architecture architecture);
+
+// Parses config.json text; `source` names the file in errors.
+ModelConfig parse_model_config(const std::string& json_text, const std::string& source = "config.json");
+// Reads <path> (a config.json file, or a folder containing one).
+ModelConfig read_model_config(const std::string& path);
+
+}  // namespace anchors::model

@@ -1,0 +1,254 @@
+#include "anchors/model/attention.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "anchors/core/error.h"
+
+namespace anchors::model {
+
+// ---------------------------------------------------------------------------
+// Regions and control
+// ---------------------------------------------------------------------------
+
+AttentionRegion AttentionRegion::suppress(std::int64_t lane, TokenSpan queries, TokenSpan keys) {
+  AttentionRegion region;
+  region.lane = lane;
+  region.queries = queries;
+  region.keys = keys;
+  region.effect = RegionEffect::kSuppress;
+  return region;
+}
+
+AttentionRegion AttentionRegion::boost(std::int64_t lane, TokenSpan queries, TokenSpan keys, double beta) {
+  AttentionRegion region = suppress(lane, queries, keys);
+  region.effect = RegionEffect::kBoost;
+  region.beta = beta;
+  return region;
+}
+
+bool AttentionRegion::applies_to_layer(std::int64_t layer) const {
+  return layers.empty() || std::find(layers.begin(), layers.end(), layer) != layers.end();
+}
+
+bool AttentionControl::affects_layer(std::int64_t layer) const {
+  return std::any_of(regions.begin(), regions.end(),
+                     [layer](const AttentionRegion& r) { return r.applies_to_layer(layer); });
+}
+
+void AttentionControl::validate(std::int64_t batch, std::int64_t heads, std::int64_t layers) const {
+  for (std::size_t i = 0; i < regions.size(); ++i) {
+    const AttentionRegion& r = regions[i];
+    const auto where = [&] { return fmt::format("attention control region {}", i); };
+    if (r.lane < 0 || r.lane >= batch)
+      throw Error(fmt::format("{}: lane {} outside the batch of {} lanes", where(), r.lane, batch));
+    if (r.queries.begin < 0 || r.queries.end < r.queries.begin)
+      throw Error(fmt::format("{}: bad query span [{}, {})", where(), r.queries.begin, r.queries.end));
+    if (r.keys.begin < 0 || r.keys.end < r.keys.begin)
+      throw Error(fmt::format("{}: bad key span [{}, {})", where(), r.keys.begin, r.keys.end));
+    for (const std::int64_t head : r.heads)
+      if (head < 0 || head >= heads)
+        throw Error(fmt::format("{}: head {} outside [0, {})", where(), head, heads));
+    if (layers >= 0)
+      for (const std::int64_t layer : r.layers)
+        if (layer < 0 || layer >= layers)
+          throw Error(fmt::format("{}: layer {} outside [0, {})", where(), layer, layers));
+    if (r.effect == RegionEffect::kBoost && !std::isfinite(r.beta))
+      throw Error(fmt::format("{}: boost beta must be finite, got {}", where(), r.beta));
+  }
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Checks
+// ---------------------------------------------------------------------------
+
+std::string describe(const torch::Tensor& t) {
+  std::ostringstream s;
+  s << t.scalar_type() << " " << t.sizes() << " on " << t.device();
+  return s.str();
+}
+
+struct AttentionShape {
+  std::int64_t batch, query_heads, kv_heads, queries, keys, head_dim;
+  std::int64_t group() const { return query_heads / kv_heads; }
+  std::int64_t first_query_slot() const { return keys - queries; }
+};
+
+AttentionShape check_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  if (!q.defined() || !k.defined() || !v.defined()) throw Error("attention: undefined q, k or v");
+  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4)
+    throw Error(fmt::format("attention: q, k, v must be 4-D [B, H, T, D]; got q {}, k {}, v {}", describe(q),
+                            describe(k), describe(v)));
+  const auto dtype = q.scalar_type();
+  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16)
+    throw Error("attention: dtype must be float32, bfloat16 or float16; got q " + describe(q));
+  if (k.scalar_type() != dtype || v.scalar_type() != dtype)
+    throw Error(fmt::format("attention: q, k, v dtypes differ: q {}, k {}, v {}", describe(q), describe(k),
+                            describe(v)));
+  if (k.device() != q.device() || v.device() != q.device())
+    throw Error(fmt::format("attention: q, k, v on different devices: q {}, k {}, v {}", describe(q),
+                            describe(k), describe(v)));
+  const AttentionShape shape{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3)};
+  if (k.size(0) != shape.batch || !v.sizes().equals(k.sizes()) || k.size(3) != shape.head_dim)
+    throw Error(fmt::format("attention: shapes disagree: q {}, k {}, v {}", describe(q), describe(k), describe(v)));
+  if (shape.kv_heads == 0 || shape.query_heads % shape.kv_heads != 0)
+    throw Error(fmt::format("attention: {} query heads are not a multiple of {} key/value heads",
+                            shape.query_heads, shape.kv_heads));
+  if (shape.queries > shape.keys)
+    throw Error(fmt::format("attention: {} queries but only {} keys (queries are the last key slots)",
+                            shape.queries, shape.keys));
+  if (shape.queries == 0 || shape.head_dim == 0 || shape.batch == 0)
+    throw Error("attention: empty q " + describe(q));
+  return shape;
+}
+
+double lowest_finite(torch::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kBFloat16: return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
+    case torch::kFloat16: return static_cast<double>(std::numeric_limits<c10::Half>::lowest());
+    default: return static_cast<double>(std::numeric_limits<float>::lowest());
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Fast path: no control, no log-sum-exp — LibTorch's fused SDPA (flash on CPU
+// and CUDA), which never materialises the score matrix.
+// ---------------------------------------------------------------------------
+
+torch::Tensor fused_causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     const AttentionShape& shape, double scale) {
+  const bool grouped = shape.query_heads != shape.kv_heads;
+  if (shape.queries == shape.keys)
+    return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, 0.0, /*is_causal=*/true, scale, grouped);
+  if (shape.queries == 1)  // the newest slot sees every key
+    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, scale, grouped);
+  // SDPA's is_causal aligns the diagonal top-left; queries here are the *last*
+  // slots, so the diagonal is shifted by Tk - Tq (true = may attend).
+  const torch::Tensor visible =
+      torch::ones({shape.queries, shape.keys}, torch::dtype(torch::kBool).device(q.device()))
+          .tril(shape.first_query_slot());
+  return at::scaled_dot_product_attention(q, k, v, visible, 0.0, false, scale, grouped);
+}
+
+// ---------------------------------------------------------------------------
+// Explicit path: float32 scores for a block of query rows, regions applied by
+// the rule of attention.h, exact softmax. Query blocks bound the memory to
+// about kScoreBudget floats whatever T is.
+// ---------------------------------------------------------------------------
+
+constexpr std::int64_t kScoreBudget = std::int64_t{1} << 25;  // 128 MiB of float32 scores
+
+struct ClippedRange {
+  std::int64_t begin = 0, end = 0;
+  bool empty() const { return end <= begin; }
+  std::int64_t size() const { return end - begin; }
+};
+
+ClippedRange clip(TokenSpan span, std::int64_t lo, std::int64_t hi) {
+  return {std::max(span.begin, lo), std::min(span.end, hi)};
+}
+
+// Applies every region of `control` for `layer` to scores [B, Hq, rows, Tk]
+// whose rows are the query slots [first_slot, first_slot + rows).
+void apply_regions(torch::Tensor& scores, const AttentionControl& control, std::int64_t layer,
+                   std::int64_t first_slot, double suppressed_score) {
+  const std::int64_t rows = scores.size(2), keys = scores.size(3);
+  // Boosts first, then suppression overwrites: suppression wins wherever both apply.
+  for (const RegionEffect pass : {RegionEffect::kBoost, RegionEffect::kSuppress}) {
+    for (const AttentionRegion& region : control.regions) {
+      if (region.effect != pass || !region.applies_to_layer(layer)) continue;
+      const ClippedRange query_slots = clip(region.queries, first_slot, first_slot + rows);
+      const ClippedRange key_slots = clip(region.keys, 0, keys);
+      if (query_slots.empty() || key_slots.empty()) continue;
+      const torch::Tensor lane_block = scores.select(0, region.lane)
+                                           .narrow(1, query_slots.begin - first_slot, query_slots.size())
+                                           .narrow(2, key_slots.begin, key_slots.size());  // [Hq, q, k]
+      const auto edit = [&](torch::Tensor block) {
+        if (pass == RegionEffect::kBoost)
+          block.add_(region.beta);
+        else
+          block.fill_(suppressed_score);
+      };
+      if (region.heads.empty()) {
+        edit(lane_block);
+      } else {
+        for (const std::int64_t head : region.heads) edit(lane_block.select(0, head));
+      }
+    }
+  }
+}
+
+AttentionResult explicit_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   const AttentionShape& shape, double scale, const AttentionParams& params,
+                                   bool want_lse) {
+  const auto dtype = q.scalar_type();
+  const double suppressed_score = lowest_finite(dtype);
+  const std::int64_t B = shape.batch, Hq = shape.query_heads, Hkv = shape.kv_heads, G = shape.group();
+  const std::int64_t Tk = shape.keys, D = shape.head_dim;
+
+  // Key/value heads are shared by G consecutive query heads: fold the group
+  // into the row dimension instead of repeating K and V.
+  const torch::Tensor keys_t = k.to(torch::kFloat32).transpose(2, 3);  // [B, Hkv, D, Tk]
+  const torch::Tensor values = v.to(torch::kFloat32);                   // [B, Hkv, Tk, D]
+  const torch::Tensor queries = q.to(torch::kFloat32);                  // [B, Hq, Tq, D]
+
+  const std::int64_t rows_per_block = std::max<std::int64_t>(1, kScoreBudget / std::max<std::int64_t>(1, B * Hq * Tk));
+  std::vector<torch::Tensor> outputs, lses;
+  for (std::int64_t row0 = 0; row0 < shape.queries; row0 += rows_per_block) {
+    const std::int64_t rows = std::min(rows_per_block, shape.queries - row0);
+    const std::int64_t first_slot = shape.first_query_slot() + row0;
+    const torch::Tensor grouped_queries =
+        queries.narrow(2, row0, rows).reshape({B, Hkv, G * rows, D});  // [B, Hkv, G*rows, D]
+    torch::Tensor scores = at::matmul(grouped_queries, keys_t).mul_(scale).view({B, Hq, rows, Tk});
+
+    if (params.control != nullptr) apply_regions(scores, *params.control, params.layer, first_slot, suppressed_score);
+
+    // Causal exclusion is absolute: a key after the query's slot has probability 0.
+    const torch::Tensor invisible =
+        torch::ones({rows, Tk}, torch::dtype(torch::kBool).device(q.device())).triu(first_slot + 1);
+    scores.masked_fill_(invisible, -std::numeric_limits<float>::infinity());
+
+    // Max-subtracted softmax: an all-suppressed row has max = lowest and comes
+    // out uniform over its visible keys. (exp(score - lse) would not: lowest +
+    // log(n) rounds back to lowest in float32.)
+    if (want_lse) lses.push_back(at::logsumexp(scores, -1));  // [B, Hq, rows]
+    const torch::Tensor probabilities = at::softmax(scores, -1);
+    const torch::Tensor block_output =
+        at::matmul(probabilities.view({B, Hkv, G * rows, Tk}), values).view({B, Hq, rows, D});
+    outputs.push_back(block_output);
+  }
+  AttentionResult result;
+  result.output = (outputs.size() == 1 ? outputs.front() : at::cat(outputs, 2)).to(dtype);
+  if (want_lse) result.log_sum_exp = lses.size() == 1 ? lses.front() : at::cat(lses, 2);
+  return result;
+}
+
+AttentionResult run_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const AttentionParams& params, bool want_lse) {
+  const AttentionShape shape = check_inputs(q, k, v);
+  const double scale = params.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
+  const bool controlled = params.control != nullptr && params.control->affects_layer(params.layer);
+  if (controlled) params.control->validate(shape.batch, shape.query_heads);
+  if (!controlled && !want_lse) return {fused_causal_attention(q, k, v, shape, scale), {}};
+  return explicit_attention(q, k, v, shape, scale, params, want_lse);
+}
+
+}  // namespace
+
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const AttentionParams& params) {
+  return run_attention(q, k, v, params, /*want_lse=*/false).output;
+}
+
+AttentionResult attention_with_lse(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   const AttentionParams& params) {
+  return run_attention(q, k, v, params, /*want_lse=*/true);
+}
+
+}  // namespace anchors::model

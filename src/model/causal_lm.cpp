@@ -1,0 +1,427 @@
+#include "anchors/model/causal_lm.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <filesystem>
+#include <numbers>
+#include <sstream>
+
+#include "anchors/core/error.h"
+#include "anchors/model/safetensors.h"
+#include "anchors/model/tokenizer.h"
+#include "decoder_kernels.h"
+
+namespace anchors::model {
+
+// ---------------------------------------------------------------------------
+// Weights
+// ---------------------------------------------------------------------------
+
+// What a decoder layer of one architecture has beyond the common Llama block
+// (RMSNorm -> attention with RoPE -> residual -> RMSNorm -> SwiGLU -> residual).
+struct DecoderTraits {
+  bool qkv_bias = false;     // biases on q/k/v projections
+  bool output_bias = false;  // bias on o_proj
+  bool mlp_bias = false;     // biases on gate/up/down
+  bool qk_norm = false;      // RMSNorm over head_dim on q and k, before RoPE
+};
+
+struct DecoderLayerWeights {
+  torch::Tensor input_norm;           // [hidden]
+  torch::Tensor qkv_proj;             // [(Hq + 2 Hkv) * D, hidden]: q, k, v rows stacked, one GEMM
+  torch::Tensor qkv_bias;             // [(Hq + 2 Hkv) * D] or undefined
+  torch::Tensor q_norm, k_norm;       // [D] (Qwen3) or undefined
+  torch::Tensor output_proj;          // [hidden, Hq * D]
+  torch::Tensor output_bias;          // [hidden] or undefined
+  torch::Tensor post_attention_norm;  // [hidden]
+  torch::Tensor gate_up_proj;         // [2 * intermediate, hidden]: gate rows then up rows, one GEMM
+  torch::Tensor gate_up_bias;         // [2 * intermediate] or undefined
+  torch::Tensor down_proj;            // [hidden, intermediate]
+  torch::Tensor down_bias;            // [hidden] or undefined
+};
+
+struct CausalLM::Weights {
+  DecoderTraits traits;
+  torch::Tensor embed_tokens;  // [V, hidden]
+  torch::Tensor final_norm;    // [hidden]
+  torch::Tensor lm_head;       // [V, hidden]; the same tensor as embed_tokens when tied
+  std::vector<DecoderLayerWeights> layers;
+  torch::Tensor inv_freq;      // [D / 2] float32 RoPE inverse frequencies, scaling applied
+};
+
+namespace {
+
+// One builder per architecture: which optional parts its layers have. The
+// forward pass is shared; this is the whole difference between them.
+DecoderTraits llama_traits(const ModelConfig& config) {
+  // LlamaAttention: attention_bias on q, k, v *and* o; LlamaMLP: mlp_bias.
+  return {.qkv_bias = config.attention_bias, .output_bias = config.attention_bias, .mlp_bias = config.mlp_bias};
+}
+
+DecoderTraits qwen2_traits(const ModelConfig&) {
+  // Qwen2Attention: q, k, v always biased, o never; Qwen2MLP unbiased.
+  return {.qkv_bias = true};
+}
+
+DecoderTraits qwen3_traits(const ModelConfig& config) {
+  // Qwen3Attention: attention_bias on q, k, v, o; q_norm/k_norm per head; Qwen3MLP unbiased.
+  return {.qkv_bias = config.attention_bias, .output_bias = config.attention_bias, .qk_norm = true};
+}
+
+DecoderTraits traits_of(const ModelConfig& config, const std::string& source) {
+  switch (config.architecture) {
+    case Architecture::kLlama: return llama_traits(config);
+    case Architecture::kQwen2: return qwen2_traits(config);
+    case Architecture::kQwen3: return qwen3_traits(config);
+    default:
+      throw Error(fmt::format("{}: {} is not a decoder language model (supported: LlamaForCausalLM, "
+                              "Qwen2ForCausalLM, Qwen3ForCausalLM)",
+                              source, config.architecture_name));
+  }
+}
+
+// RoPE inverse frequencies exactly as transformers' modeling_rope_utils computes
+// them (float32 throughout, the same operations in the same order).
+torch::Tensor rope_inverse_frequencies(const ModelConfig& config) {
+  const std::int64_t dim = config.head_dim;
+  const torch::Tensor exponents = torch::arange(0, dim, 2, torch::dtype(torch::kInt64)).to(torch::kFloat32) /
+                                  static_cast<double>(dim);
+  // Python's `1.0 / t` and `c / t` are reciprocal(t) * c: written the same way here.
+  torch::Tensor inv_freq = at::pow(config.rope_theta, exponents).reciprocal();
+  const RopeScaling& scaling = config.rope_scaling;
+  switch (scaling.type) {
+    case RopeScaling::Type::kNone: return inv_freq;
+    case RopeScaling::Type::kLinear: return inv_freq / scaling.factor;
+    case RopeScaling::Type::kLlama3: {
+      const double old_context = static_cast<double>(scaling.original_max_position_embeddings);
+      const double low_freq_wavelen = old_context / scaling.low_freq_factor;
+      const double high_freq_wavelen = old_context / scaling.high_freq_factor;
+      const torch::Tensor wavelen = inv_freq.reciprocal() * (2 * std::numbers::pi);
+      // Long wavelengths are divided by the factor, short ones kept...
+      const torch::Tensor scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / scaling.factor, inv_freq);
+      // ...and the band between them interpolated smoothly.
+      const torch::Tensor smooth_factor =
+          (wavelen.reciprocal() * old_context - scaling.low_freq_factor) /
+          (scaling.high_freq_factor - scaling.low_freq_factor);
+      const torch::Tensor smoothed = (1 - smooth_factor) * scaled / scaling.factor + smooth_factor * scaled;
+      const torch::Tensor is_medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+      return torch::where(is_medium, smoothed, scaled);
+    }
+  }
+  return inv_freq;
+}
+
+class WeightLoader {
+ public:
+  WeightLoader(const Checkpoint& checkpoint, torch::Dtype dtype, torch::Device device)
+      : checkpoint_(checkpoint), dtype_(dtype), device_(device) {}
+
+  torch::Tensor operator()(const std::string& name, std::vector<std::int64_t> shape) const {
+    if (!checkpoint_.contains(name))
+      throw Error(fmt::format("{}: tensor \"{}\" is missing from the checkpoint", checkpoint_.dir(), name));
+    return checkpoint_.load(name, dtype_, device_, shape);
+  }
+  // Row-stacked [sum of rows, ...] copy of several tensors (fused projections).
+  torch::Tensor stacked(const std::vector<std::pair<std::string, std::vector<std::int64_t>>>& parts) const {
+    std::vector<torch::Tensor> tensors;
+    for (const auto& [name, shape] : parts) tensors.push_back((*this)(name, shape));
+    return at::cat(tensors, 0);
+  }
+
+ private:
+  const Checkpoint& checkpoint_;
+  torch::Dtype dtype_;
+  torch::Device device_;
+};
+
+DecoderLayerWeights load_layer(const WeightLoader& load, const ModelConfig& config, const DecoderTraits& traits,
+                               std::int64_t index) {
+  const std::int64_t hidden = config.hidden_size, inner = config.intermediate_size, head_dim = config.head_dim;
+  const std::int64_t q_rows = config.num_attention_heads * head_dim, kv_rows = config.num_key_value_heads * head_dim;
+  const std::string prefix = fmt::format("model.layers.{}.", index);
+  const auto name = [&](const char* suffix) { return prefix + suffix; };
+
+  DecoderLayerWeights w;
+  w.input_norm = load(name("input_layernorm.weight"), {hidden});
+  w.qkv_proj = load.stacked({{name("self_attn.q_proj.weight"), {q_rows, hidden}},
+                             {name("self_attn.k_proj.weight"), {kv_rows, hidden}},
+                             {name("self_attn.v_proj.weight"), {kv_rows, hidden}}});
+  if (traits.qkv_bias)
+    w.qkv_bias = load.stacked({{name("self_attn.q_proj.bias"), {q_rows}},
+                               {name("self_attn.k_proj.bias"), {kv_rows}},
+                               {name("self_attn.v_proj.bias"), {kv_rows}}});
+  if (traits.qk_norm) {
+    w.q_norm = load(name("self_attn.q_norm.weight"), {head_dim});
+    w.k_norm = load(name("self_attn.k_norm.weight"), {head_dim});
+  }
+  w.output_proj = load(name("self_attn.o_proj.weight"), {hidden, q_rows}).contiguous();
+  if (traits.output_bias) w.output_bias = load(name("self_attn.o_proj.bias"), {hidden});
+  w.post_attention_norm = load(name("post_attention_layernorm.weight"), {hidden});
+  w.gate_up_proj = load.stacked({{name("mlp.gate_proj.weight"), {inner, hidden}},
+                                 {name("mlp.up_proj.weight"), {inner, hidden}}});
+  if (traits.mlp_bias)
+    w.gate_up_bias = load.stacked({{name("mlp.gate_proj.bias"), {inner}}, {name("mlp.up_proj.bias"), {inner}}});
+  w.down_proj = load(name("mlp.down_proj.weight"), {hidden, inner}).contiguous();
+  if (traits.mlp_bias) w.down_bias = load(name("mlp.down_proj.bias"), {hidden});
+  return w;
+}
+
+void check_decoder_config(const ModelConfig& config, const std::string& source) {
+  if (config.hidden_act != "silu")
+    throw Error(fmt::format("{}: hidden_act \"{}\" is not supported (decoders: silu)", source, config.hidden_act));
+  if (config.vocab_size <= 0 || config.hidden_size <= 0 || config.num_hidden_layers <= 0 ||
+      config.num_attention_heads <= 0 || config.num_key_value_heads <= 0 || config.head_dim <= 0 ||
+      config.intermediate_size <= 0 || config.max_position_embeddings <= 0)
+    throw Error(fmt::format("{}: sizes must be positive", source));
+  if (config.num_attention_heads % config.num_key_value_heads != 0)
+    throw Error(fmt::format("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", source,
+                            config.num_attention_heads, config.num_key_value_heads));
+  if (config.head_dim % 2 != 0) throw Error(fmt::format("{}: head_dim {} must be even for RoPE", source, config.head_dim));
+}
+
+// ---------------------------------------------------------------------------
+// Building blocks of the forward pass
+// ---------------------------------------------------------------------------
+
+// cos/sin of position * inv_freq, float32 [B or 1, T, D/2], computed once per
+// forward and shared by all layers (kernels::rotary rounds them to the model
+// dtype as transformers does). transformers duplicates the D/2 frequencies to
+// D; the halves are identical, so we keep one.
+struct RotaryTables {
+  torch::Tensor cos, sin;
+};
+
+RotaryTables rotary_tables(const torch::Tensor& positions /*[B|1, T]*/, const torch::Tensor& inv_freq) {
+  const torch::Tensor angles = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq;  // [B|1, T, D/2]
+  return {angles.cos(), angles.sin()};
+}
+
+// hidden += x @ weight^T (+ bias). Without a bias the GEMM accumulates into
+// the residual stream itself (beta = 1): no temporary, no extra pass over
+// memory. (In bf16/fp16 the sum is rounded once, where transformers rounds the
+// projection and then the sum: a hair more accurate than transformers.)
+void add_projection_(torch::Tensor& hidden, const torch::Tensor& x, const torch::Tensor& weight,
+                     const torch::Tensor& bias) {
+  if (bias.defined() || !hidden.is_contiguous()) {
+    hidden.add_(at::linear(x, weight, bias));
+    return;
+  }
+  const std::int64_t rows = hidden.numel() / hidden.size(-1);
+  hidden.view({rows, hidden.size(-1)}).addmm_(x.reshape({rows, x.size(-1)}), weight.t());
+}
+
+struct LayerContext {
+  const ModelConfig& config;
+  const DecoderTraits& traits;
+  const RotaryTables& rope;
+  KVCache* cache;
+  const AttentionControl* control;
+  const AttentionInputsCallback& on_attention;
+};
+
+// One pre-norm decoder block, updating `hidden` [B, T, hidden] in place.
+void decoder_layer(torch::Tensor& hidden, const DecoderLayerWeights& w, std::int64_t layer, const LayerContext& ctx) {
+  const ModelConfig& config = ctx.config;
+  const double eps = config.rms_norm_eps;
+  const std::int64_t batch = hidden.size(0), tokens = hidden.size(1), head_dim = config.head_dim;
+  const std::int64_t query_heads = config.num_attention_heads, kv_heads = config.num_key_value_heads;
+
+  // --- attention ---
+  const torch::Tensor attn_input = kernels::rms_norm(hidden, w.input_norm, eps);
+  const torch::Tensor qkv = at::linear(attn_input, w.qkv_proj, w.qkv_bias);  // [B, T, (Hq + 2 Hkv) D]
+  torch::Tensor queries = qkv.narrow(-1, 0, query_heads * head_dim).view({batch, tokens, query_heads, head_dim});
+  torch::Tensor keys =
+      qkv.narrow(-1, query_heads * head_dim, kv_heads * head_dim).view({batch, tokens, kv_heads, head_dim});
+  const torch::Tensor values =
+      qkv.narrow(-1, (query_heads + kv_heads) * head_dim, kv_heads * head_dim).view({batch, tokens, kv_heads, head_dim});
+  if (ctx.traits.qk_norm) {
+    queries = kernels::rms_norm(queries, w.q_norm, eps);
+    keys = kernels::rms_norm(keys, w.k_norm, eps);
+  }
+  const torch::Tensor rotated_queries = kernels::rotary(queries, ctx.rope.cos, ctx.rope.sin).transpose(1, 2);
+  torch::Tensor all_keys = kernels::rotary(keys, ctx.rope.cos, ctx.rope.sin).transpose(1, 2);  // [B, Hkv, T, D]
+  torch::Tensor all_values = values.transpose(1, 2);
+  if (ctx.cache != nullptr) std::tie(all_keys, all_values) = ctx.cache->extend(layer, all_keys, all_values);
+  if (ctx.on_attention) ctx.on_attention(layer, rotated_queries, all_keys, all_values);
+
+  AttentionParams params;
+  params.layer = layer;
+  params.control = ctx.control;
+  const torch::Tensor attended = attention(rotated_queries, all_keys, all_values, params);  // [B, Hq, T, D]
+  const torch::Tensor merged_heads = attended.transpose(1, 2).reshape({batch, tokens, query_heads * head_dim});
+  add_projection_(hidden, merged_heads, w.output_proj, w.output_bias);
+
+  // --- SwiGLU MLP ---
+  const torch::Tensor mlp_input = kernels::rms_norm(hidden, w.post_attention_norm, eps);
+  const torch::Tensor gate_up = at::linear(mlp_input, w.gate_up_proj, w.gate_up_bias);  // [B, T, 2 I]
+  const std::int64_t inner = config.intermediate_size;
+  const torch::Tensor activated = at::silu(gate_up.narrow(-1, 0, inner)).mul_(gate_up.narrow(-1, inner, inner));
+  add_projection_(hidden, activated, w.down_proj, w.down_bias);
+}
+
+std::string describe(const torch::Tensor& t) {
+  std::ostringstream s;
+  s << t.scalar_type() << " tensor of shape " << t.sizes();
+  return s.str();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// CausalLM
+// ---------------------------------------------------------------------------
+
+CausalLM::CausalLM(ModelConfig config, std::string dir, torch::Dtype dtype, torch::Device device,
+                   std::shared_ptr<const Weights> weights, std::shared_ptr<const Tokenizer> tokenizer)
+    : config_(std::move(config)),
+      dir_(std::move(dir)),
+      dtype_(dtype),
+      device_(device),
+      weights_(std::move(weights)),
+      tokenizer_(std::move(tokenizer)) {}
+
+std::shared_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptions& options) {
+  if (options.dtype != torch::kFloat32 && options.dtype != torch::kBFloat16 && options.dtype != torch::kFloat16)
+    throw Error(fmt::format("CausalLM::load({}): dtype must be float32, bfloat16 or float16, got {}", dir,
+                            c10::toString(options.dtype)));
+  ModelConfig config = read_model_config(dir);
+  const std::string source = dir + "/config.json";
+  auto weights = std::make_shared<Weights>();
+  weights->traits = traits_of(config, source);
+  check_decoder_config(config, source);
+
+  const Checkpoint checkpoint = Checkpoint::open(dir);
+  const WeightLoader load(checkpoint, options.dtype, options.device);
+  const std::int64_t vocab = config.vocab_size, hidden = config.hidden_size;
+  weights->embed_tokens = load("model.embed_tokens.weight", {vocab, hidden}).contiguous();
+  weights->final_norm = load("model.norm.weight", {hidden});
+  // transformers ties lm_head to the embedding whenever tie_word_embeddings is
+  // set, whatever the file holds; otherwise the head must be there.
+  weights->lm_head = config.tie_word_embeddings ? weights->embed_tokens
+                                                : load("lm_head.weight", {vocab, hidden}).contiguous();
+  for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)
+    weights->layers.push_back(load_layer(load, config, weights->traits, i));
+  weights->inv_freq = rope_inverse_frequencies(config).to(options.device);
+  const std::filesystem::path tokenizer_file = std::filesystem::path(dir) / "tokenizer.json";
+  std::shared_ptr<const Tokenizer> tokenizer;
+  if (std::filesystem::exists(tokenizer_file)) tokenizer = Tokenizer::load(tokenizer_file.string());
+  return std::make_shared<CausalLM>(std::move(config), dir, options.dtype, options.device, std::move(weights),
+                                    std::move(tokenizer));
+}
+
+std::int64_t CausalLM::num_parameters() const {
+  std::int64_t count = weights_->embed_tokens.numel() + weights_->final_norm.numel();
+  if (!config_.tie_word_embeddings) count += weights_->lm_head.numel();
+  for (const DecoderLayerWeights& w : weights_->layers)
+    for (const torch::Tensor* t : {&w.input_norm, &w.qkv_proj, &w.qkv_bias, &w.q_norm, &w.k_norm, &w.output_proj,
+                                   &w.output_bias, &w.post_attention_norm, &w.gate_up_proj, &w.gate_up_bias,
+                                   &w.down_proj, &w.down_bias})
+      if (t->defined()) count += t->numel();
+  return count;
+}
+
+torch::Tensor CausalLM::checked_ids(const torch::Tensor& ids) const {
+  if (!ids.defined()) throw Error("CausalLM: ids is undefined");
+  if (ids.scalar_type() != torch::kInt64 && ids.scalar_type() != torch::kInt32)
+    throw Error("CausalLM: ids must be an int64 tensor [B, T], got a " + describe(ids));
+  if (ids.dim() != 2 || ids.size(0) == 0 || ids.size(1) == 0)
+    throw Error("CausalLM: ids must be a non-empty 2-D tensor [B, T], got a " + describe(ids));
+  const auto [lowest, highest] = at::aminmax(ids);
+  const std::int64_t lowest_id = lowest.item<std::int64_t>(), highest_id = highest.item<std::int64_t>();
+  if (lowest_id < 0 || highest_id >= config_.vocab_size)
+    throw Error(fmt::format("CausalLM: token id {} outside the vocabulary [0, {})",
+                            lowest_id < 0 ? lowest_id : highest_id, config_.vocab_size));
+  return ids.to(device_, torch::kInt64);
+}
+
+torch::Tensor CausalLM::checked_positions(const torch::Tensor& positions, std::int64_t batch,
+                                          std::int64_t tokens) const {
+  if (!positions.defined()) throw Error("CausalLM: positions is undefined");
+  if (positions.scalar_type() != torch::kInt64 && positions.scalar_type() != torch::kInt32)
+    throw Error("CausalLM: positions must be an int64 tensor [B, T] or [T], got a " + describe(positions));
+  const bool shared = positions.dim() == 1 && positions.size(0) == tokens;
+  const bool per_lane = positions.dim() == 2 && positions.size(0) == batch && positions.size(1) == tokens;
+  if (!shared && !per_lane)
+    throw Error(fmt::format("CausalLM: positions must have shape [{}, {}] or [{}], got a {}", batch, tokens, tokens,
+                            describe(positions)));
+  const auto [lowest, highest] = at::aminmax(positions);
+  const std::int64_t lowest_position = lowest.item<std::int64_t>(), highest_position = highest.item<std::int64_t>();
+  if (lowest_position < 0 || highest_position >= config_.max_position_embeddings)
+    throw Error(fmt::format("CausalLM: position {} outside [0, max_position_embeddings = {})",
+                            lowest_position < 0 ? lowest_position : highest_position,
+                            config_.max_position_embeddings));
+  return (shared ? positions.unsqueeze(0) : positions).to(device_, torch::kInt64);
+}
+
+torch::Tensor CausalLM::hidden_states(const torch::Tensor& ids, const torch::Tensor& positions, KVCache* cache,
+                                      const AttentionControl* control,
+                                      const AttentionInputsCallback& on_attention) const {
+  // Inference only: no autograd graph even if a caller's tensor requires grad.
+  const at::NoGradGuard no_grad;
+  const torch::Tensor token_ids = checked_ids(ids);
+  const std::int64_t batch = token_ids.size(0), tokens = token_ids.size(1);
+  const torch::Tensor token_positions = checked_positions(positions, batch, tokens);
+  if (cache != nullptr && !cache->empty()) {
+    if (cache->batch() != batch)
+      throw Error(fmt::format("CausalLM: the KV cache holds {} lanes but ids has {}", cache->batch(), batch));
+    if (cache->num_layers() != config_.num_hidden_layers)
+      throw Error(fmt::format("CausalLM: the KV cache holds {} layers, the model has {}", cache->num_layers(),
+                              config_.num_hidden_layers));
+  }
+  if (control != nullptr) control->validate(batch, config_.num_attention_heads, config_.num_hidden_layers);
+
+  const RotaryTables rope = rotary_tables(token_positions, weights_->inv_freq);
+  torch::Tensor hidden = at::embedding(weights_->embed_tokens, token_ids);  // [B, T, hidden], a fresh tensor
+  const LayerContext context{config_, weights_->traits, rope, cache, control, on_attention};
+  for (std::int64_t i = 0; i < config_.num_hidden_layers; ++i) decoder_layer(hidden, weights_->layers[i], i, context);
+  if (cache != nullptr) cache->commit(tokens);
+  return kernels::rms_norm(hidden, weights_->final_norm, config_.rms_norm_eps);
+}
+
+torch::Tensor CausalLM::project_to_vocab(const torch::Tensor& hidden) const {
+  if (!hidden.defined() || hidden.size(-1) != config_.hidden_size)
+    throw Error(fmt::format("CausalLM::project_to_vocab: expected [..., {}] hidden states, got a {}",
+                            config_.hidden_size, hidden.defined() ? describe(hidden) : "undefined tensor"));
+  const at::NoGradGuard no_grad;
+  return at::linear(hidden.to(device_, dtype_), weights_->lm_head).to(torch::kFloat32);
+}
+
+torch::Tensor CausalLM::forward(const torch::Tensor& ids, const torch::Tensor& positions, KVCache* cache,
+                                const AttentionControl* control) const {
+  return project_to_vocab(hidden_states(ids, positions, cache, control));
+}
+
+std::vector<std::int64_t> CausalLM::generate_greedy(const std::vector<std::int64_t>& prompt,
+                                                    std::int64_t max_new_tokens,
+                                                    std::optional<std::int64_t> eos_id) const {
+  if (prompt.empty()) throw Error("CausalLM::generate_greedy: empty prompt");
+  if (max_new_tokens < 0) throw Error(fmt::format("CausalLM::generate_greedy: max_new_tokens {} < 0", max_new_tokens));
+  const auto prompt_length = static_cast<std::int64_t>(prompt.size());
+  // The last generated token is never fed back, hence the - 1.
+  if (prompt_length + max_new_tokens - 1 > config_.max_position_embeddings)
+    throw Error(fmt::format("CausalLM::generate_greedy: prompt ({}) + max_new_tokens ({}) exceeds "
+                            "max_position_embeddings ({})",
+                            prompt_length, max_new_tokens, config_.max_position_embeddings));
+  std::vector<std::int64_t> generated;
+  if (max_new_tokens == 0) return generated;
+
+  KVCache cache;
+  cache.reserve(prompt_length + max_new_tokens);
+  const auto long_options = torch::dtype(torch::kInt64);
+  torch::Tensor step_ids = torch::tensor(prompt, long_options).unsqueeze(0);  // [1, P]
+  torch::Tensor step_positions = torch::arange(prompt_length, long_options);
+  while (true) {
+    const torch::Tensor hidden = hidden_states(step_ids, step_positions, &cache);
+    // Only the last position's distribution matters: project just that row.
+    const torch::Tensor next_logits = project_to_vocab(hidden.select(1, hidden.size(1) - 1));  // [1, V]
+    const std::int64_t next = next_logits.argmax(-1).item<std::int64_t>();
+    generated.push_back(next);
+    if (static_cast<std::int64_t>(generated.size()) == max_new_tokens || (eos_id && next == *eos_id)) break;
+    step_ids = torch::full({1, 1}, next, long_options);
+    step_positions = torch::full({1}, cache.length(), long_options);
+  }
+  return generated;
+}
+
+}  // namespace anchors::model

@@ -1,0 +1,410 @@
+#include "anchors/model/config.h"
+
+#include <filesystem>
+#include <utility>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "anchors/core/error.h"
+#include "anchors/core/file_io.h"
+
+namespace anchors::model {
+namespace {
+using nlohmann::json;
+
+// Typed access to one JSON object with errors that name the file and the key.
+// A key holding null counts as absent, as it does for transformers' defaults.
+class FieldReader {
+ public:
+  FieldReader(const json& object, const std::string& source, std::string where = "")
+      : object_(object), source_(source), where_(std::move(where)) {}
+
+  const json* find(const char* key) const {
+    const auto it = object_.find(key);
+    return (it == object_.end() || it->is_null()) ? nullptr : &*it;
+  }
+  bool has(const char* key) const { return find(key) != nullptr; }
+  // Present at all, null included (where null and absent differ in transformers).
+  bool object_has_key(const char* key) const { return object_.contains(key); }
+
+  std::int64_t integer(const char* key, std::int64_t fallback) const {
+    const json* v = find(key);
+    if (v == nullptr) return fallback;
+    if (!v->is_number_integer()) throw type_error(key, "an integer", *v);
+    return v->get<std::int64_t>();
+  }
+  std::int64_t positive_integer(const char* key, std::int64_t fallback) const {
+    const std::int64_t value = integer(key, fallback);
+    if (value <= 0) throw Error(fmt::format("{}: \"{}\"{} must be positive, got {}", source_, key, where_, value));
+    return value;
+  }
+  std::optional<std::int64_t> optional_integer(const char* key) const {
+    if (!has(key)) return std::nullopt;
+    return integer(key, 0);
+  }
+  double number(const char* key, double fallback) const {
+    const json* v = find(key);
+    if (v == nullptr) return fallback;
+    if (!v->is_number()) throw type_error(key, "a number", *v);
+    return v->get<double>();
+  }
+  double required_number(const char* key) const {
+    if (!has(key)) throw Error(fmt::format("{}: \"{}\"{} is required", source_, key, where_));
+    return number(key, 0.0);
+  }
+  double positive_number(const char* key, double fallback) const {
+    const double value = number(key, fallback);
+    if (!(value > 0)) throw Error(fmt::format("{}: \"{}\"{} must be positive, got {}", source_, key, where_, value));
+    return value;
+  }
+  bool boolean(const char* key, bool fallback) const {
+    const json* v = find(key);
+    if (v == nullptr) return fallback;
+    if (!v->is_boolean()) throw type_error(key, "true or false", *v);
+    return v->get<bool>();
+  }
+  std::string string(const char* key, const std::string& fallback) const {
+    const json* v = find(key);
+    if (v == nullptr) return fallback;
+    if (!v->is_string()) throw type_error(key, "a string", *v);
+    return v->get<std::string>();
+  }
+
+ private:
+  Error type_error(const char* key, const char* expected, const json& value) const {
+    std::string shown = value.dump();
+    if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
+    return Error(fmt::format("{}: \"{}\"{} must be {}, got {}", source_, key, where_, expected, shown));
+  }
+  const json& object_;
+  const std::string& source_;
+  std::string where_;
+};
+
+struct KnownArchitecture {
+  const char* class_name;
+  const char* model_type;
+  Architecture architecture;
+};
+constexpr KnownArchitecture kArchitectures[] = {
+    {"LlamaForCausalLM", "llama", Architecture::kLlama},
+    {"Qwen2ForCausalLM", "qwen2", Architecture::kQwen2},
+    {"Qwen3ForCausalLM", "qwen3", Architecture::kQwen3},
+    {"BertModel", "bert", Architecture::kBert},
+};
+constexpr const char* kSupportedArchitectures = "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, BertModel";
+
+const KnownArchitecture& resolve_architecture(const FieldReader& fields, const std::string& source) {
+  const std::string model_type = fields.string("model_type", "");
+  const KnownArchitecture* known = nullptr;
+  if (const json* list = fields.find("architectures")) {
+    if (!list->is_array() || list->empty() || !(*list)[0].is_string())
+      throw Error(fmt::format("{}: \"architectures\" must be a non-empty list of class names", source));
+    if (list->size() > 1)
+      throw Error(fmt::format("{}: \"architectures\" lists {} classes; exactly one is supported", source,
+                              list->size()));
+    const std::string name = (*list)[0].get<std::string>();
+    for (const auto& a : kArchitectures)
+      if (name == a.class_name) known = &a;
+    if (known == nullptr)
+      throw Error(fmt::format("{}: unsupported architecture \"{}\" (supported: {})", source, name,
+                              kSupportedArchitectures));
+  } else if (!model_type.empty()) {
+    for (const auto& a : kArchitectures)
+      if (model_type == a.model_type) known = &a;
+    if (known == nullptr)
+      throw Error(fmt::format("{}: unsupported model_type \"{}\" (supported: llama, qwen2, qwen3, bert)", source,
+                              model_type));
+  } else {
+    throw Error(fmt::format("{}: neither \"architectures\" nor \"model_type\" says which model this is", source));
+  }
+  if (!model_type.empty() && model_type != known->model_type)
+    throw Error(fmt::format("{}: \"model_type\" is \"{}\" but architecture {} needs \"{}\"", source, model_type,
+                            known->class_name, known->model_type));
+  return *known;
+}
+
+// rope_theta and rope scaling. transformers 4 writes "rope_scaling" (and a
+// top-level "rope_theta"); transformers 5 writes "rope_parameters" holding
+// both. A non-empty rope_scaling wins, as in transformers.
+void read_rope(const FieldReader& fields, const std::string& source, ModelConfig& config) {
+  const char* key = "rope_scaling";
+  const json* rope = fields.find(key);
+  if (rope == nullptr || (rope->is_object() && rope->empty())) {
+    key = "rope_parameters";
+    rope = fields.find(key);
+  }
+  const double top_level_theta = fields.positive_number("rope_theta", 10000.0);
+  if (fields.has("partial_rotary_factor") && fields.number("partial_rotary_factor", 1.0) != 1.0)
+    throw Error(fmt::format("{}: \"partial_rotary_factor\" other than 1 is not supported", source));
+  config.rope_theta = top_level_theta;
+  config.rope_scaling = RopeScaling{};
+  config.rope_scaling.original_max_position_embeddings = config.max_position_embeddings;
+  if (rope == nullptr) return;
+  if (!rope->is_object()) throw Error(fmt::format("{}: \"{}\" must be an object", source, key));
+  if (rope->contains("full_attention") || rope->contains("sliding_attention"))
+    throw Error(fmt::format("{}: per-layer-type \"{}\" is not supported", source, key));
+
+  const FieldReader rope_fields(*rope, source, fmt::format(" in \"{}\"", key));
+  const std::string type = rope_fields.has("rope_type") ? rope_fields.string("rope_type", "default")
+                                                        : rope_fields.string("type", "default");
+  config.rope_theta = rope_fields.positive_number("rope_theta", top_level_theta);
+  if (rope_fields.number("partial_rotary_factor", 1.0) != 1.0)
+    throw Error(fmt::format("{}: \"partial_rotary_factor\" in \"{}\" other than 1 is not supported", source, key));
+
+  RopeScaling& scaling = config.rope_scaling;
+  if (type == "default") {
+    scaling.type = RopeScaling::Type::kNone;
+  } else if (type == "linear") {
+    scaling.type = RopeScaling::Type::kLinear;
+    scaling.factor = rope_fields.required_number("factor");
+  } else if (type == "llama3") {
+    scaling.type = RopeScaling::Type::kLlama3;
+    scaling.factor = rope_fields.required_number("factor");
+    scaling.low_freq_factor = rope_fields.required_number("low_freq_factor");
+    scaling.high_freq_factor = rope_fields.required_number("high_freq_factor");
+    scaling.original_max_position_embeddings =
+        rope_fields.positive_integer("original_max_position_embeddings", config.max_position_embeddings);
+    if (!(scaling.low_freq_factor > 0) || !(scaling.high_freq_factor > scaling.low_freq_factor))
+      throw Error(fmt::format("{}: llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor, got {} and {}",
+                              source, scaling.low_freq_factor, scaling.high_freq_factor));
+  } else {
+    throw Error(fmt::format("{}: rope type \"{}\" in \"{}\" is not supported (supported: default, linear, llama3)",
+                            source, type, key));
+  }
+  if (!(scaling.factor > 0))
+    throw Error(fmt::format("{}: rope scaling \"factor\" in \"{}\" must be positive, got {}", source, key,
+                            scaling.factor));
+}
+
+// Qwen2/Qwen3 may window some layers' attention; this library runs full
+// attention only, which is the same thing when the window covers every
+// position the model can see.
+void check_sliding_window(const FieldReader& fields, const std::string& source, const ModelConfig& config) {
+  const bool use_sliding_window = fields.boolean("use_sliding_window", false);
+  // Qwen2Config: sliding_window = sliding_window if use_sliding_window else None
+  // (class default 4096; an explicit null means no window).
+  std::optional<std::int64_t> window;
+  if (use_sliding_window) {
+    if (!fields.object_has_key("sliding_window"))
+      window = 4096;
+    else if (fields.has("sliding_window"))
+      window = fields.positive_integer("sliding_window", 4096);
+  }
+  const std::int64_t max_window_layers = fields.integer("max_window_layers", 28);
+
+  std::vector<bool> sliding(static_cast<std::size_t>(config.num_hidden_layers), false);
+  if (const json* layer_types = fields.find("layer_types")) {
+    if (!layer_types->is_array())
+      throw Error(fmt::format("{}: \"layer_types\" must be a list of strings", source));
+    if (static_cast<std::int64_t>(layer_types->size()) != config.num_hidden_layers)
+      throw Error(fmt::format("{}: \"layer_types\" has {} entries for {} layers", source, layer_types->size(),
+                              config.num_hidden_layers));
+    for (std::size_t i = 0; i < layer_types->size(); ++i) {
+      const json& t = (*layer_types)[i];
+      const std::string type = t.is_string() ? t.get<std::string>() : t.dump();
+      if (type == "sliding_attention")
+        sliding[i] = true;
+      else if (type != "full_attention")
+        throw Error(fmt::format("{}: layer type \"{}\" (layer {}) is not supported (supported: full_attention, "
+                                "sliding_attention)",
+                                source, type, i));
+    }
+  } else if (window) {
+    for (std::int64_t i = max_window_layers; i < config.num_hidden_layers; ++i)
+      sliding[static_cast<std::size_t>(i)] = true;
+  }
+  for (std::size_t i = 0; i < sliding.size(); ++i) {
+    if (!sliding[i]) continue;
+    if (!window)
+      throw Error(fmt::format("{}: \"layer_types\" marks layer {} sliding_attention but \"use_sliding_window\" is "
+                              "false (no window is defined)",
+                              source, i));
+    if (*window < config.max_position_embeddings)
+      throw Error(fmt::format("{}: \"use_sliding_window\" with \"sliding_window\" {} < max_position_embeddings {} "
+                              "(layer {} and on) is not supported: only full attention is implemented",
+                              source, *window, config.max_position_embeddings, i));
+  }
+}
+
+void read_decoder(const FieldReader& fields, const std::string& source, ModelConfig& config) {
+  const Architecture arch = config.architecture;
+  const bool llama = arch == Architecture::kLlama;
+  // Defaults of LlamaConfig / Qwen2Config / Qwen3Config (transformers 5).
+  config.vocab_size = fields.positive_integer("vocab_size", llama ? 32000 : 151936);
+  config.hidden_size = fields.positive_integer("hidden_size", 4096);
+  config.intermediate_size = fields.positive_integer("intermediate_size", llama ? 11008 : 22016);
+  config.num_hidden_layers = fields.positive_integer("num_hidden_layers", 32);
+  config.num_attention_heads = fields.positive_integer("num_attention_heads", 32);
+  config.max_position_embeddings = fields.positive_integer("max_position_embeddings", llama ? 2048 : 32768);
+  config.rms_norm_eps = fields.positive_number("rms_norm_eps", 1e-6);
+  config.tie_word_embeddings = fields.boolean("tie_word_embeddings", false);
+
+  // Qwen2/Qwen3 declare num_key_value_heads = 32; Llama None. None (null) means
+  // one kv head per attention head.
+  const bool kv_given = fields.object_has_key("num_key_value_heads");
+  if (llama || (kv_given && !fields.has("num_key_value_heads")))
+    config.num_key_value_heads = fields.positive_integer("num_key_value_heads", config.num_attention_heads);
+  else
+    config.num_key_value_heads = fields.positive_integer("num_key_value_heads", 32);
+  if (config.num_attention_heads % config.num_key_value_heads != 0)
+    throw Error(fmt::format("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", source,
+                            config.num_attention_heads, config.num_key_value_heads));
+
+  const bool divisible = config.hidden_size % config.num_attention_heads == 0;
+  if (llama && !divisible)
+    throw Error(fmt::format("{}: hidden_size {} is not a multiple of num_attention_heads {}", source,
+                            config.hidden_size, config.num_attention_heads));
+  if (fields.has("head_dim")) {
+    config.head_dim = fields.positive_integer("head_dim", 0);
+  } else if (arch == Architecture::kQwen3 && !fields.object_has_key("head_dim")) {
+    config.head_dim = 128;  // Qwen3Config's default, independent of hidden_size
+  } else {
+    if (!divisible)
+      throw Error(fmt::format("{}: no \"head_dim\" and hidden_size {} is not a multiple of num_attention_heads {}",
+                              source, config.hidden_size, config.num_attention_heads));
+    config.head_dim = config.hidden_size / config.num_attention_heads;
+  }
+  if (config.head_dim % 2 != 0)
+    throw Error(fmt::format("{}: head_dim {} is odd; rotary embeddings need an even head dimension", source,
+                            config.head_dim));
+
+  std::string act = fields.string("hidden_act", "silu");
+  if (act == "swish") act = "silu";  // transformers maps both to SiLU
+  if (act != "silu")
+    throw Error(fmt::format("{}: hidden_act \"{}\" is not supported for {} (supported: silu)", source, act,
+                            config.architecture_name));
+  config.hidden_act = act;
+
+  switch (arch) {
+    case Architecture::kQwen2:
+      // Qwen2Attention always has q/k/v biases and never an o_proj bias.
+      config.attention_bias = true;
+      config.attention_output_bias = false;
+      break;
+    case Architecture::kQwen3:
+      config.attention_bias = config.attention_output_bias = fields.boolean("attention_bias", false);
+      config.qk_norm = true;
+      break;
+    case Architecture::kLlama:
+      config.attention_bias = config.attention_output_bias = fields.boolean("attention_bias", false);
+      config.mlp_bias = fields.boolean("mlp_bias", false);
+      break;
+    case Architecture::kBert:
+      break;
+  }
+
+  read_rope(fields, source, config);
+  if (arch != Architecture::kLlama) check_sliding_window(fields, source, config);
+}
+
+void read_bert(const FieldReader& fields, const std::string& source, ModelConfig& config) {
+  // Defaults of BertConfig.
+  config.vocab_size = fields.positive_integer("vocab_size", 30522);
+  config.hidden_size = fields.positive_integer("hidden_size", 768);
+  config.num_hidden_layers = fields.positive_integer("num_hidden_layers", 12);
+  config.num_attention_heads = fields.positive_integer("num_attention_heads", 12);
+  config.intermediate_size = fields.positive_integer("intermediate_size", 3072);
+  config.max_position_embeddings = fields.positive_integer("max_position_embeddings", 512);
+  config.type_vocab_size = fields.positive_integer("type_vocab_size", 2);
+  config.layer_norm_eps = fields.positive_number("layer_norm_eps", 1e-12);
+  config.tie_word_embeddings = fields.boolean("tie_word_embeddings", true);
+  config.pad_token_id = fields.integer("pad_token_id", 0);
+  if (config.hidden_size % config.num_attention_heads != 0)
+    throw Error(fmt::format("{}: hidden_size {} is not a multiple of num_attention_heads {}", source,
+                            config.hidden_size, config.num_attention_heads));
+  config.num_key_value_heads = config.num_attention_heads;
+  config.head_dim = config.hidden_size / config.num_attention_heads;
+  config.attention_bias = config.attention_output_bias = config.mlp_bias = true;
+  config.rope_scaling = RopeScaling{};
+
+  std::string act = fields.string("hidden_act", "gelu");
+  if (act == "gelu_python") act = "gelu";  // the same erf GELU, written in Python
+  if (act != "gelu")
+    throw Error(fmt::format("{}: hidden_act \"{}\" is not supported for BertModel (supported: gelu)", source, act));
+  config.hidden_act = act;
+  const std::string position_type = fields.string("position_embedding_type", "absolute");
+  if (position_type != "absolute")
+    throw Error(fmt::format("{}: position_embedding_type \"{}\" is not supported (supported: absolute)", source,
+                            position_type));
+  if (fields.boolean("is_decoder", false))
+    throw Error(fmt::format("{}: \"is_decoder\": true (causal BERT) is not supported", source));
+  if (fields.boolean("add_cross_attention", false))
+    throw Error(fmt::format("{}: \"add_cross_attention\": true is not supported", source));
+}
+
+}  // namespace
+
+ModelConfig parse_model_config(const std::string& json_text, const std::string& source) {
+  json root;
+  try {
+    root = json::parse(json_text);
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("{}: not valid JSON ({})", source, e.what()));
+  }
+  if (!root.is_object()) throw Error(fmt::format("{}: not a JSON object", source));
+  const FieldReader fields(root, source);
+
+  ModelConfig config;
+  const KnownArchitecture& known = resolve_architecture(fields, source);
+  config.architecture = known.architecture;
+  config.architecture_name = known.class_name;
+  config.model_type = known.model_type;
+
+  if (fields.has("quantization_config"))
+    throw Error(fmt::format("{}: \"quantization_config\" is present; quantized checkpoints are not supported", source));
+
+  if (config.is_decoder())
+    read_decoder(fields, source, config);
+  else
+    read_bert(fields, source, config);
+
+  // transformers 5 saves "dtype", earlier versions "torch_dtype".
+  config.torch_dtype = fields.has("dtype") ? fields.string("dtype", "") : fields.string("torch_dtype", "");
+
+  const bool llama = config.architecture == Architecture::kLlama;
+  if (fields.object_has_key("bos_token_id"))
+    config.bos_token_id = fields.optional_integer("bos_token_id");
+  else if (llama)
+    config.bos_token_id = 1;  // LlamaConfig's default
+  if (const json* eos = fields.find("eos_token_id")) {
+    if (eos->is_array()) {
+      for (const auto& id : *eos) {
+        if (!id.is_number_integer())
+          throw Error(fmt::format("{}: \"eos_token_id\" must be an integer or a list of integers", source));
+        config.eos_token_ids.push_back(id.get<std::int64_t>());
+      }
+    } else {
+      config.eos_token_ids.push_back(fields.integer("eos_token_id", 0));
+    }
+  } else if (llama && !fields.object_has_key("eos_token_id")) {
+    config.eos_token_ids.push_back(2);  // LlamaConfig's default
+  }
+  if (!config.eos_token_ids.empty()) config.eos_token_id = config.eos_token_ids.front();
+  if (config.is_decoder()) {
+    if (const auto pad = fields.optional_integer("pad_token_id")) config.pad_token_id = *pad;
+  }
+  return config;
+}
+
+ModelConfig read_model_config(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec))
+    throw Error(fmt::format("{}: no such file or folder (expected a config.json or a folder holding one)", path));
+  const std::string file = fs::is_directory(path, ec) ? (fs::path(path) / "config.json").string() : path;
+  return parse_model_config(read_text_file(file), file);
+}
+
+const char* architecture_label(Architecture architecture) {
+  switch (architecture) {
+    case Architecture::kLlama: return "llama";
+    case Architecture::kQwen2: return "qwen2";
+    case Architecture::kQwen3: return "qwen3";
+    case Architecture::kBert: return "bert";
+  }
+  return "unknown";
+}
+
+}  // namespace anchors::model

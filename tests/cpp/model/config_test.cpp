@@ -1,0 +1,406 @@
+// config.json: the defaults of transformers' configuration classes
+// (transformers 5.x: LlamaConfig, Qwen2Config, Qwen3Config, BertConfig), the
+// rope_scaling spellings of transformers 4 and 5, and every unsupported option.
+#include "anchors/model/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "anchors/core/error.h"
+
+namespace fs = std::filesystem;
+using anchors::model::Architecture;
+using anchors::model::ModelConfig;
+using anchors::model::parse_model_config;
+using anchors::model::read_model_config;
+using anchors::model::RopeScaling;
+
+namespace {
+
+ModelConfig parse(const std::string& text) { return parse_model_config(text, "test/config.json"); }
+
+// Expects parse(text) to throw an anchors::Error mentioning the file and every needle.
+void expect_rejected(const std::string& text, const std::vector<std::string>& needles) {
+  try {
+    parse(text);
+    ADD_FAILURE() << "expected anchors::Error for " << text;
+  } catch (const anchors::Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("test/config.json"), std::string::npos) << message;
+    for (const auto& needle : needles)
+      EXPECT_NE(message.find(needle), std::string::npos) << "\"" << message << "\" lacks \"" << needle << "\"";
+  }
+}
+
+TEST(ModelConfigTest, LlamaDefaults) {
+  const auto c = parse(R"({"architectures": ["LlamaForCausalLM"]})");
+  EXPECT_EQ(c.architecture, Architecture::kLlama);
+  EXPECT_EQ(c.architecture_name, "LlamaForCausalLM");
+  EXPECT_EQ(c.model_type, "llama");
+  EXPECT_TRUE(c.is_decoder());
+  EXPECT_EQ(c.vocab_size, 32000);
+  EXPECT_EQ(c.hidden_size, 4096);
+  EXPECT_EQ(c.intermediate_size, 11008);
+  EXPECT_EQ(c.num_hidden_layers, 32);
+  EXPECT_EQ(c.num_attention_heads, 32);
+  EXPECT_EQ(c.num_key_value_heads, 32);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.max_position_embeddings, 2048);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::kNone);
+  EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-6);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_FALSE(c.attention_output_bias);
+  EXPECT_FALSE(c.mlp_bias);
+  EXPECT_FALSE(c.qk_norm);
+  EXPECT_EQ(c.hidden_act, "silu");
+  EXPECT_EQ(c.bos_token_id, 1);
+  EXPECT_EQ(c.eos_token_id, 2);
+}
+
+TEST(ModelConfigTest, LlamaGqaAndBiases) {
+  const auto c = parse(R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
+    "num_attention_heads": 8, "num_key_value_heads": 2, "attention_bias": true, "mlp_bias": true,
+    "tie_word_embeddings": true, "head_dim": null, "bos_token_id": null, "eos_token_id": [5, 6]})");
+  EXPECT_EQ(c.num_key_value_heads, 2);
+  EXPECT_EQ(c.head_dim, 8);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_TRUE(c.attention_output_bias);
+  EXPECT_TRUE(c.mlp_bias);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.bos_token_id.has_value());
+  EXPECT_EQ(c.eos_token_id, 5);
+  EXPECT_EQ(c.eos_token_ids, (std::vector<std::int64_t>{5, 6}));
+  // null kv heads: one per attention head
+  EXPECT_EQ(parse(R"({"architectures": ["LlamaForCausalLM"], "num_attention_heads": 8, "hidden_size": 64,
+    "num_key_value_heads": null})").num_key_value_heads, 8);
+}
+
+TEST(ModelConfigTest, Qwen2Defaults) {
+  const auto c = parse(R"({"architectures": ["Qwen2ForCausalLM"]})");
+  EXPECT_EQ(c.architecture, Architecture::kQwen2);
+  EXPECT_EQ(c.model_type, "qwen2");
+  EXPECT_EQ(c.vocab_size, 151936);
+  EXPECT_EQ(c.hidden_size, 4096);
+  EXPECT_EQ(c.intermediate_size, 22016);
+  EXPECT_EQ(c.num_hidden_layers, 32);
+  EXPECT_EQ(c.num_key_value_heads, 32);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.max_position_embeddings, 32768);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
+  // Qwen2Attention: q/k/v biases always, o_proj never, whatever the file says.
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_FALSE(c.attention_output_bias);
+  EXPECT_TRUE(parse(R"({"architectures": ["Qwen2ForCausalLM"], "attention_bias": false})").attention_bias);
+  EXPECT_FALSE(c.qk_norm);
+  EXPECT_FALSE(c.bos_token_id.has_value());
+  EXPECT_FALSE(c.eos_token_id.has_value());
+}
+
+TEST(ModelConfigTest, Qwen2KvHeadsDefaultIs32NotNumAttentionHeads) {
+  // Qwen2Config declares num_key_value_heads = 32; only an explicit null means "one per head".
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "hidden_size": 64, "num_attention_heads": 4})",
+                  {"num_key_value_heads 32"});
+  EXPECT_EQ(parse(R"({"architectures": ["Qwen2ForCausalLM"], "hidden_size": 64, "num_attention_heads": 4,
+    "num_key_value_heads": null})").num_key_value_heads, 4);
+}
+
+TEST(ModelConfigTest, DeepSeekR1DistillQwen14B) {
+  // The config.json the reference traces were produced with (transformers 4 format).
+  const auto c = parse(R"({
+    "architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
+    "eos_token_id": 151643, "hidden_act": "silu", "hidden_size": 5120, "initializer_range": 0.02,
+    "intermediate_size": 13824, "max_position_embeddings": 131072, "max_window_layers": 48,
+    "model_type": "qwen2", "num_attention_heads": 40, "num_hidden_layers": 48, "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-05, "rope_theta": 1000000.0, "sliding_window": 131072, "tie_word_embeddings": false,
+    "torch_dtype": "bfloat16", "transformers_version": "4.43.1", "use_cache": true, "use_sliding_window": false,
+    "vocab_size": 152064})");
+  EXPECT_EQ(c.hidden_size, 5120);
+  EXPECT_EQ(c.num_key_value_heads, 8);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.num_hidden_layers, 48);
+  EXPECT_EQ(c.vocab_size, 152064);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 1e6);
+  EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_EQ(c.torch_dtype, "bfloat16");
+  EXPECT_EQ(c.bos_token_id, 151643);
+  EXPECT_EQ(c.eos_token_id, 151643);
+}
+
+TEST(ModelConfigTest, Qwen3DefaultsAndQkNorm) {
+  const auto c = parse(R"({"architectures": ["Qwen3ForCausalLM"], "hidden_size": 64, "num_attention_heads": 4,
+    "num_key_value_heads": 2})");
+  EXPECT_EQ(c.architecture, Architecture::kQwen3);
+  EXPECT_EQ(c.model_type, "qwen3");
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_EQ(c.head_dim, 128);  // Qwen3Config's default, not hidden_size / heads
+  EXPECT_EQ(c.max_position_embeddings, 32768);
+  EXPECT_EQ(c.vocab_size, 151936);
+  EXPECT_EQ(parse(R"({"architectures": ["Qwen3ForCausalLM"], "hidden_size": 64, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "head_dim": null})").head_dim, 16);
+  const auto biased = parse(R"({"architectures": ["Qwen3ForCausalLM"], "attention_bias": true})");
+  EXPECT_TRUE(biased.attention_bias);
+  EXPECT_TRUE(biased.attention_output_bias);
+}
+
+TEST(ModelConfigTest, Qwen3_8B) {
+  const auto c = parse(R"({
+    "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu", "hidden_size": 4096,
+    "initializer_range": 0.02, "intermediate_size": 12288, "max_position_embeddings": 40960,
+    "max_window_layers": 36, "model_type": "qwen3", "num_attention_heads": 32, "num_hidden_layers": 36,
+    "num_key_value_heads": 8, "rms_norm_eps": 1e-06, "rope_scaling": null, "rope_theta": 1000000,
+    "sliding_window": null, "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+    "transformers_version": "4.51.0", "use_cache": true, "use_sliding_window": false, "vocab_size": 151936})");
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.num_key_value_heads, 8);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 1e6);  // an integer in the file
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::kNone);
+  EXPECT_EQ(c.max_position_embeddings, 40960);
+}
+
+TEST(ModelConfigTest, BertMiniLM) {
+  // all-MiniLM-L6-v2's config.json as shipped.
+  const auto c = parse(R"({
+    "_name_or_path": "nreimers/MiniLM-L6-H384-uncased", "architectures": ["BertModel"],
+    "attention_probs_dropout_prob": 0.1, "gradient_checkpointing": false, "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1, "hidden_size": 384, "initializer_range": 0.02, "intermediate_size": 1536,
+    "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "model_type": "bert", "num_attention_heads": 12,
+    "num_hidden_layers": 6, "pad_token_id": 0, "position_embedding_type": "absolute",
+    "transformers_version": "4.8.2", "type_vocab_size": 2, "use_cache": true, "vocab_size": 30522})");
+  EXPECT_EQ(c.architecture, Architecture::kBert);
+  EXPECT_FALSE(c.is_decoder());
+  EXPECT_EQ(c.hidden_size, 384);
+  EXPECT_EQ(c.num_hidden_layers, 6);
+  EXPECT_EQ(c.num_attention_heads, 12);
+  EXPECT_EQ(c.head_dim, 32);
+  EXPECT_EQ(c.intermediate_size, 1536);
+  EXPECT_EQ(c.max_position_embeddings, 512);
+  EXPECT_EQ(c.type_vocab_size, 2);
+  EXPECT_EQ(c.vocab_size, 30522);
+  EXPECT_DOUBLE_EQ(c.layer_norm_eps, 1e-12);
+  EXPECT_EQ(c.hidden_act, "gelu");
+  EXPECT_EQ(c.pad_token_id, 0);
+}
+
+TEST(ModelConfigTest, BertDefaultsAndModelTypeOnly) {
+  const auto c = parse(R"({"model_type": "bert"})");
+  EXPECT_EQ(c.architecture, Architecture::kBert);
+  EXPECT_EQ(c.hidden_size, 768);
+  EXPECT_EQ(c.num_hidden_layers, 12);
+  EXPECT_EQ(c.intermediate_size, 3072);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.type_vocab_size, 2);
+  EXPECT_EQ(parse(R"({"model_type": "qwen2"})").architecture, Architecture::kQwen2);
+}
+
+// ---------------------------------------------------------------------------
+// Rope
+// ---------------------------------------------------------------------------
+
+TEST(ModelConfigTest, Llama3RopeScalingTransformers4Format) {
+  // DeepSeek-R1-Distill-Llama-8B.
+  const auto c = parse(R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336,
+    "max_position_embeddings": 131072, "num_attention_heads": 32, "num_key_value_heads": 8, "rope_theta": 500000.0,
+    "rope_scaling": {"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "bos_token_id": 128000, "eos_token_id": 128001, "vocab_size": 128256, "pretraining_tp": 1})");
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::kLlama3);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 8.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.low_freq_factor, 1.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.high_freq_factor, 4.0);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.num_key_value_heads, 8);
+}
+
+TEST(ModelConfigTest, Llama3RopeParametersTransformers5Format) {
+  // rope_theta inside rope_parameters wins over a top-level one; the original
+  // context defaults to max_position_embeddings, as in transformers.
+  const auto c = parse(R"({"architectures": ["LlamaForCausalLM"], "max_position_embeddings": 4096,
+    "rope_theta": 1.0, "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32,
+    "low_freq_factor": 2, "high_freq_factor": 8}})");
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::kLlama3);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 32.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.low_freq_factor, 2.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.high_freq_factor, 8.0);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 4096);
+}
+
+TEST(ModelConfigTest, LinearAndDefaultRope) {
+  const auto linear = parse(R"({"architectures": ["LlamaForCausalLM"], "rope_scaling": {"type": "linear", "factor": 2.0}})");
+  EXPECT_EQ(linear.rope_scaling.type, RopeScaling::Type::kLinear);
+  EXPECT_DOUBLE_EQ(linear.rope_scaling.factor, 2.0);
+  EXPECT_DOUBLE_EQ(linear.rope_theta, 10000.0);
+
+  const auto v5_default = parse(R"({"architectures": ["Qwen2ForCausalLM"],
+    "rope_parameters": {"rope_theta": 1000000.0, "rope_type": "default"}})");
+  EXPECT_EQ(v5_default.rope_scaling.type, RopeScaling::Type::kNone);
+  EXPECT_DOUBLE_EQ(v5_default.rope_theta, 1e6);
+
+  // An empty rope_scaling falls through to rope_parameters; a non-empty one wins.
+  const auto empty_scaling = parse(R"({"architectures": ["Qwen2ForCausalLM"], "rope_scaling": {},
+    "rope_parameters": {"rope_type": "linear", "factor": 4}})");
+  EXPECT_EQ(empty_scaling.rope_scaling.type, RopeScaling::Type::kLinear);
+  const auto both = parse(R"({"architectures": ["LlamaForCausalLM"], "rope_scaling": {"type": "linear", "factor": 3},
+    "rope_parameters": {"rope_type": "default"}})");
+  EXPECT_DOUBLE_EQ(both.rope_scaling.factor, 3.0);
+}
+
+TEST(ModelConfigTest, UnsupportedRope) {
+  for (const std::string type : {"yarn", "dynamic", "longrope", "proportional", "su"})
+    expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_scaling": {"rope_type": ")" + type +
+                        R"(", "factor": 4.0, "original_max_position_embeddings": 4096}})",
+                    {type, "rope_scaling", "not supported"});
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "rope_parameters": {"rope_type": "yarn", "factor": 4.0}})",
+                  {"yarn", "rope_parameters"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_scaling": {"rope_type": "linear"}})",
+                  {"factor", "required"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_scaling": {"rope_type": "llama3", "factor": 8,
+    "low_freq_factor": 1}})", {"high_freq_factor"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_scaling": {"rope_type": "linear", "factor": "2"}})",
+                  {"factor", "number"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_scaling": "linear"})", {"rope_scaling"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "partial_rotary_factor": 0.5})",
+                  {"partial_rotary_factor"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_parameters": {"rope_type": "default",
+    "partial_rotary_factor": 0.25}})", {"partial_rotary_factor"});
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "layer_types": ["full_attention"], "num_hidden_layers": 1,
+    "rope_parameters": {"full_attention": {"rope_type": "default"}}})", {"per-layer"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_theta": -1})", {"rope_theta"});
+}
+
+// ---------------------------------------------------------------------------
+// Sliding windows (Qwen2/Qwen3)
+// ---------------------------------------------------------------------------
+
+TEST(ModelConfigTest, SlidingWindow) {
+  // Off (the usual case), or a window covering every position: full attention.
+  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": false, "sliding_window": 4096})"));
+  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true,
+    "sliding_window": 32768, "max_window_layers": 0})"));
+  // Windows only from max_window_layers on: none when that is past the last layer.
+  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true,
+    "sliding_window": 128, "num_hidden_layers": 4, "max_window_layers": 4})"));
+  // use_sliding_window with an explicit null window: no window.
+  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen3ForCausalLM"], "use_sliding_window": true, "sliding_window": null})"));
+  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen2ForCausalLM"], "num_hidden_layers": 2,
+    "layer_types": ["full_attention", "full_attention"]})"));
+
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true, "sliding_window": 128,
+    "num_hidden_layers": 4, "max_window_layers": 2})", {"use_sliding_window", "sliding_window", "128", "layer 2"});
+  // class defaults: window 4096 < 32768 positions, layers 28..31 windowed
+  expect_rejected(R"({"architectures": ["Qwen3ForCausalLM"], "use_sliding_window": true})",
+                  {"use_sliding_window", "4096"});
+  // transformers 5 layer_types
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true, "sliding_window": 100,
+    "num_hidden_layers": 2, "layer_types": ["sliding_attention", "full_attention"]})", {"sliding_window", "layer 0"});
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "num_hidden_layers": 2,
+    "layer_types": ["full_attention", "sliding_attention"]})", {"layer 1", "use_sliding_window"});
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "num_hidden_layers": 2,
+    "layer_types": ["full_attention", "chunked_attention"]})", {"chunked_attention"});
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "num_hidden_layers": 3,
+    "layer_types": ["full_attention"]})", {"layer_types"});
+}
+
+// ---------------------------------------------------------------------------
+// Unsupported options and malformed files
+// ---------------------------------------------------------------------------
+
+TEST(ModelConfigTest, UnsupportedArchitectures) {
+  expect_rejected(R"({"architectures": ["MistralForCausalLM"], "model_type": "mistral"})",
+                  {"MistralForCausalLM", "unsupported architecture"});
+  expect_rejected(R"({"architectures": ["BertForMaskedLM"]})", {"BertForMaskedLM"});
+  expect_rejected(R"({"model_type": "gemma"})", {"gemma"});
+  expect_rejected(R"({"vocab_size": 10})", {"architectures", "model_type"});
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "model_type": "llama"})", {"model_type", "qwen2"});
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM", "LlamaForCausalLM"]})", {"architectures"});
+  expect_rejected(R"({"architectures": "Qwen2ForCausalLM"})", {"architectures"});
+  expect_rejected(R"({"architectures": []})", {"architectures"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "quantization_config": {"quant_method": "gptq"}})",
+                  {"quantization_config"});
+}
+
+TEST(ModelConfigTest, UnsupportedActivations) {
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "hidden_act": "gelu"})", {"hidden_act", "gelu"});
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "hidden_act": "relu"})", {"hidden_act", "relu"});
+  expect_rejected(R"({"architectures": ["BertModel"], "hidden_act": "gelu_new"})", {"hidden_act", "gelu_new"});
+  expect_rejected(R"({"architectures": ["BertModel"], "hidden_act": "silu"})", {"hidden_act", "silu"});
+  EXPECT_EQ(parse(R"({"architectures": ["LlamaForCausalLM"], "hidden_act": "swish"})").hidden_act, "silu");
+  expect_rejected(R"({"architectures": ["BertModel"], "position_embedding_type": "relative_key"})",
+                  {"position_embedding_type", "relative_key"});
+  expect_rejected(R"({"architectures": ["BertModel"], "is_decoder": true})", {"is_decoder"});
+}
+
+TEST(ModelConfigTest, InconsistentShapes) {
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "num_attention_heads": 6, "num_key_value_heads": 4,
+    "hidden_size": 48})", {"num_attention_heads 6", "num_key_value_heads 4"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 100, "num_attention_heads": 8})",
+                  {"hidden_size 100"});
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "hidden_size": 100, "num_attention_heads": 8,
+    "num_key_value_heads": 8})", {"head_dim"});
+  EXPECT_EQ(parse(R"({"architectures": ["Qwen2ForCausalLM"], "hidden_size": 100, "num_attention_heads": 8,
+    "num_key_value_heads": 8, "head_dim": 16})").head_dim, 16);
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "head_dim": 15, "num_key_value_heads": 8})",
+                  {"head_dim 15"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "hidden_size": -64})", {"hidden_size", "positive"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 0})", {"num_hidden_layers"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rms_norm_eps": 0})", {"rms_norm_eps"});
+  expect_rejected(R"({"architectures": ["BertModel"], "hidden_size": 100, "num_attention_heads": 12})",
+                  {"hidden_size 100"});
+}
+
+TEST(ModelConfigTest, JsonGarbageAndWrongTypes) {
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], )", {"not valid JSON"});
+  expect_rejected("", {"not valid JSON"});
+  expect_rejected("\x89PNG\r\n", {"not valid JSON"});
+  expect_rejected("[1, 2]", {"not a JSON object"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "hidden_size": "4096"})", {"hidden_size", "integer"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 4096.5})", {"hidden_size", "integer"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "tie_word_embeddings": "yes"})",
+                  {"tie_word_embeddings", "true or false"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rms_norm_eps": "1e-6"})", {"rms_norm_eps", "number"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "hidden_act": 3})", {"hidden_act", "string"});
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "eos_token_id": [1, "2"]})", {"eos_token_id"});
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": "no"})", {"use_sliding_window"});
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "layer_types": "full_attention"})", {"layer_types"});
+  expect_rejected(R"({"model_type": 7})", {"model_type"});
+}
+
+TEST(ModelConfigTest, ReadsFileOrFolder) {
+  const fs::path dir = fs::temp_directory_path() / ("anchors_cfg_" + std::to_string(std::random_device{}()));
+  fs::create_directories(dir);
+  {
+    std::ofstream out(dir / "config.json");
+    out << R"({"architectures": ["Qwen3ForCausalLM"], "head_dim": 64})";
+  }
+  EXPECT_EQ(read_model_config(dir.string()).head_dim, 64);
+  EXPECT_EQ(read_model_config((dir / "config.json").string()).architecture, Architecture::kQwen3);
+  {
+    std::ofstream out(dir / "config.json");
+    out << "{ not json";
+  }
+  try {
+    read_model_config(dir.string());
+    ADD_FAILURE() << "expected anchors::Error";
+  } catch (const anchors::Error& e) {
+    EXPECT_NE(std::string(e.what()).find((dir / "config.json").string()), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+  try {
+    read_model_config(dir.string());
+    ADD_FAILURE() << "expected anchors::Error";
+  } catch (const anchors::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace

@@ -1,0 +1,131 @@
+"""thought_anchors.Model against transformers on random tiny checkpoints made
+at test time with `save_pretrained`: Qwen2 (q/k/v biases), Llama (llama3 and
+linear rope scaling, attention/MLP biases) and Qwen3 (q/k norms), tied and
+untied embeddings, GQA ratios 1, 2 and 4.
+
+- float32 logits over 64 tokens: max abs difference < 1e-4;
+- bfloat16: our error against our float32 no worse than twice transformers'
+  bfloat16 error against its float32;
+- greedy decoding with the KV cache: the same 32 tokens as transformers'
+  generate(do_sample=False, max_new_tokens=32).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import transformers  # noqa: E402  (a missing reference is an error, never a skip)
+import thought_anchors as ta  # noqa: E402
+
+from make_lm_fixtures import greedy_continuation, random_tiny_model, tiny_config  # noqa: E402
+
+
+TOKENS = 64
+NEW_TOKENS = 32
+SIZES = dict(hidden=64, layers=3, intermediate=128, vocab=300, max_positions=256)
+LLAMA3_ROPE = dict(
+    rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=64
+)
+
+# id -> (architecture, options). Every architecture tied and untied; GQA ratios
+# (heads / kv_heads) 1, 2 and 4 spread over them.
+CASES = {
+    "qwen2-tied-gqa1": ("qwen2", dict(heads=4, kv_heads=4, tie=True, rope_theta=1e6)),
+    "qwen2-untied-gqa2": ("qwen2", dict(heads=4, kv_heads=2, tie=False, rope_theta=1e6)),
+    "llama3rope-tied-gqa4": ("llama", dict(heads=8, kv_heads=2, tie=True, rope_theta=5e5, rope_scaling=LLAMA3_ROPE)),
+    "llama3rope-untied-gqa2": (
+        "llama", dict(heads=4, kv_heads=2, tie=False, rope_theta=5e5, rope_scaling=LLAMA3_ROPE)),
+    "llama-linear-bias-untied-gqa1": (
+        "llama",
+        dict(heads=4, kv_heads=4, tie=False, attention_bias=True, mlp_bias=True,
+             rope_scaling=dict(rope_type="linear", factor=2.0)),
+    ),
+    "qwen3-tied-gqa2": ("qwen3", dict(heads=4, kv_heads=2, tie=True, rope_theta=1e6)),
+    "qwen3-untied-gqa4-head32": ("qwen3", dict(heads=4, kv_heads=1, head_dim=32, tie=False, rope_theta=1e6)),
+}
+
+
+@pytest.fixture(scope="module", params=list(CASES), ids=list(CASES))
+def tiny(request, tmp_path_factory):
+    """(transformers model in float32, checkpoint folder, input ids [TOKENS])."""
+    architecture, options = CASES[request.param]
+    seed = list(CASES).index(request.param) + 100
+    model = random_tiny_model(tiny_config(architecture, **SIZES, **options), seed)
+    folder = tmp_path_factory.mktemp(request.param)
+    model.save_pretrained(folder)
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, SIZES["vocab"], (TOKENS,), generator=generator)
+    return model, folder, ids
+
+
+def transformers_logits(model, ids: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(ids[None]).logits[0].float()
+
+
+def test_float32_logits_match(tiny):
+    hf_model, folder, ids = tiny
+    ours = ta.Model.load(str(folder), dtype=torch.float32, device="cpu")
+    expected = transformers_logits(hf_model, ids)
+    got = ours.logits(ids)
+    assert got.shape == (TOKENS, SIZES["vocab"]) and got.dtype == torch.float32
+    diff = (got - expected).abs().max().item()
+    print(f"fp32 max |ours - transformers| = {diff:.3g}")
+    assert diff < 1e-4
+    # [B, T] input: two lanes, each equal to its own single-lane run.
+    batch = torch.stack([ids, ids.flip(0)])
+    both = ours.logits(batch)
+    assert both.shape == (2, TOKENS, SIZES["vocab"])
+    assert (both[0] - expected).abs().max().item() < 1e-4
+    assert (both[1] - transformers_logits(hf_model, ids.flip(0))).abs().max().item() < 1e-4
+
+
+def test_bfloat16_error_within_twice_transformers(tiny):
+    hf_model, folder, ids = tiny
+    hf_float32 = transformers_logits(hf_model, ids)
+    hf_bf16_model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).eval()
+    hf_error = (transformers_logits(hf_bf16_model, ids) - hf_float32).abs().max().item()
+
+    ours_float32 = ta.Model.load(str(folder), dtype=torch.float32).logits(ids)
+    ours_bf16 = ta.Model.load(str(folder), dtype=torch.bfloat16)
+    assert ours_bf16.dtype == torch.bfloat16
+    our_error = (ours_bf16.logits(ids) - ours_float32).abs().max().item()
+    print(f"bf16 max error: ours {our_error:.3g}, transformers {hf_error:.3g}")
+    assert our_error <= 2 * hf_error
+
+
+def test_greedy_decoding_matches_generate(tiny):
+    hf_model, folder, ids = tiny
+    prompt = ids[: TOKENS // 2].tolist()
+    expected = greedy_continuation(hf_model, prompt, NEW_TOKENS)
+    ours = ta.Model.load(str(folder))
+    assert ours.generate_greedy(prompt, NEW_TOKENS) == expected
+    # An eos id stops decoding after the first time it is produced (and keeps it).
+    eos = expected[5]
+    stopped = ours.generate_greedy(prompt, NEW_TOKENS, eos_id=eos)
+    assert stopped == expected[: expected.index(eos) + 1]
+
+
+def test_config_attributes(tiny):
+    hf_model, folder, _ = tiny
+    config = ta.Model.load(str(folder)).config
+    hf = hf_model.config
+    assert config.vocab_size == hf.vocab_size
+    assert config.hidden_size == hf.hidden_size
+    assert config.num_hidden_layers == hf.num_hidden_layers
+    assert config.num_attention_heads == hf.num_attention_heads
+    assert config.num_key_value_heads == hf.num_key_value_heads
+    assert config.head_dim == (getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads)
+    assert config.tie_word_embeddings == hf.tie_word_embeddings
+
+
+def test_bad_inputs_raise(tiny):
+    _, folder, ids = tiny
+    ours = ta.Model.load(str(folder))
+    with pytest.raises(ta.Error):
+        ours.logits(torch.tensor([0, SIZES["vocab"]]))  # id outside the vocabulary
+    with pytest.raises(ta.Error):
+        ours.logits(ids.float())  # not integer ids
+    with pytest.raises(ta.Error):
+        ours.logits(torch.zeros(SIZES["max_positions"] + 1, dtype=torch.long))  # past max positions
