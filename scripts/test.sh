@@ -18,7 +18,7 @@ BUILD="build/test"
 echo "[test] configuring and building the C++ tests in $BUILD" >&2
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DPython3_EXECUTABLE="$ROOT/.venv/bin/python" \
-      -DANCHORS_BUILD_PYTHON=OFF -DANCHORS_BUILD_TESTS=ON >/dev/null
+      -DANCHORS_BUILD_PYTHON=OFF -DANCHORS_BUILD_TESTS=ON -DANCHORS_ASAN_TESTS=ON >/dev/null
 cmake --build "$BUILD" -j "$JOBS"
 
 echo "[test] ctest" >&2
