@@ -129,3 +129,24 @@ def test_bad_inputs_raise(tiny):
         ours.logits(ids.float())  # not integer ids
     with pytest.raises(ta.Error):
         ours.logits(torch.zeros(SIZES["max_positions"] + 1, dtype=torch.long))  # past max positions
+
+
+def test_sampling_through_python():
+    """Temperature 0 is greedy; a seed makes sampling reproducible; stop ids end a sample."""
+    from pathlib import Path
+
+    model_dir = Path(__file__).resolve().parents[1] / "data" / "tiny_models" / "qwen2_bias_tied"
+    model = ta.Model.load(str(model_dir))
+    prompt = [5, 17, 42, 7, 99]
+    greedy = model.generate_greedy(prompt, 12)
+    samples = model.sample(prompt, 3, temperature=0.0, max_new_tokens=12)
+    assert [s.ids for s in samples] == [greedy] * 3
+    a = model.sample(prompt, 4, temperature=1.0, top_p=0.9, max_new_tokens=10, seed=7)
+    b = model.sample(prompt, 2, temperature=1.0, top_p=0.9, max_new_tokens=10, seed=7)
+    assert [s.ids for s in a[:2]] == [s.ids for s in b]  # lane results do not depend on n
+    assert all(s.finish_reason == "length" and len(s.ids) == 10 for s in a)
+    stop = a[0].ids[3]
+    stopped = model.sample(prompt, 1, temperature=1.0, top_p=0.9, max_new_tokens=10, seed=7, stop_ids=[stop])[0]
+    assert stopped.finish_reason == "stop" and stopped.ids[-1] == stop and stop not in stopped.ids[:-1]
+    with pytest.raises(ta.Error):
+        model.sample(prompt, 0)

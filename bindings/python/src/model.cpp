@@ -2,6 +2,8 @@
 
 #include "anchors/core/error.h"
 #include "anchors/model/causal_lm.h"
+#include "anchors/model/sampler.h"
+#include "anchors/model/sentence_attention.h"
 #include "anchors/model/tokenizer.h"
 #include "bindings.h"
 
@@ -58,6 +60,29 @@ void bind_model(py::module_& m) {
                std::to_string(c.num_key_value_heads) + ", vocab=" + std::to_string(c.vocab_size) + ")";
       });
   m.def("read_model_config", &model::read_model_config, py::arg("path"));
+  m.def(
+      "sentence_attention",
+      [](const model::CausalLM& lm, const std::vector<std::int64_t>& token_ids,
+         const std::vector<std::pair<std::int64_t, std::int64_t>>& sentence_spans,
+         std::optional<std::vector<std::int64_t>> layers) {
+        std::vector<TokenSpan> spans;
+        spans.reserve(sentence_spans.size());
+        for (const auto& [begin, end] : sentence_spans) spans.push_back(TokenSpan{begin, end});
+        py::gil_scoped_release release;
+        torch::NoGradGuard no_grad;
+        return model::sentence_attention(lm, token_ids, spans, layers);
+      },
+      py::arg("model"), py::arg("token_ids"), py::arg("sentence_spans"), py::arg("layers") = py::none(),
+      "Per layer and head, the S x S block means of attention between sentences (token spans "
+      "[begin, end)), from one forward pass, without materialising T x T attention: Tensor[L, H, S, S].");
+
+  py::class_<model::Sample>(m, "Sample", "One sampled continuation: token ids, text and token byte spans.")
+      .def_readonly("ids", &model::Sample::ids)
+      .def_readonly("text", &model::Sample::text)
+      .def_readonly("finish_reason", &model::Sample::finish_reason)
+      .def("__repr__", [](const model::Sample& s) {
+        return "Sample(" + std::to_string(s.ids.size()) + " tokens, " + s.finish_reason + ")";
+      });
 
   py::class_<model::CausalLM, std::shared_ptr<model::CausalLM>>(
       m, "Model", "A decoder LM (Llama, Qwen2, Qwen3) loaded from a Hugging Face checkpoint folder, run in LibTorch.")
@@ -111,6 +136,28 @@ void bind_model(py::module_& m) {
           },
           py::arg("prompt_ids"), py::arg("max_new_tokens"), py::arg("eos_id") = py::none(),
           "Greedy decoding with the KV cache; returns the new token ids.")
+      .def(
+          "sample",
+          [](const model::CausalLM& lm, const std::vector<std::int64_t>& prompt, std::int64_t n, double temperature,
+             double top_p, std::int64_t top_k, std::int64_t max_new_tokens, std::vector<std::int64_t> stop_ids,
+             std::vector<std::string> stop_strings, std::uint64_t seed) {
+            model::SamplingOptions options;
+            options.temperature = temperature;
+            options.top_p = top_p;
+            options.top_k = top_k;
+            options.max_new_tokens = max_new_tokens;
+            options.stop_ids = std::move(stop_ids);
+            options.stop_strings = std::move(stop_strings);
+            options.seed = seed;
+            py::gil_scoped_release release;
+            torch::NoGradGuard no_grad;
+            return model::sample(lm, prompt, n, options, lm.tokenizer().get());
+          },
+          py::arg("prompt_ids"), py::arg("n") = 1, py::kw_only(), py::arg("temperature") = 0.6,
+          py::arg("top_p") = 0.95, py::arg("top_k") = 0, py::arg("max_new_tokens") = 256,
+          py::arg("stop_ids") = std::vector<std::int64_t>{}, py::arg("stop_strings") = std::vector<std::string>{},
+          py::arg("seed") = 0,
+          "n continuations of one prompt, batched with a shared prefilled prefix; reproducible per (seed, lane).")
       .def("__repr__", [](const model::CausalLM& lm) {
         return "Model(" + lm.config().architecture_name + ", " + std::to_string(lm.num_parameters()) +
                " parameters, " + lm.device().str() + ")";

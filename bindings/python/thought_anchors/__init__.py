@@ -52,6 +52,7 @@ from ._C import (  # noqa: F401
     render_prompt,
     resampling_metrics,
     save_result,
+    sentence_attention,
     split_sentences,
     write_reference_outputs,
 )

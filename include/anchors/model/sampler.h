@@ -1,0 +1,91 @@
+#pragma once
+// Batched stochastic decoding with a shared prefix (DESIGN.md §3 "Resampling";
+// docs/sampler.md).
+//
+//   anchors::model::SamplingOptions opts;            // T 0.6, top-p 0.95
+//   opts.stop_ids = {eos};
+//   opts.seed = 7;
+//   auto rollouts = anchors::model::sample(*model, prompt_ids, 100, opts, model->tokenizer().get());
+//
+// The prompt is prefilled once (batch 1), its KV cache is fanned out to the n
+// lanes, and every decoding step runs all unfinished lanes in one batched
+// forward pass. Finished lanes are dropped from the batch (their cache rows are
+// compacted away), so they cost nothing afterwards.
+//
+// Reproducibility: lane k draws its uniforms from its own CPU torch::Generator
+// seeded from (seed, k), one uniform per generated token, and picks the token by
+// inverse CDF over the probability-sorted, truncated distribution. A lane's
+// result therefore depends only on the model, the prompt, the options, the seed
+// and k -- not on n or on which other lanes are still running -- up to the
+// floating-point differences a different batch size may cause in the logits
+// (which flip a draw only when it lands within rounding of a boundary).
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "anchors/core/span.h"
+#include "anchors/model/kv_cache.h"
+
+namespace anchors::model {
+
+class CausalLM;
+class Tokenizer;
+
+struct SamplingOptions {
+  double temperature = 0.6;    // 0: argmax (equals CausalLM::generate_greedy), else softmax(logits / T)
+  double top_p = 0.95;         // nucleus, in (0, 1]; 1: off
+  std::int64_t top_k = 0;      // 0: off; applied before top_p (top-p then sees the renormalised top-k)
+  std::int64_t max_new_tokens = 256;
+  std::vector<std::int64_t> stop_ids;     // e.g. eos; the stop token is kept in Sample::ids
+  std::vector<std::string> stop_strings;  // needs a tokenizer; the completing token is kept
+  std::uint64_t seed = 0;
+};
+
+struct Sample {
+  std::vector<std::int64_t> ids;  // the new tokens only
+  std::string text;               // tokenizer->decode(ids) (special tokens kept) when a tokenizer is given
+  std::vector<CharSpan> offsets;  // one per id: its byte span in text (tokens sharing a character share its span)
+  std::string finish_reason;      // "stop" (stop id or stop string) or "length"
+};
+
+// n samples continuing `prompt`. anchors::Error for an empty prompt, n < 1,
+// temperature < 0 or not finite, top_p outside (0, 1], top_k < 0,
+// max_new_tokens < 0, prompt / stop ids outside the vocabulary, stop strings
+// without a tokenizer (or empty ones), prompt + max_new_tokens beyond
+// max_position_embeddings, or a prefix cache that is not a batch-1 cache of at
+// most prompt.size() slots.
+//
+// prefix_cache (optional): a batch-1 KVCache whose length() slots hold the keys
+// and values of prompt[0, length()) -- the caller guarantees the ids match (the
+// cache does not record them). Only the rest of the prompt is run, and on return
+// the cache holds exactly the whole prompt (prompt.size() slots), ready for the
+// next call. To go from sentence i's prompt to sentence i+1's (which shares its
+// first k tokens), call cache.truncate(k) first (or nothing when prompt i+1
+// simply extends prompt i). An empty KVCache is a valid start.
+std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t>& prompt, std::int64_t n,
+                           const SamplingOptions& options, const Tokenizer* tokenizer = nullptr,
+                           KVCache* prefix_cache = nullptr);
+
+// Runs `ids` through the model on top of a batch-1 (or empty) cache, at
+// positions cache.length() + arange; returns the logits [V] (float32) after the
+// last id. extend_prefix(model, cache, prompt) is what sample() does with its
+// prefix cache.
+torch::Tensor extend_prefix(const CausalLM& model, KVCache& cache, const std::vector<std::int64_t>& ids);
+
+namespace sampler_detail {
+// The truncated next-token distribution sample() draws from for logits [V]:
+// float64 probabilities [V], zero outside the kept set, summing to 1
+// (temperature > 0). For tests and for the analyses that need it.
+torch::Tensor truncated_distribution(const torch::Tensor& logits, double temperature, double top_p,
+                                     std::int64_t top_k);
+// The generator of lane `lane` for `seed` (CPU).
+torch::Generator lane_generator(std::uint64_t seed, std::int64_t lane);
+// One token from logits [V] with the lane's generator (consumes one uniform
+// when temperature > 0, none for argmax).
+std::int64_t draw(const torch::Tensor& logits, double temperature, double top_p, std::int64_t top_k,
+                  torch::Generator& generator);
+}  // namespace sampler_detail
+
+}  // namespace anchors::model

@@ -1,0 +1,372 @@
+#include "anchors/model/sampler.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <string_view>
+
+#include "anchors/core/error.h"
+#include "anchors/model/causal_lm.h"
+#include "anchors/model/tokenizer.h"
+
+namespace anchors::model {
+namespace {
+
+// Without top-k, the nucleus is looked for among the 256 most likely tokens
+// first (a partial selection instead of a full sort of the vocabulary); rows
+// whose top 256 do not reach top_p are sorted in full.
+constexpr std::int64_t kPrefilter = 256;
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// Candidate tokens of one row, on the CPU: probabilities (float64, summing to
+// 1 over the whole vocabulary, or over the top-k with top_k) in descending
+// order -- or in vocabulary order when nothing truncates -- and their ids.
+struct RowCandidates {
+  torch::Tensor probs;  // [W] float64, contiguous
+  torch::Tensor ids;    // [W] int64, contiguous
+  bool sorted = true;
+};
+
+std::vector<RowCandidates> candidates(const torch::Tensor& logits, double temperature, double top_p,
+                                      std::int64_t top_k) {
+  const std::int64_t rows = logits.size(0);
+  const std::int64_t vocab = logits.size(1);
+  const torch::Tensor probs = torch::softmax(logits.to(torch::kFloat64) / temperature, -1);
+  std::vector<RowCandidates> out(static_cast<std::size_t>(rows));
+  const auto cpu_contig = [](const torch::Tensor& t) { return t.to(torch::kCPU).contiguous(); };
+  if (top_k > 0) {
+    auto [values, indices] = probs.topk(std::min(top_k, vocab), -1, /*largest=*/true, /*sorted=*/true);
+    values = cpu_contig(values);
+    indices = cpu_contig(indices);
+    for (std::int64_t r = 0; r < rows; ++r) out[r] = {values[r].contiguous(), indices[r].contiguous(), true};
+  } else if (top_p < 1.0) {
+    auto [values, indices] = probs.topk(std::min(kPrefilter, vocab), -1, true, true);
+    values = cpu_contig(values);
+    indices = cpu_contig(indices);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const torch::Tensor v = values[r].contiguous();
+      const double* p = v.data_ptr<double>();
+      double cum = 0;
+      for (std::int64_t i = 0; i < v.size(0); ++i) cum += p[i];
+      if (cum >= top_p || v.size(0) == vocab) {
+        out[r] = {v, indices[r].contiguous(), true};
+      } else {
+        auto [sv, si] = probs[r].sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
+        out[r] = {cpu_contig(sv), cpu_contig(si), true};
+      }
+    }
+  } else {
+    const torch::Tensor all = cpu_contig(probs);
+    const torch::Tensor ids = torch::arange(vocab, torch::kInt64);
+    for (std::int64_t r = 0; r < rows; ++r) out[r] = {all[r].contiguous(), ids, false};
+  }
+  return out;
+}
+
+// How many leading candidates are kept: the smallest prefix whose cumulative
+// probability (relative to the candidates' total, i.e. renormalised after
+// top-k) reaches top_p, at least one.
+std::int64_t kept_count(const RowCandidates& c, double top_p) {
+  const std::int64_t width = c.probs.size(0);
+  if (top_p >= 1.0 || !c.sorted) return width;
+  const double* p = c.probs.data_ptr<double>();
+  double total = 0;
+  for (std::int64_t i = 0; i < width; ++i) total += p[i];
+  const double threshold = top_p * total;
+  double cum = 0;
+  for (std::int64_t i = 0; i < width; ++i) {
+    cum += p[i];
+    if (cum >= threshold) return i + 1;
+  }
+  return width;
+}
+
+// Inverse CDF over the kept candidates for a uniform u in [0, 1).
+std::int64_t choose(const RowCandidates& c, std::int64_t keep, double u) {
+  const double* p = c.probs.data_ptr<double>();
+  const std::int64_t* ids = c.ids.data_ptr<std::int64_t>();
+  double mass = 0;
+  for (std::int64_t i = 0; i < keep; ++i) mass += p[i];
+  const double target = u * mass;
+  double cum = 0;
+  std::int64_t last_positive = 0;
+  for (std::int64_t i = 0; i < keep; ++i) {
+    if (p[i] <= 0) continue;
+    last_positive = i;
+    cum += p[i];
+    if (cum > target) return ids[i];
+  }
+  return ids[last_positive];  // u * mass rounded up to the total
+}
+
+double uniform(torch::Generator& generator) {
+  return torch::rand({1}, generator, torch::TensorOptions().dtype(torch::kFloat64)).item<double>();
+}
+
+// One token per row of logits [A, V], row r drawing with generators[r].
+// logits may also be a single row [1, V] shared by all generators.
+std::vector<std::int64_t> draw_rows(const torch::Tensor& logits, const SamplingOptions& o,
+                                    const std::vector<torch::Generator*>& generators) {
+  std::vector<std::int64_t> tokens(generators.size());
+  if (o.temperature == 0.0) {
+    const torch::Tensor best = logits.argmax(-1).to(torch::kCPU).contiguous();
+    const bool shared = best.size(0) == 1;
+    for (std::size_t r = 0; r < tokens.size(); ++r)
+      tokens[r] = best.data_ptr<std::int64_t>()[shared ? 0 : r];
+    return tokens;
+  }
+  if (logits.size(0) == 1 && tokens.size() > 1) {
+    // One row shared by all lanes (the first step after the prefill): truncate it once.
+    const auto row = candidates(logits, o.temperature, o.top_p, o.top_k);
+    const std::int64_t keep = kept_count(row[0], o.top_p);
+    for (std::size_t r = 0; r < tokens.size(); ++r) tokens[r] = choose(row[0], keep, uniform(*generators[r]));
+    return tokens;
+  }
+  const auto rows = candidates(logits, o.temperature, o.top_p, o.top_k);
+  for (std::size_t r = 0; r < tokens.size(); ++r)
+    tokens[r] = choose(rows[r], kept_count(rows[r], o.top_p), uniform(*generators[r]));
+  return tokens;
+}
+
+void check_options(const char* where, const CausalLM& model, const SamplingOptions& o) {
+  if (!std::isfinite(o.temperature) || o.temperature < 0)
+    throw Error(fmt::format("{}: temperature {} must be finite and >= 0", where, o.temperature));
+  if (!(o.top_p > 0.0 && o.top_p <= 1.0)) throw Error(fmt::format("{}: top_p {} outside (0, 1]", where, o.top_p));
+  if (o.top_k < 0) throw Error(fmt::format("{}: top_k {} < 0", where, o.top_k));
+  if (o.max_new_tokens < 0) throw Error(fmt::format("{}: max_new_tokens {} < 0", where, o.max_new_tokens));
+  const std::int64_t vocab = model.config().vocab_size;
+  for (const std::int64_t id : o.stop_ids)
+    if (id < 0 || id >= vocab) throw Error(fmt::format("{}: stop id {} outside [0, {})", where, id, vocab));
+  for (const auto& s : o.stop_strings)
+    if (s.empty()) throw Error(fmt::format("{}: empty stop string", where));
+}
+
+void check_ids(const char* where, const CausalLM& model, const std::vector<std::int64_t>& ids) {
+  const std::int64_t vocab = model.config().vocab_size;
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || ids[i] >= vocab)
+      throw Error(fmt::format("{}: prompt id {} at index {} outside [0, {})", where, ids[i], i, vocab));
+}
+
+// Text of one lane, decoded incrementally: tokens [start, ids.size()) are still
+// pending because their decoding ends inside a character (U+FFFD); once it does
+// not, they are appended and all get the appended bytes as their span.
+struct LaneText {
+  std::string text;
+  std::vector<CharSpan> offsets;
+  std::size_t start = 0;
+};
+
+bool ends_with_replacement(const std::string& s) {
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  return s.size() >= kReplacement.size() && std::string_view(s).substr(s.size() - kReplacement.size()) == kReplacement;
+}
+
+// Returns the text size before the new bytes (for the stop-string search), or
+// nullopt when nothing was appended.
+std::optional<std::size_t> push_text(LaneText& lane, const Tokenizer& tokenizer, const std::vector<std::int64_t>& ids,
+                                     bool final) {
+  if (lane.start >= ids.size()) return std::nullopt;
+  const std::vector<std::int64_t> window(ids.begin() + static_cast<std::ptrdiff_t>(lane.start), ids.end());
+  const std::string piece = tokenizer.decode(window);
+  if (!final && ends_with_replacement(piece)) return std::nullopt;
+  const std::size_t before = lane.text.size();
+  lane.text += piece;
+  for (std::size_t j = lane.start; j < ids.size(); ++j) lane.offsets.push_back({before, lane.text.size()});
+  lane.start = ids.size();
+  return before;
+}
+
+// The final text: the incremental one when it equals decode(ids) (always for
+// byte-level BPE); otherwise decode(ids) with spans from prefix decodings.
+void finish_text(Sample& s, LaneText& lane, const Tokenizer& tokenizer) {
+  push_text(lane, tokenizer, s.ids, true);
+  std::string full = tokenizer.decode(s.ids);
+  if (full != lane.text) {
+    lane.offsets.clear();
+    std::size_t begin = 0;
+    for (std::size_t k = 0; k < s.ids.size(); ++k) {
+      const std::string prefix = tokenizer.decode(std::vector<std::int64_t>(s.ids.begin(), s.ids.begin() + k + 1));
+      std::size_t common = 0;
+      while (common < prefix.size() && common < full.size() && prefix[common] == full[common]) ++common;
+      const std::size_t end = std::max(begin, common);
+      lane.offsets.push_back({begin, end});
+      begin = end;
+    }
+    lane.text = std::move(full);
+  }
+  s.text = std::move(lane.text);
+  s.offsets = std::move(lane.offsets);
+}
+
+// A cache holding only the lanes `keep` (indices into cache's batch).
+KVCache select_lanes(const KVCache& cache, const std::vector<std::int64_t>& keep, std::int64_t reserve) {
+  KVCache out;
+  out.reserve(reserve);
+  for (std::int64_t l = 0; l < cache.num_layers(); ++l) {
+    const auto [keys, values] = cache.layer(l);
+    const torch::Tensor index = torch::tensor(keep, torch::kInt64).to(keys.device());
+    out.extend(l, keys.index_select(0, index), values.index_select(0, index));
+  }
+  out.commit(cache.length());
+  return out;
+}
+
+}  // namespace
+
+namespace sampler_detail {
+
+torch::Tensor truncated_distribution(const torch::Tensor& logits, double temperature, double top_p,
+                                     std::int64_t top_k) {
+  if (logits.dim() != 1) throw Error("truncated_distribution: logits must be [V]");
+  const std::int64_t vocab = logits.size(0);
+  torch::Tensor out = torch::zeros({vocab}, torch::kFloat64);
+  if (temperature == 0.0) {
+    out[logits.argmax().item<std::int64_t>()] = 1.0;
+    return out;
+  }
+  const auto rows = candidates(logits.unsqueeze(0), temperature, top_p, top_k);
+  const RowCandidates& c = rows[0];
+  const std::int64_t keep = kept_count(c, top_p);
+  const torch::Tensor p = c.probs.narrow(0, 0, keep);
+  out.index_put_({c.ids.narrow(0, 0, keep)}, p / p.sum());
+  return out;
+}
+
+torch::Generator lane_generator(std::uint64_t seed, std::int64_t lane) {
+  const std::uint64_t mixed = splitmix64(splitmix64(seed) ^ splitmix64(0xA5A5A5A5ULL + static_cast<std::uint64_t>(lane)));
+  return at::detail::createCPUGenerator(mixed);
+}
+
+std::int64_t draw(const torch::Tensor& logits, double temperature, double top_p, std::int64_t top_k,
+                  torch::Generator& generator) {
+  SamplingOptions o;
+  o.temperature = temperature;
+  o.top_p = top_p;
+  o.top_k = top_k;
+  return draw_rows(logits.reshape({1, -1}), o, {&generator})[0];
+}
+
+}  // namespace sampler_detail
+
+torch::Tensor extend_prefix(const CausalLM& model, KVCache& cache, const std::vector<std::int64_t>& ids) {
+  if (ids.empty()) throw Error("extend_prefix: no ids");
+  if (!cache.empty() && cache.batch() != 1)
+    throw Error(fmt::format("extend_prefix: needs a batch-1 cache, this one has {} lanes", cache.batch()));
+  check_ids("extend_prefix", model, ids);
+  const auto count = static_cast<std::int64_t>(ids.size());
+  const torch::Tensor step_ids = torch::tensor(ids, torch::kInt64).unsqueeze(0);
+  const torch::Tensor positions = torch::arange(cache.length(), cache.length() + count, torch::kInt64);
+  const torch::Tensor hidden = model.hidden_states(step_ids, positions, &cache);
+  return model.project_to_vocab(hidden.select(1, hidden.size(1) - 1))[0];
+}
+
+std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t>& prompt, std::int64_t n,
+                           const SamplingOptions& options, const Tokenizer* tokenizer, KVCache* prefix_cache) {
+  constexpr const char* kWhere = "sample";
+  if (prompt.empty()) throw Error("sample: empty prompt");
+  if (n < 1) throw Error(fmt::format("sample: n {} < 1", n));
+  check_options(kWhere, model, options);
+  check_ids(kWhere, model, prompt);
+  if (!options.stop_strings.empty() && tokenizer == nullptr) throw Error("sample: stop strings need a tokenizer");
+  const auto prompt_length = static_cast<std::int64_t>(prompt.size());
+  const std::int64_t max_positions = model.config().max_position_embeddings;
+  if (prompt_length + options.max_new_tokens - 1 > max_positions)
+    throw Error(fmt::format("sample: prompt ({}) + max_new_tokens ({}) exceeds max_position_embeddings ({})",
+                            prompt_length, options.max_new_tokens, max_positions));
+  if (prefix_cache != nullptr && !prefix_cache->empty()) {
+    if (prefix_cache->batch() != 1)
+      throw Error(fmt::format("sample: the prefix cache has {} lanes, not 1", prefix_cache->batch()));
+    if (prefix_cache->length() > prompt_length)
+      throw Error(fmt::format("sample: the prefix cache holds {} slots, more than the prompt's {} tokens",
+                              prefix_cache->length(), prompt_length));
+  }
+
+  std::vector<Sample> samples(static_cast<std::size_t>(n));
+  if (options.max_new_tokens == 0) {
+    for (auto& s : samples) s.finish_reason = "length";
+    return samples;
+  }
+
+  // Prefill once (batch 1). At least the last prompt token is run so its logits exist.
+  KVCache local;
+  KVCache& base = prefix_cache != nullptr ? *prefix_cache : local;
+  if (base.length() == prompt_length) base.truncate(prompt_length - 1);
+  const std::int64_t total_slots = prompt_length + options.max_new_tokens;
+  if (prefix_cache == nullptr) local.reserve(total_slots);
+  const std::vector<std::int64_t> rest(prompt.begin() + base.length(), prompt.end());
+  torch::Tensor logits = extend_prefix(model, base, rest).unsqueeze(0);  // [1, V], shared by the n lanes
+
+  KVCache cache = base.repeat_lanes(n);
+  cache.reserve(total_slots);
+
+  std::vector<torch::Generator> generators;
+  generators.reserve(static_cast<std::size_t>(n));
+  for (std::int64_t k = 0; k < n; ++k) generators.push_back(sampler_detail::lane_generator(options.seed, k));
+  std::vector<LaneText> texts(static_cast<std::size_t>(n));
+  std::size_t longest_stop = 0;
+  for (const auto& s : options.stop_strings) longest_stop = std::max(longest_stop, s.size());
+
+  std::vector<std::int64_t> active(static_cast<std::size_t>(n));  // lane of each batch row
+  for (std::int64_t k = 0; k < n; ++k) active[k] = k;
+  while (true) {
+    std::vector<torch::Generator*> row_generators;
+    for (const std::int64_t lane : active) row_generators.push_back(&generators[lane]);
+    const std::vector<std::int64_t> tokens = draw_rows(logits, options, row_generators);
+
+    std::vector<std::int64_t> keep_rows;
+    std::vector<std::int64_t> next_tokens;
+    for (std::size_t r = 0; r < active.size(); ++r) {
+      const std::int64_t lane = active[r];
+      Sample& s = samples[lane];
+      s.ids.push_back(tokens[r]);
+      bool stopped = std::find(options.stop_ids.begin(), options.stop_ids.end(), tokens[r]) != options.stop_ids.end();
+      if (tokenizer != nullptr && !stopped) {
+        LaneText& t = texts[lane];
+        const auto before = push_text(t, *tokenizer, s.ids, false);
+        if (before && longest_stop > 0) {
+          const std::size_t from = *before >= longest_stop ? *before - longest_stop + 1 : 0;
+          for (const auto& stop : options.stop_strings)
+            if (t.text.find(stop, from) != std::string::npos) stopped = true;
+        }
+      }
+      if (stopped) {
+        s.finish_reason = "stop";
+      } else if (static_cast<std::int64_t>(s.ids.size()) == options.max_new_tokens) {
+        s.finish_reason = "length";
+      } else {
+        keep_rows.push_back(static_cast<std::int64_t>(r));
+        next_tokens.push_back(tokens[r]);
+      }
+    }
+    if (keep_rows.empty()) break;
+    if (keep_rows.size() != active.size()) {
+      // Drop finished lanes from the batch.
+      cache = select_lanes(cache, keep_rows, total_slots);
+      std::vector<std::int64_t> still;
+      for (const std::int64_t r : keep_rows) still.push_back(active[r]);
+      active = std::move(still);
+    }
+    const auto rows = static_cast<std::int64_t>(active.size());
+    const torch::Tensor step_ids = torch::tensor(next_tokens, torch::kInt64).reshape({rows, 1});
+    const torch::Tensor positions = torch::full({1}, cache.length(), torch::kInt64);
+    const torch::Tensor hidden = model.hidden_states(step_ids, positions, &cache);
+    logits = model.project_to_vocab(hidden.select(1, 0));  // [rows, V]
+  }
+
+  if (tokenizer != nullptr)
+    for (std::int64_t k = 0; k < n; ++k) finish_text(samples[k], texts[k], *tokenizer);
+  return samples;
+}
+
+}  // namespace anchors::model

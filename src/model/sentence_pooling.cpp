@@ -1,0 +1,232 @@
+// CPU twin of the sentence pooling kernel (DESIGN.md §4 item 2): attention
+// probabilities recomputed tile by tile from Q, K and the per-row log-sum-exp,
+// reduced at once into per-head sentence blocks. Plain LibTorch ops, so it also
+// runs (unfused) on CUDA tensors.
+#include "anchors/model/sentence_pooling.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include "anchors/core/error.h"
+
+namespace anchors::model {
+
+namespace {
+
+std::string describe(const torch::Tensor& t) {
+  std::ostringstream s;
+  s << t.scalar_type() << " " << t.sizes() << " on " << t.device();
+  return s.str();
+}
+
+struct PoolShape {
+  std::int64_t batch, query_heads, kv_heads, queries, keys, head_dim;
+  std::int64_t group() const { return query_heads / kv_heads; }
+  std::int64_t first_query_slot() const { return keys - queries; }
+};
+
+PoolShape check_qk(const torch::Tensor& q, const torch::Tensor& k, const SentencePoolingParams& params,
+                   const char* what) {
+  if (!q.defined() || !k.defined()) throw Error(fmt::format("{}: undefined q or k", what));
+  if (q.dim() != 4 || k.dim() != 4)
+    throw Error(fmt::format("{}: q and k must be 4-D [B, H, T, D]; got q {}, k {}", what, describe(q), describe(k)));
+  const auto dtype = q.scalar_type();
+  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16)
+    throw Error(fmt::format("{}: dtype must be float32, bfloat16 or float16; got q {}", what, describe(q)));
+  if (k.scalar_type() != dtype) throw Error(fmt::format("{}: q {} and k {} dtypes differ", what, describe(q), describe(k)));
+  if (k.device() != q.device())
+    throw Error(fmt::format("{}: q {} and k {} on different devices", what, describe(q), describe(k)));
+  const PoolShape shape{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3)};
+  if (k.size(0) != shape.batch || k.size(3) != shape.head_dim)
+    throw Error(fmt::format("{}: shapes disagree: q {}, k {}", what, describe(q), describe(k)));
+  if (shape.kv_heads == 0 || shape.query_heads % shape.kv_heads != 0)
+    throw Error(fmt::format("{}: {} query heads are not a multiple of {} key heads", what, shape.query_heads,
+                            shape.kv_heads));
+  if (shape.queries > shape.keys)
+    throw Error(fmt::format("{}: {} queries but only {} keys (queries are the last key slots)", what, shape.queries,
+                            shape.keys));
+  if (shape.queries == 0 || shape.head_dim == 0 || shape.batch == 0)
+    throw Error(fmt::format("{}: empty q {}", what, describe(q)));
+  if (params.query_tile < 1 || params.key_tile < 1)
+    throw Error(fmt::format("{}: tile sizes must be >= 1, got {} x {}", what, params.query_tile, params.key_tile));
+  if (params.scale && !std::isfinite(*params.scale))
+    throw Error(fmt::format("{}: scale must be finite, got {}", what, *params.scale));
+  return shape;
+}
+
+double scale_of(const PoolShape& shape, const SentencePoolingParams& params) {
+  return params.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
+}
+
+// Scaled scores [B, Hq, rows, cols] of query rows [r0, r0 + rows) (query
+// indices) against key slots [c0, c0 + cols), causally invisible pairs -inf.
+// `queries` is [B, Hkv, G, Tq, D] float32, `keys` [B, Hkv, Tk, D] float32.
+torch::Tensor score_tile(const torch::Tensor& queries, const torch::Tensor& keys, const PoolShape& shape,
+                         double scale, std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols) {
+  const std::int64_t B = shape.batch, Hkv = shape.kv_heads, G = shape.group(), D = shape.head_dim;
+  const torch::Tensor q_tile = queries.narrow(3, r0, rows).reshape({B, Hkv, G * rows, D});
+  const torch::Tensor k_tile = keys.narrow(2, c0, cols).transpose(2, 3);  // [B, Hkv, D, cols]
+  torch::Tensor scores = at::matmul(q_tile, k_tile).mul_(scale).view({B, shape.query_heads, rows, cols});
+  const std::int64_t first_row_slot = shape.first_query_slot() + r0;
+  if (c0 + cols - 1 > first_row_slot) {
+    // Key c0 + b is invisible to query slot first_row_slot + a when b - a > first_row_slot - c0.
+    const torch::Tensor invisible = torch::ones({rows, cols}, torch::dtype(torch::kBool).device(scores.device()))
+                                        .triu(first_row_slot - c0 + 1);
+    scores.masked_fill_(invisible, -std::numeric_limits<float>::infinity());
+  }
+  return scores;
+}
+
+torch::Tensor grouped_queries(const torch::Tensor& q, const PoolShape& shape) {
+  return q.to(torch::kFloat32)
+      .contiguous()
+      .view({shape.batch, shape.kv_heads, shape.group(), shape.queries, shape.head_dim});
+}
+
+// Float one-hot [n, last - first + 1] of the sentence ids `ids[0..n)` against
+// sentences [first, last]; id -1 (outside every sentence) gives a zero row.
+torch::Tensor one_hot(const std::int64_t* ids, std::int64_t n, std::int64_t first, std::int64_t last,
+                      const torch::Device& device) {
+  torch::Tensor m = torch::zeros({n, last - first + 1}, torch::kFloat32);
+  auto a = m.accessor<float, 2>();
+  for (std::int64_t r = 0; r < n; ++r)
+    if (ids[r] >= 0) a[r][ids[r] - first] = 1.0f;
+  return m.to(device);
+}
+
+// First and last sentence id >= 0 among ids[0..n); false when there is none.
+bool sentence_range(const std::int64_t* ids, std::int64_t n, std::int64_t& first, std::int64_t& last) {
+  first = -1;
+  last = -1;
+  for (std::int64_t r = 0; r < n; ++r) {
+    if (ids[r] < 0) continue;
+    if (first < 0) first = ids[r];
+    last = ids[r];
+  }
+  return first >= 0;
+}
+
+}  // namespace
+
+void validate_sentence_spans(const std::vector<TokenSpan>& sentences, std::int64_t num_keys, const char* what) {
+  if (sentences.empty()) throw Error(fmt::format("{}: no sentence spans", what));
+  for (std::size_t i = 0; i < sentences.size(); ++i) {
+    const TokenSpan& s = sentences[i];
+    if (s.begin < 0 || s.end <= s.begin)
+      throw Error(fmt::format("{}: sentence {} has an empty or negative token span [{}, {})", what, i, s.begin, s.end));
+    if (s.end > num_keys)
+      throw Error(fmt::format("{}: sentence {} token span [{}, {}) reaches past the end of the {} tokens", what, i,
+                              s.begin, s.end, num_keys));
+    if (i > 0 && s.begin < sentences[i - 1].end)
+      throw Error(fmt::format("{}: sentence {} token span [{}, {}) overlaps or precedes sentence {} [{}, {}); spans "
+                              "must be in increasing order and disjoint",
+                              what, i, s.begin, s.end, i - 1, sentences[i - 1].begin, sentences[i - 1].end));
+  }
+}
+
+torch::Tensor causal_log_sum_exp(const torch::Tensor& q, const torch::Tensor& k, const SentencePoolingParams& params) {
+  const PoolShape shape = check_qk(q, k, params, "causal_log_sum_exp");
+  const double scale = scale_of(shape, params);
+  const torch::Tensor queries = grouped_queries(q, shape);
+  const torch::Tensor keys = k.to(torch::kFloat32);
+  const auto options = torch::dtype(torch::kFloat32).device(q.device());
+  std::vector<torch::Tensor> parts;
+  for (std::int64_t r0 = 0; r0 < shape.queries; r0 += params.query_tile) {
+    const std::int64_t rows = std::min(params.query_tile, shape.queries - r0);
+    const std::int64_t key_end = shape.first_query_slot() + r0 + rows;  // keys [0, key_end) are visible to someone
+    torch::Tensor running_max =
+        torch::full({shape.batch, shape.query_heads, rows, 1}, -std::numeric_limits<float>::infinity(), options);
+    torch::Tensor running_sum = torch::zeros({shape.batch, shape.query_heads, rows, 1}, options);
+    for (std::int64_t c0 = 0; c0 < key_end; c0 += params.key_tile) {
+      const std::int64_t cols = std::min(params.key_tile, key_end - c0);
+      const torch::Tensor scores = score_tile(queries, keys, shape, scale, r0, rows, c0, cols);
+      // Key slot 0 is visible to every row, so the max is finite from the first tile on.
+      const torch::Tensor new_max = at::maximum(running_max, std::get<0>(scores.max(-1, /*keepdim=*/true)));
+      running_sum.mul_((running_max - new_max).exp_()).add_((scores - new_max).exp_().sum(-1, /*keepdim=*/true));
+      running_max = new_max;
+    }
+    parts.push_back(running_max.add_(running_sum.log_()).squeeze(-1));
+  }
+  return parts.size() == 1 ? parts.front() : at::cat(parts, 2);
+}
+
+torch::Tensor sentence_block_sums(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& lse,
+                                  const std::vector<TokenSpan>& sentences, const SentencePoolingParams& params) {
+  const char* what = "sentence_block_sums";
+  const PoolShape shape = check_qk(q, k, params, what);
+  if (!lse.defined() || lse.dim() != 3 || lse.size(0) != shape.batch || lse.size(1) != shape.query_heads ||
+      lse.size(2) != shape.queries)
+    throw Error(fmt::format("{}: lse must be [B, Hq, Tq] = [{}, {}, {}]; got {}", what, shape.batch,
+                            shape.query_heads, shape.queries, lse.defined() ? describe(lse) : "undefined"));
+  if (lse.device() != q.device())
+    throw Error(fmt::format("{}: lse {} and q {} on different devices", what, describe(lse), describe(q)));
+  validate_sentence_spans(sentences, shape.keys, what);
+
+  const double scale = scale_of(shape, params);
+  const std::int64_t S = static_cast<std::int64_t>(sentences.size());
+  const auto options = torch::dtype(torch::kFloat32).device(q.device());
+  torch::Tensor sums = torch::zeros({shape.batch, shape.query_heads, S, S}, options);
+
+  // Sentence id of every key slot (-1 between sentences).
+  std::vector<std::int64_t> sentence_of(static_cast<std::size_t>(shape.keys), -1);
+  for (std::int64_t i = 0; i < S; ++i)
+    std::fill(sentence_of.begin() + sentences[i].begin, sentence_of.begin() + sentences[i].end, i);
+
+  const std::int64_t first_slot = shape.first_query_slot();
+  const std::int64_t query_lo = std::max(sentences.front().begin, first_slot);  // slots
+  const std::int64_t query_hi = sentences.back().end;
+  const std::int64_t key_lo = sentences.front().begin;
+  if (query_lo >= query_hi) return sums;
+
+  const torch::Tensor queries = grouped_queries(q, shape);
+  const torch::Tensor keys = k.to(torch::kFloat32);
+  const torch::Tensor row_lse = lse.to(torch::kFloat32).unsqueeze(-1);  // [B, Hq, Tq, 1]
+
+  for (std::int64_t r0 = query_lo; r0 < query_hi; r0 += params.query_tile) {
+    const std::int64_t rows = std::min(params.query_tile, query_hi - r0);
+    std::int64_t qi0 = 0, qi1 = 0;
+    if (!sentence_range(sentence_of.data() + r0, rows, qi0, qi1)) continue;
+    const std::int64_t row0 = r0 - first_slot;  // query index
+    const torch::Tensor tile_lse = row_lse.narrow(2, row0, rows);
+    // Row-reduced probabilities: per query row, the sum over each key sentence.
+    torch::Tensor row_sums = torch::zeros({shape.batch, shape.query_heads, rows, qi1 + 1}, options);
+    const std::int64_t key_hi = r0 + rows;  // the last row's slot is key_hi - 1
+    for (std::int64_t c0 = key_lo; c0 < key_hi; c0 += params.key_tile) {
+      const std::int64_t cols = std::min(params.key_tile, key_hi - c0);
+      std::int64_t kj0 = 0, kj1 = 0;
+      if (!sentence_range(sentence_of.data() + c0, cols, kj0, kj1)) continue;
+      const torch::Tensor probabilities =
+          score_tile(queries, keys, shape, scale, row0, rows, c0, cols).sub_(tile_lse).exp_();  // [B, Hq, rows, cols]
+      const torch::Tensor key_one_hot = one_hot(sentence_of.data() + c0, cols, kj0, kj1, q.device());
+      row_sums.narrow(3, kj0, kj1 - kj0 + 1).add_(at::matmul(probabilities, key_one_hot));
+    }
+    const torch::Tensor query_one_hot = one_hot(sentence_of.data() + r0, rows, qi0, qi1, q.device());  // [rows, n]
+    sums.narrow(2, qi0, qi1 - qi0 + 1)
+        .narrow(3, 0, qi1 + 1)
+        .add_(at::matmul(query_one_hot.t(), row_sums));  // [B, Hq, n, qi1 + 1]
+  }
+  return sums;
+}
+
+torch::Tensor sentence_block_means(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& lse,
+                                   const std::vector<TokenSpan>& sentences, const SentencePoolingParams& params) {
+  const torch::Tensor sums = sentence_block_sums(q, k, lse, sentences, params);
+  const std::int64_t S = static_cast<std::int64_t>(sentences.size());
+  const std::int64_t first_slot = k.size(2) - q.size(2);
+  torch::Tensor query_counts = torch::empty({S, 1}, torch::kFloat32);
+  torch::Tensor key_counts = torch::empty({1, S}, torch::kFloat32);
+  for (std::int64_t i = 0; i < S; ++i) {
+    const TokenSpan& s = sentences[i];
+    query_counts[i][0] = static_cast<float>(std::max<std::int64_t>(0, s.end - std::max(s.begin, first_slot)));
+    key_counts[0][i] = static_cast<float>(s.size());
+  }
+  // A sentence with no query row present: 0 / 0 = NaN, as documented.
+  return sums.div_((query_counts * key_counts).to(sums.device()));
+}
+
+}  // namespace anchors::model

@@ -1,0 +1,59 @@
+"""sentence_attention vs transformers' own eager attention weights (output_attentions=True)."""
+
+import pytest
+import torch
+
+import thought_anchors as ta
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    config = LlamaConfig(vocab_size=200, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    path = tmp_path_factory.mktemp("llama")
+    LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
+    reference = LlamaForCausalLM.from_pretrained(path, attn_implementation="eager").eval()
+    return path, reference
+
+
+def reference_block_means(attentions, spans):
+    """[L, H, S, S]: mean of attention from tokens of sentence i to tokens of sentence j."""
+    layers = []
+    for a in attentions:  # [1, H, T, T]
+        a = a[0].double()
+        out = torch.zeros(a.shape[0], len(spans), len(spans), dtype=torch.float64)
+        for i, (qb, qe) in enumerate(spans):
+            for j, (kb, ke) in enumerate(spans):
+                out[:, i, j] = a[:, qb:qe, kb:ke].sum(dim=(1, 2)) / ((qe - qb) * (ke - kb))
+        layers.append(out)
+    return torch.stack(layers)
+
+
+def test_matches_transformers_eager_attention(tiny_llama):
+    path, reference = tiny_llama
+    torch.manual_seed(2)
+    ids = torch.randint(0, 200, (97,))
+    spans = [(0, 11), (11, 30), (30, 31), (35, 60), (60, 97)]  # uneven, with a gap
+    with torch.no_grad():
+        attentions = reference(ids[None], output_attentions=True).attentions
+    expected = reference_block_means(attentions, spans)
+    model = ta.Model.load(str(path))
+    got = ta.sentence_attention(model, ids.tolist(), spans)
+    assert got.shape == (3, 4, 5, 5)
+    assert (got.double() - expected).abs().max().item() < 1e-5
+    subset = ta.sentence_attention(model, ids.tolist(), spans, layers=[2, 0])
+    assert torch.equal(subset, got[[2, 0]])
+
+
+def test_bad_spans_are_errors(tiny_llama):
+    path, _ = tiny_llama
+    model = ta.Model.load(str(path))
+    ids = list(range(20))
+    for spans in ([], [(5, 3)], [(0, 10), (5, 15)], [(10, 15), (0, 5)], [(0, 25)]):
+        with pytest.raises(ta.Error):
+            ta.sentence_attention(model, ids, spans)
+    with pytest.raises(ta.Error):
+        ta.sentence_attention(model, ids, [(0, 5)], layers=[7])
