@@ -1,4 +1,5 @@
 #include "anchors/model/attention.h"
+#include "tensor_description.h"
 
 #include <fmt/format.h>
 
@@ -68,11 +69,7 @@ namespace {
 // Checks
 // ---------------------------------------------------------------------------
 
-std::string describe(const torch::Tensor& t) {
-  std::ostringstream s;
-  s << t.scalar_type() << " " << t.sizes() << " on " << t.device();
-  return s.str();
-}
+using detail::describe;
 
 struct AttentionShape {
   std::int64_t batch, query_heads, kv_heads, queries, keys, head_dim;

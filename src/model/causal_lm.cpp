@@ -1,4 +1,5 @@
 #include "anchors/model/causal_lm.h"
+#include "tensor_description.h"
 
 #include <fmt/format.h>
 
@@ -260,11 +261,7 @@ void decoder_layer(torch::Tensor& hidden, const DecoderLayerWeights& w, std::int
   add_projection_(hidden, activated, w.down_proj, w.down_bias);
 }
 
-std::string describe(const torch::Tensor& t) {
-  std::ostringstream s;
-  s << t.scalar_type() << " tensor of shape " << t.sizes();
-  return s.str();
-}
+using detail::describe;
 
 }  // namespace
 

@@ -1,4 +1,5 @@
 #include "anchors/model/kv_cache.h"
+#include "tensor_description.h"
 
 #include <fmt/format.h>
 
@@ -10,11 +11,7 @@
 namespace anchors::model {
 namespace {
 
-std::string describe(const torch::Tensor& t) {
-  std::ostringstream s;
-  s << t.scalar_type() << " " << t.sizes() << " on " << t.device();
-  return s.str();
-}
+using detail::describe;
 
 constexpr std::int64_t kMinimumCapacity = 64;
 

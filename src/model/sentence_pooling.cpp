@@ -3,6 +3,7 @@
 // reduced at once into per-head sentence blocks. Plain LibTorch ops, so it also
 // runs (unfused) on CUDA tensors.
 #include "anchors/model/sentence_pooling.h"
+#include "tensor_description.h"
 
 #include <fmt/format.h>
 
@@ -18,11 +19,7 @@ namespace anchors::model {
 
 namespace {
 
-std::string describe(const torch::Tensor& t) {
-  std::ostringstream s;
-  s << t.scalar_type() << " " << t.sizes() << " on " << t.device();
-  return s.str();
-}
+using detail::describe;
 
 struct PoolShape {
   std::int64_t batch, query_heads, kv_heads, queries, keys, head_dim;

@@ -1,4 +1,5 @@
 #include "anchors/model/tensor_convert.h"
+#include "tensor_description.h"
 
 #include <algorithm>
 #include <sstream>
@@ -8,11 +9,7 @@
 namespace anchors::model {
 namespace {
 
-std::string describe(const torch::Tensor& t) {
-  std::ostringstream s;
-  s << t.scalar_type() << " tensor of shape " << t.sizes() << " on " << t.device();
-  return s.str();
-}
+using detail::describe;
 
 torch::Tensor checked_cpu_double(const torch::Tensor& tensor, int64_t rank, const char* what) {
   if (!tensor.defined()) throw Error(std::string(what) + ": undefined tensor");
