@@ -108,8 +108,14 @@ AnalysisResult load_any_result(const std::string& path) {
 
 // At most `width` code points of `text` on one line ("..." when cut).
 std::string one_line(const std::string& text, std::size_t width) {
+  // Newlines and whitespace runs become single spaces: one sentence, one line.
   std::string flat;
-  for (char c : text) flat += (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
+  for (char c : text) {
+    const bool space = c == ' ' || c == '\n' || c == '\r' || c == '\t';
+    if (space && (flat.empty() || flat.back() == ' ')) continue;
+    flat += space ? ' ' : c;
+  }
+  while (!flat.empty() && flat.back() == ' ') flat.pop_back();
   if (utf8::length(flat) <= width) return flat;
   return flat.substr(0, utf8::byte_offset(flat, width > 3 ? width - 3 : 0)) + "...";
 }
