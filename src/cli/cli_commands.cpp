@@ -232,8 +232,8 @@ const char* kMetricsUsage =
     "(problem.json, base_solution.json, chunks.json, chunk_i/solutions.json and the\n"
     "<...>_forced_answer sibling) and write chunks_labeled.json, step_importance.json and\n"
     "summary.json in the reference schema, plus result.json in this library's format.\n\n"
-    "The counterfactual metrics compare sentences by embedding cosine similarity. Until the\n"
-    "built-in MiniLM embedder is available, give precomputed similarities:\n"
+    "The counterfactual metrics compare sentences by embedding cosine similarity. The command\n"
+    "line takes them precomputed (from Python, pass thought_anchors.Embedder instead):\n"
     "  --similarities FILE   JSON list of [sentence_a, sentence_b, cosine] triples\n\n"
     "options:\n"
     "  --out DIR             output folder (default: PROBLEM_DIR)\n"
@@ -267,7 +267,7 @@ int run_metrics(const std::vector<std::string>& raw, std::istream&, std::ostream
   if (!similarities)
     throw UsageError(
         "the counterfactual metrics need sentence similarities: pass --similarities FILE "
-        "(the built-in MiniLM embedder arrives with the model runtime)");
+        "(or use thought_anchors.resampling_metrics(rollouts, thought_anchors.Embedder.load(DIR)))");
   const std::string out_dir = args.option_or("out", dir);
 
   ReadRolloutsOptions read_options;
