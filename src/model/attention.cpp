@@ -1,4 +1,5 @@
 #include "anchors/model/attention.h"
+#include "attention_shape.h"
 #include "tensor_description.h"
 
 #include <fmt/format.h>
@@ -71,38 +72,10 @@ namespace {
 
 using detail::describe;
 
-struct AttentionShape {
-  std::int64_t batch, query_heads, kv_heads, queries, keys, head_dim;
-  std::int64_t group() const { return query_heads / kv_heads; }
-  std::int64_t first_query_slot() const { return keys - queries; }
-};
+using detail::AttentionShape;
 
 AttentionShape check_inputs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-  if (!q.defined() || !k.defined() || !v.defined()) throw Error("attention: undefined q, k or v");
-  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4)
-    throw Error(fmt::format("attention: q, k, v must be 4-D [B, H, T, D]; got q {}, k {}, v {}", describe(q),
-                            describe(k), describe(v)));
-  const auto dtype = q.scalar_type();
-  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16)
-    throw Error("attention: dtype must be float32, bfloat16 or float16; got q " + describe(q));
-  if (k.scalar_type() != dtype || v.scalar_type() != dtype)
-    throw Error(fmt::format("attention: q, k, v dtypes differ: q {}, k {}, v {}", describe(q), describe(k),
-                            describe(v)));
-  if (k.device() != q.device() || v.device() != q.device())
-    throw Error(fmt::format("attention: q, k, v on different devices: q {}, k {}, v {}", describe(q),
-                            describe(k), describe(v)));
-  const AttentionShape shape{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3)};
-  if (k.size(0) != shape.batch || !v.sizes().equals(k.sizes()) || k.size(3) != shape.head_dim)
-    throw Error(fmt::format("attention: shapes disagree: q {}, k {}, v {}", describe(q), describe(k), describe(v)));
-  if (shape.kv_heads == 0 || shape.query_heads % shape.kv_heads != 0)
-    throw Error(fmt::format("attention: {} query heads are not a multiple of {} key/value heads",
-                            shape.query_heads, shape.kv_heads));
-  if (shape.queries > shape.keys)
-    throw Error(fmt::format("attention: {} queries but only {} keys (queries are the last key slots)",
-                            shape.queries, shape.keys));
-  if (shape.queries == 0 || shape.head_dim == 0 || shape.batch == 0)
-    throw Error("attention: empty q " + describe(q));
-  return shape;
+  return detail::check_attention_inputs("attention", q, k, &v);
 }
 
 double lowest_finite(torch::ScalarType dtype) {

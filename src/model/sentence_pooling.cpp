@@ -3,6 +3,7 @@
 // reduced at once into per-head sentence blocks. Plain LibTorch ops, so it also
 // runs (unfused) on CUDA tensors.
 #include "anchors/model/sentence_pooling.h"
+#include "attention_shape.h"
 #include "tensor_description.h"
 
 #include <fmt/format.h>
@@ -21,34 +22,11 @@ namespace {
 
 using detail::describe;
 
-struct PoolShape {
-  std::int64_t batch, query_heads, kv_heads, queries, keys, head_dim;
-  std::int64_t group() const { return query_heads / kv_heads; }
-  std::int64_t first_query_slot() const { return keys - queries; }
-};
+using detail::AttentionShape;
 
-PoolShape check_qk(const torch::Tensor& q, const torch::Tensor& k, const SentencePoolingParams& params,
+AttentionShape check_qk(const torch::Tensor& q, const torch::Tensor& k, const SentencePoolingParams& params,
                    const char* what) {
-  if (!q.defined() || !k.defined()) throw Error(fmt::format("{}: undefined q or k", what));
-  if (q.dim() != 4 || k.dim() != 4)
-    throw Error(fmt::format("{}: q and k must be 4-D [B, H, T, D]; got q {}, k {}", what, describe(q), describe(k)));
-  const auto dtype = q.scalar_type();
-  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16)
-    throw Error(fmt::format("{}: dtype must be float32, bfloat16 or float16; got q {}", what, describe(q)));
-  if (k.scalar_type() != dtype) throw Error(fmt::format("{}: q {} and k {} dtypes differ", what, describe(q), describe(k)));
-  if (k.device() != q.device())
-    throw Error(fmt::format("{}: q {} and k {} on different devices", what, describe(q), describe(k)));
-  const PoolShape shape{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3)};
-  if (k.size(0) != shape.batch || k.size(3) != shape.head_dim)
-    throw Error(fmt::format("{}: shapes disagree: q {}, k {}", what, describe(q), describe(k)));
-  if (shape.kv_heads == 0 || shape.query_heads % shape.kv_heads != 0)
-    throw Error(fmt::format("{}: {} query heads are not a multiple of {} key heads", what, shape.query_heads,
-                            shape.kv_heads));
-  if (shape.queries > shape.keys)
-    throw Error(fmt::format("{}: {} queries but only {} keys (queries are the last key slots)", what, shape.queries,
-                            shape.keys));
-  if (shape.queries == 0 || shape.head_dim == 0 || shape.batch == 0)
-    throw Error(fmt::format("{}: empty q {}", what, describe(q)));
+  const AttentionShape shape = detail::check_attention_inputs(what, q, k);
   if (params.query_tile < 1 || params.key_tile < 1)
     throw Error(fmt::format("{}: tile sizes must be >= 1, got {} x {}", what, params.query_tile, params.key_tile));
   if (params.scale && !std::isfinite(*params.scale))
@@ -56,14 +34,14 @@ PoolShape check_qk(const torch::Tensor& q, const torch::Tensor& k, const Sentenc
   return shape;
 }
 
-double scale_of(const PoolShape& shape, const SentencePoolingParams& params) {
+double scale_of(const AttentionShape& shape, const SentencePoolingParams& params) {
   return params.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
 }
 
 // Scaled scores [B, Hq, rows, cols] of query rows [r0, r0 + rows) (query
 // indices) against key slots [c0, c0 + cols), causally invisible pairs -inf.
 // `queries` is [B, Hkv, G, Tq, D] float32, `keys` [B, Hkv, Tk, D] float32.
-torch::Tensor score_tile(const torch::Tensor& queries, const torch::Tensor& keys, const PoolShape& shape,
+torch::Tensor score_tile(const torch::Tensor& queries, const torch::Tensor& keys, const AttentionShape& shape,
                          double scale, std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols) {
   const std::int64_t B = shape.batch, Hkv = shape.kv_heads, G = shape.group(), D = shape.head_dim;
   const torch::Tensor q_tile = queries.narrow(3, r0, rows).reshape({B, Hkv, G * rows, D});
@@ -79,7 +57,7 @@ torch::Tensor score_tile(const torch::Tensor& queries, const torch::Tensor& keys
   return scores;
 }
 
-torch::Tensor grouped_queries(const torch::Tensor& q, const PoolShape& shape) {
+torch::Tensor grouped_queries(const torch::Tensor& q, const AttentionShape& shape) {
   return q.to(torch::kFloat32)
       .contiguous()
       .view({shape.batch, shape.kv_heads, shape.group(), shape.queries, shape.head_dim});
@@ -127,7 +105,7 @@ void validate_sentence_spans(const std::vector<TokenSpan>& sentences, std::int64
 }
 
 torch::Tensor causal_log_sum_exp(const torch::Tensor& q, const torch::Tensor& k, const SentencePoolingParams& params) {
-  const PoolShape shape = check_qk(q, k, params, "causal_log_sum_exp");
+  const AttentionShape shape = check_qk(q, k, params, "causal_log_sum_exp");
   const double scale = scale_of(shape, params);
   const torch::Tensor queries = grouped_queries(q, shape);
   const torch::Tensor keys = k.to(torch::kFloat32);
@@ -155,7 +133,7 @@ torch::Tensor causal_log_sum_exp(const torch::Tensor& q, const torch::Tensor& k,
 torch::Tensor sentence_block_sums(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& lse,
                                   const std::vector<TokenSpan>& sentences, const SentencePoolingParams& params) {
   const char* what = "sentence_block_sums";
-  const PoolShape shape = check_qk(q, k, params, what);
+  const AttentionShape shape = check_qk(q, k, params, what);
   if (!lse.defined() || lse.dim() != 3 || lse.size(0) != shape.batch || lse.size(1) != shape.query_heads ||
       lse.size(2) != shape.queries)
     throw Error(fmt::format("{}: lse must be [B, Hq, Tq] = [{}, {}, {}]; got {}", what, shape.batch,

@@ -79,10 +79,10 @@ void NormalizedText::transform(const ChangeStream& stream, std::size_t initial_r
 
 namespace {
 
-// Canonical decomposition with changes: the first character of an expansion
-// replaces the old one, the rest are inserted; then every run of non-starters
-// is stably sorted by combining class, changes travelling with characters.
-ChangeStream decomposition_stream(const std::string& text) {
+// Every code point replaced by its expansion (`expand(c, out)` appends it):
+// the first character of an expansion replaces the old one, the rest are inserted.
+template <class Expand>
+ChangeStream expansion_stream(const std::string& text, Expand expand) {
   ChangeStream out;
   out.reserve(text.size());
   std::u32string parts;
@@ -90,9 +90,16 @@ ChangeStream decomposition_stream(const std::string& text) {
   while (i < text.size()) {
     const char32_t c = next_code_point(text, i);
     parts.clear();
-    append_canonical_decomposition(c, parts);
+    expand(c, parts);
     for (std::size_t k = 0; k < parts.size(); ++k) out.emplace_back(parts[k], k == 0 ? 0 : 1);
   }
+  return out;
+}
+
+// Canonical decomposition with changes (expansion_stream), then every run of
+// non-starters stably sorted by combining class, changes travelling with characters.
+ChangeStream decomposition_stream(const std::string& text) {
+  ChangeStream out = expansion_stream(text, append_canonical_decomposition);
   std::size_t k = 0;
   while (k < out.size()) {
     if (combining_class(out[k].first) == 0) {
@@ -203,19 +210,7 @@ void NormalizedText::nfc() {
   transform(out);
 }
 
-void NormalizedText::lowercase() {
-  ChangeStream out;
-  out.reserve(text_.size());
-  std::u32string lower;
-  std::size_t i = 0;
-  while (i < text_.size()) {
-    const char32_t c = next_code_point(text_, i);
-    lower.clear();
-    append_lowercase(c, lower);
-    for (std::size_t k = 0; k < lower.size(); ++k) out.emplace_back(lower[k], k == 0 ? 0 : 1);
-  }
-  transform(out);
-}
+void NormalizedText::lowercase() { transform(expansion_stream(text_, append_lowercase)); }
 
 void NormalizedText::prepend(std::string_view s) {
   if (text_.empty() || s.empty()) return;

@@ -1,0 +1,42 @@
+#include "attention_shape.h"
+
+#include <fmt/format.h>
+
+#include "anchors/core/error.h"
+#include "tensor_description.h"
+
+namespace anchors::model::detail {
+
+AttentionShape check_attention_inputs(const char* what, const torch::Tensor& q, const torch::Tensor& k,
+                                      const torch::Tensor* v) {
+  // Messages list v only when the caller has one.
+  const auto tensors = [&] {
+    return v ? fmt::format("q {}, k {}, v {}", describe(q), describe(k), describe(*v))
+             : fmt::format("q {}, k {}", describe(q), describe(k));
+  };
+  if (!q.defined() || !k.defined() || (v && !v->defined()))
+    throw Error(fmt::format("{}: undefined {}", what, v ? "q, k or v" : "q or k"));
+  if (q.dim() != 4 || k.dim() != 4 || (v && v->dim() != 4))
+    throw Error(fmt::format("{}: inputs must be 4-D [B, H, T, D]; got {}", what, tensors()));
+  const auto dtype = q.scalar_type();
+  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16)
+    throw Error(fmt::format("{}: dtype must be float32, bfloat16 or float16; got q {}", what, describe(q)));
+  if (k.scalar_type() != dtype || (v && v->scalar_type() != dtype))
+    throw Error(fmt::format("{}: dtypes differ: {}", what, tensors()));
+  if (k.device() != q.device() || (v && v->device() != q.device()))
+    throw Error(fmt::format("{}: inputs on different devices: {}", what, tensors()));
+  const AttentionShape shape{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3)};
+  if (k.size(0) != shape.batch || k.size(3) != shape.head_dim || (v && !v->sizes().equals(k.sizes())))
+    throw Error(fmt::format("{}: shapes disagree: {}", what, tensors()));
+  if (shape.kv_heads == 0 || shape.query_heads % shape.kv_heads != 0)
+    throw Error(fmt::format("{}: {} query heads are not a multiple of {} key/value heads", what,
+                            shape.query_heads, shape.kv_heads));
+  if (shape.queries > shape.keys)
+    throw Error(fmt::format("{}: {} queries but only {} keys (queries are the last key slots)", what,
+                            shape.queries, shape.keys));
+  if (shape.queries == 0 || shape.head_dim == 0 || shape.batch == 0)
+    throw Error(fmt::format("{}: empty q {}", what, describe(q)));
+  return shape;
+}
+
+}  // namespace anchors::model::detail

@@ -1,0 +1,24 @@
+#pragma once
+// Internal: the shape of an attention call and the input checks shared by the
+// attention op and the sentence-pooling kernels (same q/k layout, GQA and slot
+// rules: the Tq queries are the last Tq of the Tk key slots).
+#include <torch/types.h>
+
+#include <cstdint>
+
+namespace anchors::model::detail {
+
+struct AttentionShape {
+  std::int64_t batch, query_heads, kv_heads, queries, keys, head_dim;
+  std::int64_t group() const { return query_heads / kv_heads; }
+  std::int64_t first_query_slot() const { return keys - queries; }
+};
+
+// Checks q [B, Hq, Tq, D] and k [B, Hkv, Tk, D] (and v, when given, shaped
+// like k): defined, 4-D, float32/bfloat16/float16 alike, one device, matching
+// batch and head_dim, Hq a multiple of Hkv, 0 < Tq <= Tk. anchors::Error
+// prefixed with `what` otherwise.
+AttentionShape check_attention_inputs(const char* what, const torch::Tensor& q, const torch::Tensor& k,
+                                      const torch::Tensor* v = nullptr);
+
+}  // namespace anchors::model::detail
