@@ -110,7 +110,8 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
     if (cancelled()) throw Error("analyze: cancelled (run again to resume)");
   };
   const std::string name = problem_folder_name(problem);
-  const std::string prompt = model::render_prompt_text(model::PromptFormat::kRaw, problem.text);
+  const std::string prompt =
+      options.prompt.empty() ? model::render_prompt_text(model::PromptFormat::kRaw, problem.text) : options.prompt;
   const auto encode = [&](const std::string& text) { return tokenizer.encode(text, true).ids; };
 
   AnalyzeResult out;
@@ -131,11 +132,48 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
     if (existing.problem.text != problem.text)
       throw Error(fmt::format("analyze: {} holds another problem (\"{}\"); use another --out folder", dir,
                               existing.problem.text.substr(0, 60)));
+    if (options.base_solution && existing.base_solution.solution != *options.base_solution)
+      throw Error(fmt::format("analyze: {} holds another base solution of this problem; use another --out folder",
+                              dir));
     out.problem_dir = dir;
     out.base_reused = true;
     break;
   }
-  if (out.problem_dir.empty()) {
+  // A base solution as written to base_solution.json, with its sentences and
+  // its folder kind ("correct" / "incorrect" / "unknown").
+  struct Base {
+    BaseSolution solution;
+    std::vector<Sentence> sentences;
+    std::string kind;
+  };
+  const auto make_base = [&](const std::string& text) {
+    Base b;
+    b.solution.prompt = prompt;
+    b.solution.solution = text;
+    b.solution.full_cot = prompt + text;
+    b.solution.answer = extract_boxed(text).value_or("");
+    if (!problem.gt_answer.empty()) b.solution.is_correct = answers_equivalent(b.solution.answer, problem.gt_answer);
+    b.sentences = base_sentences(text);
+    b.kind = kind_of(b.solution.is_correct);
+    return b;
+  };
+  const auto write_base = [&](const Base& b) {
+    out.problem_dir = (fs::path(out_root) / (b.kind + "_base_solution") / name).string();
+    RolloutStore store(out.problem_dir);
+    std::vector<std::string> chunks;
+    for (const auto& s : b.sentences) chunks.push_back(s.text);
+    store.write_problem(problem);
+    store.write_base_solution(b.solution);
+    store.write_chunks(b.solution.full_cot, solution_reasoning(b.solution.solution), chunks);  // last: marks the base complete
+  };
+  if (out.problem_dir.empty() && options.base_solution) {
+    const Base b = make_base(*options.base_solution);
+    if (b.sentences.empty()) throw Error("analyze: the given base solution has no sentences");
+    if (options.base != "any" && b.kind != options.base)
+      throw Error(fmt::format("analyze: the given base solution is {} (answer \"{}\"), not {}", b.kind,
+                              b.solution.answer, options.base));
+    write_base(b);
+  } else if (out.problem_dir.empty()) {
     const auto ids = encode(prompt);
     const std::int64_t max_tokens = capped_max_tokens(options.max_tokens, ids.size(), options.max_positions);
     if (max_tokens < 1)
@@ -153,29 +191,16 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
       request.seed = base_seed(options.seed, attempt);
       const auto completions = provider.complete(request);
       if (completions.empty()) throw Error(fmt::format("analyze: {} returned no completion", provider.name()));
-      BaseSolution base;
-      base.prompt = prompt;
-      base.solution = completions.front().text;
-      base.full_cot = prompt + base.solution;
-      base.answer = extract_boxed(base.solution).value_or("");
-      if (!problem.gt_answer.empty()) base.is_correct = answers_equivalent(base.answer, problem.gt_answer);
-      const auto sentences = base_sentences(base.solution);
-      const std::string kind = kind_of(base.is_correct);
-      if (sentences.empty()) {
+      const Base b = make_base(completions.front().text);
+      if (b.sentences.empty()) {
         last = "it has no sentences";
         continue;
       }
-      if (options.base != "any" && kind != options.base) {
-        last = fmt::format("it was {} (answer \"{}\")", kind, base.answer);
+      if (options.base != "any" && b.kind != options.base) {
+        last = fmt::format("it was {} (answer \"{}\")", b.kind, b.solution.answer);
         continue;
       }
-      out.problem_dir = (fs::path(out_root) / (kind + "_base_solution") / name).string();
-      RolloutStore store(out.problem_dir);
-      std::vector<std::string> chunks;
-      for (const auto& s : sentences) chunks.push_back(s.text);
-      store.write_problem(problem);
-      store.write_base_solution(base);
-      store.write_chunks(base.full_cot, solution_reasoning(base.solution), chunks);  // last: marks the base complete
+      write_base(b);
       break;
     }
     if (out.problem_dir.empty())

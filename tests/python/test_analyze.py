@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -213,3 +214,142 @@ def test_python_analyze_equals_the_cli(anchors_cli, minilm_dir, tiny_model, prob
     assert all(cli_files[k].read_bytes() == py_files[k].read_bytes() for k in cli_files)
     with pytest.raises(ta.Error, match="problem"):
         ta.analyze(model, {"question": "?"}, str(py_out))
+
+
+@pytest.fixture
+def served(anchors_cli, tiny_model):
+    """`anchors serve` on a free loopback port over the tiny checkpoint; yields its base URL."""
+    proc = subprocess.Popen([anchors_cli, "serve", "--model", str(tiny_model), "--port", "0", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)/v1", line)
+        assert found, f"anchors serve printed {line!r}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"
+        yield found.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def scores_of(result: "ta.AnalysisResult") -> dict:
+    """The resampling scores as {name: list}, NaN as None (so == compares them)."""
+    return {name: [None if v != v else v for v in values.tolist()]
+            for name, values in result.attribution("resampling").scores.items()}
+
+
+def test_cli_analyze_through_a_server_equals_the_local_model(anchors_cli, minilm_dir, tiny_model, problem_file,
+                                                            tmp_path, served):
+    """--server: the same base trace, rollouts and scores as the local model (the server runs one request at a
+    time, so lane k of a seeded request is what LocalProvider gives)."""
+    local_out, remote_out = tmp_path / "local", tmp_path / "remote"
+    extra = ("--rollouts", "3", "--batch", "2", "--forced", "--quiet")
+    local = run(analyze_args(anchors_cli, tiny_model, problem_file, local_out, minilm_dir, *extra))
+    assert local.returncode == 0, local.stderr
+    remote = run(analyze_args(anchors_cli, tiny_model, problem_file, remote_out, minilm_dir, *extra,
+                              "--server", served))
+    assert remote.returncode == 0, remote.stderr
+    [local_dir], [remote_dir] = problem_dirs(local_out), problem_dirs(remote_out)
+    assert local_dir.relative_to(local_out) == remote_dir.relative_to(remote_out)
+    check_complete(remote_dir, 3, forced=True)
+    local_files, remote_files = solutions_files(local_out), solutions_files(remote_out)
+    assert local_files.keys() == remote_files.keys() and local_files
+    assert all(local_files[k].read_bytes() == remote_files[k].read_bytes() for k in local_files)
+    local_result = ta.load_result(str(local_dir / "result.json"))
+    remote_result = ta.load_result(str(remote_dir / "result.json"))
+    assert remote_result.trace == local_result.trace
+    assert scores_of(remote_result) == scores_of(local_result)
+    assert remote_result.attribution("resampling").metadata["provider"].startswith("openai:")
+
+
+def test_base_kind_is_regenerated_until_it_matches(anchors_cli, minilm_dir, tiny_model, problem_file, tmp_path):
+    """--base incorrect lands in incorrect_base_solution; --base correct on a model that never writes the right
+    \\boxed{} answer fails with a clear error after its attempts and writes nothing."""
+    out = tmp_path / "incorrect"
+    done = run(analyze_args(anchors_cli, tiny_model, problem_file, out, minilm_dir, "--rollouts", "1", "--quiet",
+                            "--base", "incorrect"))
+    assert done.returncode == 0, done.stderr
+    [problem_dir] = problem_dirs(out)
+    assert problem_dir.parent.name == "incorrect_base_solution"
+    assert records(problem_dir / "base_solution.json")["is_correct"] is False
+
+    never = tmp_path / "correct"
+    done = run(analyze_args(anchors_cli, tiny_model, problem_file, never, minilm_dir, "--rollouts", "1",
+                            "--base", "correct"))
+    assert done.returncode != 0
+    assert "no acceptable base solution in 10 attempt(s)" in done.stderr and "incorrect" in done.stderr
+    assert not problem_dirs(never)
+
+    no_gt = tmp_path / "no_gt.json"
+    no_gt.write_text(json.dumps({"problem": "What is 2 + 3?"}), encoding="utf-8")
+    done = run(analyze_args(anchors_cli, tiny_model, no_gt, tmp_path / "x", minilm_dir, "--base", "correct"))
+    assert done.returncode != 0 and "gt_answer" in done.stderr
+
+
+SOLUTION = ("I need to add 2 and 3. First, I start from 2. Then 2 + 3 = 5. Let me check: 5 - 3 = 2. "
+            "So the answer is 5.\n</think>\n\nThe answer is \\boxed{5}.")
+
+
+def test_resampling_object_runs_on_a_given_trace(minilm_dir, tiny_model, tmp_path, served):
+    model = ta.Model.load(str(tiny_model))
+    embedder = ta.Embedder.load(minilm_dir)
+    trace = ta.Trace.from_text(SOLUTION, metadata={"problem": "What is 2 + 3?", "gt_answer": "5"})
+    options = dict(num_rollouts=3, batch=2, max_tokens=16, seed=1, similarity=embedder, forced=True)
+    seen = []
+    result = ta.Resampling(provider=model, out_dir=str(tmp_path / "local"), **options).run(trace, progress=seen.append)
+    assert seen and seen[-1]["rollouts_done"] == seen[-1]["rollouts_total"] == 2 * 3 * len(trace.sentences)
+
+    # The given trace is the base solution: its folder kind, its text, its sentences; rollouts from before each.
+    [problem_dir] = problem_dirs(tmp_path / "local")
+    assert problem_dir.parent.name == "correct_base_solution"
+    base = records(problem_dir / "base_solution.json")
+    assert base["solution"] == SOLUTION and base["is_correct"] is True
+    assert base["prompt"] == ("Solve this math problem step by step. You MUST put your final answer in \\boxed{}. "
+                              "Problem: What is 2 + 3? Solution: \n<think>\n")
+    assert [s.text for s in result.trace.sentences] == [s.text for s in trace.sentences]
+    rollouts = check_complete(problem_dir, 3, forced=True)
+    for i, sentence in enumerate(trace.sentences):
+        for r in records(problem_dir / f"chunk_{i}" / "solutions.json"):
+            assert r["prefix_without_chunk"] == SOLUTION[: sentence.char_start]
+    assert len(rollouts.chunks) == len(trace.sentences)
+    scores = scores_of(result)
+    assert all(len(v) == len(trace.sentences) for v in scores.values())
+
+    # A remote provider (anchors serve) gives the same rollouts; no out_dir means a temporary folder.
+    remote = ta.Resampling(provider=ta.OpenAIProvider(served), tokenizer=model, out_dir=str(tmp_path / "remote"),
+                           **options).run(trace)
+    local_files, remote_files = solutions_files(tmp_path / "local"), solutions_files(tmp_path / "remote")
+    assert local_files.keys() == remote_files.keys()
+    assert all(local_files[k].read_bytes() == remote_files[k].read_bytes() for k in local_files)
+    assert scores_of(remote) == scores
+    assert scores_of(ta.Resampling(provider=ta.LocalProvider(model), **options).run(trace)) == scores
+
+    # into= adds the attribution to an existing result of the same trace.
+    target = ta.AnalysisResult(result.trace, [])
+    assert ta.Resampling(provider=model, out_dir=str(tmp_path / "local"), **options).run(trace, into=target) is target
+    assert scores_of(target) == scores
+
+
+def test_resampling_object_bad_input(tiny_model, tmp_path, minilm_dir):
+    model = ta.Model.load(str(tiny_model))
+    trace = ta.Trace.from_text(SOLUTION, metadata={"problem": "What is 2 + 3?", "gt_answer": "5"})
+    with pytest.raises(ta.Error, match="provider"):
+        ta.Resampling(num_rollouts=2)
+    with pytest.raises(ta.Error, match="provider must be"):
+        ta.Resampling(provider=42)
+    with pytest.raises(ta.Error, match="tokenizer"):
+        ta.Resampling(provider=ta.OpenAIProvider("http://127.0.0.1:9"))
+    with pytest.raises(ta.Error, match="problem"):
+        ta.Resampling(provider=model).run(ta.Trace.from_text(SOLUTION))
+    with pytest.raises(ta.Error, match="num_rollouts"):
+        ta.Resampling(num_rollouts=0, provider=model).run(trace)
+    with pytest.raises(ta.Error, match="no sentences"):
+        ta.Resampling(provider=model).run(ta.Trace.from_text("", metadata={"problem": "What is 2 + 3?"}))
+    with pytest.raises(ta.Error, match="malformed|base_url|URL"):
+        ta.OpenAIProvider("not a url")
+    # A folder that holds another base solution of the problem is not silently mixed.
+    embedder = ta.Embedder.load(minilm_dir)
+    folder = str(tmp_path / "out")
+    ta.Resampling(num_rollouts=1, provider=model, max_tokens=4, similarity=embedder, out_dir=folder).run(trace)
+    other = ta.Trace.from_text(SOLUTION.replace("First, I start from 2. ", ""), metadata=dict(trace.metadata))
+    with pytest.raises(ta.Error, match="another base solution"):
+        ta.Resampling(num_rollouts=1, provider=model, max_tokens=4, similarity=embedder, out_dir=folder).run(other)

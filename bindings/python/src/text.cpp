@@ -134,16 +134,18 @@ void bind_text(py::module_& m) {
            py::arg("metadata") = std::map<std::string, std::string>{})
       .def_static(
           "from_text",
-          [](std::string text, std::string prompt, std::optional<std::string> answer, const SegmentOptions& options) {
+          [](std::string text, std::string prompt, std::optional<std::string> answer, const SegmentOptions& options,
+             std::map<std::string, std::string> metadata) {
             Trace t;
             t.prompt = std::move(prompt);
             t.text = std::move(text);
             t.sentences = split_sentences(t.text, options);
             t.answer = answer ? *answer : extract_boxed(t.text).value_or("");
+            t.metadata = std::move(metadata);
             return t;
           },
           py::arg("text"), py::arg("prompt") = "", py::arg("answer") = py::none(),
-          py::arg("options") = SegmentOptions{},
+          py::arg("options") = SegmentOptions{}, py::arg("metadata") = std::map<std::string, std::string>{},
           "Segment `text` into sentences; the answer defaults to its first non-empty \\boxed{}.")
       .def_readwrite("prompt", &Trace::prompt)
       .def_readwrite("text", &Trace::text)

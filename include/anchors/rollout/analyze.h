@@ -13,9 +13,11 @@
 //   // chunks_labeled.json, step_importance.json, summary.json, result.json)
 //
 // Steps:
-//  1. prompt = render_prompt_text(kRaw, problem.text); ids = encode(prompt, special tokens).
-//  2. Base trace: one completion (seed derived from options.seed and the
-//     attempt), regenerated until it has a sentence and matches options.base;
+//  1. prompt = options.prompt, or render_prompt_text(kRaw, problem.text);
+//     ids = encode(prompt, special tokens).
+//  2. Base trace: options.base_solution, or one completion (seed derived from
+//     options.seed and the attempt), regenerated until it has a sentence and
+//     matches options.base;
 //     problem.json, base_solution.json and chunks.json are written. A base
 //     solution already on disk is reused, never regenerated.
 //  3. For every sentence i in order: rollouts from prompt + solution text before
@@ -29,6 +31,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "anchors/core/attribution.h"
@@ -71,6 +74,14 @@ struct AnalyzeOptions {
   // "incorrect" need problem.gt_answer.
   std::string base = "any";
   std::int64_t base_attempts = 10;
+  // A base solution of the caller's (the text after the prompt: chain of
+  // thought and answer) instead of a generated one; `base` must then be "any"
+  // or match its correctness. A folder that already holds another base
+  // solution for the problem is an error.
+  std::optional<std::string> base_solution;
+  // The prompt before the solution; "" = the raw reference prompt of the
+  // problem (model::render_prompt_text(kRaw, problem.text)).
+  std::string prompt;
   std::int64_t batch = 25;          // samples per request
   double similarity_threshold = 0.8;
   // New tokens of a forced-answer rollout (the answer after the stub).
