@@ -13,9 +13,11 @@
 #include "anchors/core/attribution.h"
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "anchors/core/function_tags.h"
 #include "anchors/core/embedder.h"
 #include "anchors/core/reference_import.h"
 #include "anchors/core/reference_schema.h"
+#include "anchors/core/report.h"
 #include "anchors/core/resampling_metrics.h"
 #include "anchors/core/rollouts.h"
 #include "anchors/methods/resampling.h"
@@ -225,6 +227,57 @@ int run_import(const std::vector<std::string>& raw, std::istream&, std::ostream&
 }
 
 
+// ---------------------------------------------------------------- report
+const char* kReportUsage =
+    "usage: anchors report RESULT.json|REFERENCE_DIR -o REPORT.html [options]\n\n"
+    "Write a self-contained interactive HTML report (one file, no network access): the chain of\n"
+    "thought coloured by importance and tagged by function, a switch between score series, the top\n"
+    "anchors, every matrix as a heatmap, receiver-head scores, and per sentence its scores, resampled\n"
+    "alternatives and strongest links. A REFERENCE_DIR holding chunks_resampled.json supplies the\n"
+    "alternatives itself.\n\n"
+    "options:\n"
+    "  -o, --output FILE      the HTML file to write\n"
+    "  --rollouts DIR         resampled alternatives: a rollout problem folder (chunk_i/solutions.json),\n"
+    "                         a reference folder or a chunks_resampled.json file\n"
+    "  --title T              page title (default: \"Thought anchors - <problem id>\")\n"
+    "  --method NAME          method of the score series shown first\n"
+    "  --score NAME           score series shown first (default counterfactual_importance_kl when present)\n"
+    "  --top K                length of the top-anchors list (default 10)\n"
+    "  --max-alternatives N   distinct alternatives listed per sentence (default 12)\n"
+    "  --max-links N          strongest links listed per sentence and matrix (default 5)\n";
+
+int run_report(const std::vector<std::string>& raw, std::istream&, std::ostream& out, std::ostream&) {
+  Args args(raw, {},
+            {"o", "output", "rollouts", "title", "method", "score", "top", "max-alternatives", "max-links"});
+  args.expect_positionals(1, "one RESULT.json or REFERENCE_DIR");
+  const auto path = args.option("output") ? args.option("output") : args.option("o");
+  if (!path) throw UsageError("missing -o/--output REPORT.html");
+  const std::string input = args.positionals()[0];
+  ReportOptions options;
+  options.title = args.option_or("title", "");
+  options.method = args.option_or("method", "");
+  options.score = args.option_or("score", "");
+  const long top = args.integer_or("top", 10), alternatives = args.integer_or("max-alternatives", 12),
+             links = args.integer_or("max-links", 5);
+  if (top < 0 || alternatives < 0 || links < 0)
+    throw UsageError("--top, --max-alternatives and --max-links must be >= 0");
+  options.top_anchors = static_cast<std::size_t>(top);
+  options.max_alternatives = static_cast<std::size_t>(alternatives);
+  options.max_links = static_cast<std::size_t>(links);
+
+  const AnalysisResult result = load_any_result(input);
+  std::string source = args.option_or("rollouts", "");
+  if (source.empty() && directory_exists(input) && file_exists(input + "/chunks_resampled.json")) source = input;
+  if (!source.empty()) options.alternatives = read_alternatives(source, result.trace);
+  write_report_html(result, *path, options);
+  std::size_t matrices = 0;
+  for (const auto& a : result.attributions) matrices += a.matrices.size();
+  out << fmt::format("wrote {} ({} sentences, {} methods, {} matrices, alternatives for {} sentences)\n", *path,
+                     result.trace.sentences.size(), result.attributions.size(), matrices,
+                     options.alternatives.size());
+  return 0;
+}
+
 // ---------------------------------------------------------------- metrics
 const char* kMetricsUsage =
     "usage: anchors metrics PROBLEM_DIR --similarities FILE [options]\n\n"
@@ -299,6 +352,83 @@ int run_metrics(const std::vector<std::string>& raw, std::istream&, std::ostream
   return 0;
 }
 
+
+// ---------------------------------------------------------------- tag
+const char* kTagUsage =
+    "usage: anchors tag FILE|REFERENCE_DIR|- [options]\n\n"
+    "Give every sentence of a trace one function tag (the paper's taxonomy, chosen by the rule-based\n"
+    "tagger of docs/function-tags.md) and print a JSON list of {\"index\", \"text\", \"tag\", \"rule\"}\n"
+    "(\"rule\" names the rule that chose the tag).\n\n"
+    "FILE is a reasoning trace as text (segmented with the reference rules, <think> part only) or a\n"
+    "result JSON written by this library (its sentences are kept). REFERENCE_DIR is a problem folder\n"
+    "of the authors' published results: each entry then also has \"reference\", the authors' tag, and\n"
+    "the agreement is printed to stderr.\n\n"
+    "options:\n"
+    "  --problem TEXT         the problem text (default: the result's metadata \"problem\", else its prompt)\n"
+    "  --max-check-block N    sentences a verification may run before it is closed (default 30, 0: off)\n"
+    "  --no-inherit           sentences without a cue are \"unknown\" instead of continuing the step before\n"
+    "  --no-problem-text      do not compare sentences with the problem text\n"
+    "  --table                print \"index  tag  rule  sentence\" lines instead of JSON\n"
+    "  -o, --output FILE      also write the tagged trace as a result JSON (for `anchors show`)\n";
+
+int run_tag(const std::vector<std::string>& raw, std::istream& in, std::ostream& out, std::ostream& err) {
+  Args args(raw, {"no-inherit", "no-problem-text", "table"}, {"problem", "max-check-block", "o", "output"});
+  args.expect_positionals(1, "one FILE, REFERENCE_DIR or -");
+  FunctionTaggerOptions options;
+  const long block = args.integer_or("max-check-block", static_cast<long>(options.max_check_block));
+  if (block < 0) throw UsageError("--max-check-block must be >= 0");
+  options.max_check_block = static_cast<std::size_t>(block);
+  options.inherit_when_no_cue = !args.flag("no-inherit");
+  options.use_problem_text = !args.flag("no-problem-text");
+
+  const std::string& path = args.positionals()[0];
+  AnalysisResult result;
+  std::vector<std::string> reference;  // the authors' tags, for a reference folder
+  if (path != "-" && directory_exists(path)) {
+    result = import_reference_folder(path);
+    for (const Sentence& s : result.trace.sentences) reference.push_back(s.tags.empty() ? "" : s.tags.front());
+  } else {
+    const std::string name = path == "-" ? "<stdin>" : path;
+    const std::string text = read_input(path, in);
+    const std::size_t first = text.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos && text[first] == '{') {
+      result = result_from_json(text, name);
+    } else {
+      if (!utf8::is_valid(text)) throw Error(fmt::format("{}: input is not valid UTF-8 text", name));
+      result.trace.text = text;
+      result.trace.sentences = split_sentences(text);
+    }
+  }
+  if (const auto problem = args.option("problem")) result.trace.metadata["problem"] = *problem;
+  const std::vector<FunctionTagDecision> decisions = tag_trace(result.trace, options);
+
+  const Trace& trace = result.trace;
+  std::size_t agree = 0;
+  if (args.flag("table")) {
+    for (std::size_t i = 0; i < trace.sentences.size(); ++i)
+      out << fmt::format("{:>4}  {:<22}  {:<18}  {}{}\n", i, decisions[i].tag, decisions[i].rule,
+                         reference.empty() ? "" : fmt::format("[{}] ", reference[i]),
+                         one_line(trace.sentences[i].text, 100));
+  }
+  json list = json::array();
+  for (std::size_t i = 0; i < trace.sentences.size(); ++i) {
+    json entry = {{"index", i}, {"text", trace.sentences[i].text}, {"tag", decisions[i].tag},
+                  {"rule", decisions[i].rule}};
+    if (!reference.empty()) {
+      entry["reference"] = reference[i];
+      if (reference[i] == decisions[i].tag) ++agree;
+    }
+    list.push_back(std::move(entry));
+  }
+  if (!args.flag("table")) out << list.dump(1, ' ', false, json::error_handler_t::replace) << "\n";
+  if (!reference.empty() && !trace.sentences.empty())
+    err << fmt::format("agreement with the reference tags: {} of {} sentences ({:.1f}%)\n", agree,
+                       trace.sentences.size(), 100.0 * static_cast<double>(agree) / trace.sentences.size());
+  const auto output = args.option("output") ? args.option("output") : args.option("o");
+  if (output) save_result(result, *output);
+  return 0;
+}
+
 }  // namespace
 
 std::vector<CliCommand> builtin_commands() {
@@ -310,8 +440,12 @@ std::vector<CliCommand> builtin_commands() {
   commands.push_back({"show", "print a trace's sentences with tags, importance and top anchors", kShowUsage,
                       run_show});
   commands.push_back({"import", "convert an authors' reference folder to a result JSON", kImportUsage, run_import});
+  commands.push_back({"report", "write a self-contained interactive HTML report of a result", kReportUsage,
+                      run_report});
   commands.push_back({"metrics", "resampling metrics of a rollout folder, in the reference schema", kMetricsUsage,
                       run_metrics});
+  commands.push_back({"tag", "give every sentence a function tag (rule-based; JSON or a table)", kTagUsage,
+                      run_tag});
   return commands;
 }
 

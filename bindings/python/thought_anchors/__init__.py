@@ -59,16 +59,21 @@ from ._C import (  # noqa: F401
     methods,
     normalize_answer,
     normalize_answer_reference,
+    read_alternatives,
     read_model_config,
     read_rollouts,
     render_prompt,
+    render_report_html,
     resampling_metrics,
     save_result,
     sentence_attention,
     split_sentences,
     write_reference_outputs,
+    write_report,
 )
+from ._C import ChatLabels, function_tag_names, function_tag_rules, label_with_chat, tag_functions  # noqa: F401
 from . import display as _display
+from .embedded import embedded_model_path, embedded_problem, load_embedded_model  # noqa: F401
 from .resampling import Resampling, analyze  # noqa: F401
 from .white_box import AttentionRhythm, AttentionSuppression, ReceiverHeads, SentenceAttention  # noqa: F401
 

@@ -1,8 +1,12 @@
 """Notebook display and matplotlib plots for results (no algorithms here).
 
-``AnalysisResult`` renders inline in Jupyter (``_repr_html_``); ``result.show()``
-displays it explicitly; ``result.plot(score=...)`` draws per-sentence scores and
-``result.plot_matrix(name)`` a sentence-by-sentence heatmap.
+``AnalysisResult`` renders inline in Jupyter as a compact table (``_repr_html_``:
+small, so notebooks that echo results stay light); ``result.show()`` displays the
+full interactive report (rendered in C++ by ``_C.render_report_html``, the same
+page as ``anchors report``) in an isolated ``<iframe srcdoc>``, and
+``result.save_report(path)`` writes it to a file (docs/report.md).
+``result.plot(score=...)`` draws per-sentence scores and ``result.plot_matrix(name)``
+a sentence-by-sentence heatmap with matplotlib.
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ def result_html(result, method: Optional[str] = None, score: Optional[str] = Non
         f"<div><b>{len(sentences)} sentences</b>, answer <code>{html.escape(trace.answer)}</code>; "
         f"methods: {html.escape(', '.join(result.methods)) or 'none'}; "
         + (f"shading: <code>{html.escape(method)}.{html.escape(score)}</code> (&#9733; top {top})" if score else "no scores")
-        + "</div>"
+        + "; <code>.show()</code> opens the interactive report</div>"
     )
     return (
         "<div class='thought-anchors'>" + header + "<table style='border-collapse:collapse;font-size:90%'>"
@@ -86,17 +90,51 @@ def result_html(result, method: Optional[str] = None, score: Optional[str] = Non
     )
 
 
-def show(result, method: Optional[str] = None, score: Optional[str] = None, top: int = 5):
-    """Display in a notebook (IPython) or print a text table elsewhere."""
+def report_iframe(result, height: int = 820, **options) -> str:
+    """The report as an ``<iframe srcdoc=...>`` element: its script and styles run
+    isolated from the notebook page (sandboxed: scripts only, no same-origin access)."""
+    page = _C.render_report_html(result, **options)
+    title = html.escape(options.get("title") or "thought-anchors report", quote=True)
+    return (
+        f'<iframe srcdoc="{html.escape(page, quote=True)}" title="{title}" sandbox="allow-scripts" '
+        f'style="width:100%;height:{int(height)}px;border:1px solid #d0d7de;border-radius:8px;background:#fff">'
+        "</iframe>"
+    )
+
+
+def show(
+    result,
+    method: Optional[str] = None,
+    score: Optional[str] = None,
+    top: int = 10,
+    alternatives=None,
+    title: Optional[str] = None,
+    height: int = 820,
+):
+    """Display the interactive report in a notebook (IPython); print a text table elsewhere.
+
+    alternatives: resampled sentences to show per sentence: a rollout problem folder, a
+    reference folder / chunks_resampled.json, or a dict {sentence index: [text, ...]}.
+    """
     try:
         from IPython.display import HTML, display  # type: ignore
-
-        display(HTML(result_html(result, method, score, top)))
     except ImportError:
         method, score = _pick_score(result, method, score)
         values = result.attribution(method).score(score).tolist()
         for s, v in zip(result.trace.sentences, values):
             print(f"{s.index:4d} {v:8.3f}  {','.join(s.tags):24s} {s.text[:90]}")
+        return
+    options = dict(method=method or "", score=score or "", top=top, title=title or "")
+    display(HTML(report_iframe(result, height=height, alternatives=alternatives, **options)))
+
+
+def save_report(result, path, alternatives=None, **options) -> None:
+    """Write the self-contained HTML report (``anchors report``) to ``path``.
+
+    Options as ``thought_anchors.render_report_html``: title, method, score, top,
+    max_alternatives, max_links.
+    """
+    _C.write_report(result, path, alternatives, **options)
 
 
 def plot(result, score: Optional[str] = None, method: Optional[str] = None, ax=None):
@@ -138,5 +176,6 @@ def install() -> None:
     """Attach the display helpers to the compiled result class."""
     _C.AnalysisResult._repr_html_ = lambda self: result_html(self)
     _C.AnalysisResult.show = show
+    _C.AnalysisResult.save_report = save_report
     _C.AnalysisResult.plot = plot
     _C.AnalysisResult.plot_matrix = plot_matrix
