@@ -39,4 +39,15 @@ AttentionShape check_attention_inputs(const char* what, const torch::Tensor& q, 
   return shape;
 }
 
+void check_lse(const char* what, const torch::Tensor& lse, const AttentionShape& shape, const torch::Tensor& q) {
+  if (!lse.defined() || lse.dim() != 3 || lse.size(0) != shape.batch || lse.size(1) != shape.query_heads ||
+      lse.size(2) != shape.queries)
+    throw Error(fmt::format("{}: lse must be [B, Hq, Tq] = [{}, {}, {}]; got {}", what, shape.batch,
+                            shape.query_heads, shape.queries, describe(lse)));
+  if (!lse.is_floating_point())
+    throw Error(fmt::format("{}: lse must be a floating-point tensor; got {}", what, describe(lse)));
+  if (lse.device() != q.device())
+    throw Error(fmt::format("{}: lse {} and q {} on different devices", what, describe(lse), describe(q)));
+}
+
 }  // namespace anchors::model::detail

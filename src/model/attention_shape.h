@@ -21,4 +21,10 @@ struct AttentionShape {
 AttentionShape check_attention_inputs(const char* what, const torch::Tensor& q, const torch::Tensor& k,
                                       const torch::Tensor* v = nullptr);
 
+// Checks the log-sum-exp of an attention call, lse [B, Hq, Tq] (the row
+// normalisers the pooling and band-statistics kernels recompute P from):
+// defined, that shape, floating point, on q's device. anchors::Error prefixed
+// with `what` otherwise.
+void check_lse(const char* what, const torch::Tensor& lse, const AttentionShape& shape, const torch::Tensor& q);
+
 }  // namespace anchors::model::detail

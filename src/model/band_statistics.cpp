@@ -35,14 +35,7 @@ AttentionShape check_inputs(const torch::Tensor& q, const torch::Tensor& k, cons
                             params.fai_near, params.fai_far));
   if (params.span_first_slot < 0)
     throw Error(fmt::format("{}: span_first_slot must be >= 0, got {}", what, params.span_first_slot));
-  if (!lse.defined() || lse.dim() != 3 || lse.size(0) != shape.batch || lse.size(1) != shape.query_heads ||
-      lse.size(2) != shape.queries)
-    throw Error(fmt::format("{}: lse must be [B, Hq, Tq] = [{}, {}, {}]; got {}", what, shape.batch,
-                            shape.query_heads, shape.queries, describe(lse)));
-  if (!lse.is_floating_point())
-    throw Error(fmt::format("{}: lse must be a floating-point tensor; got {}", what, describe(lse)));
-  if (lse.device() != q.device())
-    throw Error(fmt::format("{}: lse {} and q {} on different devices", what, describe(lse), describe(q)));
+  check_lse(what, lse, shape, q);
   return shape;
 }
 

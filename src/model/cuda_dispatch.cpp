@@ -147,17 +147,10 @@ Problem make_problem(const torch::Tensor& q, const torch::Tensor& k, const torch
   return p;
 }
 
-// lse [B, Hq, Tq] on q's device as contiguous float32.
-torch::Tensor check_lse(const torch::Tensor& lse, const AttentionShape& shape, const torch::Tensor& q,
+// lse [B, Hq, Tq] (checked) on q's device as contiguous float32.
+torch::Tensor float_lse(const torch::Tensor& lse, const AttentionShape& shape, const torch::Tensor& q,
                         const char* what) {
-  if (!lse.defined() || lse.dim() != 3 || lse.size(0) != shape.batch || lse.size(1) != shape.query_heads ||
-      lse.size(2) != shape.queries)
-    throw Error(fmt::format("{}: lse must be [B, Hq, Tq] = [{}, {}, {}]; got {}", what, shape.batch,
-                            shape.query_heads, shape.queries, describe(lse)));
-  if (!lse.is_floating_point())
-    throw Error(fmt::format("{}: lse must be a floating-point tensor; got {}", what, describe(lse)));
-  if (lse.device() != q.device())
-    throw Error(fmt::format("{}: lse {} and q {} on different devices", what, describe(lse), describe(q)));
+  check_lse(what, lse, shape, q);
   return lse.to(torch::kFloat32).contiguous();
 }
 
@@ -186,7 +179,7 @@ torch::Tensor sentence_block_sums(const torch::Tensor& q, const torch::Tensor& k
   if (params.query_tile < 1 || params.key_tile < 1)
     throw Error(fmt::format("{}: tile sizes must be >= 1, got {} x {}", what, params.query_tile, params.key_tile));
   Problem p = make_problem(q, k, nullptr, params.scale, params.control, params.layer, what);
-  const torch::Tensor row_lse = check_lse(lse, p.shape, q, what);
+  const torch::Tensor row_lse = float_lse(lse, p.shape, q, what);
   validate_sentence_spans(sentences, p.shape.keys, what);
   const c10::DeviceGuard guard(q.device());
 
@@ -216,7 +209,7 @@ BandStatistics band_statistics(const torch::Tensor& q, const torch::Tensor& k, c
   if (params.span_first_slot < 0)
     throw Error(fmt::format("{}: span_first_slot must be >= 0, got {}", what, params.span_first_slot));
   Problem p = make_problem(q, k, nullptr, params.scale, nullptr, 0, what);
-  const torch::Tensor row_lse = check_lse(lse, p.shape, q, what);
+  const torch::Tensor row_lse = float_lse(lse, p.shape, q, what);
   const c10::DeviceGuard guard(q.device());
 
   cuda_kernels::BandWindows windows;

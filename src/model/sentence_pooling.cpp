@@ -235,12 +235,7 @@ torch::Tensor sentence_block_sums(const torch::Tensor& q, const torch::Tensor& k
                                   const std::vector<TokenSpan>& sentences, const SentencePoolingParams& params) {
   const char* what = "sentence_block_sums";
   const AttentionShape shape = check_qk(q, k, params, what);
-  if (!lse.defined() || lse.dim() != 3 || lse.size(0) != shape.batch || lse.size(1) != shape.query_heads ||
-      lse.size(2) != shape.queries)
-    throw Error(fmt::format("{}: lse must be [B, Hq, Tq] = [{}, {}, {}]; got {}", what, shape.batch,
-                            shape.query_heads, shape.queries, lse.defined() ? describe(lse) : "undefined"));
-  if (lse.device() != q.device())
-    throw Error(fmt::format("{}: lse {} and q {} on different devices", what, describe(lse), describe(q)));
+  check_lse(what, lse, shape, q);
   validate_sentence_spans(sentences, shape.keys, what);
 
   const double scale = scale_of(shape, params);
