@@ -71,7 +71,7 @@ struct FunctionTagContext {
 };
 
 // A tag and the name of the rule that chose it (the names are listed in
-// docs/function-tags.md; they explain a tag, e.g. in `anchors tag --explain`).
+// docs/function-tags.md; they explain a tag, e.g. the "rule" field of `anchors tag`).
 struct FunctionTagDecision {
   std::string tag;
   std::string rule;
