@@ -12,7 +12,7 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 # --- Debian packages (compiler, CMake, header-only C++ deps, GoogleTest, Chromium) -
 APT_PACKAGES=(build-essential cmake ninja-build git pkg-config
               libeigen3-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-              libcpp-httplib-dev
+              libcpp-httplib-dev libpcre2-dev
               python3 python3-dev python3-venv
               chromium)   # headless, for tests/python/test_report.py (the HTML report in a browser)
 missing=()

@@ -1,4 +1,4 @@
-// Kernel 1 of DESIGN.md §4: causal masked attention forward with GQA,
+// Kernel 1 of docs/design.md §4: causal masked attention forward with GQA,
 // suppression / boost regions and the log-sum-exp of every row.
 //
 // Flash-style: each warp keeps, per query row, the running max m, the running

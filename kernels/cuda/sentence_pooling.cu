@@ -1,4 +1,4 @@
-// Kernel 2 of DESIGN.md §4: sentence pooling. Recomputes the attention
+// Kernel 2 of docs/design.md §4: sentence pooling. Recomputes the attention
 // probabilities P[t, s] = exp(score[t, s] - lse_t) tile by tile from Q, K and
 // the row log-sum-exp (same masking as kernel 1) and reduces them into
 // per-head S x S block sums, never forming the Tq x Tk matrix. CPU twin:

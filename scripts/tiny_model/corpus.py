@@ -2,7 +2,7 @@
 
 Every example is a problem (2-4 arithmetic steps on small numbers, some needing a recalled fact such
 as "a dozen is 12"), its gold answer, and a chain of thought whose sentences carry the function tags
-of the Thought Anchors taxonomy (see ../shared/DESIGN.md §3):
+of the Thought Anchors taxonomy (see docs/design.md §3):
 
     problem_setup, plan_generation, fact_retrieval, active_computation, result_consolidation,
     self_checking, uncertainty_management (an occasional wrong step and its "Wait, ..." correction),

@@ -21,6 +21,7 @@
 #include "anchors/model/embedder.h"
 #include "anchors/model/tokenizer.h"
 #include "anchors/rollout/analyze.h"
+#include "anchors/rollout/chat_judge.h"
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/openai_provider.h"
 #include "cli_args.h"
@@ -33,8 +34,10 @@ const char* kAnalyzeUsage =
     "usage: anchors analyze --model DIR --problem PROBLEM.json --out DIR [--rollouts N] [--forced]\n"
     "                       [--seed S] [--base any|correct|incorrect] [--max-tokens N] [--batch N]\n"
     "                       [--embedder DIR] [--server URL] [--server-model NAME] [--temperature T]\n"
-    "                       [--top-p P] [--threshold TAU] [--device cpu|cuda] [--dtype T] [--quiet]\n\n"
-    "The black-box method end to end (DESIGN.md §3): generate a base trace for the problem, split it\n"
+    "                       [--top-p P] [--threshold TAU] [--device cpu|cuda] [--dtype T] [--quiet]\n"
+    "                       [--outcome boxed|regex:PATTERN|choice:ABCD|judge:URL] [--judge-model NAME]\n"
+    "                       [--judge-prompt TEXT] [--judge-labels yes,no]\n\n"
+    "The black-box method end to end (docs/design.md §3): generate a base trace for the problem, split it\n"
     "into sentences, resample N continuations from before every sentence (and, with --forced, force\n"
     "an answer after each prefix), then compute the resampling metrics with all-MiniLM-L6-v2 and\n"
     "write the math-rollouts folder (OUT/<correct|incorrect>_base_solution/problem_ID), the\n"
@@ -57,6 +60,11 @@ const char* kAnalyzeUsage =
     "                     --model folder's name)\n"
     "  --device D, --dtype T   local model placement (default cuda/bfloat16 when available, else\n"
     "                     cpu/float32)\n"
+    "  --outcome SPEC     what a rollout ended in, compared with the problem's gt_answer\n"
+    "                     (docs/outcomes.md): boxed (default, \\boxed{} answers), regex:PATTERN (group 1\n"
+    "                     of the last match), choice:ABCD (multiple choice), judge:URL (a chat model at an\n"
+    "                     OpenAI-compatible server; --judge-model, --judge-prompt with {text},\n"
+    "                     --judge-labels comma-separated allowed answers)\n"
     "  --quiet            no progress on stderr\n";
 
 std::atomic<bool> g_cancel{false};
@@ -139,7 +147,8 @@ long positive(const Args& args, const char* name, long fallback) {
 int run_analyze(const std::vector<std::string>& raw, std::istream&, std::ostream& out, std::ostream& err) {
   Args args(raw, {"forced", "quiet"},
             {"model", "problem", "out", "rollouts", "seed", "base", "max-tokens", "batch", "embedder", "server",
-             "server-model", "temperature", "top-p", "threshold", "device", "dtype"});
+             "server-model", "temperature", "top-p", "threshold", "device", "dtype", "outcome", "judge-model",
+             "judge-prompt", "judge-labels"});
   args.expect_positionals(0, "no positional arguments (use --model DIR --problem FILE --out DIR)");
   const auto dir = args.option("model");
   if (!dir) throw UsageError("--model DIR is required");
@@ -172,6 +181,23 @@ int run_analyze(const std::vector<std::string>& raw, std::istream&, std::ostream
   options.similarity_threshold = args.number_or("threshold", 0.8);
 
   const Problem problem = read_problem_file(*problem_path);
+  {
+    rollout::ChatJudgeOptions judge;
+    judge.model = args.option_or("judge-model", "");
+    if (const auto prompt = args.option("judge-prompt")) judge.prompt = *prompt;
+    if (const auto labels = args.option("judge-labels")) {
+      std::string rest = *labels;
+      for (std::size_t comma; !rest.empty(); rest = comma == std::string::npos ? "" : rest.substr(comma + 1)) {
+        comma = rest.find(',');
+        judge.labels.push_back(rest.substr(0, comma));
+      }
+    }
+    const std::string spec = args.option_or("outcome", "boxed");
+    if (spec.rfind("judge:", 0) != 0 &&
+        (args.option("judge-model") || args.option("judge-prompt") || args.option("judge-labels")))
+      throw UsageError("--judge-model, --judge-prompt and --judge-labels need --outcome judge:URL");
+    options.outcome = rollout::outcome_from_spec(spec, judge);
+  }
 
   // The embedder first: a missing one should fail before any generation.
   std::string embedder_dir = args.option_or("embedder", "");

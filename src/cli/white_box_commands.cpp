@@ -19,6 +19,7 @@
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
 #include "anchors/core/segmentation.h"
+#include "anchors/methods/builtins.h"
 #include "anchors/methods/registry.h"
 #include "anchors/methods/white_box.h"
 #include "anchors/model/causal_lm.h"
@@ -222,7 +223,7 @@ constexpr Alias kAliases[] = {
 }  // namespace
 
 void register_white_box_commands() {
-  register_white_box_methods();
+  register_builtins();  // `anchors methods` and `run` see the white-box methods
   register_cli_command({"run", "run a white-box method (see `anchors methods`) on a trace with a model",
                         usage_for("run", ""),
                         [](const std::vector<std::string>& a, std::istream& in, std::ostream& out, std::ostream& err) {

@@ -14,6 +14,14 @@
 #include "anchors/core/file_io.h"
 #include "anchors/version.h"
 #include "json_fields.h"
+// kCss and kScript: the bytes of src/core/report/report.css and report.js,
+// generated into the build tree by cmake/EmbedText.cmake. The script reads the
+// JSON document in <script id="ta-data"> and draws the page (sentence colours,
+// series switch, top anchors, score profile, heatmaps, receiver-head chart,
+// detail panel, methods table); when done it sets data-rendered="ok" on <body>
+// (and data-sentences, data-matrices, data-charts, data-selected,
+// data-alternatives). Neither file may contain "</" (they sit inside <style>
+// and <script>): the generator refuses it, and report_test.cpp checks the page.
 #include "report_assets.h"
 
 namespace anchors {
@@ -37,7 +45,7 @@ std::string html_escape(std::string_view text) {
   return out;
 }
 
-// Short chip labels of the function tags of DESIGN.md §3; other tags show
+// Short chip labels of the function tags of docs/design.md §3; other tags show
 // their name with spaces for underscores.
 const std::map<std::string, std::string>& tag_labels() {
   static const std::map<std::string, std::string> labels = {
@@ -252,7 +260,7 @@ std::string render_report_html(const AnalysisResult& result, const ReportOptions
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
          "<meta name=\"generator\" content=\"thought-anchors " ANCHORS_VERSION "\">\n<title>" +
          html_escape(title) + "</title>\n<style>\n";
-  for (const char* piece : report_assets::kCss) out += piece;
+  out += report_assets::kCss;
   out += "</style>\n<script>";
   out += kErrorCapture;
   out += "</script>\n</head>\n<body>\n<div class=\"ta\">\n";
@@ -278,7 +286,7 @@ std::string render_report_html(const AnalysisResult& result, const ReportOptions
          "network.</footer>\n</div>\n<script type=\"application/json\" id=\"ta-data\">";
   out += blob;
   out += "</script>\n<script>\n";
-  for (const char* piece : report_assets::kScript) out += piece;
+  out += report_assets::kScript;
   out += "</script>\n</body>\n</html>\n";
   return out;
 }

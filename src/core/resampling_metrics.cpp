@@ -183,13 +183,18 @@ struct Context {
   const ResamplingMetricsOptions& options;
 };
 
+bool matches_target(const std::string& answer, const Context& ctx) {
+  const std::string& gt = ctx.rollouts.problem.gt_answer;
+  return ctx.options.outcome ? ctx.options.outcome->matches(answer, gt) : answers_equivalent(answer, gt);
+}
+
 // Correctness of a rollout with an answer under the paper semantics; nullopt
 // when it cannot be decided (then it does not count towards accuracy).
 std::optional<bool> decided_correctness(const Rollout& r, const Context& ctx) {
   const std::string& gt = ctx.rollouts.problem.gt_answer;
   if (ctx.options.correctness == Correctness::kRecomputed || !r.is_correct.has_value()) {
     if (gt.empty() || !r.has_answer()) return std::nullopt;
-    return answers_equivalent(r.answer, gt);
+    return matches_target(r.answer, ctx);
   }
   return r.is_correct;
 }
@@ -200,22 +205,40 @@ std::optional<bool> recorded_correctness(const Rollout& r, const Context& ctx) {
   if (ctx.options.correctness == Correctness::kRecomputed) {
     const std::string& gt = ctx.rollouts.problem.gt_answer;
     if (gt.empty() || !r.has_answer()) return std::nullopt;
-    return answers_equivalent(r.answer, gt);
+    return matches_target(r.answer, ctx);
   }
   return r.is_correct;
 }
 
-// Paper accuracy: correct / decided over rollouts with an answer; NaN if none.
-double accuracy(const RolloutSet& set, const Context& ctx) {
+// Decided rollouts (with an answer and a correctness) and how many are correct.
+struct Tally {
   std::size_t decided = 0, correct = 0;
+};
+
+Tally tally(const RolloutSet& set, const Context& ctx) {
+  Tally t;
   for (const Rollout* r : set) {
     if (!r->has_answer()) continue;
     const auto c = decided_correctness(*r, ctx);
     if (!c) continue;
-    ++decided;
-    correct += *c ? 1 : 0;
+    ++t.decided;
+    t.correct += *c ? 1 : 0;
   }
-  return decided == 0 ? kNaN : static_cast<double>(correct) / static_cast<double>(decided);
+  return t;
+}
+
+// Paper accuracy: correct / decided over rollouts with an answer; NaN if none.
+double accuracy(const RolloutSet& set, const Context& ctx) {
+  const Tally t = tally(set, ctx);
+  return t.decided == 0 ? kNaN : static_cast<double>(t.correct) / static_cast<double>(t.decided);
+}
+
+// ln((k + 1/2) / (m - k + 1/2)); NaN without decided rollouts.
+double log_odds(const RolloutSet& set, const Context& ctx) {
+  const Tally t = tally(set, ctx);
+  if (t.decided == 0) return kNaN;
+  const double k = static_cast<double>(t.correct), m = static_cast<double>(t.decided);
+  return std::log((k + 0.5) / (m - k + 0.5));
 }
 
 // analyze_rollouts.py's chunk_accuracies: is_correct True and answer != "" over
@@ -243,9 +266,16 @@ double compat_info_accuracy(const RolloutSet& set, const Context& ctx) {
   return total == 0 ? 0.0 : static_cast<double>(correct) / static_cast<double>(total);
 }
 
-AnswerDistribution distribution(const RolloutSet& set) {
+AnswerDistribution distribution(const RolloutSet& set, const Context& ctx) {
   AnswerDistribution d;
-  for (const Rollout* r : set) d.add(r->answer);  // normalised; empty answers ignored
+  const Outcome* outcome = ctx.options.compat ? nullptr : ctx.options.outcome.get();
+  for (const Rollout* r : set) {
+    if (outcome) {
+      if (r->has_answer()) d.add(outcome->distribution_key(r->answer), 1, false);
+    } else {
+      d.add(r->answer);  // normalised; empty answers ignored
+    }
+  }
   return d;
 }
 
@@ -337,7 +367,7 @@ class MetricsComputation {
   }
 
   double kl(const RolloutSet& p, const RolloutSet& q) const {
-    return kl_divergence(distribution(p), distribution(q), options_.kl_alpha);
+    return kl_divergence(distribution(p, ctx_), distribution(q, ctx_), options_.kl_alpha);
   }
 
   SentenceMetrics sentence_metrics(std::size_t p) {
@@ -370,6 +400,7 @@ class MetricsComputation {
     const RolloutSet next_set = next ? with_answer(resampled(*next)) : RolloutSet{};
     if (next) {
       m.resampling_importance_accuracy = difference(accuracy(next_set, ctx_), m.accuracy);
+      m.resampling_importance_logodds = difference(log_odds(next_set, ctx_), log_odds(current, ctx_));
       m.resampling_importance_kl = kl(current, next_set);
     }
 
@@ -390,6 +421,7 @@ class MetricsComputation {
     m.overdeterminedness = 1.0 - static_cast<double>(distinct_resampled.size()) / size;
     if (different.empty() || !next) return;
     m.counterfactual_importance_accuracy = difference(accuracy(different, ctx_), accuracy(next_set, ctx_));
+    m.counterfactual_importance_logodds = difference(log_odds(different, ctx_), log_odds(next_set, ctx_));
     RolloutSet kept = next_set;
     kept.insert(kept.end(), similar.begin(), similar.end());
     m.counterfactual_importance_kl = kl(different, kept);
@@ -407,6 +439,7 @@ class MetricsComputation {
     if (current.empty() || !next) return;
     const RolloutSet next_set = with_answer(forced(*next));
     m.forced_importance_accuracy = difference(accuracy(next_set, ctx_), m.forced_accuracy);
+    m.forced_importance_logodds = difference(log_odds(next_set, ctx_), log_odds(current, ctx_));
     m.forced_importance_kl = kl(current, next_set);
   }
 
@@ -421,6 +454,7 @@ class MetricsComputation {
     m.accuracy = file.present ? compat_file_accuracy(file, ctx_) : 0.0;
     m.resampling_importance_accuracy = 0.0;
     m.resampling_importance_kl = 0.0;
+    m.resampling_importance_logodds = 0.0;  // the reference has no log-odds: 0.0 like every value it lacks
     // Accuracy: literally chunk_idx + 1, which must be an analysed chunk with a file.
     if (file.present && p + 1 < analysed_.size() && analysed_[p + 1] == analysed_[p] + 1 &&
         resampled(p + 1).present) {
@@ -437,6 +471,7 @@ class MetricsComputation {
   void compat_counterfactual(std::size_t p, SentenceMetrics& m) {
     m.counterfactual_importance_accuracy = 0.0;
     m.counterfactual_importance_kl = 0.0;
+    m.counterfactual_importance_logodds = 0.0;
     m.different_trajectories_fraction = 0.0;
     m.overdeterminedness = 0.0;
     if (!compat_has_info(p)) return;
@@ -471,6 +506,7 @@ class MetricsComputation {
   void compat_forced(std::size_t p, SentenceMetrics& m) {
     m.forced_importance_accuracy = 0.0;
     m.forced_importance_kl = 0.0;
+    m.forced_importance_logodds = 0.0;
     m.forced_accuracy = 0.0;
     if (!rollouts_.has_forced()) return;
     const SentenceRollouts& file = forced(p);
@@ -597,6 +633,9 @@ const std::vector<SeriesDef>& series_defs() {
       {"counterfactual_importance_kl", [](const SentenceMetrics& m) { return m.counterfactual_importance_kl; }},
       {"forced_importance_accuracy", [](const SentenceMetrics& m) { return m.forced_importance_accuracy; }},
       {"forced_importance_kl", [](const SentenceMetrics& m) { return m.forced_importance_kl; }},
+      {"resampling_importance_logodds", [](const SentenceMetrics& m) { return m.resampling_importance_logodds; }},
+      {"counterfactual_importance_logodds", [](const SentenceMetrics& m) { return m.counterfactual_importance_logodds; }},
+      {"forced_importance_logodds", [](const SentenceMetrics& m) { return m.forced_importance_logodds; }},
       {"different_trajectories_fraction", [](const SentenceMetrics& m) { return m.different_trajectories_fraction; }},
       {"overdeterminedness", [](const SentenceMetrics& m) { return m.overdeterminedness; }},
       {"forced_accuracy", [](const SentenceMetrics& m) { return m.forced_accuracy; }},

@@ -137,6 +137,7 @@ SentenceRollouts read_sentence_rollouts(const std::string& path, std::size_t chu
     r.rollout = optional_string(record, "rollout", path, what);
     r.answer = optional_string(record, "answer", path, what);
     r.is_correct = optional_bool(record, "is_correct", path, what);
+    r.outcome_raw = optional_string(record, "outcome_raw", path, what);
     // Checked for type even when dropped, so bad files fail the same way.
     std::string prefix = optional_string(record, "prefix_without_chunk", path, what);
     std::string full_cot = optional_string(record, "full_cot", path, what);

@@ -1,4 +1,4 @@
-// Sentence segmentation with the reference chunker's rules (DESIGN.md §3,
+// Sentence segmentation with the reference chunker's rules (docs/design.md §3,
 // docs/segmentation.md). The reference works on Python strings, so every
 // length, "character" and strip() here is in Unicode code points, while the
 // spans we report are byte offsets into the caller's UTF-8 text.

@@ -1,5 +1,7 @@
 #pragma once
-// Internal: the methods every registry starts with.
+// Internal: the methods every registry starts with, those of anchors::core.
+// The white-box methods of anchors::anchors join them through
+// register_builtins() (anchors/methods/builtins.h).
 #include <string>
 #include <utility>
 #include <vector>

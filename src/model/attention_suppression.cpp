@@ -42,7 +42,7 @@ struct Kept {
   torch::Tensor count;   // [N] int64, 1 <= count <= W
 };
 
-// The per-side rule of DESIGN.md §3 for logit rows [N, V]: probabilities
+// The per-side rule of docs/design.md §3 for logit rows [N, V]: probabilities
 // softmax(l / T) over the whole vocabulary (log-sum-exp in float64), sorted
 // descending; k = (first index whose cumulative sum >= p) + 1, at most W.
 // Since k <= W, the top-W logits and the cumulative sum of their probabilities

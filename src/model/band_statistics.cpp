@@ -1,4 +1,4 @@
-// CPU twin of the band statistics kernel (DESIGN.md §4 item 3): head span,
+// CPU twin of the band statistics kernel (docs/design.md §4 item 3): head span,
 // WAAD and FAI of one layer, from attention probabilities recomputed tile by
 // tile out of Q, K and the per-row log-sum-exp. Plain LibTorch ops, so it also
 // runs (unfused) on CUDA tensors.

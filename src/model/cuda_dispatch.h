@@ -1,5 +1,5 @@
 #pragma once
-// Internal: the LibTorch side of the CUDA kernels (kernels/cuda, DESIGN.md §4).
+// Internal: the LibTorch side of the CUDA kernels (kernels/cuda, docs/design.md §4).
 //
 // These functions take torch tensors that live on a CUDA device, check them
 // like the CPU twins do (same shapes, same anchors::Error messages for bad

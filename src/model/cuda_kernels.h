@@ -1,5 +1,5 @@
 #pragma once
-// Internal: the host API of the CUDA kernels of kernels/cuda (DESIGN.md §4).
+// Internal: the host API of the CUDA kernels of kernels/cuda (docs/design.md §4).
 //
 // Plain CUDA on raw device pointers, free of LibTorch: every pointer below is
 // device memory, every launch is asynchronous on `stream`, and every function
@@ -83,7 +83,7 @@ int masked_attention_forward(const AttentionProblem& problem, const void* v, voi
 int sentence_block_sums(const AttentionProblem& problem, const float* lse, const std::int64_t* sentence_of_key,
                         std::int64_t num_sentences, float* sums, cudaStream_t stream);
 
-// 3. Band statistics of P (as in 2), DESIGN.md §3 "Preplan-and-anchor":
+// 3. Band statistics of P (as in 2), docs/design.md §3 "Preplan-and-anchor":
 //   span [B, Hq]  = mean over present query rows t with slot(t) >= span_first_slot of
 //                   Σ_s P[t, s] · (slot(t) - s)                      (NaN without rows)
 //   waad [B, Hq, Tq] = Σ_s P[t, s] · min(slot(t) - s, waad_window)

@@ -1,4 +1,4 @@
-// CPU twin of the sentence pooling kernel (DESIGN.md §4 item 2): attention
+// CPU twin of the sentence pooling kernel (docs/design.md §4 item 2): attention
 // probabilities recomputed tile by tile from Q, K and the per-row log-sum-exp,
 // with the suppression / boost regions of an AttentionControl applied to each
 // score tile by the rule of attention.h, reduced at once into per-head sentence

@@ -16,17 +16,13 @@
 #include "anchors/model/prompt.h"
 #include "anchors/model/tokenizer.h"
 #include "anchors/rollout/rollout_store.h"
+#include "rollout_batches.h"
 
 namespace anchors::rollout {
 namespace {
 namespace fs = std::filesystem;
 
-std::uint64_t splitmix64(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
+using detail::splitmix64;
 
 std::uint64_t fnv1a64(const std::string& s) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
@@ -52,11 +48,6 @@ std::vector<Sentence> base_sentences(const std::string& solution) {
   SegmentOptions options;
   options.drop_shorter_than = 0;  // chunks.json keeps every chunk; the analysis drops short ones
   return split_sentences(solution, options);
-}
-
-std::string first_sentence(const std::string& text) {
-  const auto sentences = split_sentences(text);
-  return sentences.empty() ? std::string() : sentences.front().text;
 }
 
 std::int64_t capped_max_tokens(std::int64_t wanted, std::size_t prompt_tokens, std::int64_t max_positions) {
@@ -113,6 +104,8 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
   const std::string prompt =
       options.prompt.empty() ? model::render_prompt_text(model::PromptFormat::kRaw, problem.text) : options.prompt;
   const auto encode = [&](const std::string& text) { return tokenizer.encode(text, true).ids; };
+  const std::shared_ptr<const Outcome> outcome =
+      options.outcome ? options.outcome : std::make_shared<const BoxedAnswer>();
 
   AnalyzeResult out;
   // ---- 1-2. the base trace (reused when on disk)
@@ -151,8 +144,10 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
     b.solution.prompt = prompt;
     b.solution.solution = text;
     b.solution.full_cot = prompt + text;
-    b.solution.answer = extract_boxed(text).value_or("");
-    if (!problem.gt_answer.empty()) b.solution.is_correct = answers_equivalent(b.solution.answer, problem.gt_answer);
+    Rollout labelled;
+    detail::label_rollout(*outcome, text, problem.gt_answer, labelled);
+    b.solution.answer = labelled.answer;
+    b.solution.is_correct = labelled.is_correct;
     b.sentences = base_sentences(text);
     b.kind = kind_of(b.solution.is_correct);
     return b;
@@ -246,9 +241,13 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
   }
   progress.rollouts_done = progress.rollouts_total - remaining;
   const auto started = std::chrono::steady_clock::now();
+  detail::RolloutCounts counts;
+  std::int64_t counted = 0;  // counts.generated already in progress.rollouts_done
   const auto report = [&](std::size_t sentence, bool forced) {
     progress.sentence = sentence;
     progress.forced = forced;
+    progress.rollouts_generated = counts.generated;
+    progress.failed = counts.failed;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     progress.rollouts_per_second =
         seconds > 0 && progress.rollouts_generated > 0 ? progress.rollouts_generated / seconds : 0.0;
@@ -257,64 +256,37 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
   };
   report(0, false);
 
+  detail::SamplingSettings sampling;
+  sampling.temperature = options.temperature;
+  sampling.top_p = options.top_p;
+  sampling.batch = options.batch;
   for (std::size_t i = 0; i < sentences.size(); ++i) {
     const Sentence& sentence = sentences[i];
-    const std::string prefix = solution.substr(0, sentence.chars.begin);
     bool had_work = false;
     for (bool forced : passes) {
-      const std::vector<std::int64_t> missing = store.missing_indices(i, forced, wanted);
-      if (missing.empty()) continue;
+      if (store.missing(i, forced, wanted) == 0) continue;
       had_work = true;
-      const std::string head = prompt + prefix + (forced ? std::string(kForcedAnswerStub) : std::string());
-      const auto ids = encode(head);
-      const std::int64_t max_tokens = capped_max_tokens(forced ? options.forced_max_tokens : options.max_tokens,
-                                                        ids.size(), options.max_positions);
-      std::map<std::int64_t, std::vector<std::int64_t>> batches;  // batch index -> sample indices
-      for (std::int64_t index : missing) batches[index / options.batch].push_back(index);
-      for (const auto& [b, indices] : batches) {
-        check_cancel();
-        std::vector<RolloutRecord> records;
-        try {
-          if (max_tokens < 1)
-            throw Error(fmt::format("the prompt of sentence {} has {} tokens, no room left in the model's {} positions",
-                                    i, ids.size(), options.max_positions));
-          CompletionRequest request;
-          request.prompt_ids = ids;
-          request.n = indices.back() - b * options.batch + 1;  // lanes 0..last missing (lanes do not depend on n)
-          request.temperature = options.temperature;
-          request.top_p = options.top_p;
-          request.max_tokens = max_tokens;
-          request.seed = rollout_batch_seed(options.seed, i, forced, b);
-          const auto completions = provider.complete(request);
-          if (static_cast<std::int64_t>(completions.size()) != request.n)
-            throw Error(fmt::format("{} returned {} completions for n = {}", provider.name(), completions.size(),
-                                    request.n));
-          for (std::int64_t index : indices) {
-            const Completion& c = completions[static_cast<std::size_t>(index - b * options.batch)];
-            RolloutRecord record;
-            record.sample_index = index;
-            Rollout& r = record.rollout;
-            r.chunk_removed = sentence.text;
-            r.prefix_without_chunk = prefix;
-            r.rollout = c.text;
-            r.chunk_resampled = first_sentence(c.text);
-            r.full_cot = head + c.text;
-            r.answer = (forced ? extract_boxed("\\boxed{" + c.text) : extract_boxed(c.text)).value_or("");
-            if (!problem.gt_answer.empty()) r.is_correct = answers_equivalent(r.answer, problem.gt_answer);
-            records.push_back(std::move(record));
-          }
-          progress.rollouts_generated += static_cast<std::int64_t>(indices.size());
-          progress.rollouts_done += static_cast<std::int64_t>(indices.size());
-        } catch (const Error& e) {
-          records.clear();
-          for (std::int64_t index : indices)
-            records.push_back(RolloutRecord::failure(e.what(), sentence.text, prefix, index));
-          progress.failed += static_cast<std::int64_t>(indices.size());
-        }
-        store.append_rollouts(i, forced, records);
-        remaining -= static_cast<std::int64_t>(indices.size());
-        report(i, forced);
-      }
+      detail::RolloutTask task;
+      task.chunk = i;
+      task.forced = forced;
+      task.prefix = solution.substr(0, sentence.chars.begin);
+      task.chunk_removed = sentence.text;
+      task.stub = forced ? outcome->forced_stub() : std::string();
+      task.head = prompt + task.prefix + task.stub;
+      task.ids = encode(task.head);
+      task.max_tokens = capped_max_tokens(forced ? options.forced_max_tokens : options.max_tokens, task.ids.size(),
+                                         options.max_positions);
+      task.no_room = fmt::format("the prompt of sentence {} has {} tokens, no room left in the model's {} positions",
+                                 i, task.ids.size(), options.max_positions);
+      detail::generate_missing(
+          provider, store, task, sampling, *outcome, problem.gt_answer, options.num_rollouts,
+          [&](std::int64_t b) { return rollout_batch_seed(options.seed, i, forced, b); }, counts, check_cancel,
+          [&](std::int64_t samples) {
+            remaining -= samples;
+            progress.rollouts_done += counts.generated - counted;  // failed samples are not done
+            counted = counts.generated;
+            report(i, forced);
+          });
     }
     if (had_work) {
       bool complete = true;
@@ -324,7 +296,12 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
       report(i, false);
     }
   }
-  out.generated = progress.rollouts_generated;
+  out.generated = counts.generated;
+  // Failed requests stay on disk as error records for the next run to retry;
+  // but a run in which every request failed is a provider that does not work.
+  if (counts.generated == 0 && counts.failed > 0)
+    throw Error(fmt::format("analyze: every request to {} failed ({} rollouts); the first failure: {}",
+                            provider.name(), counts.failed, counts.first_failure));
 
   // ---- 4. metrics and results
   check_cancel();
@@ -334,6 +311,7 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
   if (rollouts.has_forced()) out.forced_dir = rollouts.forced_dir;
   ResamplingMetricsOptions metric_options;
   metric_options.similarity_threshold = options.similarity_threshold;
+  metric_options.outcome = outcome;
   out.metrics = compute_resampling_metrics(rollouts, similarity, metric_options);
   ReferenceOutputOptions reference;
   reference.keep_labels = true;
@@ -343,6 +321,7 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
   Attribution attribution =
       resampling_attribution(out.result.trace, out.metrics, {{"similarity_threshold", options.similarity_threshold}});
   attribution.metadata["provider"] = provider.name();
+  attribution.metadata["outcome"] = outcome->name();
   attribution.metadata["num_rollouts"] = options.num_rollouts;
   attribution.metadata["forced"] = options.forced;
   attribution.metadata["seed"] = static_cast<std::int64_t>(options.seed);

@@ -23,7 +23,7 @@ namespace {
 using json = nlohmann::json;
 
 // One line per category, in function_tag_names() order (our wording of the
-// DESIGN.md §3 definitions).
+// docs/design.md §3 definitions).
 std::string category_definition(const std::string& tag) {
   static const std::map<std::string, std::string> kDefinitions = {
       {"problem_setup", "reads, restates or interprets the problem"},

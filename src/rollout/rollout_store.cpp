@@ -39,6 +39,7 @@ Json record_json(const RolloutRecord& record) {
     j["full_cot"] = r.full_cot;
     j["answer"] = r.answer;
     j["is_correct"] = optional_bool(r.is_correct);
+    if (!r.outcome_raw.empty()) j["outcome_raw"] = r.outcome_raw;
   }
   if (record.sample_index >= 0) j["sample_index"] = record.sample_index;
   return j;

@@ -31,7 +31,7 @@ def reference_dir(request) -> Path:
 
 
 def reference_chunks(text: str) -> list[str]:
-    """The reference chunker of DESIGN.md §3, written the slow, literal way."""
+    """The reference chunker of docs/design.md §3, written the slow, literal way."""
     if "<think>" in text:
         text = text.split("<think>", 1)[1].strip()
     if "</think>" in text:

@@ -60,7 +60,7 @@ def kl(p, q, alpha=1e-9):
 
 
 def slow_reference():
-    """DESIGN.md §3 resampling metrics, written out for this small folder (every chunk has data)."""
+    """docs/design.md §3 resampling metrics, written out for this small folder (every chunk has data)."""
     valid = {i: [(r, a) for r, a in recs if a is not None] for i, recs in ROLLOUTS.items()}
     acc = lambda rs: sum(a == GT for _, a in rs) / len(rs)
     dist = lambda rs: Counter(a for _, a in rs)

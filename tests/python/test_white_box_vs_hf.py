@@ -1,7 +1,7 @@
 """The white-box methods against slow references built on transformers' own models.
 
 Every reference here materialises the full T×T attention of a Hugging Face model
-(eager attention, float64) and applies the method's definition (DESIGN.md §3)
+(eager attention, float64) and applies the method's definition (docs/design.md §3)
 literally, with loops and full sorts: suppression (an attention function that
 sets the sentence's key columns to the lowest finite value before the softmax),
 receiver heads (block means -> vertical scores -> scipy kurtosis -> top-k) and

@@ -44,6 +44,7 @@ void bind_cli(py::module_& m);       // run_cli
 void bind_tokenizer(py::module_& m); // Tokenizer, Encoding, Embedder (before bind_model and bind_metrics)
 void bind_model(py::module_& m);     // ModelConfig, Model (decoder LMs)
 void bind_white_box(py::module_& m); // white-box methods, torch ops (after bind_model)
+void bind_outcomes(py::module_& m);  // Outcome and the built-in outcomes (before bind_rollout)
 void bind_rollout(py::module_& m);   // analyze (the black-box pipeline)
 void bind_function_tags(py::module_& m);  // rule-based tagger, chat-model labeller
 void bind_report(py::module_& m);    // HTML report (render_report_html, write_report, read_alternatives)

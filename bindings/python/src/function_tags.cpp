@@ -31,7 +31,7 @@ struct PyChatLabels {
 
 void bind_function_tags(py::module_& m) {
   m.def("function_tag_names", &function_tag_names,
-        "The paper's eight function-tag categories, then \"unknown\" (DESIGN.md §3).");
+        "The paper's eight function-tag categories, then \"unknown\" (docs/design.md §3).");
 
   const FunctionTaggerOptions defaults;
   m.def(

@@ -31,6 +31,7 @@ PYBIND11_MODULE(_C, m) {
   anchors::python::bind_cli(m);
   anchors::python::bind_model(m);
   anchors::python::bind_white_box(m);
+  anchors::python::bind_outcomes(m);
   anchors::python::bind_rollout(m);
   anchors::python::bind_function_tags(m);
   anchors::python::bind_report(m);

@@ -5,10 +5,14 @@
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
 
+#include <fmt/format.h>
+
 #include "anchors/core/error.h"
+#include "anchors/core/outcome.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/tokenizer.h"
 #include "anchors/rollout/analyze.h"
+#include "anchors/rollout/intervention.h"
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/openai_provider.h"
 #include "bindings.h"
@@ -105,10 +109,94 @@ void bind_providers(py::module_& m) {
            py::arg("max_concurrency") = o.max_concurrency, py::arg("return_token_ids") = o.return_token_ids);
 }
 
+py::dict edit_dict(const rollout::EditOutcome& e) {
+  py::dict d;
+  d["kind"] = rollout::to_string(e.intervention.kind);
+  d["sentence"] = e.intervention.sentence;
+  d["text"] = e.intervention.text;
+  d["id"] = e.id;
+  d["prefix"] = e.prefix;
+  d["dir"] = e.dir;
+  d["num_rollouts"] = e.num_rollouts;
+  d["num_errors"] = e.num_errors;
+  d["num_labelled"] = e.num_labelled;
+  d["num_matching"] = e.num_matching;
+  d["labels"] = e.labels;
+  d["rate"] = e.rate;
+  d["baseline_rate"] = e.baseline_rate;
+  d["rate_shift"] = e.rate_shift;
+  d["kl_from_baseline"] = e.kl_from_baseline;
+  return d;
+}
+
+void bind_interventions(py::module_& m) {
+  py::class_<rollout::Intervention>(m, "Intervention",
+                                    "An edit of a trace at one sentence: resample, insert, substitute, delete, "
+                                    "truncate (docs/interventions.md).")
+      .def(py::init([](const std::string& kind, std::size_t sentence, const std::string& text) {
+             return rollout::Intervention{rollout::intervention_kind(kind), sentence, text};
+           }),
+           py::arg("kind"), py::arg("sentence"), py::arg("text") = "")
+      .def_property_readonly("kind", [](const rollout::Intervention& i) { return rollout::to_string(i.kind); })
+      .def_readonly("sentence", &rollout::Intervention::sentence)
+      .def_readonly("text", &rollout::Intervention::text)
+      .def_property_readonly("id", &rollout::intervention_id)
+      .def("prefix", &rollout::intervened_prefix, py::arg("trace"), "The edited solution prefix the rollouts continue.")
+      .def("__eq__", [](const rollout::Intervention& a, const rollout::Intervention& b) { return a == b; })
+      .def("__repr__", [](const rollout::Intervention& i) {
+        return fmt::format("{}({}{})", rollout::to_string(i.kind), i.sentence,
+                           i.text.empty() ? std::string() : ", " + py::repr(py::str(i.text)).cast<std::string>());
+      });
+
+  const rollout::InterventionOptions d;
+  m.def(
+      "intervene",
+      [](std::shared_ptr<rollout::RolloutProvider> provider, std::shared_ptr<model::Tokenizer> tokenizer,
+         const Trace& trace, const std::string& prompt, const std::string& target,
+         const std::vector<rollout::Intervention>& interventions, const std::string& out_dir,
+         std::int64_t num_rollouts, bool baseline, std::uint64_t seed, double temperature, double top_p,
+         std::int64_t max_tokens, std::int64_t max_positions, std::int64_t batch, std::shared_ptr<Outcome> outcome,
+         std::optional<py::function> progress) {
+        if (!provider) throw Error("intervene: provider is None");
+        if (!tokenizer) throw Error("intervene: no tokenizer (the token-id prompts need the model's tokenizer.json)");
+        rollout::InterventionOptions o;
+        o.num_rollouts = num_rollouts;
+        o.baseline = baseline;
+        o.seed = seed;
+        o.temperature = temperature;
+        o.top_p = top_p;
+        o.max_tokens = max_tokens;
+        o.max_positions = max_positions;
+        o.batch = batch;
+        o.outcome = std::move(outcome);
+        if (progress) o.progress = [fn = *progress](std::int64_t done, std::int64_t total) { fn(done, total); };
+        torch::NoGradGuard no_grad;  // the GIL stays held: outcomes and progress may be Python code
+        const rollout::InterventionResult r =
+            rollout::intervene(*provider, *tokenizer, trace, prompt, target, interventions, out_dir, o);
+        py::dict out;
+        out["out_dir"] = r.out_dir;
+        out["outcome"] = r.outcome;
+        out["generated"] = r.generated;
+        py::list edits, baselines;
+        for (const auto& e : r.edits) edits.append(edit_dict(e));
+        for (const auto& b : r.baselines) baselines.append(edit_dict(b));
+        out["edits"] = edits;
+        out["baselines"] = baselines;
+        return out;
+      },
+      py::arg("provider"), py::arg("tokenizer"), py::arg("trace"), py::arg("prompt"), py::arg("target"),
+      py::arg("interventions"), py::arg("out_dir"), py::kw_only(), py::arg("num_rollouts") = d.num_rollouts,
+      py::arg("baseline") = d.baseline, py::arg("seed") = d.seed, py::arg("temperature") = d.temperature,
+      py::arg("top_p") = d.top_p, py::arg("max_tokens") = d.max_tokens, py::arg("max_positions") = d.max_positions,
+      py::arg("batch") = d.batch, py::arg("outcome") = py::none(), py::arg("progress") = py::none(),
+      "Rollouts of edited prefixes (resumable); see thought_anchors.intervene.");
+}
+
 }  // namespace
 
 void bind_rollout(py::module_& m) {
   bind_providers(m);
+  bind_interventions(m);
   const rollout::AnalyzeOptions d;
   m.def(
       "analyze",
@@ -117,7 +205,7 @@ void bind_rollout(py::module_& m) {
          const py::object& similarity, std::int64_t num_rollouts, bool forced, std::uint64_t seed, double temperature,
          double top_p, std::int64_t max_tokens, std::int64_t max_positions, const std::string& base,
          std::int64_t batch, double similarity_threshold, std::optional<std::string> base_solution,
-         const std::string& prompt, std::optional<py::function> progress) {
+         const std::string& prompt, std::shared_ptr<Outcome> outcome, std::optional<py::function> progress) {
         if (!provider) throw Error("analyze: provider is None");
         if (!tokenizer) throw Error("analyze: no tokenizer (the token-id prompts need the model's tokenizer.json)");
         Problem problem;
@@ -136,6 +224,7 @@ void bind_rollout(py::module_& m) {
         o.similarity_threshold = similarity_threshold;
         o.base_solution = std::move(base_solution);
         o.prompt = prompt;
+        o.outcome = std::move(outcome);
         if (progress)
           o.progress = [fn = *progress](const rollout::AnalyzeProgress& p) { fn(progress_dict(p)); };
         const auto sim = similarity_from_python(similarity);
@@ -148,7 +237,8 @@ void bind_rollout(py::module_& m) {
       py::arg("seed") = d.seed, py::arg("temperature") = d.temperature, py::arg("top_p") = d.top_p,
       py::arg("max_tokens") = d.max_tokens, py::arg("max_positions") = d.max_positions, py::arg("base") = d.base,
       py::arg("batch") = d.batch, py::arg("similarity_threshold") = d.similarity_threshold,
-      py::arg("base_solution") = py::none(), py::arg("prompt") = d.prompt, py::arg("progress") = py::none(),
+      py::arg("base_solution") = py::none(), py::arg("prompt") = d.prompt, py::arg("outcome") = py::none(),
+      py::arg("progress") = py::none(),
       "The black-box pipeline of `anchors analyze` (resumable): returns the AnalysisResult.");
 }
 

@@ -5,6 +5,7 @@
 
 #include "anchors/core/error.h"
 #include "anchors/core/receiver_statistics.h"
+#include "anchors/methods/builtins.h"
 #include "anchors/methods/registry.h"
 #include "anchors/methods/white_box.h"
 #include "anchors/model/attention_rhythm.h"
@@ -53,7 +54,7 @@ py::list heads_to_python(const std::vector<model::HeadIndex>& heads) {
 }  // namespace
 
 void bind_white_box(py::module_& m) {
-  register_white_box_methods();
+  register_builtins();  // methods() and run_method(name, ...) see the white-box methods
   model::register_torch_ops();
 
   m.def(

@@ -22,6 +22,7 @@ import tempfile
 from typing import Optional, Tuple, Union
 
 from . import _C
+from .outcomes import as_outcome
 
 
 def default_embedder():
@@ -87,7 +88,7 @@ def _run(provider, tokenizer, problem_text: str, gt_answer: str, out_dir: str, *
 def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, num_rollouts: int = 100,
             forced: bool = False, seed: int = 0, temperature: float = 0.6, top_p: float = 0.95,
             max_tokens: int = 16384, base: str = "any", batch: int = 25, similarity_threshold: float = 0.8,
-            server: Optional[str] = None, server_model: Optional[str] = None, progress=None):
+            server: Optional[str] = None, server_model: Optional[str] = None, outcome=None, progress=None):
     """Generate a base trace, resample from before every sentence, compute the resampling metrics.
 
     problem: the problem text, or a dict like problem.json ({"problem": ..., "gt_answer": ...}).
@@ -95,6 +96,9 @@ def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, 
     base: "any", "correct" or "incorrect" (regenerate the base trace until it is; needs gt_answer).
     server: an OpenAI-compatible base URL (e.g. `anchors serve`) instead of running `model` locally
     (its tokenizer still makes the token-id prompts). progress: True prints to stderr, or a callable(dict).
+    outcome: what a rollout ended in (ta.BoxedAnswer() by default; a ta.Outcome, a spec such as
+    "regex:ANSWER: (\\w+)" / "choice:ABCD" / "judge:URL", or a callable text -> label); its label is
+    compared with gt_answer.
     Writes the math-rollouts layout, chunks_labeled.json, step_importance.json, summary.json and
     result.json under out_dir; returns the AnalysisResult.
     """
@@ -112,7 +116,7 @@ def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, 
     return _run(provider, tokenizer, text, gt, out_dir, similarity=similarity, progress=progress,
                 max_positions=max_positions, num_rollouts=num_rollouts, forced=forced, seed=seed,
                 temperature=temperature, top_p=top_p, max_tokens=max_tokens, base=base, batch=batch,
-                similarity_threshold=similarity_threshold)
+                similarity_threshold=similarity_threshold, outcome=as_outcome(outcome, "analyze"))
 
 
 class Resampling:
@@ -122,6 +126,7 @@ class Resampling:
     tokenizer: makes the token-id prompts (default: the model's; required for a remote provider).
     out_dir: where the rollouts and reference-schema files go (math-rollouts layout; a run with the
     same folder resumes); default: a temporary folder removed after the run.
+    outcome: what a rollout ended in (default \\boxed{} answers; see ta.analyze).
     Other options as in ta.analyze; the scores are those of the "resampling" attribution
     (resampling / counterfactual / forced importance, accuracy and KL, the S×S counterfactual matrix).
     """
@@ -131,7 +136,7 @@ class Resampling:
     def __init__(self, num_rollouts: int = 100, provider=None, *, tokenizer=None, forced: bool = False,
                  seed: int = 0, temperature: float = 0.6, top_p: float = 0.95, max_tokens: int = 16384,
                  batch: int = 25, similarity=None, similarity_threshold: float = 0.8,
-                 out_dir: Optional[str] = None):
+                 out_dir: Optional[str] = None, outcome=None):
         if provider is None:
             raise _C.Error("Resampling needs provider=: a ta.Model, ta.LocalProvider(model), "
                            "ta.OpenAIProvider(url, model=...) or a server URL")
@@ -139,6 +144,7 @@ class Resampling:
                                                                                     "Resampling")
         self.similarity = similarity
         self.out_dir = out_dir
+        self.outcome = as_outcome(outcome, "Resampling")
         self.options = dict(num_rollouts=num_rollouts, forced=forced, seed=seed, temperature=temperature,
                             top_p=top_p, max_tokens=max_tokens, batch=batch,
                             similarity_threshold=similarity_threshold)
@@ -167,7 +173,7 @@ class Resampling:
         with tempfile.TemporaryDirectory(prefix="thought-anchors-resampling-") as scratch:
             result = _run(self.provider, self.tokenizer, problem, gt_answer, self.out_dir or scratch,
                           similarity=self.similarity, progress=progress, max_positions=self.max_positions,
-                          base_solution=trace.text, prompt=trace.prompt, **self.options)
+                          base_solution=trace.text, prompt=trace.prompt, outcome=self.outcome, **self.options)
         if into is not None:
             into.set_attribution(result.attribution(self.name))
             return into

@@ -1,5 +1,5 @@
 #pragma once
-// Final-answer extraction and comparison (DESIGN.md §3 "Answers"; the exact
+// Final-answer extraction and comparison (docs/design.md §3 "Answers"; the exact
 // rules, with examples and every deviation from the authors' code, are in
 // docs/answers.md). None of these functions throws or fails on any input:
 // malformed LaTeX, unbalanced or deeply nested braces and arbitrary bytes all

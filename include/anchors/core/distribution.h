@@ -1,6 +1,6 @@
 #pragma once
 // Answer distributions over rollouts and the smoothed KL divergence between
-// them (DESIGN.md §3 "Distributions and KL"; docs/distributions.md).
+// them (docs/design.md §3 "Distributions and KL"; docs/distributions.md).
 #include <cstddef>
 #include <map>
 #include <string>

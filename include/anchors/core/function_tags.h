@@ -1,6 +1,6 @@
 #pragma once
 // Function tags: what each sentence of a reasoning trace is doing, in the
-// paper's taxonomy (DESIGN.md §3 "Function tags"; docs/function-tags.md has
+// paper's taxonomy (docs/design.md §3 "Function tags"; docs/function-tags.md has
 // the rules in words and how well they agree with the authors' labels).
 //
 // The authors labelled sentences with an LLM. This is a rule-based tagger
@@ -22,7 +22,7 @@
 
 namespace anchors {
 
-// The eight categories of the paper in DESIGN.md §3 order, then "unknown":
+// The eight categories of the paper in docs/design.md §3 order, then "unknown":
 // problem_setup, plan_generation, fact_retrieval, active_computation,
 // result_consolidation, uncertainty_management, self_checking,
 // final_answer_emission, unknown.

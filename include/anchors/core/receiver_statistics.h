@@ -1,5 +1,5 @@
 #pragma once
-// Receiver-head statistics (DESIGN.md §3 "Receiver heads"; docs/receiver-heads.md):
+// Receiver-head statistics (docs/design.md §3 "Receiver heads"; docs/receiver-heads.md):
 // the plain arithmetic on S×S sentence block means, without LibTorch.
 //
 //   Matrix M = ...;                                        // block means of one layer and head

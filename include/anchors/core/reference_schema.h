@@ -29,7 +29,7 @@ namespace anchors {
 struct LabeledChunk {
   std::string chunk;
   std::size_t chunk_idx = 0;
-  std::vector<std::string> function_tags;  // DESIGN.md §3 taxonomy, e.g. "plan_generation"
+  std::vector<std::string> function_tags;  // docs/design.md §3 taxonomy, e.g. "plan_generation"
   std::vector<std::string> depends_on;     // chunk indices as strings, as the reference
   std::optional<double> accuracy;
   std::optional<double> resampling_importance_accuracy;

@@ -23,7 +23,7 @@
 namespace anchors {
 
 // Resampled alternatives per sentence index: the first sentence of each
-// rollout resampled from before sentence i (T_i of DESIGN.md), in rollout order
+// rollout resampled from before sentence i (T_i of docs/design.md), in rollout order
 // (repeats included: the report counts them).
 using SentenceAlternatives = std::map<std::size_t, std::vector<std::string>>;
 

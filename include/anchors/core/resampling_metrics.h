@@ -1,5 +1,5 @@
 #pragma once
-// Black-box resampling metrics of one problem's rollouts (DESIGN.md §3
+// Black-box resampling metrics of one problem's rollouts (docs/design.md §3
 // "Resampling"; docs/resampling-metrics.md has every definition and every
 // difference from the authors' analyze_rollouts.py / step_attribution.py).
 //
@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "anchors/core/attribution.h"
 #include "anchors/core/embedder.h"
 #include "anchors/core/matrix.h"
+#include "anchors/core/outcome.h"
 #include "anchors/core/rollouts.h"
 #include "anchors/core/segmentation.h"
 
@@ -54,6 +56,12 @@ struct ResamplingMetricsOptions {
   // paper's definitions, NaN where a metric has no data.
   bool compat = false;
   Correctness correctness = Correctness::kRecorded;
+  // What the labels are (outcome.h). Null: \boxed{} answers (answers_equivalent,
+  // normalize_answer), as the paper. Otherwise a recomputed or missing
+  // is_correct is outcome->matches(answer, gt_answer) and the label
+  // distributions count outcome->distribution_key(answer) (compat mode keeps
+  // the reference's \boxed{} counting for its KL).
+  std::shared_ptr<const Outcome> outcome;
   // The S×S matrix costs one similarity per (target sentence, rollout
   // sentence) pair; switch it off when only per-sentence metrics are wanted.
   bool compute_matrix = true;
@@ -85,6 +93,14 @@ struct SentenceMetrics {
   double different_trajectories_fraction = kNoValue;     // |D_i| / |R_i|
   double overdeterminedness = kNoValue;                  // 1 − |distinct T_r| / |R_i|
   double forced_accuracy = kNoValue;                     // acc(F_i)
+  // Log-odds forms of the three accuracy importances, for binary outcomes
+  // (Thought Branches): lo(X) = ln((k + ½) / (m − k + ½)) over the m decided
+  // rollouts of X of which k match the target (the ½ keeps 0 % and 100 %
+  // finite). Same sign convention as the accuracy forms; NaN where they are
+  // NaN; 0.0 in compat mode (the reference has no such metric).
+  double resampling_importance_logodds = kNoValue;       // lo(R_n) − lo(R_i)
+  double counterfactual_importance_logodds = kNoValue;   // lo(D_i) − lo(R_n)
+  double forced_importance_logodds = kNoValue;           // lo(F_n) − lo(F_i)
 
   std::size_t num_rollouts = 0;        // |R_i| (valid: non-empty answer)
   std::size_t num_without_answer = 0;  // non-error records without an answer

@@ -25,13 +25,17 @@ namespace anchors {
 struct Rollout {
   std::string chunk_removed;         // sentence i, which this rollout replaced
   std::string prefix_without_chunk;  // sentences 0..i-1 (kept only with keep_full_texts)
-  std::string chunk_resampled;       // first sentence of `rollout` (T_i of DESIGN.md)
+  std::string chunk_resampled;       // first sentence of `rollout` (T_i of docs/design.md)
   std::string rollout;               // the generated continuation
   std::string full_cot;              // prompt + rollout (kept only with keep_full_texts)
-  std::string answer;                // extracted \boxed{} answer; "" = no answer
+  std::string answer;                // the outcome's label (default: the \boxed{} answer); "" = no answer
   std::optional<bool> is_correct;    // as recorded; nullopt if absent or null
+  // What the label was read from when an outcome keeps it (a chat judge's
+  // verbatim answer, outcome.h); "" otherwise. File field "outcome_raw",
+  // written only when non-empty (the authors' files have none).
+  std::string outcome_raw;
 
-  // A rollout is "valid" (DESIGN.md §3: counts towards answer distributions
+  // A rollout is "valid" (docs/design.md §3: counts towards answer distributions
   // and accuracies) when it has a non-empty answer. Rollouts without one
   // (usually cut off at the token limit) stay in the data: they still count
   // for the sentence-to-sentence matrix, which only looks at the text.
@@ -40,7 +44,8 @@ struct Rollout {
   bool operator==(const Rollout& o) const {
     return chunk_removed == o.chunk_removed && prefix_without_chunk == o.prefix_without_chunk &&
            chunk_resampled == o.chunk_resampled && rollout == o.rollout &&
-           full_cot == o.full_cot && answer == o.answer && is_correct == o.is_correct;
+           full_cot == o.full_cot && answer == o.answer && is_correct == o.is_correct &&
+           outcome_raw == o.outcome_raw;
   }
 };
 
@@ -52,7 +57,7 @@ struct SentenceRollouts {
   std::size_t num_errors = 0;      // {"error": ...} records: skipped, never "wrong answers"
 
   std::size_t num_records() const { return rollouts.size() + num_errors; }
-  // Rollouts with a non-empty answer (R_i of DESIGN.md).
+  // Rollouts with a non-empty answer (R_i of docs/design.md).
   std::size_t num_valid() const;
   std::size_t num_without_answer() const { return rollouts.size() - num_valid(); }
 

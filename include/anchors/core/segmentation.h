@@ -1,6 +1,6 @@
 #pragma once
 // Splitting a reasoning trace into sentences with the reference chunker's
-// rules (DESIGN.md §3 "Segmentation"); each rule can be switched or tuned.
+// rules (docs/design.md §3 "Segmentation"); each rule can be switched or tuned.
 #include <cstddef>
 #include <cstdint>
 #include <functional>

@@ -14,7 +14,7 @@ struct Sentence {
   std::string text;                      // stripped sentence text (merged chunks joined by one space)
   CharSpan chars;                        // bytes of the source text this sentence covers
   std::optional<TokenSpan> tokens;       // token positions, when a tokenizer has been applied
-  std::vector<std::string> tags;         // function tags (DESIGN.md §3 taxonomy)
+  std::vector<std::string> tags;         // function tags (docs/design.md §3 taxonomy)
 
   bool operator==(const Sentence& o) const {
     return index == o.index && text == o.text && chars == o.chars && tokens == o.tokens &&

@@ -1,12 +1,14 @@
 #pragma once
 // Methods by name, so tools can list them and users can add their own:
+//   anchors::register_builtins();   // builtins.h: the built-ins of the linked libraries
 //   for (auto& m : anchors::methods()) ...;
-//   anchors::register_method("mine", "...", [] { return std::make_unique<Mine>(); });
+//   anchors::register_method("mine", [] { return std::make_unique<Mine>(); });
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "anchors/methods/builtins.h"
 #include "anchors/methods/method.h"
 
 namespace anchors {
@@ -22,7 +24,8 @@ struct MethodInfo {
 // Registers (or replaces) a method. Thread-safe.
 void register_method(const std::string& name, MethodFactory factory);
 
-// All registered methods, sorted by name; built-in methods are always present.
+// All registered methods, sorted by name. The core's built-ins are always
+// present; those of anchors::anchors once register_builtins() has run.
 std::vector<MethodInfo> methods();
 
 // A new instance of the named method; anchors::Error listing the names otherwise.

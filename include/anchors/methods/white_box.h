@@ -1,5 +1,5 @@
 #pragma once
-// The white-box attribution methods (DESIGN.md §3): they read one forward pass
+// The white-box attribution methods (docs/design.md §3): they read one forward pass
 // (or a few) of the model over prompt + trace instead of rollouts.
 //
 //   "sentence_attention"     per layer and head S×S block means, averaged (receiver_heads' raw material)
@@ -8,9 +8,9 @@
 //   "attention_rhythm"       WAAD / FAI per token, preplan and anchor tokens, γ credit weights
 //
 // They live in anchors::anchors (LibTorch). anchors::methods() lists only the
-// core methods until register_white_box_methods() has run: the CLI and the
-// Python module call it at start-up; a C++ program calls it once itself (a
-// static library cannot register on its own, see registry.cpp).
+// core methods until anchors::register_builtins() (methods/builtins.h) has
+// run: the CLI and the Python module call it at start-up; a C++ program calls
+// it once itself (a static library cannot register on its own).
 //
 // Input: context.model (required) and the token ids of prompt + trace with each
 // sentence's token span -- context.token_trace when given, otherwise the trace
@@ -23,7 +23,9 @@
 
 namespace anchors {
 
-// Adds the four methods above to the registry (idempotent, thread-safe).
+// Deprecated alias of register_builtins(), which registers these four methods
+// and every other built-in (idempotent, thread-safe).
+[[deprecated("use anchors::register_builtins() from anchors/methods/builtins.h")]]
 void register_white_box_methods();
 
 // The token input of a white-box method: context.token_trace when set (checked

@@ -4,7 +4,7 @@
 // Decoder layers, the white-box methods and their kernels all meet here:
 // causal softmax attention with grouped-query heads, an optional set of
 // per-lane key regions whose scores are suppressed or boosted before the
-// softmax (DESIGN.md §3 "Attention suppression", §4), and optionally the
+// softmax (docs/design.md §3 "Attention suppression", §4), and optionally the
 // log-sum-exp of every query row (what sentence pooling recomputes
 // probabilities from). The implementation behind it may change (plain LibTorch
 // today, the masked-attention kernels of the white-box issue later); callers

@@ -1,6 +1,6 @@
 #pragma once
 // Attention rhythm: the preplan-and-anchor analysis of one response
-// (arXiv 2510.13554; DESIGN.md §3 "Preplan-and-anchor (WAAD/FAI)").
+// (arXiv 2510.13554; docs/design.md §3 "Preplan-and-anchor (WAAD/FAI)").
 //
 // One forward pass over `token_ids`; on each analysed layer (default: the
 // middle third) every query head's attention A is summarised by band

@@ -1,5 +1,5 @@
 #pragma once
-// Attention suppression (DESIGN.md §3 "Attention suppression";
+// Attention suppression (docs/design.md §3 "Attention suppression";
 // docs/attention-suppression.md): how much the model's next-token predictions
 // at sentence j move when nothing may attend to sentence i.
 //

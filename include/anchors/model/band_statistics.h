@@ -1,6 +1,6 @@
 #pragma once
-// Band statistics (DESIGN.md §4 kernel 3, CPU twin): the per-head numbers the
-// preplan-and-anchor analysis (attention_rhythm.h, DESIGN.md §3 "WAAD/FAI")
+// Band statistics (docs/design.md §4 kernel 3, CPU twin): the per-head numbers the
+// preplan-and-anchor analysis (attention_rhythm.h, docs/design.md §3 "WAAD/FAI")
 // reads off one layer's attention, recomputed tile by tile from Q, K and the
 // log-sum-exp of every query row, never materialising a T×T matrix.
 //

@@ -14,7 +14,7 @@
 namespace anchors::model {
 
 enum class PromptFormat {
-  // The reference code's completion prompt (DESIGN.md §3 "Resampling"):
+  // The reference code's completion prompt (docs/design.md §3 "Resampling"):
   // "Solve this math problem step by step. You MUST put your final answer in
   // \boxed{}. Problem: {p} Solution: \n<think>\n" + reasoning.
   kRaw,

@@ -1,5 +1,5 @@
 #pragma once
-// Receiver heads (DESIGN.md §3 "Receiver heads"; docs/receiver-heads.md): the
+// Receiver heads (docs/design.md §3 "Receiver heads"; docs/receiver-heads.md): the
 // attention heads whose attention concentrates on a few "broadcasting"
 // sentences, and every sentence's score under them.
 //

@@ -1,5 +1,5 @@
 #pragma once
-// Batched stochastic decoding with a shared prefix (DESIGN.md §3 "Resampling";
+// Batched stochastic decoding with a shared prefix (docs/design.md §3 "Resampling";
 // docs/sampler.md).
 //
 //   anchors::model::SamplingOptions opts;            // T 0.6, top-p 0.95

@@ -1,5 +1,5 @@
 #pragma once
-// Sentence attention (DESIGN.md §3 "Receiver heads", issue 4): per layer and
+// Sentence attention (docs/design.md §3 "Receiver heads", issue 4): per layer and
 // head, the S×S matrix of block means
 //
 //   M[l, h, i, j] = 1 / (|i| · |j|) · Σ_{t ∈ sentence i} Σ_{s ∈ sentence j} A_l,h[t, s]

@@ -1,5 +1,5 @@
 #pragma once
-// Sentence pooling (DESIGN.md §4 kernel 2, CPU twin): per-head S×S sums and
+// Sentence pooling (docs/design.md §4 kernel 2, CPU twin): per-head S×S sums and
 // means of attention probabilities over sentence blocks, recomputed tile by
 // tile from Q, K and the log-sum-exp of every query row, never materialising a
 // T×T matrix.
@@ -80,7 +80,7 @@ torch::Tensor sentence_block_sums(const torch::Tensor& q, const torch::Tensor& k
 // present in q (= |i| when Tq == Tk). The mean is over ALL token pairs of the
 // block, causally masked pairs included (they count as probability 0): in the
 // diagonal block i == j, the mean is Σ P / |i|², not over the |i|(|i|+1)/2
-// visible pairs — DESIGN.md §3 "M[i,j] = mean of attention from tokens of
+// visible pairs — docs/design.md §3 "M[i,j] = mean of attention from tokens of
 // sentence i to tokens of sentence j". Rows of sentences with no query present
 // (entirely inside a cached prefix) are NaN.
 torch::Tensor sentence_block_means(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& lse,

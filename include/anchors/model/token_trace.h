@@ -24,7 +24,7 @@ struct TokenTrace {
 void validate_token_trace(const TokenTrace& trace, const CausalLM& model, const char* what);
 
 // ids = tokenizer.encode(trace.prompt + trace.text, add_special_tokens) and each
-// sentence's span by prefix tokenisation (DESIGN.md §3 "Segmentation"): its
+// sentence's span by prefix tokenisation (docs/design.md §3 "Segmentation"): its
 // char span in trace.text shifted by the prompt, begin = #ids of the text before
 // it (specials included). anchors::Error for a trace with no sentences or an
 // invalid trace (Trace::validate).

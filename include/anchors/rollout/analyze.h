@@ -1,5 +1,5 @@
 #pragma once
-// The end-to-end black-box pipeline (DESIGN.md §3 "Resampling";
+// The end-to-end black-box pipeline (docs/design.md §3 "Resampling";
 // docs/rollout-providers.md, section "anchors analyze"): from a problem to the
 // math-rollouts folder, the reference-schema files and our result JSON.
 //
@@ -36,6 +36,7 @@
 
 #include "anchors/core/attribution.h"
 #include "anchors/core/embedder.h"
+#include "anchors/core/outcome.h"
 #include "anchors/core/resampling_metrics.h"
 #include "anchors/core/rollouts.h"
 #include "anchors/rollout/provider.h"
@@ -86,6 +87,10 @@ struct AnalyzeOptions {
   double similarity_threshold = 0.8;
   // New tokens of a forced-answer rollout (the answer after the stub).
   std::int64_t forced_max_tokens = 32;
+  // What a rollout ended in (outcome.h): its label becomes the record's
+  // "answer" and matches(label, problem.gt_answer) its "is_correct"; forced
+  // rollouts continue after outcome->forced_stub(). Null: BoxedAnswer.
+  std::shared_ptr<const Outcome> outcome;
   std::function<void(const AnalyzeProgress&)> progress;
   // Checked between batches; when set, analyze_problem throws anchors::Error
   // ("cancelled") and what is on disk stays resumable.
@@ -103,9 +108,9 @@ struct AnalyzeResult {
   std::int64_t failed = 0;        // error records left on disk (retried by the next run)
 };
 
-// The stub appended after sentences 0..i-1 for forced-answer rollouts, as the
-// reference generate_rollouts.py writes it (including its "answers" typo).
-inline constexpr const char* kForcedAnswerStub = "\n</think>\n\nTherefore, the final answers is \\boxed{";
+// The stub appended after sentences 0..i-1 for forced-answer rollouts of
+// \boxed{} answers (outcome.h; other outcomes bring their own forced_stub()).
+using anchors::kForcedAnswerStub;
 
 // "problem_N" with N = FNV-1a 64 of the problem text modulo 10^8: the same
 // problem always lands in the same folder (so a re-run resumes it).

@@ -2,7 +2,7 @@
 // Labelling a trace's sentences with a chat model, as the authors did: one
 // request per trace to any OpenAI-compatible chat endpoint (POST
 // {base_url}/v1/chat/completions: vLLM, SGLang, llama.cpp's server, OpenAI),
-// asking for each sentence's function tags (the DESIGN.md §3 taxonomy) and
+// asking for each sentence's function tags (the docs/design.md §3 taxonomy) and
 // the earlier sentences it depends on (docs/function-tags.md).
 //
 //   anchors::rollout::ChatLabelerOptions o;

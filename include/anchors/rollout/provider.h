@@ -1,5 +1,5 @@
 #pragma once
-// Where rollouts come from (DESIGN.md §3 "Resampling"; docs/rollout-providers.md).
+// Where rollouts come from (docs/design.md §3 "Resampling"; docs/rollout-providers.md).
 //
 // A RolloutProvider turns one token-id prompt into n sampled continuations.
 // Two implementations ship with the library:

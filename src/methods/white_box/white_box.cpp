@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <limits>
-#include <mutex>
 #include <sstream>
 
 #include "anchors/core/error.h"
@@ -338,16 +337,6 @@ Attribution AttentionRhythmMethod::run(const Trace& trace, const Context& contex
   a.metadata["response_begin"] = options.response_begin;
   if (context.progress) context.progress(1, 1, "forward passes");
   return a;
-}
-
-void register_white_box_methods() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    register_method("sentence_attention", [] { return std::make_unique<SentenceAttentionMethod>(); });
-    register_method("receiver_heads", [] { return std::make_unique<ReceiverHeadsMethod>(); });
-    register_method("attention_suppression", [] { return std::make_unique<AttentionSuppressionMethod>(); });
-    register_method("attention_rhythm", [] { return std::make_unique<AttentionRhythmMethod>(); });
-  });
 }
 
 }  // namespace anchors

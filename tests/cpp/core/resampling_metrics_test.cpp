@@ -1,5 +1,5 @@
 // Resampling metrics against a slow reference written here from the
-// definitions (DESIGN.md §3 "Resampling" for the default mode, a line-by-line
+// definitions (docs/design.md §3 "Resampling" for the default mode, a line-by-line
 // reading of analyze_rollouts.py / step_attribution.py for compat mode). The
 // reference reads the rollout folders with nlohmann-json itself and shares no
 // code with the implementation beyond normalize_answer / answers_equivalent
@@ -212,7 +212,7 @@ struct Reference {
     }
   }
 
-  // ---- paper semantics (DESIGN.md §3) ----
+  // ---- paper semantics (docs/design.md §3) ----
 
   std::vector<const RefRecord*> valid(const RefFolder& f) const {
     std::vector<const RefRecord*> out;
@@ -585,6 +585,9 @@ TEST(ResamplingMetrics, HandBuiltProblemValuesByHand) {
   EXPECT_DOUBLE_EQ(s0.overdeterminedness, 0.0);
   // D_0 = {41 ✗, 42 ✓, None ✗}: 1/3; acc(R_1) = 2/3.
   EXPECT_DOUBLE_EQ(s0.counterfactual_importance_accuracy, 1.0 / 3.0 - 2.0 / 3.0);
+  // Log-odds with the ½ correction: lo(R_0) = ln(2.5/2.5) = 0, lo(R_1) = ln(2.5/1.5), lo(D_0) = ln(1.5/2.5).
+  EXPECT_NEAR(s0.resampling_importance_logodds, std::log(2.5 / 1.5) - 0.0, 1e-12);
+  EXPECT_NEAR(s0.counterfactual_importance_logodds, std::log(1.5 / 2.5) - std::log(2.5 / 1.5), 1e-12);
   // KL(P(R_0) || P(R_1)): P = {42: 2, 41: 1, none: 1}, Q = {42: 2, 7: 1}.
   {
     const double a = 1e-9, V = 4;

@@ -1,4 +1,4 @@
-// The CUDA kernels of kernels/cuda (DESIGN.md §4) against their CPU twins:
+// The CUDA kernels of kernels/cuda (docs/design.md §4) against their CPU twins:
 //   masked_attention_forward  <-> attention_with_lse   (attention.h)
 //   sentence_block_sums       <-> sentence_block_sums  (sentence_pooling.h)
 //   band_statistics           <-> band_statistics      (band_statistics.h)
@@ -7,7 +7,7 @@
 // (src/model/cuda_kernels.h), because the CPU-only LibTorch wheel has no CUDA
 // tensors. float32 results must match to 1e-4 (absolute and relative);
 // bfloat16 / float16 attention outputs may be off by at most twice the CPU
-// twin's own rounding error (the flash-attention rule of DESIGN.md §4).
+// twin's own rounding error (the flash-attention rule of docs/design.md §4).
 //
 // Every test with "Cuda" in its name is labelled `gpu` (tests/cpp/CMakeLists.txt)
 // and skips (GTEST_SKIP) where no device is present or the build has no CUDA.

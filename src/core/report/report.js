@@ -1,165 +1,4 @@
-#pragma once
-// Internal to report.cpp: the stylesheet and the script of the HTML report,
-// hand-written and embedded as raw string literals (each piece well under the
-// 16K-character limit some compilers put on one literal). They must never
-// contain the two characters "<" "/" (the page embeds them in <style> and
-// <script> elements); report_test.cpp checks that.
-//
-// The script reads the JSON document in <script id="ta-data"> and draws the
-// page: colours the sentences, fills the series switch, the top anchors, the
-// score profile, the heatmaps, the receiver-head chart, the detail panel and
-// the methods table. When done it sets data-rendered="ok" on <body> (and
-// data-sentences, data-matrices, data-charts, data-selected, data-alternatives).
-
-namespace anchors::report_assets {
-
-// clang-format off
-inline constexpr const char* kCss[] = {
-R"TA(:root {
-  --fg: #1f2328; --muted: #656d76; --faint: #8c959f; --line: #d0d7de; --soft: #eaeef2;
-  --bg: #f6f8fa; --card: #ffffff; --accent: #0969da; --nan: #e6e8eb;
-}
-* { box-sizing: border-box; }
-html, body { margin: 0; background: var(--bg); color: var(--fg); }
-body { font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-button, select, input { font: inherit; }
-.ta { max-width: 1400px; margin: 0 auto; padding: 18px 22px 28px; }
-.ta-head h1 { font-size: 21px; line-height: 1.3; margin: 0 0 6px; font-weight: 650; letter-spacing: -0.01em; }
-.ta-facts { display: flex; flex-wrap: wrap; gap: 4px 16px; color: var(--muted); font-size: 13px; align-items: center; }
-.ta-facts b { color: var(--fg); font-weight: 600; }
-.ta-facts code, .ta-problem code { font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
-.badge { display: inline-block; font-size: 11.5px; font-weight: 600; padding: 0 8px; border-radius: 10px; line-height: 19px; }
-.badge.ok { background: #dafbe1; color: #116329; }
-.badge.bad { background: #ffebe9; color: #a40e26; }
-.ta-problem { margin-top: 10px; background: var(--card); border: 1px solid var(--line); border-radius: 8px;
-  padding: 9px 14px; white-space: pre-wrap; overflow-wrap: anywhere; }
-.ta-problem .lbl, .lbl { font-size: 11px; font-weight: 650; text-transform: uppercase; letter-spacing: 0.05em;
-  color: var(--muted); margin-right: 8px; }
-details.ta-prompt { margin-top: 8px; font-size: 13px; color: var(--muted); }
-details.ta-prompt pre { white-space: pre-wrap; overflow-wrap: anywhere; background: var(--card); border: 1px solid var(--line);
-  border-radius: 8px; padding: 8px 12px; color: var(--fg); max-height: 240px; overflow: auto; margin: 6px 0 0; }
-summary { cursor: pointer; }
-.ta-controls { position: sticky; top: 0; z-index: 10; display: flex; flex-wrap: wrap; align-items: center; gap: 10px 22px;
-  margin: 14px -22px 14px; padding: 9px 22px; background: rgba(246, 248, 250, 0.96); border-bottom: 1px solid var(--line);
-  border-top: 1px solid var(--line); }
-.ta-controls label { display: inline-flex; align-items: center; gap: 8px; color: var(--muted); font-size: 13px; }
-.ta-controls select { padding: 4px 8px; border: 1px solid var(--line); border-radius: 6px; background: #fff; color: var(--fg);
-  max-width: 420px; }
-.ta-hint { color: var(--faint); font-size: 12px; margin-left: auto; }
-.legend { display: inline-flex; align-items: center; gap: 6px; font-size: 12px; color: var(--muted);
-  font-variant-numeric: tabular-nums; }
-.legend .bar { width: 150px; height: 10px; border-radius: 3px; border: 1px solid rgba(0, 0, 0, 0.08); }
-.legend .nan { width: 12px; height: 10px; border-radius: 2px; background: var(--nan); border: 1px solid rgba(0, 0, 0, 0.08);
-  margin-left: 8px; }
-.legend.small .bar { width: 96px; height: 8px; }
-.ta-main { display: grid; grid-template-columns: minmax(0, 1fr) min(440px, max(300px, 40%)); gap: 16px; align-items: start; }
-@media (max-width: 760px) { .ta-main { grid-template-columns: minmax(0, 1fr); } .ta-side { position: static !important; max-height: none !important; } }
-.ta-card { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 12px 16px 14px; margin-bottom: 16px; min-width: 0; }
-.ta-card > h2 { font-size: 12px; font-weight: 650; text-transform: uppercase; letter-spacing: 0.06em; color: var(--muted);
-  margin: 0 0 10px; display: flex; align-items: baseline; gap: 10px; flex-wrap: wrap; }
-.ta-card > h2 .sub { text-transform: none; letter-spacing: 0; font-weight: 400; color: var(--faint); }
-.tag-legend { display: flex; flex-wrap: wrap; gap: 4px 10px; margin: -2px 0 10px; font-size: 12px; color: var(--muted); }
-.tag-legend span.item { display: inline-flex; align-items: center; gap: 4px; }
-.ta-trace { max-height: calc(100vh - 150px); min-height: 300px; overflow: auto; margin: 0 -8px; padding: 0 8px; }
-.s { display: grid; grid-template-columns: 2.7em 6.6em minmax(0, 1fr); column-gap: 8px; padding: 2px 4px; border-radius: 6px;
-  cursor: pointer; align-items: start; }
-.s:hover { background: #f3f6f9; }
-.si { color: var(--faint); font-size: 11.5px; text-align: right; padding-top: 3px; font-variant-numeric: tabular-nums; }
-.st { display: flex; flex-wrap: wrap; gap: 3px; padding-top: 3px; }
-.sx { padding: 1px 7px; border-radius: 4px; overflow-wrap: anywhere; white-space: pre-wrap; }
-.s.cur .sx { box-shadow: 0 0 0 2px var(--accent); }
-.s.pin .si { color: var(--accent); font-weight: 700; }
-.s.top .si::after { content: "\2605"; color: #bf8700; margin-left: 2px; }
-.flow .s { display: inline; padding: 0; background: none !important; }
-.flow .si, .flow .st { display: none; }
-.flow .sx { display: inline; line-height: 1.95; -webkit-box-decoration-break: clone; box-decoration-break: clone; padding: 2px 3px; }
-.flow .s + .s::before { content: " "; }
-.chip { display: inline-block; font-size: 10.5px; line-height: 16px; padding: 0 6px; border-radius: 8px; white-space: nowrap;
-  background: #eef1f4; color: #57606a; border: 1px solid rgba(0, 0, 0, 0.05); font-weight: 550; }
-.tag-problem_setup { background: #ddf4ff; color: #0550ae; }
-.tag-plan_generation { background: #fbefff; color: #8250df; }
-.tag-fact_retrieval { background: #dafbe1; color: #1a7f37; }
-.tag-active_computation { background: #fff1e5; color: #bc4c00; }
-.tag-result_consolidation { background: #d8f5f0; color: #0b6e63; }
-.tag-uncertainty_management { background: #ffeff7; color: #bf3989; }
-.tag-self_checking { background: #fff8c5; color: #7d4e00; }
-.tag-final_answer_emission { background: #e9e4f7; color: #3e1f79; }
-.tag-unknown { background: #eef1f4; color: #6e7781; }
-.ta-side { position: sticky; top: 62px; max-height: calc(100vh - 76px); overflow: auto; }
-.ta-side .ta-card { margin-bottom: 12px; }
-.d-head { display: flex; align-items: center; gap: 8px; flex-wrap: wrap; margin-bottom: 6px; }
-.d-head .d-idx { font-weight: 650; font-size: 15px; }
-.d-head .d-pos { color: var(--faint); font-size: 12px; margin-left: auto; }
-.d-text { margin: 4px 0 10px; padding: 8px 10px; border-radius: 6px; background: #f6f8fa; border-left: 3px solid var(--accent);
-  white-space: pre-wrap; overflow-wrap: anywhere; }
-.d-sec { font-size: 11px; font-weight: 650; text-transform: uppercase; letter-spacing: 0.05em; color: var(--muted);
-  margin: 12px 0 5px; display: flex; gap: 8px; align-items: baseline; }
-.d-sec .sub { text-transform: none; letter-spacing: 0; font-weight: 400; color: var(--faint); }
-table.d-scores { border-collapse: collapse; width: 100%; font-size: 12.5px; }
-table.d-scores td { padding: 1px 6px; border-bottom: 1px solid var(--soft); }
-table.d-scores td.v { text-align: right; font-variant-numeric: tabular-nums; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
-table.d-scores td.r { text-align: right; color: var(--faint); font-size: 11.5px; white-space: nowrap; }
-table.d-scores tr.m td { font-weight: 650; color: var(--muted); padding-top: 6px; border-bottom: none; font-size: 11.5px; }
-table.d-scores tr.cur td { background: #ddf4ff; }
-table.d-scores tr:not(.m) { cursor: pointer; }
-table.d-scores tr:not(.m):not(.cur):hover td { background: #f3f6f9; }
-table.d-scores .sw { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; vertical-align: -1px;
-  border: 1px solid rgba(0, 0, 0, 0.1); }
-ul.alts { list-style: none; margin: 0; padding: 0; max-height: 260px; overflow: auto; border: 1px solid var(--soft); border-radius: 6px; }
-ul.alts li { display: grid; grid-template-columns: 2.8em minmax(0, 1fr); gap: 6px; padding: 3px 8px; font-size: 12.5px;
-  border-bottom: 1px solid var(--soft); overflow-wrap: anywhere; }
-ul.alts li:last-child { border-bottom: none; }
-ul.alts .cnt { color: var(--muted); font-variant-numeric: tabular-nums; text-align: right; font-size: 11.5px; padding-top: 1px; }
-ul.alts li.same { color: var(--faint); }
-.muted { color: var(--faint); font-size: 12.5px; margin: 2px 0; }
-.lk { margin-bottom: 8px; }
-.lk-title { font-size: 12px; color: var(--muted); margin-bottom: 3px; }
-.lk-cols { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 10px; }
-.lk-cols > div { min-width: 0; }
-.lk-h { font-size: 11px; color: var(--faint); margin-bottom: 2px; }
-ul.links { list-style: none; margin: 0; padding: 0; }
-ul.links li { display: flex; gap: 6px; align-items: baseline; font-size: 12px; padding: 1px 4px; border-radius: 4px; cursor: pointer;
-  white-space: nowrap; overflow: hidden; }
-ul.links li:hover, ol.top li:hover { background: #f3f6f9; }
-ul.links .n, ol.top .n { color: var(--accent); font-weight: 600; font-variant-numeric: tabular-nums; }
-ul.links .v, ol.top .v { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 11.5px; color: var(--muted); }
-ul.links .t { overflow: hidden; text-overflow: ellipsis; color: var(--fg); }
-ol.top { list-style: none; margin: 0; padding: 0; counter-reset: r; }
-ol.top li { display: grid; grid-template-columns: 1.6em 3em 4.6em minmax(0, 1fr); gap: 6px; align-items: baseline; padding: 3px 4px;
-  border-radius: 4px; cursor: pointer; font-size: 12.5px; }
-ol.top li .rk { color: var(--faint); text-align: right; font-size: 11.5px; }
-ol.top li .t { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.chart { position: relative; }
-.chart svg { display: block; width: 100%; height: 120px; cursor: crosshair; }
-.chart .axis { display: flex; justify-content: space-between; font-size: 11px; color: var(--faint); font-variant-numeric: tabular-nums; }
-.chart .readout, .hm .readout { font-size: 12px; color: var(--muted); min-height: 18px; margin-top: 4px; white-space: nowrap;
-  overflow: hidden; text-overflow: ellipsis; font-variant-numeric: tabular-nums; }
-.ta-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 14px; }
-.hm { border: 1px solid var(--soft); border-radius: 8px; padding: 10px 12px; min-width: 0; }
-.hm h3 { margin: 0; font-size: 13.5px; font-weight: 650; }
-.hm h3 .m { color: var(--muted); font-weight: 500; }
-.hm .desc { font-size: 12px; color: var(--muted); margin: 2px 0 8px; min-height: 2.9em; }
-.hm .plot { display: grid; grid-template-columns: 16px auto; grid-template-rows: auto 16px; gap: 2px 4px; justify-content: start; }
-.hm .ylab { writing-mode: vertical-rl; transform: rotate(180deg); font-size: 11px; color: var(--faint); text-align: center; white-space: nowrap; overflow: hidden; }
-.hm .xlab { grid-column: 2; font-size: 11px; color: var(--faint); text-align: center; white-space: nowrap; overflow: hidden; }
-.hm .frame { position: relative; border: 1px solid var(--line); background: var(--nan); cursor: crosshair; }
-.hm canvas { display: block; width: 100%; height: 100%; image-rendering: pixelated; image-rendering: crisp-edges; }
-.hm .xh { position: absolute; pointer-events: none; border: 1px solid rgba(9, 105, 218, 0.9); background: rgba(9, 105, 218, 0.08); display: none; }
-.hm .meta { display: flex; justify-content: space-between; align-items: center; gap: 8px; margin-top: 6px; font-size: 11.5px; color: var(--faint); }
-.methods { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 12px; }
-.methods .mth { border: 1px solid var(--soft); border-radius: 8px; padding: 8px 12px; min-width: 0; }
-.methods .mth h3 { margin: 0 0 4px; font-size: 13.5px; }
-.methods table { border-collapse: collapse; font-size: 12px; width: 100%; table-layout: fixed; }
-.methods td { padding: 1px 4px; border-bottom: 1px solid var(--soft); overflow: hidden; text-overflow: ellipsis; white-space: nowrap; vertical-align: top; }
-.methods td:first-child { color: var(--muted); width: 45%; }
-.receiver-heads { font-size: 12px; color: var(--muted); margin: -4px 0 8px; overflow-wrap: anywhere; }
-footer { color: var(--faint); font-size: 12px; text-align: center; margin-top: 6px; }
-
-
-)TA"};
-
-inline constexpr const char* kScript[] = {
-R"TA((function () {
+(function () {
   "use strict";
   var body = document.body;
   var DATA = JSON.parse(document.getElementById("ta-data").textContent);
@@ -268,8 +107,7 @@ R"TA((function () {
     return l < 0.5 ? "#ffffff" : "";
   }
 
-)TA",
-R"TA(  // ---- the data --------------------------------------------------------------
+  // ---- the data --------------------------------------------------------------
   var SCORE_INFO = {
     counterfactual_importance_kl: "KL between the answer distributions of rollouts that replaced the sentence with a different one and of those that reached the next one",
     counterfactual_importance_accuracy: "accuracy change when the sentence is replaced by a semantically different one",
@@ -391,8 +229,7 @@ R"TA(  // ---- the data --------------------------------------------------------
     body.dataset.sentences = String(painted);
   }
 
-)TA",
-R"TA(  // ---- top anchors -------------------------------------------------------------
+  // ---- top anchors -------------------------------------------------------------
   function chips(tags) {
     var box = el("span", "st");
     (tags || []).forEach(function (t) {
@@ -554,8 +391,7 @@ R"TA(  // ---- top anchors -----------------------------------------------------
     var readout = el("div", "readout", "\u00a0");
     card.appendChild(readout);
 
-)TA",
-R"TA(    function cell(ev) {
+    function cell(ev) {
       var b = frame.getBoundingClientRect();
       return [clamp(Math.floor((ev.clientY - b.top) / b.height * rowsN), 0, rowsN - 1),
               clamp(Math.floor((ev.clientX - b.left) / b.width * colsN), 0, colsN - 1)];
@@ -735,8 +571,7 @@ R"TA(    function cell(ev) {
     }
   }
 
-)TA",
-R"TA(  // ---- methods -----------------------------------------------------------------------------
+  // ---- methods -----------------------------------------------------------------------------
   function renderMethods() {
     var box = byId("ta-methods");
     if (!R.attributions.length) { box.appendChild(el("p", "muted", "This result holds no attributions.")); return; }
@@ -836,7 +671,3 @@ R"TA(  // ---- methods ---------------------------------------------------------
 })();
 
 
-)TA"};
-// clang-format on
-
-}  // namespace anchors::report_assets

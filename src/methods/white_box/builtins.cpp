@@ -1,0 +1,35 @@
+// anchors::anchors' register_builtins() (anchors/methods/builtins.h): this
+// file is compiled with ANCHORS_WITH_WHITE_BOX_METHODS=1, so the definition
+// below is anchors::with_white_box::register_builtins, the one every target
+// linking anchors::anchors calls. The core's built-ins need nothing here:
+// register_method creates the registry, which seeds them.
+#include "anchors/methods/builtins.h"
+
+#include <memory>
+#include <mutex>
+
+#include "anchors/methods/registry.h"
+#include "anchors/methods/white_box.h"
+
+#if !defined(ANCHORS_WITH_WHITE_BOX_METHODS) || !ANCHORS_WITH_WHITE_BOX_METHODS
+#error "anchors::anchors must be compiled with ANCHORS_WITH_WHITE_BOX_METHODS=1 (see builtins.h)"
+#endif
+
+namespace anchors {
+inline namespace with_white_box {
+
+void register_builtins() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    register_method("sentence_attention", [] { return std::make_unique<SentenceAttentionMethod>(); });
+    register_method("receiver_heads", [] { return std::make_unique<ReceiverHeadsMethod>(); });
+    register_method("attention_suppression", [] { return std::make_unique<AttentionSuppressionMethod>(); });
+    register_method("attention_rhythm", [] { return std::make_unique<AttentionRhythmMethod>(); });
+  });
+}
+
+}  // namespace with_white_box
+
+void register_white_box_methods() { register_builtins(); }
+
+}  // namespace anchors

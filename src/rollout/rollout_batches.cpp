@@ -1,0 +1,89 @@
+#include "rollout_batches.h"
+
+#include <map>
+
+#include <fmt/format.h>
+
+#include "anchors/core/error.h"
+#include "anchors/core/segmentation.h"
+
+namespace anchors::rollout::detail {
+
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+std::string first_sentence(const std::string& text) {
+  const auto sentences = split_sentences(text);
+  return sentences.empty() ? std::string() : sentences.front().text;
+}
+
+void label_rollout(const Outcome& outcome, const std::string& text, const std::string& target, Rollout& rollout) {
+  OutcomeLabel l = outcome.classify(text);
+  rollout.answer = l.label.value_or("");
+  rollout.outcome_raw = std::move(l.raw);
+  if (target.empty()) {
+    rollout.is_correct.reset();
+  } else {
+    rollout.is_correct = l.label.has_value() && outcome.matches(*l.label, target);
+  }
+}
+
+void generate_missing(RolloutProvider& provider, RolloutStore& store, const RolloutTask& task,
+                      const SamplingSettings& sampling, const Outcome& outcome, const std::string& target,
+                      std::int64_t wanted, const std::function<std::uint64_t(std::int64_t)>& seed,
+                      RolloutCounts& counts, const std::function<void()>& check_cancel,
+                      const std::function<void(std::int64_t)>& after_batch) {
+  const std::vector<std::int64_t> missing =
+      store.missing_indices(task.chunk, task.forced, static_cast<std::size_t>(wanted));
+  std::map<std::int64_t, std::vector<std::int64_t>> batches;  // batch index -> sample indices
+  for (std::int64_t index : missing) batches[index / sampling.batch].push_back(index);
+  for (const auto& [b, indices] : batches) {
+    check_cancel();
+    std::vector<RolloutRecord> records;
+    std::string broken;
+    try {
+      if (task.max_tokens < 1) throw Error(task.no_room);
+      CompletionRequest request;
+      request.prompt_ids = task.ids;
+      request.n = indices.back() - b * sampling.batch + 1;  // lanes 0..last missing (lanes do not depend on n)
+      request.temperature = sampling.temperature;
+      request.top_p = sampling.top_p;
+      request.max_tokens = task.max_tokens;
+      request.seed = seed(b);
+      const auto completions = provider.complete(request);
+      if (static_cast<std::int64_t>(completions.size()) != request.n) {
+        broken = fmt::format("{} returned {} completions for n = {}", provider.name(), completions.size(), request.n);
+        throw Error(broken);
+      }
+      for (std::int64_t index : indices) {
+        const Completion& c = completions[static_cast<std::size_t>(index - b * sampling.batch)];
+        RolloutRecord record;
+        record.sample_index = index;
+        Rollout& r = record.rollout;
+        r.chunk_removed = task.chunk_removed;
+        r.prefix_without_chunk = task.prefix;
+        r.rollout = c.text;
+        r.chunk_resampled = first_sentence(c.text);
+        r.full_cot = task.head + c.text;
+        label_rollout(outcome, task.stub + c.text, target, r);
+        records.push_back(std::move(record));
+      }
+      counts.generated += static_cast<std::int64_t>(indices.size());
+    } catch (const Error& e) {
+      if (!broken.empty()) throw;
+      if (counts.first_failure.empty()) counts.first_failure = e.what();
+      records.clear();
+      for (std::int64_t index : indices)
+        records.push_back(RolloutRecord::failure(e.what(), task.chunk_removed, task.prefix, index));
+      counts.failed += static_cast<std::int64_t>(indices.size());
+    }
+    store.append_rollouts(task.chunk, task.forced, records);
+    after_batch(static_cast<std::int64_t>(indices.size()));
+  }
+}
+
+}  // namespace anchors::rollout::detail

@@ -1,0 +1,66 @@
+#pragma once
+// Internal to src/rollout: the one loop that turns a prompt into rollout
+// records on disk, shared by analyze_problem (resampling from before every
+// sentence, forced answers) and intervene (edited prefixes). Missing samples
+// of one (chunk, forced) slot of a RolloutStore are generated in seeded
+// batches whose lanes depend only on (seed, batch index, lane), labelled by
+// the outcome, and appended atomically; a re-run regenerates exactly the
+// samples still missing.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "anchors/core/outcome.h"
+#include "anchors/rollout/provider.h"
+#include "anchors/rollout/rollout_store.h"
+
+namespace anchors::rollout::detail {
+
+// What one slot's rollouts continue and how their records are filled.
+struct RolloutTask {
+  std::size_t chunk = 0;              // chunk_<chunk>/solutions.json of the store
+  bool forced = false;                // ... of its forced-answer folder
+  std::string head;                   // the prompt as text (prompt + prefix + stub): full_cot = head + completion
+  std::vector<std::int64_t> ids;      // head encoded
+  std::string stub;                   // read before the completion by the outcome (forced stubs)
+  std::string chunk_removed, prefix;  // the records' fields of those names
+  std::int64_t max_tokens = 0;        // new tokens per rollout; < 1: every batch fails with no_room
+  std::string no_room;                // why there is no room left
+};
+
+struct SamplingSettings {
+  double temperature = 0.6, top_p = 0.95;
+  std::int64_t batch = 25;            // samples per request
+};
+
+// Running totals of one call of the engine.
+struct RolloutCounts {
+  std::int64_t generated = 0;   // samples written as rollouts
+  std::int64_t failed = 0;      // samples written as error records (retried by the next run)
+  std::string first_failure;    // the first failed request's message
+};
+
+// Generates the samples of `task` that `store` still misses out of `wanted`.
+// seed(b) is the seed of batch b (samples b*batch .. b*batch+batch-1).
+// check_cancel() runs before every request; after_batch(samples) after every
+// append. A failed request becomes error records; a provider that returns the
+// wrong number of completions is an anchors::Error (retrying cannot help).
+void generate_missing(RolloutProvider& provider, RolloutStore& store, const RolloutTask& task,
+                      const SamplingSettings& sampling, const Outcome& outcome, const std::string& target,
+                      std::int64_t wanted, const std::function<std::uint64_t(std::int64_t)>& seed,
+                      RolloutCounts& counts, const std::function<void()>& check_cancel,
+                      const std::function<void(std::int64_t)>& after_batch);
+
+// The record's label fields from a text read by `outcome`: answer = label or
+// "", is_correct = matches(label, target) when there is a target (false
+// without a label), outcome_raw = the evidence.
+void label_rollout(const Outcome& outcome, const std::string& text, const std::string& target, Rollout& rollout);
+
+// The first sentence of a continuation (its chunk_resampled).
+std::string first_sentence(const std::string& text);
+
+// splitmix64: seeds that differ in one bit give unrelated streams.
+std::uint64_t splitmix64(std::uint64_t x);
+
+}  // namespace anchors::rollout::detail
