@@ -54,8 +54,8 @@ def _provider_and_tokenizer(provider, tokenizer, where: str) -> Tuple[_C.Rollout
     elif isinstance(provider, str):
         provider = _C.OpenAIProvider(provider)
     elif not isinstance(provider, _C.RolloutProvider):
-        raise _C.Error(f"{where}: provider must be a ta.Model, a ta.LocalProvider / ta.OpenAIProvider or a "
-                       f"server URL, got {type(provider).__name__}")
+        raise _C.Error(f"{where}: provider must be a ta.Model, a ta.RolloutProvider (ta.LocalProvider, "
+                       f"ta.OpenAIProvider or a Python subclass) or a server URL, got {type(provider).__name__}")
     if isinstance(tokenizer, _C.Model):
         max_positions = max_positions or tokenizer.config.max_position_embeddings
         tokenizer = tokenizer.tokenizer
@@ -118,7 +118,8 @@ def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, 
 class Resampling:
     """Black-box resampling of an existing trace: `num_rollouts` continuations from before every sentence.
 
-    provider: a ta.Model (our sampler), a ta.LocalProvider / ta.OpenAIProvider, or a server URL.
+    provider: a ta.Model (our sampler), a ta.RolloutProvider (ta.LocalProvider, ta.OpenAIProvider, or a
+    Python subclass: see docs/rollout-providers.md), or a server URL.
     tokenizer: makes the token-id prompts (default: the model's; required for a remote provider).
     out_dir: where the rollouts and reference-schema files go (math-rollouts layout; a run with the
     same folder resumes); default: a temporary folder removed after the run.
@@ -175,4 +176,7 @@ class Resampling:
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in sorted(self.options.items()))
-        return f"Resampling({shown}, provider={self.provider.name!r})"
+        name = self.provider.name
+        if callable(name):  # a Python subclass may define name() as a method
+            name = name()
+        return f"Resampling({shown}, provider={name!r})"
