@@ -15,6 +15,7 @@
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
 #include "anchors/model/causal_lm.h"
+#include "anchors/model/prompt.h"
 #include "anchors/model/tokenizer.h"
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/server.h"
@@ -25,17 +26,22 @@ namespace {
 
 const char* kServeUsage =
     "usage: anchors serve --model DIR [--port P] [--dtype float32|bfloat16|float16] [--device cpu|cuda]\n"
-    "                     [--name NAME] [--max-n N]\n\n"
+    "                     [--name NAME] [--max-n N] [--chat-format raw|deepseek_r1|qwen3]\n\n"
     "Serve a checkpoint folder as an OpenAI-compatible completions endpoint on 127.0.0.1:\n"
-    "POST /v1/completions (prompt as token ids or text, n, temperature, top_p, top_k, max_tokens,\n"
-    "stop, seed; choices carry a token_ids extension) and GET /v1/models. Requests run one at a\n"
-    "time, so a request gives exactly what the library's LocalProvider gives for the same seed.\n"
+    "POST /v1/completions (prompt as token ids or text, n, temperature, top_p, top_k, min_p,\n"
+    "repetition_penalty, max_tokens, stop, seed; choices carry a token_ids extension),\n"
+    "POST /v1/chat/completions (one user message, optionally the assistant's partial message with\n"
+    "continue_final_message: true) and GET /v1/models. Requests run one at a time, so a request\n"
+    "gives exactly what the library's LocalProvider gives for the same seed.\n"
     "Runs until interrupted (Ctrl-C or SIGTERM).\n\n"
     "  --port P      port on 127.0.0.1 (default 8000; 0 picks a free one)\n"
     "  --dtype T     weights and activations (default float32 on cpu, bfloat16 on cuda)\n"
     "  --device D    cpu or cuda (default cuda when available)\n"
     "  --name NAME   the model name /v1/models lists (default the folder's name)\n"
-    "  --max-n N     largest n accepted per request (default 1024)\n";
+    "  --max-n N     largest n accepted per request (default 1024)\n"
+    "  --chat-format F  how chat messages become a prompt: the library's prompt format F\n"
+    "                (default raw: the reference prompt around the user message), not the\n"
+    "                checkpoint's Jinja chat template\n";
 
 std::atomic<bool> g_stop_requested{false};
 extern "C" void on_stop_signal(int) { g_stop_requested.store(true); }
@@ -71,7 +77,7 @@ class StopSignals {
 };
 
 int run_serve(const std::vector<std::string>& raw, std::istream&, std::ostream& out, std::ostream& err) {
-  Args args(raw, {}, {"model", "port", "dtype", "device", "name", "max-n"});
+  Args args(raw, {}, {"model", "port", "dtype", "device", "name", "max-n", "chat-format"});
   args.expect_positionals(0, "no positional arguments (use --model DIR)");
   const auto dir = args.option("model");
   if (!dir) throw UsageError("--model DIR is required");
@@ -80,6 +86,12 @@ int run_serve(const std::vector<std::string>& raw, std::istream&, std::ostream& 
   if (port < 0 || port > 65535) throw UsageError(fmt::format("--port {} outside [0, 65535]", port));
   const long max_n = args.integer_or("max-n", 1024);
   if (max_n < 1) throw UsageError(fmt::format("--max-n {} < 1", max_n));
+  model::PromptFormat chat_format = model::PromptFormat::kRaw;
+  try {
+    chat_format = model::parse_prompt_format(args.option_or("chat-format", "raw"));
+  } catch (const Error& e) {
+    throw UsageError(fmt::format("--chat-format: {}", e.what()));
+  }
 
   const std::string device_name = args.option_or("device", torch::cuda::is_available() ? "cuda" : "cpu");
   if (device_name != "cpu" && device_name != "cuda")
@@ -102,6 +114,7 @@ int run_serve(const std::vector<std::string>& raw, std::istream&, std::ostream& 
   if (const auto tokenizer = model->tokenizer()) {
     // As OpenAI-compatible servers do: text prompts get the tokenizer's special tokens (e.g. BOS).
     options.tokenize = [tokenizer](const std::string& text) { return tokenizer->encode(text, true).ids; };
+    options.render_chat = rollout::chat_renderer(tokenizer, chat_format);
   }
   auto log_mutex = std::make_shared<std::mutex>();
   options.log = [&err, log_mutex](const std::string& line) {

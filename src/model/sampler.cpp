@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <set>
 #include <string_view>
 
 #include "anchors/core/error.h"
@@ -35,6 +36,8 @@ struct RowCandidates {
   torch::Tensor probs;  // [W] float64, contiguous
   torch::Tensor ids;    // [W] int64, contiguous
   bool sorted = true;
+  // min-p: candidates below this probability are not kept (0: off).
+  double floor = 0;
 };
 
 std::vector<RowCandidates> candidates(const torch::Tensor& logits, double temperature, double top_p,
@@ -91,17 +94,36 @@ std::int64_t kept_count(const RowCandidates& c, double top_p) {
   return width;
 }
 
+// min-p after top-k and top-p (transformers' order): sets c.floor to min_p
+// times the largest candidate probability and returns how many of the `keep`
+// leading candidates remain. The largest candidate is always kept, and
+// renormalisation does not change ratios, so this equals transformers'
+// MinPLogitsWarper applied to the top-k / top-p survivors.
+std::int64_t apply_min_p(RowCandidates& c, std::int64_t keep, double min_p) {
+  if (min_p <= 0.0 || keep == 0) return keep;
+  const double* p = c.probs.data_ptr<double>();
+  double top = p[0];
+  if (!c.sorted)
+    for (std::int64_t i = 1; i < keep; ++i) top = std::max(top, p[i]);
+  c.floor = min_p * top;
+  if (!c.sorted) return keep;  // choose() skips the candidates below the floor
+  std::int64_t kept = 1;
+  while (kept < keep && p[kept] >= c.floor) ++kept;
+  return kept;
+}
+
 // Inverse CDF over the kept candidates for a uniform u in [0, 1).
 std::int64_t choose(const RowCandidates& c, std::int64_t keep, double u) {
   const double* p = c.probs.data_ptr<double>();
   const std::int64_t* ids = c.ids.data_ptr<std::int64_t>();
   double mass = 0;
-  for (std::int64_t i = 0; i < keep; ++i) mass += p[i];
+  for (std::int64_t i = 0; i < keep; ++i)
+    if (p[i] >= c.floor) mass += p[i];
   const double target = u * mass;
   double cum = 0;
   std::int64_t last_positive = 0;
   for (std::int64_t i = 0; i < keep; ++i) {
-    if (p[i] <= 0) continue;
+    if (p[i] <= 0 || p[i] < c.floor) continue;
     last_positive = i;
     cum += p[i];
     if (cum > target) return ids[i];
@@ -127,14 +149,16 @@ std::vector<std::int64_t> draw_rows(const torch::Tensor& logits, const SamplingO
   }
   if (logits.size(0) == 1 && tokens.size() > 1) {
     // One row shared by all lanes (the first step after the prefill): truncate it once.
-    const auto row = candidates(logits, o.temperature, o.top_p, o.top_k);
-    const std::int64_t keep = kept_count(row[0], o.top_p);
+    auto row = candidates(logits, o.temperature, o.top_p, o.top_k);
+    const std::int64_t keep = apply_min_p(row[0], kept_count(row[0], o.top_p), o.min_p);
     for (std::size_t r = 0; r < tokens.size(); ++r) tokens[r] = choose(row[0], keep, uniform(*generators[r]));
     return tokens;
   }
-  const auto rows = candidates(logits, o.temperature, o.top_p, o.top_k);
-  for (std::size_t r = 0; r < tokens.size(); ++r)
-    tokens[r] = choose(rows[r], kept_count(rows[r], o.top_p), uniform(*generators[r]));
+  auto rows = candidates(logits, o.temperature, o.top_p, o.top_k);
+  for (std::size_t r = 0; r < tokens.size(); ++r) {
+    const std::int64_t keep = apply_min_p(rows[r], kept_count(rows[r], o.top_p), o.min_p);
+    tokens[r] = choose(rows[r], keep, uniform(*generators[r]));
+  }
   return tokens;
 }
 
@@ -144,6 +168,9 @@ void check_options(const char* where, const CausalLM& model, const SamplingOptio
   if (!(o.top_p > 0.0 && o.top_p <= 1.0)) throw Error(fmt::format("{}: top_p {} outside (0, 1]", where, o.top_p));
   if (o.top_k < 0) throw Error(fmt::format("{}: top_k {} < 0", where, o.top_k));
   if (o.max_new_tokens < 0) throw Error(fmt::format("{}: max_new_tokens {} < 0", where, o.max_new_tokens));
+  if (!(o.min_p >= 0.0 && o.min_p <= 1.0)) throw Error(fmt::format("{}: min_p {} outside [0, 1]", where, o.min_p));
+  if (!std::isfinite(o.repetition_penalty) || o.repetition_penalty <= 0)
+    throw Error(fmt::format("{}: repetition_penalty {} must be finite and > 0", where, o.repetition_penalty));
   const std::int64_t vocab = model.config().vocab_size;
   for (const std::int64_t id : o.stop_ids)
     if (id < 0 || id >= vocab) throw Error(fmt::format("{}: stop id {} outside [0, {})", where, id, vocab));
@@ -209,6 +236,55 @@ void finish_text(Sample& s, LaneText& lane, const Tokenizer& tokenizer) {
   s.offsets = std::move(lane.offsets);
 }
 
+// logits [R, V] as float64 with row r's logits at the ids histories[r]
+// divided by `penalty` where positive and multiplied where negative
+// (transformers' RepetitionPenaltyLogitsProcessor). One gather and one scatter
+// over all rows; the ids of a row must be distinct.
+torch::Tensor penalize_rows(const torch::Tensor& logits, const std::vector<const std::vector<std::int64_t>*>& histories,
+                            double penalty) {
+  torch::Tensor out = logits.to(torch::kFloat64, /*non_blocking=*/false, /*copy=*/true);
+  std::vector<std::int64_t> rows, cols;
+  for (std::size_t r = 0; r < histories.size(); ++r) {
+    rows.insert(rows.end(), histories[r]->size(), static_cast<std::int64_t>(r));
+    cols.insert(cols.end(), histories[r]->begin(), histories[r]->end());
+  }
+  if (cols.empty()) return out;
+  const torch::Tensor row_index = torch::tensor(rows, torch::kInt64).to(out.device());
+  const torch::Tensor col_index = torch::tensor(cols, torch::kInt64).to(out.device());
+  const torch::Tensor values = out.index({row_index, col_index});
+  out.index_put_({row_index, col_index}, torch::where(values < 0, values * penalty, values / penalty));
+  return out;
+}
+
+// The distinct ids of a prompt or a lane's tokens, for the repetition penalty:
+// the prompt's ids once, plus per lane the generated ids the prompt lacks.
+class TokenHistory {
+ public:
+  TokenHistory(const std::vector<std::int64_t>& prompt, std::int64_t vocab, std::int64_t lanes)
+      : in_prompt_(static_cast<std::size_t>(vocab), false), lanes_(static_cast<std::size_t>(lanes)) {
+    for (const std::int64_t id : prompt) {
+      if (!in_prompt_[static_cast<std::size_t>(id)]) prompt_ids_.push_back(id);
+      in_prompt_[static_cast<std::size_t>(id)] = true;
+    }
+    for (auto& lane : lanes_) lane.ids = prompt_ids_;
+  }
+  void add(std::int64_t lane, std::int64_t id) {
+    Lane& l = lanes_[static_cast<std::size_t>(lane)];
+    if (!in_prompt_[static_cast<std::size_t>(id)] && l.extra.insert(id).second) l.ids.push_back(id);
+  }
+  const std::vector<std::int64_t>& prompt() const { return prompt_ids_; }
+  const std::vector<std::int64_t>& lane(std::int64_t k) const { return lanes_[static_cast<std::size_t>(k)].ids; }
+
+ private:
+  struct Lane {
+    std::vector<std::int64_t> ids;  // distinct: the prompt's, then the new ones
+    std::set<std::int64_t> extra;
+  };
+  std::vector<bool> in_prompt_;
+  std::vector<std::int64_t> prompt_ids_;
+  std::vector<Lane> lanes_;
+};
+
 // A cache holding only the lanes `keep` (indices into cache's batch).
 KVCache select_lanes(const KVCache& cache, const std::vector<std::int64_t>& keep, std::int64_t reserve) {
   KVCache out;
@@ -227,7 +303,7 @@ KVCache select_lanes(const KVCache& cache, const std::vector<std::int64_t>& keep
 namespace sampler_detail {
 
 torch::Tensor truncated_distribution(const torch::Tensor& logits, double temperature, double top_p,
-                                     std::int64_t top_k) {
+                                     std::int64_t top_k, double min_p) {
   if (logits.dim() != 1) throw Error("truncated_distribution: logits must be [V]");
   const std::int64_t vocab = logits.size(0);
   torch::Tensor out = torch::zeros({vocab}, torch::kFloat64);
@@ -235,12 +311,32 @@ torch::Tensor truncated_distribution(const torch::Tensor& logits, double tempera
     out[logits.argmax().item<std::int64_t>()] = 1.0;
     return out;
   }
-  const auto rows = candidates(logits.unsqueeze(0), temperature, top_p, top_k);
-  const RowCandidates& c = rows[0];
-  const std::int64_t keep = kept_count(c, top_p);
-  const torch::Tensor p = c.probs.narrow(0, 0, keep);
+  auto rows = candidates(logits.unsqueeze(0), temperature, top_p, top_k);
+  RowCandidates& c = rows[0];
+  const std::int64_t keep = apply_min_p(c, kept_count(c, top_p), min_p);
+  torch::Tensor p = c.probs.narrow(0, 0, keep);
+  p = torch::where(p >= c.floor, p, torch::zeros_like(p));
   out.index_put_({c.ids.narrow(0, 0, keep)}, p / p.sum());
   return out;
+}
+
+torch::Tensor apply_repetition_penalty(const torch::Tensor& logits, const std::vector<std::int64_t>& history,
+                                       double penalty) {
+  if (logits.dim() != 1 && logits.dim() != 2) throw Error("apply_repetition_penalty: logits must be [V] or [R, V]");
+  if (!std::isfinite(penalty) || penalty <= 0)
+    throw Error(fmt::format("apply_repetition_penalty: penalty {} must be finite and > 0", penalty));
+  const std::int64_t vocab = logits.size(-1);
+  std::vector<std::int64_t> distinct;
+  std::vector<bool> seen(static_cast<std::size_t>(vocab), false);
+  for (const std::int64_t id : history) {
+    if (id < 0 || id >= vocab) throw Error(fmt::format("apply_repetition_penalty: id {} outside [0, {})", id, vocab));
+    if (!seen[static_cast<std::size_t>(id)]) distinct.push_back(id);
+    seen[static_cast<std::size_t>(id)] = true;
+  }
+  const torch::Tensor rows = logits.dim() == 1 ? logits.unsqueeze(0) : logits;
+  const std::vector<const std::vector<std::int64_t>*> histories(static_cast<std::size_t>(rows.size(0)), &distinct);
+  const torch::Tensor out = penalty == 1.0 ? rows.to(torch::kFloat64) : penalize_rows(rows, histories, penalty);
+  return logits.dim() == 1 ? out[0] : out;
 }
 
 torch::Generator lane_generator(std::uint64_t seed, std::int64_t lane) {
@@ -249,11 +345,12 @@ torch::Generator lane_generator(std::uint64_t seed, std::int64_t lane) {
 }
 
 std::int64_t draw(const torch::Tensor& logits, double temperature, double top_p, std::int64_t top_k,
-                  torch::Generator& generator) {
+                  torch::Generator& generator, double min_p) {
   SamplingOptions o;
   o.temperature = temperature;
   o.top_p = top_p;
   o.top_k = top_k;
+  o.min_p = min_p;
   return draw_rows(logits.reshape({1, -1}), o, {&generator})[0];
 }
 
@@ -319,9 +416,22 @@ std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t
 
   std::vector<std::int64_t> active(static_cast<std::size_t>(n));  // lane of each batch row
   for (std::int64_t k = 0; k < n; ++k) active[k] = k;
+  const bool penalize = options.repetition_penalty != 1.0;
+  std::optional<TokenHistory> history;
+  if (penalize) history.emplace(prompt, model.config().vocab_size, n);
   while (true) {
     std::vector<torch::Generator*> row_generators;
     for (const std::int64_t lane : active) row_generators.push_back(&generators[lane]);
+    if (penalize) {
+      // Each row with its lane's history; the shared first row with the prompt's.
+      std::vector<const std::vector<std::int64_t>*> histories;
+      if (logits.size(0) == 1 && active.size() > 1) {
+        histories.push_back(&history->prompt());
+      } else {
+        for (const std::int64_t lane : active) histories.push_back(&history->lane(lane));
+      }
+      logits = penalize_rows(logits, histories, options.repetition_penalty);
+    }
     const std::vector<std::int64_t> tokens = draw_rows(logits, options, row_generators);
 
     std::vector<std::int64_t> keep_rows;
@@ -330,6 +440,7 @@ std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t
       const std::int64_t lane = active[r];
       Sample& s = samples[lane];
       s.ids.push_back(tokens[r]);
+      if (penalize) history->add(lane, tokens[r]);
       bool stopped = std::find(options.stop_ids.begin(), options.stop_ids.end(), tokens[r]) != options.stop_ids.end();
       if (tokenizer != nullptr && !stopped) {
         LaneText& t = texts[lane];

@@ -22,16 +22,8 @@ namespace anchors::rollout {
 namespace {
 namespace fs = std::filesystem;
 
+using detail::fnv1a64;
 using detail::splitmix64;
-
-std::uint64_t fnv1a64(const std::string& s) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
 
 std::uint64_t base_seed(std::uint64_t seed, std::int64_t attempt) {
   return splitmix64(splitmix64(seed ^ 0x6261736553454544ULL) + static_cast<std::uint64_t>(attempt));
@@ -259,6 +251,8 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
   detail::SamplingSettings sampling;
   sampling.temperature = options.temperature;
   sampling.top_p = options.top_p;
+  sampling.min_p = options.min_p;
+  sampling.repetition_penalty = options.repetition_penalty;
   sampling.batch = options.batch;
   for (std::size_t i = 0; i < sentences.size(); ++i) {
     const Sentence& sentence = sentences[i];
@@ -274,6 +268,7 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
       task.stub = forced ? outcome->forced_stub() : std::string();
       task.head = prompt + task.prefix + task.stub;
       task.ids = encode(task.head);
+      task.messages = {{"user", problem.text}, {"assistant", task.prefix + task.stub}};
       task.max_tokens = capped_max_tokens(forced ? options.forced_max_tokens : options.max_tokens, task.ids.size(),
                                          options.max_positions);
       task.no_room = fmt::format("the prompt of sentence {} has {} tokens, no room left in the model's {} positions",
@@ -327,6 +322,9 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
   attribution.metadata["seed"] = static_cast<std::int64_t>(options.seed);
   attribution.metadata["temperature"] = options.temperature;
   attribution.metadata["top_p"] = options.top_p;
+  // Only when used, so results of runs without them stay as they were.
+  if (options.min_p != 0) attribution.metadata["min_p"] = options.min_p;
+  if (options.repetition_penalty != 1) attribution.metadata["repetition_penalty"] = options.repetition_penalty;
   attribution.metadata["max_tokens"] = options.max_tokens;
   attribution.metadata["batch"] = options.batch;
   attribution.metadata["error_records"] = out.failed;

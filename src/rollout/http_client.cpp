@@ -38,9 +38,9 @@ Endpoint parse_base_url(const std::string& base_url, const std::string& who) {
   return e;
 }
 
-std::string resolve_api_key(const std::string& key) {
-  if (!key.empty()) return key;
-  const char* env = std::getenv("OPENAI_API_KEY");
+std::string resolve_api_key(const std::string& key, const std::string& env_name) {
+  if (!key.empty() || env_name.empty()) return key;
+  const char* env = std::getenv(env_name.c_str());
   return env != nullptr ? std::string(env) : std::string();
 }
 

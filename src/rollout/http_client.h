@@ -22,8 +22,9 @@ struct Endpoint {
 // {origin}{api}/<endpoint>. anchors::Error "<who>: base_url ..." otherwise.
 Endpoint parse_base_url(const std::string& base_url, const std::string& who);
 
-// `key`, or the OPENAI_API_KEY environment variable when `key` is empty ("" when unset).
-std::string resolve_api_key(const std::string& key);
+// `key`, or the environment variable `env_name` when `key` is empty ("" when
+// it is unset or env_name is "").
+std::string resolve_api_key(const std::string& key, const std::string& env_name = "OPENAI_API_KEY");
 
 // A server that drops the connection while a request is written raises
 // SIGPIPE, whose default action ends the process: ignore it unless the

@@ -21,15 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-std::uint64_t fnv1a64(const std::string& s) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
+using detail::fnv1a64;
 
 bool takes_text(InterventionKind k) { return k == InterventionKind::kInsert || k == InterventionKind::kSubstitute; }
 
@@ -210,6 +202,8 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
   detail::SamplingSettings sampling;
   sampling.temperature = options.temperature;
   sampling.top_p = options.top_p;
+  sampling.min_p = options.min_p;
+  sampling.repetition_penalty = options.repetition_penalty;
   sampling.batch = options.batch;
   detail::RolloutCounts counts;
   std::int64_t done = 0;
@@ -232,6 +226,8 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
     task.stub = j.in.kind == InterventionKind::kTruncate ? outcome->forced_stub() : std::string();
     task.head = prompt + j.prefix + task.stub;
     task.ids = tokenizer.encode(task.head, true).ids;
+    if (const auto problem = trace.metadata.find("problem"); problem != trace.metadata.end())
+      task.messages = {{"user", problem->second}, {"assistant", j.prefix + task.stub}};
     task.prefix = j.prefix;
     task.chunk_removed = j.in.kind == InterventionKind::kResample || j.in.kind == InterventionKind::kSubstitute ||
                                  j.in.kind == InterventionKind::kDelete

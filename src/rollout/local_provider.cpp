@@ -47,16 +47,37 @@ void LocalProvider::clear_cache() {
 }
 
 std::vector<Completion> LocalProvider::complete(const CompletionRequest& request) {
-  validate_request(request, "LocalProvider");
+  constexpr const char* kWhere = "LocalProvider";
+  // Ids when given; else the text, encoded here. Messages alone are refused:
+  // rendering a chat is a prompt-format decision this provider does not make.
+  if (request.prompt_ids.empty() && request.prompt_text.empty() && !request.messages.empty())
+    throw Error("LocalProvider: the prompt is given only as chat messages; LocalProvider needs prompt_ids (or "
+                "prompt_text, which it encodes with its tokenizer)");
+  validate_request(request, kWhere);  // ids or text (messages alone were refused above)
+  // vLLM's presence / frequency penalties are not implemented by our sampler:
+  // refuse them rather than silently sample from another distribution.
+  if (request.presence_penalty != 0.0 || request.frequency_penalty != 0.0)
+    throw Error(fmt::format("LocalProvider: presence_penalty ({}) and frequency_penalty ({}) are not supported "
+                            "(send 0; repetition_penalty is)",
+                            request.presence_penalty, request.frequency_penalty));
   model::SamplingOptions o;
   o.temperature = request.temperature;
   o.top_p = request.top_p;
   o.top_k = request.top_k;
+  o.min_p = request.min_p;
+  o.repetition_penalty = request.repetition_penalty;
   o.max_new_tokens = request.max_tokens;
   o.stop_ids = stop_ids_;
   o.stop_strings = request.stop;
   o.seed = request.seed;
-  const std::vector<std::int64_t>& prompt = request.prompt_ids;
+  std::vector<std::int64_t> encoded;
+  if (request.prompt_ids.empty()) {
+    if (!tokenizer_) throw Error("LocalProvider: a text prompt needs a tokenizer, and this provider has none");
+    // As `anchors serve` and OpenAI-compatible servers do: with the tokenizer's special tokens (e.g. BOS).
+    encoded = tokenizer_->encode(request.prompt_text, true).ids;
+    if (encoded.empty()) throw Error("LocalProvider: prompt_text encodes to no tokens");
+  }
+  const std::vector<std::int64_t>& prompt = request.prompt_ids.empty() ? encoded : request.prompt_ids;
 
   std::lock_guard lock(mutex_);
   model::KVCache* cache = nullptr;

@@ -69,16 +69,23 @@ bool is_id_list(const Json& v) {
   return true;
 }
 
-std::vector<std::int64_t> prompt_ids(const Json& prompt,
-                                     const std::function<std::vector<std::int64_t>(const std::string&)>& tokenize) {
+// Sets r.prompt_ids (and r.prompt_text for a string prompt).
+void read_prompt(const Json& prompt, const std::function<std::vector<std::int64_t>(const std::string&)>& tokenize,
+                 CompletionRequest& r) {
   const Json* p = &prompt;
   // A list holding one prompt (a string or a list of ids).
   if (p->is_array() && p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) p = &(*p)[0];
   if (p->is_string()) {
     if (!tokenize) throw Error("\"prompt\" is a string but this server has no tokenizer: send token ids");
-    return tokenize(p->get<std::string>());
+    r.prompt_text = p->get<std::string>();
+    if (r.prompt_text.empty()) throw Error("\"prompt\" is empty");
+    r.prompt_ids = tokenize(r.prompt_text);
+    return;
   }
-  if (is_id_list(*p)) return id_list(*p, "prompt");
+  if (is_id_list(*p)) {
+    r.prompt_ids = id_list(*p, "prompt");
+    return;
+  }
   if (p->is_array() && p->empty()) throw Error("\"prompt\" is empty");
   if (p->is_array())
     throw Error("\"prompt\" must be one prompt (a string or a list of token ids); batched prompts are not "
@@ -86,26 +93,23 @@ std::vector<std::int64_t> prompt_ids(const Json& prompt,
   throw Error(fmt::format("\"prompt\" must be a string or a list of token ids, got {}", p->type_name()));
 }
 
-}  // namespace
-
-std::string request_body(const CompletionRequest& r, const std::string& model, bool return_token_ids) {
-  Json j = Json::object();
-  j["model"] = model;
-  j["prompt"] = r.prompt_ids;
+// The sampling fields after the prompt; non-neutral extras only, so that
+// strict servers that do not know them are unaffected.
+void put_sampling(Json& j, const CompletionRequest& r) {
   j["n"] = r.n;
   j["temperature"] = r.temperature;
   j["top_p"] = r.top_p;
   if (r.top_k > 0) j["top_k"] = r.top_k;
+  if (r.min_p > 0) j["min_p"] = r.min_p;
+  if (r.repetition_penalty != 1.0) j["repetition_penalty"] = r.repetition_penalty;
+  if (r.presence_penalty != 0.0) j["presence_penalty"] = r.presence_penalty;
+  if (r.frequency_penalty != 0.0) j["frequency_penalty"] = r.frequency_penalty;
   j["max_tokens"] = r.max_tokens;
   if (!r.stop.empty()) j["stop"] = r.stop;
   j["seed"] = r.seed;
-  j["logprobs"] = nullptr;
-  if (return_token_ids) j["return_token_ids"] = true;
-  return dump(j);
 }
 
-ParsedRequest parse_request_body(const std::string& text,
-                                 const std::function<std::vector<std::int64_t>(const std::string&)>& tokenize) {
+Json parse_object(const std::string& text) {
   Json body;
   try {
     body = Json::parse(text);
@@ -113,22 +117,28 @@ ParsedRequest parse_request_body(const std::string& text,
     throw Error(fmt::format("malformed JSON body ({})", e.what()));
   }
   if (!body.is_object()) throw Error(fmt::format("the body must be a JSON object, got {}", body.type_name()));
-  ParsedRequest out;
+  return body;
+}
+
+// Everything but the prompt, shared by both endpoints.
+void read_sampling(const Json& body, ParsedRequest& out) {
   CompletionRequest& r = out.request;
   if (!absent(body, "model")) {
-    if (!body["model"].is_string()) throw Error("\"model\" must be a string");
-    out.model = body["model"].get<std::string>();
+    if (!body.at("model").is_string()) throw Error("\"model\" must be a string");
+    out.model = body.at("model").get<std::string>();
   }
-  if (absent(body, "prompt")) throw Error("missing \"prompt\"");
-  r.prompt_ids = prompt_ids(body["prompt"], tokenize);
   r.n = get_int(body, "n", 1);
   r.temperature = get_number(body, "temperature", 1.0);
   r.top_p = get_number(body, "top_p", 1.0);
   r.top_k = get_int(body, "top_k", 0);
   if (r.top_k == -1) r.top_k = 0;  // vLLM's "off"
   r.max_tokens = get_int(body, "max_tokens", 16);
+  r.min_p = get_number(body, "min_p", 0.0);
+  r.repetition_penalty = get_number(body, "repetition_penalty", 1.0);
+  r.presence_penalty = get_number(body, "presence_penalty", 0.0);
+  r.frequency_penalty = get_number(body, "frequency_penalty", 0.0);
   if (!absent(body, "stop")) {
-    const Json& stop = body["stop"];
+    const Json& stop = body.at("stop");
     if (stop.is_string()) {
       r.stop.push_back(stop.get<std::string>());
     } else if (stop.is_array()) {
@@ -141,7 +151,7 @@ ParsedRequest parse_request_body(const std::string& text,
     }
   }
   if (!absent(body, "seed")) {
-    const Json& seed = body["seed"];
+    const Json& seed = body.at("seed");
     if (seed.is_number_unsigned()) {
       out.seed = seed.get<std::uint64_t>();
     } else if (seed.is_number_integer()) {
@@ -154,29 +164,143 @@ ParsedRequest parse_request_body(const std::string& text,
   // Options this engine cannot honour are refused rather than ignored.
   if (get_bool(body, "stream")) throw Error("\"stream\": true is not supported");
   if (get_bool(body, "echo")) throw Error("\"echo\": true is not supported");
-  if (!absent(body, "logprobs") && !(body["logprobs"].is_number_integer() && body["logprobs"].get<std::int64_t>() == 0) &&
-      !(body["logprobs"].is_boolean() && !body["logprobs"].get<bool>()))
+  if (!absent(body, "logprobs") && !(body.at("logprobs").is_number_integer() && body.at("logprobs").get<std::int64_t>() == 0) &&
+      !(body.at("logprobs").is_boolean() && !body.at("logprobs").get<bool>()))
     throw Error("\"logprobs\" is not supported (send null)");
   if (get_int(body, "best_of", r.n) != r.n) throw Error("\"best_of\" other than n is not supported");
   if (!absent(body, "suffix")) throw Error("\"suffix\" is not supported");
-  for (const char* key : {"presence_penalty", "frequency_penalty"})
-    if (get_number(body, key, 0.0) != 0.0) throw Error(fmt::format("\"{}\" is not supported (send 0)", key));
-  if (get_number(body, "repetition_penalty", 1.0) != 1.0) throw Error("\"repetition_penalty\" is not supported (send 1)");
-  if (!absent(body, "logit_bias") && !(body["logit_bias"].is_object() && body["logit_bias"].empty()))
+  if (!absent(body, "logit_bias") && !(body.at("logit_bias").is_object() && body.at("logit_bias").empty()))
     throw Error("\"logit_bias\" is not supported");
-  validate_request(r, "request");
+}
+
+// A message's content: a string, or a list of {"type": "text", "text"} parts (joined).
+std::string message_content(const Json& content, std::size_t index) {
+  if (content.is_string()) return content.get<std::string>();
+  if (content.is_array()) {
+    std::string text;
+    for (const auto& part : content) {
+      if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") ||
+          !part["text"].is_string())
+        throw Error(fmt::format("messages[{}].content: only text parts ({{\"type\": \"text\", \"text\": ...}}) are "
+                                "supported",
+                                index));
+      text += part["text"].get<std::string>();
+    }
+    return text;
+  }
+  throw Error(fmt::format("messages[{}].content must be a string or a list of text parts", index));
+}
+
+}  // namespace
+
+std::string request_body(const CompletionRequest& r, const std::string& model, bool return_token_ids,
+                         PromptForm prompt) {
+  Json j = Json::object();
+  j["model"] = model;
+  if (prompt == PromptForm::kText) {
+    if (r.prompt_text.empty()) throw Error("request_body: prompt mode \"text\" needs the request's prompt_text");
+    j["prompt"] = r.prompt_text;
+  } else if (prompt == PromptForm::kIds) {
+    if (r.prompt_ids.empty()) throw Error("request_body: prompt mode \"ids\" needs the request's prompt_ids");
+    j["prompt"] = r.prompt_ids;
+  } else {
+    throw Error(fmt::format("request_body: the prompt goes to /v1/completions as ids or text, not as {}",
+                            prompt_form_name(prompt)));
+  }
+  put_sampling(j, r);
+  j["logprobs"] = nullptr;
+  if (return_token_ids) j["return_token_ids"] = true;
+  return dump(j);
+}
+
+std::string chat_request_body(const CompletionRequest& r, const std::string& model, bool return_token_ids) {
+  if (r.messages.empty()) throw Error("chat_request_body: prompt mode \"chat\" needs the request's messages");
+  Json j = Json::object();
+  j["model"] = model;
+  Json messages = Json::array();
+  for (const auto& m : r.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
+  j["messages"] = std::move(messages);
+  if (r.messages.back().role == "assistant") {
+    j["continue_final_message"] = true;
+    j["add_generation_prompt"] = false;
+  }
+  put_sampling(j, r);
+  if (return_token_ids) j["return_token_ids"] = true;
+  return dump(j);
+}
+
+ParsedRequest parse_request_body(const std::string& text,
+                                 const std::function<std::vector<std::int64_t>(const std::string&)>& tokenize) {
+  const Json body = parse_object(text);
+  ParsedRequest out;
+  if (absent(body, "prompt")) {
+    throw Error(body.contains("messages") ? "missing \"prompt\" (\"messages\" go to /v1/chat/completions)"
+                                          : "missing \"prompt\"");
+  }
+  read_prompt(body.at("prompt"), tokenize, out.request);
+  read_sampling(body, out);
+  validate_request(out.request, "request", PromptForm::kIds);
   return out;
 }
 
-std::string response_body(const std::vector<Completion>& completions, const std::string& model, const std::string& id,
-                          std::int64_t created, std::int64_t prompt_tokens) {
+ParsedRequest parse_chat_request_body(const std::string& text, const ChatRenderer& render) {
+  const Json body = parse_object(text);
+  if (!render) throw Error("this server cannot render chat messages (no chat format): use /v1/completions");
+  if (!absent(body, "prompt")) throw Error("\"prompt\" is not a chat field: send \"messages\" (or use /v1/completions)");
+  if (absent(body, "messages")) throw Error("missing \"messages\"");
+  const Json& list = body.at("messages");
+  if (!list.is_array() || list.empty()) throw Error("\"messages\" must be a non-empty list");
+  ParsedRequest out;
+  CompletionRequest& r = out.request;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const Json& m = list[i];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+      throw Error(fmt::format("messages[{}] must be an object with a string \"role\"", i));
+    if (!m.contains("content") || m["content"].is_null())
+      throw Error(fmt::format("messages[{}] has no \"content\"", i));
+    r.messages.push_back({m["role"].get<std::string>(), message_content(m["content"], i)});
+  }
+  for (const char* key : {"tools", "response_format", "top_logprobs"})
+    if (!absent(body, key)) throw Error(fmt::format("\"{}\" is not supported", key));
+  if (get_bool(body, "logprobs")) throw Error("\"logprobs\" is not supported");
+  const bool continue_final = get_bool(body, "continue_final_message");
+  // vLLM's default for add_generation_prompt is true; it only matters when not continuing.
+  const bool generation_prompt = absent(body, "add_generation_prompt") ? true : get_bool(body, "add_generation_prompt");
+  if (continue_final && generation_prompt && !absent(body, "add_generation_prompt"))
+    throw Error("\"continue_final_message\" and \"add_generation_prompt\" cannot both be true");
+  if (!continue_final && !generation_prompt)
+    throw Error("\"add_generation_prompt\": false without \"continue_final_message\": true leaves nothing to "
+                "continue");
+  if (continue_final && r.messages.back().role != "assistant")
+    throw Error(fmt::format("\"continue_final_message\": true needs the last message to be the assistant's, not \"{}\"",
+                            r.messages.back().role));
+  // max_completion_tokens is OpenAI's newer name for max_tokens.
+  Json sampling = body;
+  if (absent(sampling, "max_tokens") && !absent(sampling, "max_completion_tokens"))
+    sampling["max_tokens"] = sampling["max_completion_tokens"];
+  sampling.erase("logprobs");
+  read_sampling(sampling, out);
+  ChatPrompt prompt = render(r.messages, continue_final);
+  r.prompt_text = std::move(prompt.text);
+  r.prompt_ids = std::move(prompt.ids);
+  validate_request(r, "request", PromptForm::kIds);
+  return out;
+}
+
+namespace {
+std::string any_response_body(const std::vector<Completion>& completions, const std::string& model,
+                              const std::string& id, std::int64_t created, std::int64_t prompt_tokens, bool chat) {
   Json choices = Json::array();
   std::int64_t completion_tokens = 0;
   for (std::size_t k = 0; k < completions.size(); ++k) {
     const Completion& c = completions[k];
     Json choice = Json::object();
     choice["index"] = k;
-    choice["text"] = c.text;
+    if (chat) {
+      choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+    } else {
+      choice["text"] = c.text;
+    }
     choice["finish_reason"] = c.finish_reason.empty() ? Json(nullptr) : Json(c.finish_reason);
     choice["logprobs"] = nullptr;
     choice["token_ids"] = c.ids;
@@ -185,7 +309,7 @@ std::string response_body(const std::vector<Completion>& completions, const std:
   }
   Json j = Json::object();
   j["id"] = id;
-  j["object"] = "text_completion";
+  j["object"] = chat ? "chat.completion" : "text_completion";
   j["created"] = created;
   j["model"] = model;
   j["choices"] = std::move(choices);
@@ -193,6 +317,17 @@ std::string response_body(const std::vector<Completion>& completions, const std:
                 {"completion_tokens", completion_tokens},
                 {"total_tokens", prompt_tokens + completion_tokens}};
   return dump(j);
+}
+}  // namespace
+
+std::string response_body(const std::vector<Completion>& completions, const std::string& model, const std::string& id,
+                          std::int64_t created, std::int64_t prompt_tokens) {
+  return any_response_body(completions, model, id, created, prompt_tokens, false);
+}
+
+std::string chat_response_body(const std::vector<Completion>& completions, const std::string& model,
+                               const std::string& id, std::int64_t created, std::int64_t prompt_tokens) {
+  return any_response_body(completions, model, id, created, prompt_tokens, true);
 }
 
 std::vector<Completion> parse_response_body(const std::string& text, std::int64_t n, const std::string& source) {
@@ -223,8 +358,21 @@ std::vector<Completion> parse_response_body(const std::string& text, std::int64_
     if (seen[index]) throw Error(fmt::format("{}: index {} given twice", where, index));
     seen[index] = true;
     Completion& out_c = out[index];
-    if (absent(c, "text") || !c["text"].is_string()) throw Error(fmt::format("{}: \"text\" must be a string", where));
-    out_c.text = c["text"].get<std::string>();
+    if (!absent(c, "message")) {
+      const Json& m = c["message"];
+      if (!m.is_object()) throw Error(fmt::format("{}: \"message\" must be an object", where));
+      for (const char* key : {"reasoning_content", "reasoning"})
+        if (m.contains(key) && m[key].is_string() && !m[key].get<std::string>().empty())
+          throw Error(fmt::format("{}: the server split the answer into \"{}\" and \"content\" (a reasoning parser): "
+                                  "the content alone is not the continuation; run the server without one",
+                                  where, key));
+      if (absent(m, "content") || !m["content"].is_string())
+        throw Error(fmt::format("{}: \"message.content\" must be a string", where));
+      out_c.text = m["content"].get<std::string>();
+    } else {
+      if (absent(c, "text") || !c["text"].is_string()) throw Error(fmt::format("{}: \"text\" must be a string", where));
+      out_c.text = c["text"].get<std::string>();
+    }
     if (!absent(c, "finish_reason")) {
       if (!c["finish_reason"].is_string()) throw Error(fmt::format("{}: \"finish_reason\" must be a string", where));
       out_c.finish_reason = c["finish_reason"].get<std::string>();

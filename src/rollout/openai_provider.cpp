@@ -54,7 +54,8 @@ class SlotGuard {
 
 struct OpenAIProvider::Impl {
   std::string origin;            // scheme://host[:port]
-  std::string completions_path;  // /v1/completions (after any prefix)
+  std::string completions_path;  // /v1/completions or /v1/chat/completions (after any prefix)
+  PromptForm form = PromptForm::kIds;
   std::string models_path;       // /v1/models
   std::string api_key;
   Slots slots;
@@ -85,15 +86,19 @@ OpenAIProvider::OpenAIProvider(OpenAIOptions options) : options_(std::move(optio
     throw Error("OpenAIProvider: this build of the library has no HTTP client (built without cpp-httplib; "
                 "install libcpp-httplib-dev and rebuild)");
   if (o.max_concurrency < 1) throw Error(fmt::format("OpenAIProvider: max_concurrency {} < 1", o.max_concurrency));
+  if (o.prompt_mode != "ids" && o.prompt_mode != "text" && o.prompt_mode != "chat")
+    throw Error(fmt::format("OpenAIProvider: prompt_mode \"{}\" is unknown (ids, text or chat)", o.prompt_mode));
   http::check_retry_policy(retry_policy(o), "OpenAIProvider");
   const http::Endpoint endpoint = http::parse_base_url(o.base_url, "OpenAIProvider");
   http::ignore_sigpipe();
 
   impl_ = std::make_unique<Impl>(o.max_concurrency);
   impl_->origin = endpoint.origin;
-  impl_->completions_path = endpoint.api + "/completions";
+  const bool chat = o.prompt_mode == "chat";
+  impl_->form = chat ? PromptForm::kMessages : o.prompt_mode == "text" ? PromptForm::kText : PromptForm::kIds;
+  impl_->completions_path = endpoint.api + (chat ? "/chat/completions" : "/completions");
   impl_->models_path = endpoint.api + "/models";
-  impl_->api_key = http::resolve_api_key(o.api_key);
+  impl_->api_key = http::resolve_api_key(o.api_key, o.api_key_env);
 }
 
 OpenAIProvider::~OpenAIProvider() = default;
@@ -113,9 +118,12 @@ OpenAIProvider::Stats OpenAIProvider::stats() const {
 
 std::vector<Completion> OpenAIProvider::complete(const CompletionRequest& request) {
   const std::string what = fmt::format("OpenAIProvider {}{}", impl_->origin, impl_->completions_path);
-  validate_request(request, what);
+  validate_request(request, fmt::format("{} (prompt_mode \"{}\")", what, options_.prompt_mode), impl_->form);
   ++impl_->requests;
-  const std::string body = openai::request_body(request, options_.model, options_.return_token_ids);
+  const std::string body =
+      impl_->form == PromptForm::kMessages
+          ? openai::chat_request_body(request, options_.model, options_.return_token_ids)
+          : openai::request_body(request, options_.model, options_.return_token_ids, impl_->form);
   const std::string answer = http::run_with_retries(
       retry_policy(options_), what,
       [&] {

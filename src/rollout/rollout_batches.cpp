@@ -16,6 +16,15 @@ std::uint64_t splitmix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
+std::uint64_t fnv1a64(const std::string& s) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
 std::string first_sentence(const std::string& text) {
   const auto sentences = split_sentences(text);
   return sentences.empty() ? std::string() : sentences.front().text;
@@ -48,7 +57,15 @@ void generate_missing(RolloutProvider& provider, RolloutStore& store, const Roll
     try {
       if (task.max_tokens < 1) throw Error(task.no_room);
       CompletionRequest request;
+      // The prompt in every form: each provider sends the one its mode needs
+      // (ids are exact; text and chat are re-tokenised by the server).
       request.prompt_ids = task.ids;
+      request.prompt_text = task.head;
+      request.messages = task.messages;
+      request.min_p = sampling.min_p;
+      request.repetition_penalty = sampling.repetition_penalty;
+      request.presence_penalty = sampling.presence_penalty;
+      request.frequency_penalty = sampling.frequency_penalty;
       request.n = indices.back() - b * sampling.batch + 1;  // lanes 0..last missing (lanes do not depend on n)
       request.temperature = sampling.temperature;
       request.top_p = sampling.top_p;

@@ -23,6 +23,10 @@ struct RolloutTask {
   bool forced = false;                // ... of its forced-answer folder
   std::string head;                   // the prompt as text (prompt + prefix + stub): full_cot = head + completion
   std::vector<std::int64_t> ids;      // head encoded
+  // The same prompt as chat messages (a user message, then the assistant's
+  // partial message: prefix + stub) for chat-mode providers; empty when the
+  // caller knows no user message (then a chat-mode provider refuses).
+  std::vector<ChatMessage> messages;
   std::string stub;                   // read before the completion by the outcome (forced stubs)
   std::string chunk_removed, prefix;  // the records' fields of those names
   std::int64_t max_tokens = 0;        // new tokens per rollout; < 1: every batch fails with no_room
@@ -31,6 +35,7 @@ struct RolloutTask {
 
 struct SamplingSettings {
   double temperature = 0.6, top_p = 0.95;
+  double min_p = 0, repetition_penalty = 1, presence_penalty = 0, frequency_penalty = 0;  // neutral defaults
   std::int64_t batch = 25;            // samples per request
 };
 
@@ -62,5 +67,8 @@ std::string first_sentence(const std::string& text);
 
 // splitmix64: seeds that differ in one bit give unrelated streams.
 std::uint64_t splitmix64(std::uint64_t x);
+
+// FNV-1a 64 of a string: stable names (problem folders, edit ids) and seeds.
+std::uint64_t fnv1a64(const std::string& s);
 
 }  // namespace anchors::rollout::detail

@@ -28,11 +28,36 @@ namespace anchors::rollout {
 namespace {
 constexpr const char* kHost = "127.0.0.1";
 
+std::string roles_of(const std::vector<ChatMessage>& messages) {
+  std::string out;
+  for (const auto& m : messages) out += (out.empty() ? "" : ", ") + m.role;
+  return "[" + out + "]";
+}
+
 ServerResponse error_response(int status, const std::string& message) {
   const char* type = status == 400 ? "invalid_request_error" : status == 404 ? "not_found_error" : "server_error";
   return {status, openai::error_body(message, type)};
 }
 }  // namespace
+
+openai::ChatRenderer chat_renderer(std::shared_ptr<const model::Tokenizer> tokenizer, model::PromptFormat format) {
+  if (!tokenizer) throw Error("chat_renderer: no tokenizer");
+  return [tokenizer, format](const std::vector<ChatMessage>& messages, bool continue_final) {
+    const std::string name = model::prompt_format_name(format);
+    const bool shape_ok = (messages.size() == 1 && messages[0].role == "user") ||
+                          (messages.size() == 2 && messages[0].role == "user" && messages[1].role == "assistant");
+    if (!shape_ok)
+      throw Error(fmt::format("this server renders one user message, optionally followed by the assistant's partial "
+                              "message, with the \"{}\" prompt format; got roles {}",
+                              name, roles_of(messages)));
+    if (messages.size() == 2 && !continue_final)
+      throw Error("a final assistant message is continued only with \"continue_final_message\": true (this server "
+                  "does not render a new turn after it)");
+    const std::string assistant = messages.size() == 2 ? messages[1].content : std::string();
+    model::RenderedPrompt rendered = model::render_prompt(*tokenizer, format, messages[0].content, assistant);
+    return openai::ChatPrompt{std::move(rendered.text), std::move(rendered.ids)};
+  };
+}
 
 struct CompletionServer::Impl {
   std::shared_ptr<RolloutProvider> provider;
@@ -69,7 +94,7 @@ struct CompletionServer::Impl {
     return {200, list.dump()};
   }
 
-  ServerResponse completions(const std::string& body) {
+  ServerResponse completions(const std::string& body, bool chat) {
     const std::int64_t k = ++counter;
     if (options.fail_every > 0 && k % options.fail_every == 0)
       return error_response(500, fmt::format("injected failure of request {} (fail_every = {}, a test setting)", k,
@@ -78,7 +103,8 @@ struct CompletionServer::Impl {
 
     openai::ParsedRequest parsed;
     try {
-      parsed = openai::parse_request_body(body, options.tokenize);
+      parsed = chat ? openai::parse_chat_request_body(body, options.render_chat)
+                    : openai::parse_request_body(body, options.tokenize);
     } catch (const Error& e) {
       return error_response(400, e.what());
     }
@@ -99,9 +125,13 @@ struct CompletionServer::Impl {
     if (static_cast<std::int64_t>(completions.size()) != parsed.request.n)
       return error_response(500, fmt::format("the provider returned {} completions for n = {}", completions.size(),
                                              parsed.request.n));
-    return {200, openai::response_body(completions, parsed.model.empty() ? options.model_name : parsed.model,
-                                       fmt::format("cmpl-{}", ++next_id), static_cast<std::int64_t>(std::time(nullptr)),
-                                       static_cast<std::int64_t>(parsed.request.prompt_ids.size()))};
+    const std::string& model = parsed.model.empty() ? options.model_name : parsed.model;
+    const auto created = static_cast<std::int64_t>(std::time(nullptr));
+    const auto prompt_tokens = static_cast<std::int64_t>(parsed.request.prompt_ids.size());
+    if (chat)
+      return {200, openai::chat_response_body(completions, model, fmt::format("chatcmpl-{}", ++next_id), created,
+                                              prompt_tokens)};
+    return {200, openai::response_body(completions, model, fmt::format("cmpl-{}", ++next_id), created, prompt_tokens)};
   }
 };
 
@@ -127,16 +157,16 @@ CompletionServer::~CompletionServer() {
 
 ServerResponse CompletionServer::handle(const std::string& method, const std::string& path, const std::string& body) {
   try {
-    if (path == "/v1/completions") {
-      if (method != "POST") return error_response(405, "use POST for /v1/completions");
-      return impl_->completions(body);
+    if (path == "/v1/completions" || path == "/v1/chat/completions") {
+      if (method != "POST") return error_response(405, fmt::format("use POST for {}", path));
+      return impl_->completions(body, path == "/v1/chat/completions");
     }
     if (path == "/v1/models") {
       if (method != "GET") return error_response(405, "use GET for /v1/models");
       return impl_->models();
     }
-    return error_response(404, fmt::format("no route {} {} (this server answers POST /v1/completions and GET "
-                                           "/v1/models)",
+    return error_response(404, fmt::format("no route {} {} (this server answers POST /v1/completions, POST "
+                                           "/v1/chat/completions and GET /v1/models)",
                                            method, path));
   } catch (const std::exception& e) {
     return error_response(500, e.what());

@@ -187,6 +187,9 @@ def test_bad_input_is_a_clear_error(model, tmp_path):
     # A folder made for another trace is not mixed with this one.
     folder = str(tmp_path / "mixed")
     ta.intervene(trace, model, [ta.Delete(1)], num_rollouts=1, max_tokens=4, out_dir=folder)
-    other = ta.Trace.from_text(SOLUTION.replace("First, ", "Next, "), metadata={"problem": PROBLEM})
+    # (An edit of sentence 1 leaves the prefix of delete(1) unchanged: that folder may be shared.)
+    same_prefix = ta.Trace.from_text(SOLUTION.replace("First, ", "Next, "), metadata={"problem": PROBLEM})
+    ta.intervene(same_prefix, model, [ta.Delete(1)], num_rollouts=1, max_tokens=4, out_dir=folder)
+    other = ta.Trace.from_text(SOLUTION.replace("I need to add", "I must add"), metadata={"problem": PROBLEM})
     with pytest.raises(ta.Error, match="another trace"):
         ta.intervene(other, model, [ta.Delete(1)], num_rollouts=1, max_tokens=4, out_dir=folder)

@@ -87,7 +87,9 @@ def test_every_outcome_labels_the_records_it_reads(model, embedder, tmp_path):
     # Boxed integers read by the regex give the same correctness as \boxed{} answers where both decide.
     boxed = results["boxed"].attribution("resampling").score("accuracy")
     regex = results["regex"].attribution("resampling").score("accuracy")
-    assert boxed.tolist() == regex.tolist()
+    assert boxed.isnan().tolist() == regex.isnan().tolist()
+    assert boxed.nan_to_num(-1).tolist() == regex.nan_to_num(-1).tolist()
+    assert not boxed.isnan().all()
     # No rollout of the arithmetic model names a choice: no label, so no accuracy anywhere.
     choice = results["choice"].attribution("resampling").score("accuracy")
     assert all(v != v for v in choice.tolist())

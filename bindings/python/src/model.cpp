@@ -1,5 +1,7 @@
 #include <pybind11/stl.h>
 
+#include <cmath>
+
 #include "anchors/core/error.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/sampler.h"
@@ -100,6 +102,26 @@ void bind_model(py::module_& m) {
         return "Sample(" + std::to_string(s.ids.size()) + " tokens, " + s.finish_reason + ")";
       });
 
+  m.def(
+      "next_token_distribution",
+      [](const torch::Tensor& logits, std::vector<std::int64_t> history, double temperature, double top_p,
+         std::int64_t top_k, double min_p, double repetition_penalty) {
+        if (logits.dim() != 1) throw Error("next_token_distribution: logits must be a 1-D tensor [V]");
+        if (!std::isfinite(temperature) || temperature < 0)
+          throw Error("next_token_distribution: temperature must be finite and >= 0");
+        if (!(top_p > 0.0 && top_p <= 1.0)) throw Error("next_token_distribution: top_p outside (0, 1]");
+        if (top_k < 0) throw Error("next_token_distribution: top_k < 0");
+        if (!(min_p >= 0.0 && min_p <= 1.0)) throw Error("next_token_distribution: min_p outside [0, 1]");
+        const torch::Tensor penalized =
+            model::sampler_detail::apply_repetition_penalty(logits.detach().cpu(), history, repetition_penalty);
+        return model::sampler_detail::truncated_distribution(penalized, temperature, top_p, top_k, min_p);
+      },
+      py::arg("logits"), py::arg("history") = std::vector<std::int64_t>{}, py::kw_only(),
+      py::arg("temperature") = 0.6, py::arg("top_p") = 0.95, py::arg("top_k") = 0, py::arg("min_p") = 0.0,
+      py::arg("repetition_penalty") = 1.0,
+      "The float64 distribution [V] that Model.sample / LocalProvider draw the next token from, given the "
+      "logits [V] and the ids so far (prompt + generated, for the repetition penalty).");
+
   py::class_<model::CausalLM, std::shared_ptr<model::CausalLM>>(
       m, "Model", "A decoder LM (Llama, Qwen2, Qwen3) loaded from a Hugging Face checkpoint folder, run in LibTorch.")
       .def_static(
@@ -156,11 +178,13 @@ void bind_model(py::module_& m) {
           "sample",
           [](const model::CausalLM& lm, const std::vector<std::int64_t>& prompt, std::int64_t n, double temperature,
              double top_p, std::int64_t top_k, std::int64_t max_new_tokens, std::vector<std::int64_t> stop_ids,
-             std::vector<std::string> stop_strings, std::uint64_t seed) {
+             std::vector<std::string> stop_strings, std::uint64_t seed, double min_p, double repetition_penalty) {
             model::SamplingOptions options;
             options.temperature = temperature;
             options.top_p = top_p;
             options.top_k = top_k;
+            options.min_p = min_p;
+            options.repetition_penalty = repetition_penalty;
             options.max_new_tokens = max_new_tokens;
             options.stop_ids = std::move(stop_ids);
             options.stop_strings = std::move(stop_strings);
@@ -172,8 +196,10 @@ void bind_model(py::module_& m) {
           py::arg("prompt_ids"), py::arg("n") = 1, py::kw_only(), py::arg("temperature") = 0.6,
           py::arg("top_p") = 0.95, py::arg("top_k") = 0, py::arg("max_new_tokens") = 256,
           py::arg("stop_ids") = std::vector<std::int64_t>{}, py::arg("stop_strings") = std::vector<std::string>{},
-          py::arg("seed") = 0,
-          "n continuations of one prompt, batched with a shared prefilled prefix; reproducible per (seed, lane).")
+          py::arg("seed") = 0, py::arg("min_p") = 0.0, py::arg("repetition_penalty") = 1.0,
+          "n continuations of one prompt, batched with a shared prefilled prefix; reproducible per (seed, lane). "
+          "Per token: repetition penalty on the raw logits (prompt + lane's tokens), temperature, top-k, top-p, "
+          "min-p (docs/sampler.md).")
       .def("__repr__", [](const model::CausalLM& lm) {
         return "Model(" + lm.config().architecture_name + ", " + std::to_string(lm.num_parameters()) +
                " parameters, " + lm.device().str() + ")";

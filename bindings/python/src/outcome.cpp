@@ -83,9 +83,12 @@ void bind_outcomes(py::module_& m) {
       "RegexOutcome, MultipleChoice, ChatJudge, FunctionOutcome.")
       .def(py::init<>())
       .def("name", &Outcome::name, "How results name the outcome (\"boxed\", \"regex:...\", ...).")
-      .def("label", &Outcome::label, py::arg("text"), "The label of a text, or None.")
+      // Without the GIL: a judge may wait on a server of this very process
+      // (a Python subclass takes the GIL back itself).
+      .def("label", &Outcome::label, py::arg("text"), py::call_guard<py::gil_scoped_release>(),
+           "The label of a text, or None.")
       .def("matches", &Outcome::matches, py::arg("label"), py::arg("target"),
-           "Whether a label counts as the target (default: equal strings).")
+           py::call_guard<py::gil_scoped_release>(), "Whether a label counts as the target (default: equal strings).")
       .def("distribution_key", &Outcome::distribution_key, py::arg("label"),
            "The key a label is counted under in label distributions (default: the label).")
       .def("forced_stub", &Outcome::forced_stub,
@@ -93,7 +96,11 @@ void bind_outcomes(py::module_& m) {
       .def(
           "classify",
           [](const Outcome& o, const std::string& text) {
-            OutcomeLabel l = o.classify(text);
+            OutcomeLabel l;
+            {
+              py::gil_scoped_release release;
+              l = o.classify(text);
+            }
             return py::make_tuple(l.label, l.raw);
           },
           py::arg("text"), "(label or None, raw evidence) as the engine records them.")

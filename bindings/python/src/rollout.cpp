@@ -35,8 +35,136 @@ py::dict progress_dict(const rollout::AnalyzeProgress& p) {
   return d;
 }
 
+// messages= of complete(): a list of {"role", "content"} dicts or (role, content) pairs.
+std::vector<rollout::ChatMessage> messages_from_python(const py::object& obj) {
+  std::vector<rollout::ChatMessage> out;
+  if (obj.is_none()) return out;
+  if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj))
+    throw Error("messages must be a list of {\"role\": ..., \"content\": ...} dicts or (role, content) pairs");
+  std::size_t i = 0;
+  for (const py::handle item : obj) {
+    rollout::ChatMessage m;
+    if (py::isinstance<py::dict>(item)) {
+      const auto d = py::reinterpret_borrow<py::dict>(item);
+      if (!d.contains("role") || !d.contains("content") || !py::isinstance<py::str>(d["role"]) ||
+          !py::isinstance<py::str>(d["content"]))
+        throw Error("messages[" + std::to_string(i) + "] must have string \"role\" and \"content\"");
+      m.role = d["role"].cast<std::string>();
+      m.content = d["content"].cast<std::string>();
+    } else if ((py::isinstance<py::tuple>(item) || py::isinstance<py::list>(item)) && py::len(item) == 2 &&
+               py::isinstance<py::str>(item[py::int_(0)]) && py::isinstance<py::str>(item[py::int_(1)])) {
+      m.role = item[py::int_(0)].cast<std::string>();
+      m.content = item[py::int_(1)].cast<std::string>();
+    } else {
+      throw Error("messages[" + std::to_string(i) + "] must be a {\"role\", \"content\"} dict or a (role, content) pair");
+    }
+    out.push_back(std::move(m));
+    ++i;
+  }
+  return out;
+}
+
+py::list messages_to_python(const std::vector<rollout::ChatMessage>& messages) {
+  py::list out;
+  for (const auto& m : messages) {
+    py::dict d;
+    d["role"] = m.role;
+    d["content"] = m.content;
+    out.append(std::move(d));
+  }
+  return out;
+}
+
+// thought_anchors.RolloutProvider subclassed in Python. C++ (the pipeline, a
+// server, a worker thread) calls complete() and name() without holding the
+// GIL, so each override takes it first. trampoline_self_life_support with the
+// smart_holder keeps the Python object alive while C++ holds a shared_ptr to
+// it, even after the last Python reference is gone.
+class PyRolloutProvider : public rollout::RolloutProvider, public py::trampoline_self_life_support {
+ public:
+  using Completion = rollout::Completion;
+
+  std::string name() const override {
+    py::gil_scoped_acquire gil;
+    return python_name();
+  }
+
+  std::vector<Completion> complete(const rollout::CompletionRequest& r) override {
+    py::gil_scoped_acquire gil;
+    const py::function override = py::get_override(static_cast<const rollout::RolloutProvider*>(this), "complete");
+    if (!override) throw Error(python_name() + ": the Python RolloutProvider subclass does not define complete()");
+    py::object result;
+    try {
+      result = override(r.prompt_ids, r.n, py::arg("temperature") = r.temperature, py::arg("top_p") = r.top_p,
+                        py::arg("top_k") = r.top_k, py::arg("max_tokens") = r.max_tokens, py::arg("stop") = r.stop,
+                        py::arg("seed") = r.seed, py::arg("prompt_text") = r.prompt_text,
+                        py::arg("messages") = messages_to_python(r.messages), py::arg("min_p") = r.min_p,
+                        py::arg("repetition_penalty") = r.repetition_penalty,
+                        py::arg("presence_penalty") = r.presence_penalty,
+                        py::arg("frequency_penalty") = r.frequency_penalty);
+    } catch (py::error_already_set& e) {
+      // Ctrl-C and sys.exit() must stay what they are, not become a failed request.
+      if (e.matches(PyExc_KeyboardInterrupt) || e.matches(PyExc_SystemExit)) throw;
+      throw Error(python_name() + ": complete() raised " + e.what());
+    }
+    return completions_from(result, r.n);
+  }
+
+ private:
+  // name(): a method, a property or a plain string attribute of the subclass;
+  // none of those: "python:<class name>".
+  std::string python_name() const {
+    const py::handle self = py::detail::get_object_handle(
+        static_cast<const rollout::RolloutProvider*>(this), py::detail::get_type_info(typeid(rollout::RolloutProvider)));
+    if (!self) return "python:?";
+    const py::handle type = reinterpret_cast<PyObject*>(Py_TYPE(self.ptr()));
+    const std::string class_name = py::str(type.attr("__qualname__")).cast<std::string>();
+    try {
+      const py::object attr = py::getattr(type, "name", py::none());
+      // The base class's own `name` property would call back into this function.
+      if (attr.is_none() || attr.is(py::type::of<rollout::RolloutProvider>().attr("name"))) return "python:" + class_name;
+      py::object value = py::isinstance<py::str>(attr) ? attr : py::getattr(self, "name");
+      if (PyCallable_Check(value.ptr())) value = value();
+      if (!py::isinstance<py::str>(value))
+        throw Error(class_name + ".name() must return a str, got " +
+                    py::str(py::type::handle_of(value).attr("__name__")).cast<std::string>());
+      return value.cast<std::string>();
+    } catch (py::error_already_set& e) {
+      if (e.matches(PyExc_KeyboardInterrupt) || e.matches(PyExc_SystemExit)) throw;
+      throw Error(class_name + ".name() raised " + e.what());
+    }
+  }
+
+  std::vector<Completion> completions_from(const py::object& result, std::int64_t n) const {
+    const auto type_name = [](const py::handle& h) {
+      return py::str(py::type::handle_of(h).attr("__name__")).cast<std::string>();
+    };
+    if (!py::isinstance<py::list>(result))
+      throw Error(python_name() + ": complete() must return a list of ta.Completion, got " + type_name(result));
+    const auto list = py::reinterpret_borrow<py::list>(result);
+    if (static_cast<std::int64_t>(list.size()) != n)
+      throw Error(python_name() + ": complete() returned " + std::to_string(list.size()) + " completions for n = " +
+                  std::to_string(n) + " (one per lane, in lane order)");
+    std::vector<Completion> out;
+    out.reserve(list.size());
+    for (std::size_t k = 0; k < list.size(); ++k) {
+      if (!py::isinstance<Completion>(list[k]))
+        throw Error(python_name() + ": complete() returned a " + type_name(list[k]) + " at index " + std::to_string(k) +
+                    ", not a ta.Completion");
+      out.push_back(list[k].cast<Completion>());
+    }
+    return out;
+  }
+};
+
 void bind_providers(py::module_& m) {
   py::class_<rollout::Completion>(m, "Completion", "One sampled continuation from a rollout provider.")
+      .def(py::init([](std::string text, std::vector<std::int64_t> ids, std::string finish_reason) {
+             return rollout::Completion{std::move(ids), std::move(text), std::move(finish_reason)};
+           }),
+           py::kw_only(), py::arg("text") = "", py::arg("ids") = std::vector<std::int64_t>{},
+           py::arg("finish_reason") = "",
+           "Completion(text=..., ids=[...], finish_reason=\"stop\"|\"length\"); ids may be left empty when unknown.")
       .def_readonly("ids", &rollout::Completion::ids, "The new token ids (may be empty for remote servers).")
       .def_readonly("text", &rollout::Completion::text)
       .def_readonly("finish_reason", &rollout::Completion::finish_reason, "\"stop\" or \"length\".")
@@ -47,16 +175,24 @@ void bind_providers(py::module_& m) {
       });
 
   const rollout::CompletionRequest r;
-  py::class_<rollout::RolloutProvider, std::shared_ptr<rollout::RolloutProvider>>(
-      m, "RolloutProvider", "Where rollouts come from: n sampled continuations of a token-id prompt.")
+  py::class_<rollout::RolloutProvider, PyRolloutProvider, py::smart_holder>(
+      m, "RolloutProvider",
+      "Where rollouts come from: n sampled continuations of a prompt. Subclass it in Python with "
+      "`def complete(self, prompt_ids, n, *, temperature, top_p, top_k, max_tokens, stop, seed, prompt_text, "
+      "messages, min_p, repetition_penalty, presence_penalty, frequency_penalty) -> list[ta.Completion]` "
+      "(all keywords are always passed) and optionally `def name(self) -> str`; call super().__init__().")
+      .def(py::init<>())
       .def_property_readonly("name", &rollout::RolloutProvider::name)
       .def(
           "complete",
           [](rollout::RolloutProvider& provider, std::vector<std::int64_t> prompt_ids, std::int64_t n,
              double temperature, double top_p, std::int64_t top_k, std::int64_t max_tokens,
-             std::vector<std::string> stop, std::uint64_t seed) {
+             std::vector<std::string> stop, std::uint64_t seed, std::string prompt_text, const py::object& messages,
+             double min_p, double repetition_penalty, double presence_penalty, double frequency_penalty) {
             rollout::CompletionRequest request;
             request.prompt_ids = std::move(prompt_ids);
+            request.prompt_text = std::move(prompt_text);
+            request.messages = messages_from_python(messages);
             request.n = n;
             request.temperature = temperature;
             request.top_p = top_p;
@@ -64,20 +200,31 @@ void bind_providers(py::module_& m) {
             request.max_tokens = max_tokens;
             request.stop = std::move(stop);
             request.seed = seed;
-            py::gil_scoped_release release;  // providers call no Python code
+            request.min_p = min_p;
+            request.repetition_penalty = repetition_penalty;
+            request.presence_penalty = presence_penalty;
+            request.frequency_penalty = frequency_penalty;
+            // C++ providers call no Python code; a Python subclass reached through
+            // here takes the GIL back in its trampoline.
+            py::gil_scoped_release release;
             torch::NoGradGuard no_grad;
             return provider.complete(request);
           },
-          py::arg("prompt_ids"), py::arg("n") = r.n, py::kw_only(), py::arg("temperature") = r.temperature,
-          py::arg("top_p") = r.top_p, py::arg("top_k") = r.top_k, py::arg("max_tokens") = r.max_tokens,
-          py::arg("stop") = std::vector<std::string>{}, py::arg("seed") = r.seed,
-          "n continuations of the prompt, in lane order; lane k depends only on (prompt, options, seed, k).")
+          py::arg("prompt_ids") = std::vector<std::int64_t>{}, py::arg("n") = r.n, py::kw_only(),
+          py::arg("temperature") = r.temperature, py::arg("top_p") = r.top_p, py::arg("top_k") = r.top_k,
+          py::arg("max_tokens") = r.max_tokens, py::arg("stop") = std::vector<std::string>{},
+          py::arg("seed") = r.seed, py::arg("prompt_text") = r.prompt_text, py::arg("messages") = py::none(),
+          py::arg("min_p") = r.min_p, py::arg("repetition_penalty") = r.repetition_penalty,
+          py::arg("presence_penalty") = r.presence_penalty, py::arg("frequency_penalty") = r.frequency_penalty,
+          "n continuations of the prompt (prompt_ids, prompt_text and/or messages: a list of {role, content} "
+          "dicts or (role, content) pairs, the last the assistant's partial message), in lane order; lane k "
+          "depends only on (prompt, options, seed, k).")
       .def("__repr__", [](const rollout::RolloutProvider& p) { return "<RolloutProvider " + p.name() + ">"; });
 
-  py::class_<rollout::LocalProvider, rollout::RolloutProvider, std::shared_ptr<rollout::LocalProvider>>(
+  py::class_<rollout::LocalProvider, rollout::RolloutProvider, py::smart_holder>(
       m, "LocalProvider",
       "Rollouts from our own sampler on a loaded model; the KV cache of the previous prompt's common prefix "
-      "is reused.")
+      "is reused. Needs prompt_ids, or prompt_text (encoded with the model's tokenizer, special tokens added).")
       .def(py::init([](std::shared_ptr<model::CausalLM> lm) {
              if (!lm) throw Error("LocalProvider: model is None");
              return std::make_shared<rollout::LocalProvider>(std::move(lm));
@@ -88,12 +235,15 @@ void bind_providers(py::module_& m) {
       });
 
   const rollout::OpenAIOptions o;
-  py::class_<rollout::OpenAIProvider, rollout::RolloutProvider, std::shared_ptr<rollout::OpenAIProvider>>(
+  py::class_<rollout::OpenAIProvider, rollout::RolloutProvider, py::smart_holder>(
       m, "OpenAIProvider",
-      "Rollouts from an OpenAI-compatible /v1/completions server (vLLM, SGLang, `anchors serve`) with "
-      "token-id prompts, bounded concurrency, retries with backoff and jitter, and timeouts.")
+      "Rollouts from an OpenAI-compatible server (vLLM, SGLang, `anchors serve`): prompt_mode \"ids\" "
+      "(/v1/completions with token ids), \"text\" (/v1/completions with text) or \"chat\" "
+      "(/v1/chat/completions continuing the assistant's partial message); bounded concurrency, retries with "
+      "backoff and jitter, and timeouts. api_key (explicit) wins over the environment variable api_key_env.")
       .def(py::init([](std::string base_url, std::string model, std::string api_key, double timeout,
-                       int max_retries, int max_concurrency, bool return_token_ids) {
+                       int max_retries, int max_concurrency, bool return_token_ids, std::string prompt_mode,
+                       std::string api_key_env) {
              rollout::OpenAIOptions options;
              options.base_url = std::move(base_url);
              options.model = std::move(model);
@@ -102,11 +252,15 @@ void bind_providers(py::module_& m) {
              options.max_retries = max_retries;
              options.max_concurrency = max_concurrency;
              options.return_token_ids = return_token_ids;
+             options.prompt_mode = std::move(prompt_mode);
+             options.api_key_env = std::move(api_key_env);
              return std::make_shared<rollout::OpenAIProvider>(options);
            }),
            py::arg("base_url"), py::kw_only(), py::arg("model") = o.model, py::arg("api_key") = o.api_key,
            py::arg("timeout") = o.timeout_seconds, py::arg("max_retries") = o.max_retries,
-           py::arg("max_concurrency") = o.max_concurrency, py::arg("return_token_ids") = o.return_token_ids);
+           py::arg("max_concurrency") = o.max_concurrency, py::arg("return_token_ids") = o.return_token_ids,
+           py::arg("prompt_mode") = o.prompt_mode, py::arg("api_key_env") = o.api_key_env)
+      .def_property_readonly("prompt_mode", [](const rollout::OpenAIProvider& p) { return p.options().prompt_mode; });
 }
 
 py::dict edit_dict(const rollout::EditOutcome& e) {
@@ -141,7 +295,9 @@ void bind_interventions(py::module_& m) {
       .def_readonly("sentence", &rollout::Intervention::sentence)
       .def_readonly("text", &rollout::Intervention::text)
       .def_property_readonly("id", &rollout::intervention_id)
-      .def("prefix", &rollout::intervened_prefix, py::arg("trace"), "The edited solution prefix the rollouts continue.")
+      .def(
+          "prefix", [](const rollout::Intervention& i, const Trace& trace) { return rollout::intervened_prefix(trace, i); },
+          py::arg("trace"), "The edited solution prefix the rollouts continue (truncate's forced stub not included).")
       .def("__eq__", [](const rollout::Intervention& a, const rollout::Intervention& b) { return a == b; })
       .def("__repr__", [](const rollout::Intervention& i) {
         return fmt::format("{}({}{})", rollout::to_string(i.kind), i.sentence,
@@ -155,7 +311,7 @@ void bind_interventions(py::module_& m) {
          const Trace& trace, const std::string& prompt, const std::string& target,
          const std::vector<rollout::Intervention>& interventions, const std::string& out_dir,
          std::int64_t num_rollouts, bool baseline, std::uint64_t seed, double temperature, double top_p,
-         std::int64_t max_tokens, std::int64_t max_positions, std::int64_t batch, std::shared_ptr<Outcome> outcome,
+         double min_p, double repetition_penalty, std::int64_t max_tokens, std::int64_t max_positions, std::int64_t batch, std::shared_ptr<Outcome> outcome,
          std::optional<py::function> progress) {
         if (!provider) throw Error("intervene: provider is None");
         if (!tokenizer) throw Error("intervene: no tokenizer (the token-id prompts need the model's tokenizer.json)");
@@ -165,14 +321,23 @@ void bind_interventions(py::module_& m) {
         o.seed = seed;
         o.temperature = temperature;
         o.top_p = top_p;
+        o.min_p = min_p;
+        o.repetition_penalty = repetition_penalty;
         o.max_tokens = max_tokens;
         o.max_positions = max_positions;
         o.batch = batch;
         o.outcome = std::move(outcome);
-        if (progress) o.progress = [fn = *progress](std::int64_t done, std::int64_t total) { fn(done, total); };
-        torch::NoGradGuard no_grad;  // the GIL stays held: outcomes and progress may be Python code
-        const rollout::InterventionResult r =
-            rollout::intervene(*provider, *tokenizer, trace, prompt, target, interventions, out_dir, o);
+        if (progress)
+          o.progress = [fn = *progress](std::int64_t done, std::int64_t total) {
+            py::gil_scoped_acquire gil;
+            fn(done, total);
+          };
+        rollout::InterventionResult r;
+        {
+          py::gil_scoped_release release;  // as analyze: Python pieces take the GIL themselves
+          torch::NoGradGuard no_grad;
+          r = rollout::intervene(*provider, *tokenizer, trace, prompt, target, interventions, out_dir, o);
+        }
         py::dict out;
         out["out_dir"] = r.out_dir;
         out["outcome"] = r.outcome;
@@ -187,7 +352,8 @@ void bind_interventions(py::module_& m) {
       py::arg("provider"), py::arg("tokenizer"), py::arg("trace"), py::arg("prompt"), py::arg("target"),
       py::arg("interventions"), py::arg("out_dir"), py::kw_only(), py::arg("num_rollouts") = d.num_rollouts,
       py::arg("baseline") = d.baseline, py::arg("seed") = d.seed, py::arg("temperature") = d.temperature,
-      py::arg("top_p") = d.top_p, py::arg("max_tokens") = d.max_tokens, py::arg("max_positions") = d.max_positions,
+      py::arg("top_p") = d.top_p, py::arg("min_p") = d.min_p, py::arg("repetition_penalty") = d.repetition_penalty,
+      py::arg("max_tokens") = d.max_tokens, py::arg("max_positions") = d.max_positions,
       py::arg("batch") = d.batch, py::arg("outcome") = py::none(), py::arg("progress") = py::none(),
       "Rollouts of edited prefixes (resumable); see thought_anchors.intervene.");
 }
@@ -203,7 +369,7 @@ void bind_rollout(py::module_& m) {
       [](std::shared_ptr<rollout::RolloutProvider> provider, std::shared_ptr<model::Tokenizer> tokenizer,
          const std::string& problem_text, const std::string& gt_answer, const std::string& out_dir,
          const py::object& similarity, std::int64_t num_rollouts, bool forced, std::uint64_t seed, double temperature,
-         double top_p, std::int64_t max_tokens, std::int64_t max_positions, const std::string& base,
+         double top_p, double min_p, double repetition_penalty, std::int64_t max_tokens, std::int64_t max_positions, const std::string& base,
          std::int64_t batch, double similarity_threshold, std::optional<std::string> base_solution,
          const std::string& prompt, std::shared_ptr<Outcome> outcome, std::optional<py::function> progress) {
         if (!provider) throw Error("analyze: provider is None");
@@ -217,6 +383,8 @@ void bind_rollout(py::module_& m) {
         o.seed = seed;
         o.temperature = temperature;
         o.top_p = top_p;
+        o.min_p = min_p;
+        o.repetition_penalty = repetition_penalty;
         o.max_tokens = max_tokens;
         o.max_positions = max_positions;
         o.base = base;
@@ -226,15 +394,22 @@ void bind_rollout(py::module_& m) {
         o.prompt = prompt;
         o.outcome = std::move(outcome);
         if (progress)
-          o.progress = [fn = *progress](const rollout::AnalyzeProgress& p) { fn(progress_dict(p)); };
+          o.progress = [fn = *progress](const rollout::AnalyzeProgress& p) {
+            py::gil_scoped_acquire gil;
+            fn(progress_dict(p));
+          };
         const auto sim = similarity_from_python(similarity);
-        // The GIL stays held: the similarity and the progress callback may be Python code.
+        // The engine runs without the GIL (a judge or server in this process
+        // must be able to answer); every Python piece it calls — similarity,
+        // outcome, provider, progress — takes the GIL itself.
+        py::gil_scoped_release release;
         torch::NoGradGuard no_grad;
         return rollout::analyze_problem(*provider, *tokenizer, problem, out_dir, *sim, o).result;
       },
       py::arg("provider"), py::arg("tokenizer"), py::arg("problem"), py::arg("gt_answer"), py::arg("out_dir"),
       py::kw_only(), py::arg("similarity"), py::arg("num_rollouts") = d.num_rollouts, py::arg("forced") = d.forced,
       py::arg("seed") = d.seed, py::arg("temperature") = d.temperature, py::arg("top_p") = d.top_p,
+      py::arg("min_p") = d.min_p, py::arg("repetition_penalty") = d.repetition_penalty,
       py::arg("max_tokens") = d.max_tokens, py::arg("max_positions") = d.max_positions, py::arg("base") = d.base,
       py::arg("batch") = d.batch, py::arg("similarity_threshold") = d.similarity_threshold,
       py::arg("base_solution") = py::none(), py::arg("prompt") = d.prompt, py::arg("outcome") = py::none(),

@@ -57,6 +57,7 @@ from ._C import (  # noqa: F401
     kl_divergence_binary,
     load_result,
     methods,
+    next_token_distribution,
     normalize_answer,
     normalize_answer_reference,
     read_alternatives,

@@ -79,8 +79,8 @@ def _html(text: str) -> str:
 
 def intervene(trace, provider, interventions, *, num_rollouts: int = 50, gt_answer: Optional[str] = None,
               outcome=None, tokenizer=None, out_dir: Optional[str] = None, baseline: bool = True, seed: int = 0,
-              temperature: float = 0.6, top_p: float = 0.95, max_tokens: int = 16384, batch: int = 25,
-              progress=None) -> InterventionResult:
+              temperature: float = 0.6, top_p: float = 0.95, min_p: float = 0.0, repetition_penalty: float = 1.0,
+              max_tokens: int = 16384, batch: int = 25, progress=None) -> InterventionResult:
     """Run `interventions` (ta.Insert / ta.Substitute / ta.Delete / ta.Truncate / ta.Resample) on `trace`.
 
     trace: a ta.Trace (or AnalysisResult); its sentences are used as given and its prompt (default: the
@@ -113,7 +113,8 @@ def intervene(trace, provider, interventions, *, num_rollouts: int = 50, gt_answ
         try:
             raw = _C.intervene(provider, tokenizer, trace, "", str(target or ""), interventions,
                                str(out_dir or scratch), num_rollouts=num_rollouts, baseline=baseline, seed=seed,
-                               temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                               temperature=temperature, top_p=top_p, min_p=min_p,
+                               repetition_penalty=repetition_penalty, max_tokens=max_tokens,
                                max_positions=max_positions, batch=batch,
                                outcome=as_outcome(outcome, "intervene"), progress=progress or None)
         finally:

@@ -55,8 +55,8 @@ def _provider_and_tokenizer(provider, tokenizer, where: str) -> Tuple[_C.Rollout
     elif isinstance(provider, str):
         provider = _C.OpenAIProvider(provider)
     elif not isinstance(provider, _C.RolloutProvider):
-        raise _C.Error(f"{where}: provider must be a ta.Model, a ta.LocalProvider / ta.OpenAIProvider or a "
-                       f"server URL, got {type(provider).__name__}")
+        raise _C.Error(f"{where}: provider must be a ta.Model, a ta.RolloutProvider (ta.LocalProvider, "
+                       f"ta.OpenAIProvider or a Python subclass) or a server URL, got {type(provider).__name__}")
     if isinstance(tokenizer, _C.Model):
         max_positions = max_positions or tokenizer.config.max_position_embeddings
         tokenizer = tokenizer.tokenizer
@@ -87,7 +87,8 @@ def _run(provider, tokenizer, problem_text: str, gt_answer: str, out_dir: str, *
 
 def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, num_rollouts: int = 100,
             forced: bool = False, seed: int = 0, temperature: float = 0.6, top_p: float = 0.95,
-            max_tokens: int = 16384, base: str = "any", batch: int = 25, similarity_threshold: float = 0.8,
+            min_p: float = 0.0, repetition_penalty: float = 1.0, max_tokens: int = 16384, base: str = "any",
+            batch: int = 25, similarity_threshold: float = 0.8,
             server: Optional[str] = None, server_model: Optional[str] = None, outcome=None, progress=None):
     """Generate a base trace, resample from before every sentence, compute the resampling metrics.
 
@@ -115,14 +116,16 @@ def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, 
         provider, tokenizer, max_positions = _provider_and_tokenizer(model, None, "analyze")
     return _run(provider, tokenizer, text, gt, out_dir, similarity=similarity, progress=progress,
                 max_positions=max_positions, num_rollouts=num_rollouts, forced=forced, seed=seed,
-                temperature=temperature, top_p=top_p, max_tokens=max_tokens, base=base, batch=batch,
+                temperature=temperature, top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
+                max_tokens=max_tokens, base=base, batch=batch,
                 similarity_threshold=similarity_threshold, outcome=as_outcome(outcome, "analyze"))
 
 
 class Resampling:
     """Black-box resampling of an existing trace: `num_rollouts` continuations from before every sentence.
 
-    provider: a ta.Model (our sampler), a ta.LocalProvider / ta.OpenAIProvider, or a server URL.
+    provider: a ta.Model (our sampler), a ta.RolloutProvider (ta.LocalProvider, ta.OpenAIProvider, or a
+    Python subclass: see docs/rollout-providers.md), or a server URL.
     tokenizer: makes the token-id prompts (default: the model's; required for a remote provider).
     out_dir: where the rollouts and reference-schema files go (math-rollouts layout; a run with the
     same folder resumes); default: a temporary folder removed after the run.
@@ -134,8 +137,9 @@ class Resampling:
     name = "resampling"
 
     def __init__(self, num_rollouts: int = 100, provider=None, *, tokenizer=None, forced: bool = False,
-                 seed: int = 0, temperature: float = 0.6, top_p: float = 0.95, max_tokens: int = 16384,
-                 batch: int = 25, similarity=None, similarity_threshold: float = 0.8,
+                 seed: int = 0, temperature: float = 0.6, top_p: float = 0.95, min_p: float = 0.0,
+                 repetition_penalty: float = 1.0, max_tokens: int = 16384, batch: int = 25, similarity=None,
+                 similarity_threshold: float = 0.8,
                  out_dir: Optional[str] = None, outcome=None):
         if provider is None:
             raise _C.Error("Resampling needs provider=: a ta.Model, ta.LocalProvider(model), "
@@ -146,7 +150,8 @@ class Resampling:
         self.out_dir = out_dir
         self.outcome = as_outcome(outcome, "Resampling")
         self.options = dict(num_rollouts=num_rollouts, forced=forced, seed=seed, temperature=temperature,
-                            top_p=top_p, max_tokens=max_tokens, batch=batch,
+                            top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
+                            max_tokens=max_tokens, batch=batch,
                             similarity_threshold=similarity_threshold)
 
     def run(self, trace, *, problem: Optional[str] = None, gt_answer: Optional[str] = None, progress=None,
@@ -181,4 +186,7 @@ class Resampling:
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in sorted(self.options.items()))
-        return f"Resampling({shown}, provider={self.provider.name!r})"
+        name = self.provider.name
+        if callable(name):  # a Python subclass may define name() as a method
+            name = name()
+        return f"Resampling({shown}, provider={name!r})"

@@ -37,6 +37,17 @@ struct SamplingOptions {
   double temperature = 0.6;    // 0: argmax (equals CausalLM::generate_greedy), else softmax(logits / T)
   double top_p = 0.95;         // nucleus, in (0, 1]; 1: off
   std::int64_t top_k = 0;      // 0: off; applied before top_p (top-p then sees the renormalised top-k)
+  // In [0, 1]; 0: off. After temperature, top-k and top-p (transformers'
+  // order): keep the tokens whose probability is >= min_p times the most
+  // likely token's. Since the most likely token survives top-k and top-p,
+  // this is the intersection with {p >= min_p * p_max} of the full softmax.
+  double min_p = 0;
+  // > 0; 1: off. CTRL-style (transformers' RepetitionPenaltyLogitsProcessor),
+  // per lane, on the raw logits before temperature: the logit of every token id
+  // present in the prompt or the lane's generated tokens is divided by the
+  // penalty when positive and multiplied by it when negative. Also applied at
+  // temperature 0 (argmax of the penalised logits, as HF's greedy search does).
+  double repetition_penalty = 1;
   std::int64_t max_new_tokens = 256;
   std::vector<std::int64_t> stop_ids;     // e.g. eos; the stop token is kept in Sample::ids
   std::vector<std::string> stop_strings;  // needs a tokenizer; the completing token is kept
@@ -51,7 +62,8 @@ struct Sample {
 };
 
 // n samples continuing `prompt`. anchors::Error for an empty prompt, n < 1,
-// temperature < 0 or not finite, top_p outside (0, 1], top_k < 0,
+// temperature < 0 or not finite, top_p outside (0, 1], top_k < 0, min_p
+// outside [0, 1], repetition_penalty not finite or <= 0,
 // max_new_tokens < 0, prompt / stop ids outside the vocabulary, stop strings
 // without a tokenizer (or empty ones), prompt + max_new_tokens beyond
 // max_position_embeddings, or a prefix cache that is not a batch-1 cache of at
@@ -75,17 +87,25 @@ std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t
 torch::Tensor extend_prefix(const CausalLM& model, KVCache& cache, const std::vector<std::int64_t>& ids);
 
 namespace sampler_detail {
-// The truncated next-token distribution sample() draws from for logits [V]:
-// float64 probabilities [V], zero outside the kept set, summing to 1
-// (temperature > 0). For tests and for the analyses that need it.
+// The truncated next-token distribution sample() draws from for logits [V]
+// (already penalised, see apply_repetition_penalty): float64 probabilities
+// [V], zero outside the kept set (top-k, top-p, min-p), summing to 1
+// (temperature > 0; a one-hot argmax at 0). For tests and for the analyses
+// that need it. Cost: a softmax and at most a sort of the vocabulary.
 torch::Tensor truncated_distribution(const torch::Tensor& logits, double temperature, double top_p,
-                                     std::int64_t top_k);
+                                     std::int64_t top_k, double min_p = 0.0);
+// logits [V] or [R, V] as float64 with the repetition penalty applied to the
+// ids in `history` (duplicates and order do not matter; every row gets the
+// same history). penalty 1 returns the float64 logits unchanged.
+// anchors::Error for an id outside [0, V) or a penalty that is not > 0.
+torch::Tensor apply_repetition_penalty(const torch::Tensor& logits, const std::vector<std::int64_t>& history,
+                                       double penalty);
 // The generator of lane `lane` for `seed` (CPU).
 torch::Generator lane_generator(std::uint64_t seed, std::int64_t lane);
 // One token from logits [V] with the lane's generator (consumes one uniform
 // when temperature > 0, none for argmax).
 std::int64_t draw(const torch::Tensor& logits, double temperature, double top_p, std::int64_t top_k,
-                  torch::Generator& generator);
+                  torch::Generator& generator, double min_p = 0.0);
 }  // namespace sampler_detail
 
 }  // namespace anchors::model

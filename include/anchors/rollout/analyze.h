@@ -66,6 +66,9 @@ struct AnalyzeOptions {
   bool forced = false;              // also the forced-answer rollouts
   std::uint64_t seed = 0;
   double temperature = 0.6, top_p = 0.95;
+  // min-p (0 = off) and the repetition penalty (1 = off), passed to the
+  // provider (LocalProvider samples with them; OpenAIProvider sends them).
+  double min_p = 0, repetition_penalty = 1;
   // New tokens per rollout; capped so prompt + completion fits max_positions.
   std::int64_t max_tokens = 16384;
   // The model's context (max_position_embeddings); 0 = no cap.

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "anchors/core/trace.h"
+#include "anchors/rollout/provider.h"
 
 namespace anchors::rollout {
 
@@ -76,11 +77,8 @@ struct ChatLabels {
   std::string model;                      // the answer's "model" ("" if absent)
 };
 
-// The system and user messages of the request, in this order.
-struct ChatMessage {
-  std::string role;
-  std::string content;
-};
+// The system and user messages of the request, in this order (ChatMessage:
+// provider.h).
 std::vector<ChatMessage> chat_label_messages(const Trace& trace, const std::string& problem = "");
 
 // The JSON body ChatLabeler posts: model, messages, temperature, max_tokens

@@ -79,6 +79,7 @@ struct InterventionOptions {
   bool baseline = true;             // also resample(i) for every edited sentence i
   std::uint64_t seed = 0;
   double temperature = 0.6, top_p = 0.95;
+  double min_p = 0, repetition_penalty = 1;  // as AnalyzeOptions
   std::int64_t max_tokens = 16384;
   std::int64_t max_positions = 0;   // the model's context; 0 = no cap
   std::int64_t batch = 25;

@@ -55,9 +55,15 @@ class LocalProvider : public RolloutProvider {
   ~LocalProvider() override;
 
   std::string name() const override;
+  // The prompt is request.prompt_ids; when those are empty, prompt_text
+  // encoded with the tokenizer (special tokens added, as `anchors serve`
+  // does). min_p and repetition_penalty go to the sampler (sampler.h).
   // anchors::Error for an invalid request (see validate_request and
   // model::sample: prompt ids outside the vocabulary, prompt + max_tokens
-  // beyond the model's context, stop strings without a tokenizer).
+  // beyond the model's context, stop strings without a tokenizer), a prompt
+  // given only as messages, a text prompt without a tokenizer, and non-zero
+  // presence_penalty / frequency_penalty (not implemented: refused, never
+  // ignored).
   std::vector<Completion> complete(const CompletionRequest& request) override;
 
   const model::CausalLM& model() const { return *model_; }

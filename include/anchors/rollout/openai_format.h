@@ -1,15 +1,24 @@
 #pragma once
-// The JSON of OpenAI's legacy completions endpoint (POST /v1/completions) as
-// OpenAIProvider sends and reads it and CompletionServer reads and answers it
-// (docs/rollout-providers.md). Pure functions, no networking, no LibTorch:
+// The JSON of OpenAI's completions endpoints as OpenAIProvider sends and reads
+// it and CompletionServer reads and answers it (docs/rollout-providers.md):
+// the legacy POST /v1/completions (prompt as token ids or text) and POST
+// /v1/chat/completions (messages; vLLM's continue_final_message to extend the
+// assistant's partial message). Pure functions, no networking, no LibTorch:
 // they are what both ends have to agree on, and what the tests pin down.
 //
-// Request:  {"model", "prompt": [ids], "n", "temperature", "top_p", "top_k" (only > 0),
-//            "max_tokens", "stop" (only when non-empty), "seed", "logprobs": null}
+// Request:  {"model", "prompt": [ids] | "text", "n", "temperature", "top_p", "top_k" (only > 0),
+//            "min_p" (only > 0), "repetition_penalty" (only != 1), "presence_penalty",
+//            "frequency_penalty" (only != 0), "max_tokens", "stop" (only when non-empty), "seed",
+//            "logprobs": null}
+// Chat:     the same with "messages": [{"role", "content"}] instead of "prompt" (no "logprobs"),
+//           plus "continue_final_message": true, "add_generation_prompt": false when the last
+//           message is the assistant's
 // Response: {"id", "object": "text_completion", "created", "model",
 //            "choices": [{"index", "text", "finish_reason", "logprobs": null,
 //                         "token_ids": [ids]}],             <- our extension (vLLM's name)
 //            "usage": {"prompt_tokens", "completion_tokens", "total_tokens"}}
+// Chat:     "object": "chat.completion", choices[].message = {"role": "assistant", "content"}
+//           instead of choices[].text
 // Error:    {"error": {"message", "type", "param": null, "code": null}}
 #include <cstdint>
 #include <functional>
@@ -21,18 +30,31 @@
 
 namespace anchors::rollout::openai {
 
-// The body OpenAIProvider posts. return_token_ids adds "return_token_ids": true
-// (vLLM >= 0.10.2 then answers choices[].token_ids).
-std::string request_body(const CompletionRequest& request, const std::string& model, bool return_token_ids = false);
+// The body OpenAIProvider posts to /v1/completions, with the prompt as token
+// ids (prompt = PromptForm::kIds) or as text (kText). return_token_ids adds
+// "return_token_ids": true (vLLM >= 0.10.2 then answers choices[].token_ids).
+// anchors::Error when the request lacks that form of the prompt.
+std::string request_body(const CompletionRequest& request, const std::string& model, bool return_token_ids = false,
+                         PromptForm prompt = PromptForm::kIds);
+
+// The body OpenAIProvider posts to /v1/chat/completions: request.messages,
+// and when the last one is the assistant's, "continue_final_message": true and
+// "add_generation_prompt": false (vLLM's names: the continuation extends that
+// message instead of starting a new turn). anchors::Error without messages.
+std::string chat_request_body(const CompletionRequest& request, const std::string& model,
+                              bool return_token_ids = false);
 
 // What a request body asks for, as a server reads it. Absent fields take
-// OpenAI's defaults (n 1, temperature 1, top_p 1, max_tokens 16); top_k 0 or
-// -1 means off; "stop" may be a string, a list of strings or null. The prompt
-// is a list of token ids, a string (given to `tokenize`; an error without
-// one), or a list holding exactly one of those. anchors::Error (HTTP 400) for
-// malformed JSON, wrong types, invalid values, batched prompts, or options
-// the engine cannot honour: stream, echo, logprobs, best_of > n, suffix,
-// non-zero penalties, a non-empty logit_bias.
+// OpenAI's defaults (n 1, temperature 1, top_p 1, max_tokens 16, min_p 0,
+// repetition_penalty 1, presence / frequency penalties 0); top_k 0 or -1
+// means off; "stop" may be a string, a list of strings or null. The prompt is
+// a list of token ids, a string (kept as request.prompt_text and given to
+// `tokenize` for prompt_ids; an error without one), or a list holding exactly
+// one of those. The penalties are passed on: the provider refuses what it
+// cannot honour (LocalProvider: presence / frequency penalties).
+// anchors::Error (HTTP 400) for malformed JSON, wrong types, invalid values,
+// batched prompts, or options the engine cannot honour: stream, echo,
+// logprobs, best_of > n, suffix, a non-empty logit_bias.
 struct ParsedRequest {
   CompletionRequest request;
   std::string model;                  // "" when absent
@@ -41,14 +63,42 @@ struct ParsedRequest {
 ParsedRequest parse_request_body(const std::string& body,
                                  const std::function<std::vector<std::int64_t>(const std::string&)>& tokenize = {});
 
+// The prompt of a chat request as the server runs it.
+struct ChatPrompt {
+  std::string text;               // the rendered messages
+  std::vector<std::int64_t> ids;  // their tokens
+};
+// Renders messages into a prompt (CompletionServer: ServerOptions::render_chat).
+// `continue_final` is true when the last message is the assistant's partial
+// message to extend, false when a new assistant turn is to be generated.
+using ChatRenderer = std::function<ChatPrompt(const std::vector<ChatMessage>& messages, bool continue_final)>;
+
+// What a /v1/chat/completions body asks for: the sampling fields as in
+// parse_request_body (also "max_completion_tokens", OpenAI's newer name for
+// max_tokens), "messages" (a non-empty list of {"role", "content"}: content a
+// string, or a list of {"type": "text", "text"} parts, which are joined), and
+// vLLM's "continue_final_message" / "add_generation_prompt". The request gets
+// messages, and prompt_text / prompt_ids from `render`. anchors::Error (HTTP
+// 400) as parse_request_body, plus: no renderer, "prompt" given, a message
+// without a string role or content, "continue_final_message" when the last
+// message is not the assistant's, both it and "add_generation_prompt" true,
+// and "tools" / "response_format" / "logprobs" / "top_logprobs".
+ParsedRequest parse_chat_request_body(const std::string& body, const ChatRenderer& render);
+
 // The answer to a request: one choice per completion, index = lane.
 std::string response_body(const std::vector<Completion>& completions, const std::string& model,
                           const std::string& id, std::int64_t created, std::int64_t prompt_tokens);
+// The same as a chat.completion: choices[].message = {"role": "assistant", "content": text}.
+std::string chat_response_body(const std::vector<Completion>& completions, const std::string& model,
+                               const std::string& id, std::int64_t created, std::int64_t prompt_tokens);
 
 // The completions of an answer, ordered by choices[].index (or position when
-// there is none), which must be exactly 0..n-1. ids come from
+// there is none), which must be exactly 0..n-1. The text is choices[].text,
+// or choices[].message.content in a chat answer. ids come from
 // choices[].token_ids when present, else stay empty; a null finish_reason
-// reads as "". anchors::Error naming `source` for anything else.
+// reads as "". anchors::Error naming `source` for anything else, including a
+// chat answer split by a reasoning parser (message.reasoning_content): its
+// text is not the continuation of the prompt.
 std::vector<Completion> parse_response_body(const std::string& body, std::int64_t n,
                                             const std::string& source = "response");
 

@@ -8,7 +8,10 @@
 //   anchors::rollout::OpenAIProvider provider(o);
 //   auto completions = provider.complete({.prompt_ids = ids, .n = 50, .max_tokens = 8192, .seed = 3});
 //
-// Prompts are sent as token ids. Failed attempts (connection errors,
+// The prompt goes as token ids to /v1/completions (prompt_mode "ids", the
+// default), as text to /v1/completions ("text", for servers that reject ids;
+// the server re-tokenises it), or as chat messages to /v1/chat/completions
+// ("chat", continuing the assistant's partial message). Failed attempts (connection errors,
 // timeouts, HTTP 429 and 5xx) are retried up to max_retries times after a
 // "full jitter" exponential backoff: attempt r waits uniform(0, min(backoff_max,
 // backoff_base * 2^r)) seconds, or the server's Retry-After when it asks for
@@ -33,15 +36,24 @@
 namespace anchors::rollout {
 
 struct OpenAIOptions {
-  // scheme://host[:port][/prefix]. Requests go to {base_url}/v1/completions,
-  // or {base_url}/completions when the prefix already ends in /v1
-  // ("https://api.example.com/v1"). https needs cpp-httplib built with OpenSSL
-  // (Debian's is).
+  // scheme://host[:port][/prefix]. Requests go to {base_url}/v1/completions
+  // (/v1/chat/completions in chat mode), or {base_url}/completions when the
+  // prefix already ends in /v1 ("https://api.example.com/v1"). https needs
+  // cpp-httplib built with OpenSSL (Debian's is).
   std::string base_url = "http://127.0.0.1:8000";
   std::string model;    // the request's "model" (most servers require the name they serve)
-  // Sent as "Authorization: Bearer <key>"; "" = the OPENAI_API_KEY environment
-  // variable when set, else no header.
+  // How the prompt is sent, and which form of it each request must carry:
+  //   "ids"  -- /v1/completions, "prompt": [ids]   (CompletionRequest::prompt_ids)
+  //   "text" -- /v1/completions, "prompt": "text"  (prompt_text; re-tokenised by
+  //             the server, which can differ from the trace's ids at the cut)
+  //   "chat" -- /v1/chat/completions, "messages"   (messages; when the last is the
+  //             assistant's: "continue_final_message": true, "add_generation_prompt": false)
+  std::string prompt_mode = "ids";
+  // Sent as "Authorization: Bearer <key>". An explicit api_key wins; "" = the
+  // environment variable named by api_key_env when set (read once, by the
+  // constructor), else no header. api_key_env "" = never read the environment.
   std::string api_key;
+  std::string api_key_env = "OPENAI_API_KEY";
   // Per attempt: connecting, and waiting for the next bytes of the answer. The
   // server answers only when all n continuations are done, so this must exceed
   // the longest generation.
@@ -57,7 +69,7 @@ struct OpenAIOptions {
 
 class OpenAIProvider : public RolloutProvider {
  public:
-  // anchors::Error for a malformed base_url, max_retries < 0,
+  // anchors::Error for a malformed base_url, an unknown prompt_mode, max_retries < 0,
   // max_concurrency < 1, non-positive timeout, negative backoff, or a build
   // without cpp-httplib. Sets SIGPIPE to ignored when it has its default
   // action (a dropped connection must be an error, not the end of the process).
@@ -68,8 +80,9 @@ class OpenAIProvider : public RolloutProvider {
   std::string name() const override;
   // request.n completions from one POST. Completion::ids is empty unless the
   // server returns choices[].token_ids. anchors::Error (naming the URL) for
-  // an invalid request, a 4xx answer other than 429, a malformed answer, or
-  // when every attempt failed (with the last failure).
+  // an invalid request (including one without the prompt form prompt_mode
+  // needs; checked before any network), a 4xx answer other than 429, a
+  // malformed answer, or when every attempt failed (with the last failure).
   std::vector<Completion> complete(const CompletionRequest& request) override;
 
   // The ids of GET {base_url}/v1/models, with the same retries (e.g. to wait

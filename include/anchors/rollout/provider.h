@@ -1,8 +1,11 @@
 #pragma once
 // Where rollouts come from (docs/design.md §3 "Resampling"; docs/rollout-providers.md).
 //
-// A RolloutProvider turns one token-id prompt into n sampled continuations.
-// Two implementations ship with the library:
+// A RolloutProvider turns one prompt into n sampled continuations. The prompt
+// travels in up to three forms (token ids, text, chat messages); each provider
+// reads the form it needs (validate_request checks that it is there).
+// Two implementations ship with the library, and Python code can subclass
+// thought_anchors.RolloutProvider (docs/rollout-providers.md):
 //   - LocalProvider  (local_provider.h): our batched sampler on a CausalLM,
 //     reusing the KV cache of the previous prompt's common prefix;
 //   - OpenAIProvider (openai_provider.h): any OpenAI-compatible
@@ -17,17 +20,38 @@
 
 namespace anchors::rollout {
 
+// One message of a chat prompt ("system", "user" or "assistant").
+struct ChatMessage {
+  std::string role;
+  std::string content;
+
+  bool operator==(const ChatMessage& o) const { return role == o.role && content == o.content; }
+};
+
 // One sampling request: n continuations of one prompt.
 struct CompletionRequest {
   // The prompt as token ids (no re-tokenisation drift between the base trace
-  // and its rollouts).
+  // and its rollouts). Empty = not given.
   std::vector<std::int64_t> prompt_ids;
+  // The same prompt as text, for servers that take text ("" = not given). A
+  // server re-tokenises it, which can differ from prompt_ids at the cut.
+  std::string prompt_text;
+  // The same prompt as chat messages, the last one the assistant's partial
+  // message that the continuation extends (empty = not given).
+  std::vector<ChatMessage> messages;
   std::int64_t n = 1;           // continuations wanted, >= 1
   double temperature = 0.6;     // 0: greedy
   double top_p = 0.95;          // nucleus, in (0, 1]
   std::int64_t top_k = 0;       // 0: off
   std::int64_t max_tokens = 256;  // new tokens per continuation, at most
   std::vector<std::string> stop;  // stop strings (non-empty)
+  // Further sampling controls, neutral by default (a provider that cannot
+  // honour a non-neutral value rejects it with anchors::Error rather than
+  // ignoring it; OpenAIProvider sends each only when it is not neutral).
+  double min_p = 0;               // in [0, 1]: keep tokens with p >= min_p * p_max
+  double repetition_penalty = 1;  // > 0: CTRL-style, on prompt + generated tokens
+  double presence_penalty = 0;    // vLLM / OpenAI: minus this once per generated token id
+  double frequency_penalty = 0;   // vLLM / OpenAI: minus this times its count
   // Lane k of a request draws from a generator seeded by (seed, k); see
   // RolloutProvider::complete.
   std::uint64_t seed = 0;
@@ -57,9 +81,24 @@ class RolloutProvider {
   virtual std::vector<Completion> complete(const CompletionRequest& request) = 0;
 };
 
+// Which form of the prompt a provider reads.
+enum class PromptForm {
+  kAny,       // at least one of ids, text, messages
+  kIds,       // prompt_ids
+  kText,      // prompt_text
+  kMessages,  // messages
+};
+
 // Checks the fields every provider needs (n >= 1, finite temperature >= 0,
-// top_p in (0, 1], top_k >= 0, max_tokens >= 0, no empty stop string, a
-// non-empty prompt of non-negative ids); anchors::Error prefixed by `where` otherwise.
-void validate_request(const CompletionRequest& request, const std::string& where);
+// top_p in (0, 1], top_k >= 0, max_tokens >= 0, no empty stop string, min_p in
+// [0, 1], finite repetition_penalty > 0, finite presence / frequency
+// penalties, prompt ids >= 0, messages with a role) and that the prompt is
+// given in the form `needs` names (at least one form for kAny); anchors::Error
+// prefixed by `where` otherwise, naming the missing form.
+void validate_request(const CompletionRequest& request, const std::string& where,
+                      PromptForm needs = PromptForm::kAny);
+
+// "ids", "text", "messages" (kAny: "any").
+std::string prompt_form_name(PromptForm form);
 
 }  // namespace anchors::rollout

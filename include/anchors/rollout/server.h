@@ -15,6 +15,10 @@
 //                         finish_reason, index and our "token_ids" extension.
 //                         400 for an invalid request (anchors::Error from the
 //                         parser or the provider), 500 for other failures.
+//   POST /v1/chat/completions  "messages" rendered by ServerOptions::render_chat
+//                         (e.g. chat_renderer below; without one: 400), with
+//                         vLLM's continue_final_message; choices carry
+//                         message.content instead of text. Same status codes.
 //   GET  /v1/models       {"object": "list", "data": [{"id": model_name, ...}]}
 //
 // With serialize_requests (the default) requests reach the provider one at a
@@ -28,6 +32,8 @@
 #include <utility>
 #include <vector>
 
+#include "anchors/model/prompt.h"
+#include "anchors/rollout/openai_format.h"
 #include "anchors/rollout/provider.h"
 
 namespace anchors::rollout {
@@ -40,6 +46,9 @@ struct ServerOptions {
   // Tokenises string prompts (e.g. the model's tokenizer without special
   // tokens); empty: string prompts are a 400.
   std::function<std::vector<std::int64_t>(const std::string&)> tokenize;
+  // Renders the messages of /v1/chat/completions into a prompt; empty: chat
+  // requests are a 400. chat_renderer() makes one from a prompt format.
+  openai::ChatRenderer render_chat;
   // One line per request ("POST /v1/completions 200 n=4 1.23s"); empty: silent.
   std::function<void(const std::string&)> log;
 
@@ -58,6 +67,20 @@ struct ServerResponse {
   int status = 200;
   std::string body;  // JSON
 };
+
+// A renderer for ServerOptions::render_chat with one of the library's prompt
+// formats (model/prompt.h), not the checkpoint's Jinja chat template: the
+// messages must be one "user" message, optionally followed by the
+// assistant's partial message (continued only with continue_final_message),
+// and the prompt is render_prompt(tokenizer, format, user, assistant) -- the
+// text render_prompt_text(format, user) + assistant, tokenised as the library
+// tokenises its own prompts (kRaw with the tokenizer's special tokens, the
+// chat formats with their control tokens in the text). So a chat request for
+// [user: problem, assistant: prefix] runs exactly the prompt `anchors analyze`
+// builds for that prefix. anchors::Error (a 400) for any other shape of
+// messages, an assistant message without continue_final_message, or a
+// tokenizer that lacks the format's control tokens.
+openai::ChatRenderer chat_renderer(std::shared_ptr<const model::Tokenizer> tokenizer, model::PromptFormat format);
 
 class CompletionServer {
  public:

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "anchors/core/error.h"
@@ -122,7 +124,11 @@ TEST(OpenAIFormatTest, InvalidRequestsAreErrors) {
   EXPECT_NE(message(R"({"prompt": [1], "echo": true})").find("echo"), std::string::npos);
   EXPECT_NE(message(R"({"prompt": [1], "logprobs": 5})").find("logprobs"), std::string::npos);
   EXPECT_NE(message(R"({"prompt": [1], "n": 2, "best_of": 4})").find("best_of"), std::string::npos);
-  EXPECT_NE(message(R"({"prompt": [1], "presence_penalty": 0.5})").find("presence_penalty"), std::string::npos);
+  EXPECT_NE(message(R"({"prompt": [1], "presence_penalty": "a"})").find("presence_penalty"), std::string::npos);
+  EXPECT_NE(message(R"({"prompt": [1], "min_p": 2})").find("min_p"), std::string::npos);
+  EXPECT_NE(message(R"({"prompt": [1], "repetition_penalty": 0})").find("repetition_penalty"), std::string::npos);
+  EXPECT_NE(message(R"({"messages": [{"role": "user", "content": "x"}]})").find("/v1/chat/completions"),
+            std::string::npos);
   EXPECT_NE(message(R"({"prompt": [1], "logit_bias": {"5": 100}})").find("logit_bias"), std::string::npos);
   EXPECT_NE(message(R"({"prompt": [1], "seed": 1.5})").find("seed"), std::string::npos);
 }
@@ -160,6 +166,167 @@ TEST(OpenAIFormatTest, ErrorMessages) {
   EXPECT_EQ(error_message(R"({"error": "plain"})"), "plain");
   EXPECT_EQ(error_message("Bad Gateway"), "Bad Gateway");
   EXPECT_EQ(error_message(std::string(600, 'x')).size(), 503u);
+}
+
+}  // namespace
+}  // namespace anchors::rollout::openai
+
+namespace anchors::rollout::openai {
+namespace {
+
+TEST(OpenAIFormatTest, TextPromptsAndSamplingExtrasRoundTrip) {
+  CompletionRequest r = sample_request();
+  r.prompt_text = "Solve: 2 + 3. Partial";
+  r.min_p = 0.1;
+  r.repetition_penalty = 1.2;
+  r.presence_penalty = 0.4;
+  r.frequency_penalty = -0.3;
+  const json body = json::parse(request_body(r, "tiny", false, PromptForm::kText));
+  EXPECT_EQ(body["prompt"], "Solve: 2 + 3. Partial");
+  EXPECT_DOUBLE_EQ(body["min_p"].get<double>(), 0.1);
+  // The server keeps the text and tokenises it; the extras come back as sent.
+  const auto tokenize = [](const std::string& text) {
+    std::vector<std::int64_t> ids;
+    for (const unsigned char c : text) ids.push_back(c);
+    return ids;
+  };
+  const ParsedRequest parsed = parse_request_body(body.dump(), tokenize);
+  EXPECT_EQ(parsed.request.prompt_text, r.prompt_text);
+  EXPECT_EQ(parsed.request.prompt_ids, tokenize(r.prompt_text));
+  EXPECT_EQ(parsed.request.min_p, 0.1);
+  EXPECT_EQ(parsed.request.repetition_penalty, 1.2);
+  EXPECT_EQ(parsed.request.presence_penalty, 0.4);
+  EXPECT_EQ(parsed.request.frequency_penalty, -0.3);
+  EXPECT_EQ(parsed.request.n, r.n);
+  // Neutral extras are left out of the body (strict servers reject unknown fields).
+  const json neutral = json::parse(request_body(sample_request(), "tiny"));
+  for (const char* key : {"min_p", "repetition_penalty", "presence_penalty", "frequency_penalty"})
+    EXPECT_FALSE(neutral.contains(key)) << key;
+  // A mode without its form of the prompt is an error naming the mode.
+  CompletionRequest ids_only = sample_request();
+  try {
+    request_body(ids_only, "m", false, PromptForm::kText);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"text\" needs the request's prompt_text"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(chat_request_body(ids_only, "m"), Error);
+}
+
+TEST(OpenAIFormatTest, ChatRequestsAndAnswers) {
+  CompletionRequest r = sample_request();
+  r.messages = {{"user", "What is 2 + 3?"}, {"assistant", "First,"}};
+  const json body = json::parse(chat_request_body(r, "tiny", true));
+  EXPECT_FALSE(body.contains("prompt"));
+  EXPECT_FALSE(body.contains("logprobs"));
+  EXPECT_EQ(body["messages"][1]["content"], "First,");
+  EXPECT_EQ(body["continue_final_message"], true);
+  EXPECT_EQ(body["add_generation_prompt"], false);
+  EXPECT_EQ(body["return_token_ids"], true);
+  // A final user message asks for a new assistant turn: no continuation flags.
+  CompletionRequest turn = sample_request();
+  turn.messages = {{"user", "hi"}};
+  const json turn_body = json::parse(chat_request_body(turn, "tiny"));
+  EXPECT_FALSE(turn_body.contains("continue_final_message"));
+  EXPECT_FALSE(turn_body.contains("add_generation_prompt"));
+
+  // The server side: messages (text parts joined), the flag, and the renderer's prompt.
+  std::vector<ChatMessage> seen;
+  bool seen_continue = false;
+  const ChatRenderer render = [&](const std::vector<ChatMessage>& messages, bool continue_final) {
+    seen = messages;
+    seen_continue = continue_final;
+    return ChatPrompt{"rendered", {1, 2, 3}};
+  };
+  json with_parts = body;
+  with_parts["messages"][0]["content"] = json::array({{{"type", "text"}, {"text", "What is "}},
+                                                      {{"type", "text"}, {"text", "2 + 3?"}}});
+  with_parts.erase("max_tokens");
+  with_parts["max_completion_tokens"] = 9;
+  const ParsedRequest parsed = parse_chat_request_body(with_parts.dump(), render);
+  EXPECT_EQ(seen, r.messages);
+  EXPECT_TRUE(seen_continue);
+  EXPECT_EQ(parsed.request.messages, r.messages);
+  EXPECT_EQ(parsed.request.prompt_text, "rendered");
+  EXPECT_EQ(parsed.request.prompt_ids, (std::vector<std::int64_t>{1, 2, 3}));
+  EXPECT_EQ(parsed.request.max_tokens, 9);
+  EXPECT_EQ(parsed.request.n, r.n);
+  EXPECT_EQ(parsed.request.stop, r.stop);
+  EXPECT_EQ(*parsed.seed, r.seed);
+  EXPECT_EQ(parsed.model, "tiny");
+  parse_chat_request_body(turn_body.dump(), render);
+  EXPECT_FALSE(seen_continue);
+
+  const auto message = [&](const std::string& text, const ChatRenderer& renderer) -> std::string {
+    try {
+      parse_chat_request_body(text, renderer);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_NE(message(body.dump(), ChatRenderer{}).find("cannot render chat"), std::string::npos);
+  EXPECT_NE(message(R"({"prompt": [1]})", render).find("not a chat field"), std::string::npos);
+  EXPECT_NE(message(R"({"messages": []})", render).find("non-empty"), std::string::npos);
+  EXPECT_NE(message(R"({"messages": [{"content": "x"}]})", render).find("messages[0]"), std::string::npos);
+  EXPECT_NE(message(R"({"messages": [{"role": "user", "content": 3}]})", render).find("messages[0].content"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"messages": [{"role": "user", "content": "x"}], "continue_final_message": true})", render)
+                .find("the assistant's"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"messages": [{"role": "assistant", "content": "x"}], "continue_final_message": true,
+                        "add_generation_prompt": true})",
+                    render)
+                .find("cannot both"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"messages": [{"role": "user", "content": "x"}], "tools": []})", render).find("tools"),
+            std::string::npos);
+
+  // Answers: chat.completion round-trips through the same parser as text completions.
+  const std::vector<Completion> completions = {{{1, 2}, "ab", "stop"}, {{3}, "c", "length"}};
+  const std::string answer = chat_response_body(completions, "tiny", "chatcmpl-1", 1700000000, 3);
+  const json doc = json::parse(answer);
+  EXPECT_EQ(doc["object"], "chat.completion");
+  EXPECT_EQ(doc["choices"][0]["message"]["content"], "ab");
+  EXPECT_FALSE(doc["choices"][0].contains("text"));
+  EXPECT_EQ(parse_response_body(answer, 2), completions);
+  // A reasoning parser's split answer is not the continuation: a clear error, not half the text.
+  const std::string split =
+      R"({"choices": [{"index": 0, "message": {"role": "assistant", "reasoning_content": "think", "content": "5"}}]})";
+  try {
+    parse_response_body(split, 1, "server");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("reasoning parser"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(parse_response_body(R"({"choices": [{"message": {"content": null}}]})", 1), Error);
+}
+
+TEST(OpenAIFormatTest, ValidateRequestNamesTheMissingPromptForm) {
+  CompletionRequest r;
+  r.prompt_text = "text only";
+  EXPECT_NO_THROW(validate_request(r, "p"));
+  EXPECT_NO_THROW(validate_request(r, "p", PromptForm::kText));
+  const auto message = [&](PromptForm form) -> std::string {
+    try {
+      validate_request(r, "p", form);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_NE(message(PromptForm::kIds).find("needs the prompt as token ids"), std::string::npos);
+  EXPECT_NE(message(PromptForm::kMessages).find("no messages"), std::string::npos);
+  r.prompt_text.clear();
+  EXPECT_NE(message(PromptForm::kAny).find("empty prompt"), std::string::npos);
+  r.messages = {{"", "no role"}};
+  EXPECT_NE(message(PromptForm::kAny).find("messages[0] has no role"), std::string::npos);
+  r.messages = {{"user", "x"}};
+  r.min_p = -0.1;
+  EXPECT_NE(message(PromptForm::kAny).find("min_p"), std::string::npos);
+  r.min_p = 0;
+  r.presence_penalty = std::nan("");
+  EXPECT_NE(message(PromptForm::kAny).find("presence_penalty"), std::string::npos);
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 // Rollout providers (anchors/rollout/): LocalProvider on a tiny random
 // checkpoint equals model::sample and reuses its prefix cache; CompletionServer
-// + OpenAIProvider over loopback give exactly LocalProvider's completions, and
-// survive a server that fails and stalls requests; client errors are immediate;
-// the concurrency bound holds.
+// + OpenAIProvider over loopback give exactly LocalProvider's completions in
+// all three prompt modes (ids, text, chat), and survive a server that fails
+// and stalls requests; client errors are immediate; the concurrency bound
+// holds; what goes over the wire in each mode (a recording httplib server).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -12,17 +13,28 @@
 #include <mutex>
 #include <thread>
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "../core/test_paths.h"
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
 #include "anchors/model/causal_lm.h"
+#include "anchors/model/prompt.h"
 #include "anchors/model/sampler.h"
 #include "anchors/model/tokenizer.h"
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/openai_provider.h"
 #include "anchors/rollout/server.h"
+
+#ifndef ANCHORS_WITH_HTTPLIB
+#define ANCHORS_WITH_HTTPLIB 0
+#endif
+#if ANCHORS_WITH_HTTPLIB
+#include <httplib.h>
+#include <cstdlib>
+#endif
 
 namespace anchors::rollout {
 namespace {
@@ -210,6 +222,70 @@ TEST(LocalProviderTest, InvalidRequestsAreErrors) {
   EXPECT_THROW(bare->complete(with_stop), Error);
   EXPECT_THROW(LocalProvider(tiny_model(), LocalProviderOptions{.stop_ids = {256}}), Error);
   EXPECT_THROW(LocalProvider(nullptr), Error);
+}
+
+TEST(LocalProviderTest, TextPromptsAreEncodedAndMessagesAloneAreRefused) {
+  const auto provider = local_provider();
+  const std::string text = "Hello, world. The";
+  const auto ids = tiny_tokenizer()->encode(text, true).ids;
+  CompletionRequest by_text = request({}, 3, 11);
+  by_text.prompt_text = text;
+  EXPECT_EQ(provider->complete(by_text), provider->complete(request(ids, 3, 11)));
+  // Ids win when both are given (the text is only informative then).
+  CompletionRequest both = request(ids, 3, 11);
+  both.prompt_text = "something else entirely";
+  EXPECT_EQ(provider->complete(both), provider->complete(request(ids, 3, 11)));
+
+  CompletionRequest chat = request({}, 1, 0);
+  chat.messages = {{"user", "hi"}, {"assistant", "Hello"}};
+  try {
+    provider->complete(chat);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("only as chat messages"), std::string::npos) << e.what();
+  }
+  // No tokenizer: a text prompt cannot be encoded.
+  const auto bare = std::make_shared<LocalProvider>(tiny_model(), tiny_options());
+  EXPECT_THROW(bare->complete(by_text), Error);
+}
+
+TEST(LocalProviderTest, SamplingControlsReachTheSamplerAndVllmPenaltiesAreRefused) {
+  const auto provider = local_provider();
+  CompletionRequest r = request(kBase, 4, 21);
+  r.min_p = 0.2;
+  r.repetition_penalty = 1.7;
+  model::SamplingOptions o;
+  o.temperature = r.temperature;
+  o.top_p = r.top_p;
+  o.min_p = r.min_p;
+  o.repetition_penalty = r.repetition_penalty;
+  o.max_new_tokens = r.max_tokens;
+  o.stop_ids = tiny_options().stop_ids;
+  o.seed = r.seed;
+  const auto samples = model::sample(*tiny_model(), r.prompt_ids, r.n, o, tiny_tokenizer().get());
+  const auto completions = provider->complete(r);
+  const auto plain = provider->complete(request(kBase, 4, 21));
+  ASSERT_EQ(completions.size(), samples.size());
+  for (std::size_t k = 0; k < samples.size(); ++k) EXPECT_EQ(completions[k].ids, samples[k].ids) << "lane " << k;
+  EXPECT_NE(completions, plain) << "min_p / repetition_penalty changed nothing";
+
+  for (const auto& [presence, frequency] : {std::pair{0.5, 0.0}, std::pair{0.0, -0.3}}) {
+    CompletionRequest penalised = request(kBase, 1, 0);
+    penalised.presence_penalty = presence;
+    penalised.frequency_penalty = frequency;
+    try {
+      provider->complete(penalised);
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("not supported"), std::string::npos) << e.what();
+    }
+  }
+  CompletionRequest bad = request(kBase, 1, 0);
+  bad.min_p = 1.5;
+  EXPECT_THROW(provider->complete(bad), Error);
+  bad = request(kBase, 1, 0);
+  bad.repetition_penalty = 0;
+  EXPECT_THROW(provider->complete(bad), Error);
 }
 
 // ---------------------------------------------------------------- over HTTP
@@ -431,6 +507,223 @@ TEST(CompletionServerTest, BusyPortIsAnError) {
   EXPECT_THROW(first.start(), Error);  // already started
 }
 
+// The raw prompt the library builds for a problem, and a rollout prefix after it.
+const std::string kProblem = "What is 2 + 3?";
+const std::string kPrefix = "First, add. The";
+
+TEST(CompletionServerTest, TextAndChatModesEqualIdsModeWhenTheTextTokenisesToTheSameIds) {
+  REQUIRE_HTTP();
+  ServerOptions so = server_options();
+  so.render_chat = chat_renderer(tiny_tokenizer(), model::PromptFormat::kRaw);
+  CompletionServer server(local_provider(), so);
+  server.start();
+  OpenAIOptions base = client_for(server);
+  base.prompt_mode = "ids";
+  OpenAIProvider ids_client(base);
+  base.prompt_mode = "text";
+  OpenAIProvider text_client(base);
+  base.prompt_mode = "chat";
+  OpenAIProvider chat_client(base);
+
+  const std::string text = model::render_prompt_text(model::PromptFormat::kRaw, kProblem) + kPrefix;
+  CompletionRequest r = request(tiny_tokenizer()->encode(text, true).ids, 3, 5);
+  r.prompt_text = text;
+  r.messages = {{"user", kProblem}, {"assistant", kPrefix}};
+  // Every form of the prompt names the same tokens: the rollouts are identical.
+  ASSERT_EQ(r.prompt_ids, model::render_prompt(*tiny_tokenizer(), model::PromptFormat::kRaw, kProblem, kPrefix).ids);
+  const auto by_ids = ids_client.complete(r);
+  const auto by_text = text_client.complete(r);
+  const auto by_chat = chat_client.complete(r);
+  EXPECT_EQ(by_text, by_ids);
+  EXPECT_EQ(by_chat, by_ids);
+  EXPECT_EQ(by_ids, local_provider()->complete(r));
+  std::set<std::size_t> lengths;
+  for (const auto& c : by_ids) lengths.insert(c.ids.size());
+  EXPECT_GT(lengths.size(), 1u) << "want lanes of different lengths";
+
+  // Each mode needs its own form of the prompt, checked before any network.
+  const std::int64_t before = server.completion_requests();
+  CompletionRequest ids_only = request(r.prompt_ids, 1, 0);
+  for (OpenAIProvider* client : {&text_client, &chat_client}) {
+    try {
+      client->complete(ids_only);
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find("prompt_mode \"" + client->options().prompt_mode + "\""), std::string::npos) << message;
+      EXPECT_NE(message.find(client == &text_client ? "no prompt_text" : "no messages"), std::string::npos) << message;
+    }
+  }
+  CompletionRequest text_only = request({}, 1, 0);
+  text_only.prompt_text = text;
+  EXPECT_THROW(ids_client.complete(text_only), Error);
+  EXPECT_EQ(server.completion_requests(), before);
+
+  // A shape of messages the raw format cannot render is the server's 400, not retried.
+  CompletionRequest two_users = request({}, 1, 0);
+  two_users.messages = {{"user", "a"}, {"user", "b"}};
+  try {
+    chat_client.complete(two_users);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("HTTP 400"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("[user, user]"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(server.completion_requests(), before + 1);
+
+  // Without a renderer, chat requests are a 400 naming the problem.
+  CompletionServer no_chat(local_provider(), server_options());
+  const auto answer = no_chat.handle("POST", "/v1/chat/completions",
+                                     json{{"messages", {{{"role", "user"}, {"content", "hi"}}}}}.dump());
+  EXPECT_EQ(answer.status, 400);
+  EXPECT_NE(answer.body.find("cannot render chat"), std::string::npos) << answer.body;
+}
+
+TEST(CompletionServerTest, ChatEndpointAnswersChatCompletions) {
+  ServerOptions so = server_options();
+  so.render_chat = chat_renderer(tiny_tokenizer(), model::PromptFormat::kRaw);
+  CompletionServer server(local_provider(), so);
+  const json body = {{"messages", {{{"role", "user"}, {"content", kProblem}}, {{"role", "assistant"}, {"content", kPrefix}}}},
+                     {"continue_final_message", true}, {"add_generation_prompt", false}, {"n", 2},
+                     {"temperature", 1.0}, {"top_p", 0.95}, {"max_completion_tokens", 12}, {"seed", 4}};
+  const auto answer = server.handle("POST", "/v1/chat/completions", body.dump());
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  const json doc = json::parse(answer.body);
+  EXPECT_EQ(doc["object"], "chat.completion");
+  const auto rendered = model::render_prompt(*tiny_tokenizer(), model::PromptFormat::kRaw, kProblem, kPrefix);
+  EXPECT_EQ(doc["usage"]["prompt_tokens"], rendered.ids.size());
+  const auto expected = local_provider()->complete(request(rendered.ids, 2, 4));
+  for (std::size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(doc["choices"][k]["message"]["role"], "assistant");
+    EXPECT_EQ(doc["choices"][k]["message"]["content"], expected[k].text);
+    EXPECT_EQ(doc["choices"][k]["token_ids"].get<std::vector<std::int64_t>>(), expected[k].ids);
+  }
+  // A final assistant message without continue_final_message would be a new turn: refused.
+  json no_continue = body;
+  no_continue.erase("continue_final_message");
+  no_continue.erase("add_generation_prompt");
+  const auto refused = server.handle("POST", "/v1/chat/completions", no_continue.dump());
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_NE(refused.body.find("continue_final_message"), std::string::npos) << refused.body;
+  // A chat format whose control tokens the tokenizer lacks is a 400 naming the token.
+  ServerOptions qwen = server_options();
+  qwen.render_chat = chat_renderer(tiny_tokenizer(), model::PromptFormat::kQwen3);
+  CompletionServer qwen_server(local_provider(), qwen);
+  const auto missing = qwen_server.handle("POST", "/v1/chat/completions", body.dump());
+  EXPECT_EQ(missing.status, 400);
+  EXPECT_NE(missing.body.find("has no token"), std::string::npos) << missing.body;
+}
+
+#if ANCHORS_WITH_HTTPLIB
+// A server on loopback that records the path, Authorization header and body of
+// every POST and answers one canned choice per requested n, in either shape.
+class RecordingServer {
+ public:
+  RecordingServer() {
+    server_.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
+      const json body = json::parse(req.body);
+      {
+        std::lock_guard lock(mutex_);
+        paths_.push_back(req.path);
+        bodies_.push_back(body);
+        authorizations_.push_back(req.get_header_value("Authorization"));
+      }
+      const bool chat = req.path.find("/chat/") != std::string::npos;
+      json choices = json::array();
+      for (std::int64_t k = 0; k < body.value("n", 1); ++k) {
+        json c = {{"index", k}, {"finish_reason", "length"}};
+        if (chat) {
+          c["message"] = {{"role", "assistant"}, {"content", "lane " + std::to_string(k)}};
+        } else {
+          c["text"] = "lane " + std::to_string(k);
+        }
+        choices.push_back(c);
+      }
+      res.set_content(json{{"choices", choices}}.dump(), "application/json");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~RecordingServer() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string path(std::size_t i) const { std::lock_guard lock(mutex_); return paths_.at(i); }
+  json body(std::size_t i) const { std::lock_guard lock(mutex_); return bodies_.at(i); }
+  std::string authorization(std::size_t i) const { std::lock_guard lock(mutex_); return authorizations_.at(i); }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+  mutable std::mutex mutex_;
+  std::vector<std::string> paths_;
+  std::vector<json> bodies_;
+  std::vector<std::string> authorizations_;
+};
+
+TEST(OpenAIProviderTest, WhatEachPromptModeSendsOverTheWire) {
+  REQUIRE_HTTP();
+  RecordingServer server;
+  CompletionRequest r = request({7, 8, 9}, 2, 3);
+  r.prompt_text = "Problem text. Partial";
+  r.messages = {{"system", "Be brief."}, {"user", "Problem text."}, {"assistant", "Partial"}};
+  OpenAIOptions o;
+  o.base_url = server.url();
+  o.model = "m";
+  o.api_key_env = "";  // never read the environment in this part
+
+  o.prompt_mode = "ids";
+  EXPECT_EQ(OpenAIProvider(o).complete(r)[1].text, "lane 1");
+  EXPECT_EQ(server.path(0), "/v1/completions");
+  EXPECT_EQ(server.body(0)["prompt"], json({7, 8, 9}));
+  // Neutral extras are not sent, so strict servers never see them.
+  for (const char* key : {"min_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "messages"})
+    EXPECT_FALSE(server.body(0).contains(key)) << key;
+  EXPECT_EQ(server.authorization(0), "");
+
+  o.prompt_mode = "text";
+  r.min_p = 0.05;
+  r.repetition_penalty = 1.1;
+  r.presence_penalty = 0.5;
+  r.frequency_penalty = -0.25;
+  EXPECT_EQ(OpenAIProvider(o).complete(r)[0].text, "lane 0");
+  EXPECT_EQ(server.path(1), "/v1/completions");
+  EXPECT_EQ(server.body(1)["prompt"], "Problem text. Partial");
+  EXPECT_DOUBLE_EQ(server.body(1)["min_p"].get<double>(), 0.05);
+  EXPECT_DOUBLE_EQ(server.body(1)["repetition_penalty"].get<double>(), 1.1);
+  EXPECT_DOUBLE_EQ(server.body(1)["presence_penalty"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(server.body(1)["frequency_penalty"].get<double>(), -0.25);
+
+  o.prompt_mode = "chat";
+  const auto chat = OpenAIProvider(o).complete(r);
+  EXPECT_EQ(chat[0].text, "lane 0");
+  EXPECT_EQ(chat[1].text, "lane 1");
+  EXPECT_EQ(server.path(2), "/v1/chat/completions");
+  const json sent = server.body(2);
+  EXPECT_FALSE(sent.contains("prompt"));
+  EXPECT_EQ(sent["messages"], json({{{"role", "system"}, {"content", "Be brief."}},
+                                    {{"role", "user"}, {"content", "Problem text."}},
+                                    {{"role", "assistant"}, {"content", "Partial"}}}));
+  EXPECT_EQ(sent["continue_final_message"], true);
+  EXPECT_EQ(sent["add_generation_prompt"], false);
+  EXPECT_EQ(sent["n"], 2);
+
+  // API key: an environment variable named by api_key_env; an explicit key wins.
+  ASSERT_EQ(setenv("ANCHORS_TEST_PROVIDER_KEY", "from-env", 1), 0);
+  o.prompt_mode = "ids";
+  o.api_key_env = "ANCHORS_TEST_PROVIDER_KEY";
+  OpenAIProvider(o).complete(r);
+  EXPECT_EQ(server.authorization(3), "Bearer from-env");
+  o.api_key = "explicit";
+  OpenAIProvider(o).complete(r);
+  EXPECT_EQ(server.authorization(4), "Bearer explicit");
+  unsetenv("ANCHORS_TEST_PROVIDER_KEY");
+}
+#endif
+
 TEST(OpenAIProviderTest, OptionsAreChecked) {
   REQUIRE_HTTP();
   EXPECT_THROW(OpenAIProvider(OpenAIOptions{.base_url = "127.0.0.1:8000"}), Error);
@@ -438,6 +731,12 @@ TEST(OpenAIProviderTest, OptionsAreChecked) {
   EXPECT_THROW(OpenAIProvider(OpenAIOptions{.max_retries = -1}), Error);
   EXPECT_THROW(OpenAIProvider(OpenAIOptions{.max_concurrency = 0}), Error);
   EXPECT_THROW(OpenAIProvider(OpenAIOptions{.timeout_seconds = 0}), Error);
+  try {
+    OpenAIProvider(OpenAIOptions{.prompt_mode = "tokens"});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("prompt_mode \"tokens\""), std::string::npos) << e.what();
+  }
   EXPECT_EQ(OpenAIProvider(OpenAIOptions{.base_url = "http://h:1/v1", .model = "m"}).name(), "openai:http://h:1/v1 (m)");
   OpenAIProvider p(OpenAIOptions{});
   EXPECT_THROW(p.complete(request({}, 1, 0)), Error);  // checked before any network

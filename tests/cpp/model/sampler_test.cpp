@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "../core/test_paths.h"
@@ -113,8 +114,10 @@ TEST(SamplerTest, TruncatedDistributionExact) {
 // softmax(logits / T) in double, stable sort by probability (descending), keep
 // the top k, renormalise, keep the smallest prefix whose cumulative probability
 // reaches top_p (at least one), renormalise.
+// min_p (transformers' order, last): of those, keep the tokens whose
+// probability is >= min_p times the largest, renormalise.
 torch::Tensor reference_distribution(const torch::Tensor& logits, double temperature, double top_p,
-                                     std::int64_t top_k) {
+                                     std::int64_t top_k, double min_p = 0.0) {
   const torch::Tensor l = logits.to(torch::kFloat64).contiguous();
   const auto vocab = static_cast<std::size_t>(l.size(0));
   const double* x = l.data_ptr<double>();
@@ -138,12 +141,24 @@ torch::Tensor reference_distribution(const torch::Tensor& logits, double tempera
       break;
     }
   }
+  const double floor = min_p * p[order[0]];
+  while (keep > 1 && p[order[keep - 1]] < floor) --keep;
   torch::Tensor q = torch::zeros({l.size(0)}, torch::kFloat64);
   double kept_mass = 0;
   for (std::size_t i = 0; i < keep; ++i) kept_mass += p[order[i]];
   for (std::size_t i = 0; i < keep; ++i)
     q[static_cast<std::int64_t>(order[i])] = p[order[i]] / kept_mass;
   return q;
+}
+
+// CTRL's repetition penalty, literally: every distinct id of `history` has its
+// logit divided by `penalty` when positive, multiplied when negative.
+torch::Tensor reference_penalty(const torch::Tensor& logits, const std::vector<std::int64_t>& history, double penalty) {
+  torch::Tensor out = logits.to(torch::kFloat64).clone().contiguous();
+  double* x = out.data_ptr<double>();
+  std::set<std::int64_t> distinct(history.begin(), history.end());
+  for (const std::int64_t id : distinct) x[id] = x[id] < 0 ? x[id] * penalty : x[id] / penalty;
+  return out;
 }
 
 struct FitResult {
@@ -193,10 +208,12 @@ double chi2_bound(double df) { return df + 6 * std::sqrt(2 * df); }
 
 FitResult fit(const CausalLM& model, const SamplingOptions& o, std::int64_t draws) {
   KVCache scratch;
-  const torch::Tensor logits = extend_prefix(model, scratch, kPrompt);
-  const torch::Tensor q = reference_distribution(logits, o.temperature, o.top_p, o.top_k);
-  EXPECT_TRUE(torch::allclose(q, sampler_detail::truncated_distribution(logits, o.temperature, o.top_p, o.top_k),
-                              1e-12, 1e-12));
+  const torch::Tensor raw = extend_prefix(model, scratch, kPrompt);
+  const torch::Tensor logits = reference_penalty(raw, kPrompt, o.repetition_penalty);
+  EXPECT_TRUE(torch::equal(logits, sampler_detail::apply_repetition_penalty(raw, kPrompt, o.repetition_penalty)));
+  const torch::Tensor q = reference_distribution(logits, o.temperature, o.top_p, o.top_k, o.min_p);
+  EXPECT_TRUE(torch::allclose(
+      q, sampler_detail::truncated_distribution(logits, o.temperature, o.top_p, o.top_k, o.min_p), 1e-12, 1e-12));
   const auto samples = sample(model, kPrompt, draws, o);
   std::vector<double> counts(static_cast<std::size_t>(q.size(0)), 0.0);
   for (const auto& s : samples) {
@@ -211,20 +228,28 @@ TEST(SamplerTest, EmpiricalNextTokenFrequenciesMatchTruncatedSoftmax) {
   struct Case {
     double temperature, top_p;
     std::int64_t top_k;
+    double min_p = 0, repetition_penalty = 1;
   };
-  for (const Case c : {Case{0.6, 0.95, 0}, Case{1.0, 0.8, 0}, Case{1.5, 0.99, 10}}) {
+  // The last two: min-p without top-p (the unsorted path) and with it, with the
+  // repetition penalty on the prompt's ids (the tiny model's logits are nearly
+  // flat, so a strong penalty is what visibly moves the distribution).
+  for (const Case c : {Case{0.6, 0.95, 0}, Case{1.0, 0.8, 0}, Case{1.5, 0.99, 10}, Case{1.5, 1.0, 0, 0.1, 1.0},
+                       Case{1.5, 0.97, 0, 0.2, 3.0}}) {
     SamplingOptions o;
     o.temperature = c.temperature;
     o.top_p = c.top_p;
     o.top_k = c.top_k;
+    o.min_p = c.min_p;
+    o.repetition_penalty = c.repetition_penalty;
     o.max_new_tokens = 1;
     o.seed = 20240601;
     const FitResult r = fit(*model, o, 20000);
-    SCOPED_TRACE(::testing::Message() << "T " << c.temperature << " top_p " << c.top_p << " top_k " << c.top_k);
-    std::printf("[sampler stat] T=%.2f top_p=%.2f top_k=%lld: kept %lld tokens, chi2 %.1f (df %.0f, bound %.1f), "
-                "TV %.4f (bound %.4f)\n",
-                c.temperature, c.top_p, static_cast<long long>(c.top_k), static_cast<long long>(r.kept), r.chi2, r.df,
-                chi2_bound(r.df), r.tv, r.tv_bound);
+    SCOPED_TRACE(::testing::Message() << "T " << c.temperature << " top_p " << c.top_p << " top_k " << c.top_k
+                                      << " min_p " << c.min_p << " penalty " << c.repetition_penalty);
+    std::printf("[sampler stat] T=%.2f top_p=%.2f top_k=%lld min_p=%.2f rep=%.1f: kept %lld tokens, chi2 %.1f (df "
+                "%.0f, bound %.1f), TV %.4f (bound %.4f)\n",
+                c.temperature, c.top_p, static_cast<long long>(c.top_k), c.min_p, c.repetition_penalty,
+                static_cast<long long>(r.kept), r.chi2, r.df, chi2_bound(r.df), r.tv, r.tv_bound);
     EXPECT_GT(r.df, 2) << "want a non-trivial nucleus";
     EXPECT_EQ(r.outside, 0) << "tokens outside the nucleus were drawn";
     EXPECT_LT(r.chi2, chi2_bound(r.df));
@@ -252,6 +277,74 @@ TEST(SamplerTest, EmpiricalFrequenciesOnPeakedLogits) {
   EXPECT_EQ(r.outside, 0);
   EXPECT_LT(r.chi2, chi2_bound(r.df));
   EXPECT_LT(r.tv, r.tv_bound);
+}
+
+TEST(SamplerTest, MinPAndRepetitionPenaltyExact) {
+  // p = (0.3, 0.05, 0.5, 0.15): min_p 0.35 keeps p >= 0.175 -> tokens 2 and 0.
+  const torch::Tensor logits = torch::log(torch::tensor({0.3, 0.05, 0.5, 0.15}, torch::kFloat64)).to(torch::kFloat32);
+  for (const double top_p : {1.0, 0.9}) {  // without top-p (vocabulary order) and with it (sorted)
+    SCOPED_TRACE(top_p);
+    const torch::Tensor q = sampler_detail::truncated_distribution(logits, 1.0, top_p, 0, 0.35);
+    EXPECT_NEAR(q[2].item<double>(), 0.5 / 0.8, 1e-6);
+    EXPECT_NEAR(q[0].item<double>(), 0.3 / 0.8, 1e-6);
+    EXPECT_EQ(q[3].item<double>(), 0.0);
+    EXPECT_EQ(q[1].item<double>(), 0.0);
+  }
+  // min_p after top-p: top-p 0.5 keeps only token 2, whatever min_p says.
+  EXPECT_EQ(sampler_detail::truncated_distribution(logits, 1.0, 0.5, 0, 0.01)[2].item<double>(), 1.0);
+  // min_p 1 keeps the argmax alone; min_p 0.25 at T = 0.5 (p^2: .25, .09, .0225, .0025) keeps 2 and 0.
+  EXPECT_EQ(sampler_detail::truncated_distribution(logits, 1.0, 1.0, 0, 1.0)[2].item<double>(), 1.0);
+  const torch::Tensor sharp = sampler_detail::truncated_distribution(logits, 0.5, 1.0, 0, 0.25);
+  EXPECT_NEAR(sharp[2].item<double>(), 0.25 / 0.34, 1e-6);
+  EXPECT_EQ(sharp[3].item<double>(), 0.0);
+
+  // The penalty divides positive logits, multiplies negative ones, once per distinct id.
+  const torch::Tensor raw = torch::tensor({2.0, -1.0, 0.5, 3.0}, torch::kFloat32);
+  const torch::Tensor penalised = sampler_detail::apply_repetition_penalty(raw, {0, 1, 1, 0}, 2.0);
+  EXPECT_TRUE(torch::equal(penalised, torch::tensor({1.0, -2.0, 0.5, 3.0}, torch::kFloat64)));
+  EXPECT_TRUE(torch::equal(sampler_detail::apply_repetition_penalty(raw, {0, 1}, 1.0), raw.to(torch::kFloat64)));
+  EXPECT_THROW(sampler_detail::apply_repetition_penalty(raw, {4}, 2.0), Error);
+  EXPECT_THROW(sampler_detail::apply_repetition_penalty(raw, {0}, 0.0), Error);
+}
+
+// At temperature 0 the penalty applies to the prompt and to each lane's own
+// generated tokens: sample() equals a plain greedy loop that penalises
+// prompt + tokens so far before every argmax.
+TEST(SamplerTest, RepetitionPenaltyFollowsEachLanesTokens) {
+  const auto model = load_tiny("qwen2_bias_tied");
+  const double penalty = 2.5;
+  std::vector<std::int64_t> history = kPrompt, expected;
+  KVCache cache;
+  torch::Tensor logits = extend_prefix(*model, cache, kPrompt);
+  for (int step = 0; step < 24; ++step) {
+    const std::int64_t next = reference_penalty(logits, history, penalty).argmax().item<std::int64_t>();
+    expected.push_back(next);
+    history.push_back(next);
+    logits = extend_prefix(*model, cache, {next});
+  }
+  SamplingOptions o;
+  o.temperature = 0;
+  o.max_new_tokens = 24;
+  o.repetition_penalty = penalty;
+  for (const auto& s : sample(*model, kPrompt, 3, o)) EXPECT_EQ(s.ids, expected);
+  // It changes the greedy path, and the penalised path repeats less.
+  const auto greedy = model->generate_greedy(kPrompt, 24);
+  EXPECT_NE(greedy, expected);
+  const auto repeats = [](const std::vector<std::int64_t>& ids) {
+    return ids.size() - std::set<std::int64_t>(ids.begin(), ids.end()).size();
+  };
+  std::printf("[sampler rep] repeated tokens in 24 greedy steps: %zu plain, %zu with penalty %.1f\n", repeats(greedy),
+              repeats(expected), penalty);
+  EXPECT_LE(repeats(expected), repeats(greedy));
+
+  // Sampled lanes with the penalty keep their seeds' independence from n.
+  o.temperature = 1.0;
+  o.top_p = 0.95;
+  o.seed = 17;
+  const auto four = sample(*model, kPrompt, 4, o);
+  const auto two = sample(*model, kPrompt, 2, o);
+  EXPECT_EQ(four[0].ids, two[0].ids);
+  EXPECT_EQ(four[1].ids, two[1].ids);
 }
 
 TEST(SamplerTest, StopIdsAndMaxNewTokens) {
@@ -368,6 +461,16 @@ TEST(SamplerTest, BadInputsThrow) {
   bad = o;
   bad.top_k = -1;
   EXPECT_THROW(sample(*model, kPrompt, 1, bad), Error);
+  for (const double m : {-0.1, 1.5, std::nan("")}) {
+    bad = o;
+    bad.min_p = m;
+    EXPECT_THROW(sample(*model, kPrompt, 1, bad), Error) << m;
+  }
+  for (const double r : {0.0, -1.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
+    bad = o;
+    bad.repetition_penalty = r;
+    EXPECT_THROW(sample(*model, kPrompt, 1, bad), Error) << r;
+  }
   bad = o;
   bad.max_new_tokens = -1;
   EXPECT_THROW(sample(*model, kPrompt, 1, bad), Error);
