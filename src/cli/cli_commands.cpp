@@ -18,6 +18,7 @@
 #include "anchors/core/reference_import.h"
 #include "anchors/core/reference_schema.h"
 #include "anchors/core/report.h"
+#include "anchors/core/outcome.h"
 #include "anchors/core/resampling_metrics.h"
 #include "anchors/core/rollouts.h"
 #include "anchors/methods/resampling.h"
@@ -296,6 +297,8 @@ const char* kMetricsUsage =
     "  --recompute-correctness  judge rollouts by comparing answers with gt_answer\n"
     "  --no-matrix           skip the sentence-to-sentence matrix\n"
     "  --no-forced           ignore forced-answer rollouts\n"
+    "  --outcome SPEC        re-read every rollout with another outcome first (no new rollouts):\n"
+    "                        boxed, regex:PATTERN or choice:ABCD (docs/outcomes.md)\n"
     "  --quiet               no progress on stderr\n";
 
 std::shared_ptr<TableSimilarity> read_similarity_table(const std::string& path) {
@@ -313,7 +316,7 @@ std::shared_ptr<TableSimilarity> read_similarity_table(const std::string& path) 
 
 int run_metrics(const std::vector<std::string>& raw, std::istream&, std::ostream& out, std::ostream& err) {
   Args args(raw, {"compat", "recompute-correctness", "no-matrix", "no-forced", "quiet"},
-            {"out", "similarities", "threshold", "kl-alpha"});
+            {"out", "similarities", "threshold", "kl-alpha", "outcome"});
   args.expect_positionals(1, "one PROBLEM_DIR");
   const std::string dir = args.positionals()[0];
   const auto similarities = args.option("similarities");
@@ -325,7 +328,14 @@ int run_metrics(const std::vector<std::string>& raw, std::istream&, std::ostream
 
   ReadRolloutsOptions read_options;
   read_options.read_forced = !args.flag("no-forced");
-  const auto rollouts = std::make_shared<const ProblemRollouts>(read_problem_rollouts(dir, read_options));
+  auto read = read_problem_rollouts(dir, read_options);
+  // Re-scoring with another outcome reads the rollouts again; nothing is generated.
+  std::shared_ptr<const Outcome> outcome;
+  if (const auto spec = args.option("outcome")) {
+    outcome = outcome_from_spec(*spec);
+    relabel_rollouts(read, *outcome);
+  }
+  const auto rollouts = std::make_shared<const ProblemRollouts>(std::move(read));
 
   const auto similarity = read_similarity_table(*similarities);
   const ValueMap method_options = {
@@ -335,6 +345,7 @@ int run_metrics(const std::vector<std::string>& raw, std::istream&, std::ostream
       {"correctness", std::string(args.flag("recompute-correctness") ? "recomputed" : "recorded")},
       {"compute_matrix", !args.flag("no-matrix")}};
   ResamplingMetricsOptions options = resampling_metrics_options(method_options);
+  options.outcome = outcome;
   const bool quiet = args.flag("quiet");
   options.progress = [&](std::size_t done, std::size_t total) {
     if (!quiet) err << fmt::format("\r[metrics] {}/{} steps", done, total) << (done == total ? "\n" : "") << std::flush;
@@ -343,7 +354,9 @@ int run_metrics(const std::vector<std::string>& raw, std::istream&, std::ostream
 
   AnalysisResult result;
   result.trace = trace_from_rollouts(*rollouts, options.min_sentence_chars);
-  result.set_attribution(resampling_attribution(result.trace, metrics, method_options));
+  Attribution attribution = resampling_attribution(result.trace, metrics, method_options);
+  if (outcome) attribution.metadata["outcome"] = outcome->name();
+  result.set_attribution(std::move(attribution));
   const ReferenceOutputs written = write_reference_outputs(*rollouts, metrics, out_dir);
   save_result(result, out_dir + "/result.json");
   out << fmt::format("{}: {} sentences; wrote chunks_labeled.json{} and result.json to {}\n", rollouts->problem_id,

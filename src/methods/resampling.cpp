@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "anchors/core/error.h"
+#include "anchors/core/outcome.h"
 #include "anchors/core/resampling_metrics.h"
 #include "anchors/core/segmentation.h"
 #include "anchors/methods/registry.h"
@@ -84,8 +85,17 @@ Attribution ResamplingMethod::run(const Trace& trace, const Context& context) co
     if (context.cancelled()) throw Error("resampling: cancelled");
     if (context.progress) context.progress(done, total, "steps");
   };
-  const ResamplingMetrics metrics = compute_resampling_metrics(*context.rollouts, *context.similarity, options);
-  return resampling_attribution(trace, metrics, context.options);
+  if (!context.outcome) {
+    const ResamplingMetrics metrics = compute_resampling_metrics(*context.rollouts, *context.similarity, options);
+    return resampling_attribution(trace, metrics, context.options);
+  }
+  ProblemRollouts relabelled = *context.rollouts;
+  relabel_rollouts(relabelled, *context.outcome);
+  options.outcome = context.outcome;
+  Attribution a = resampling_attribution(
+      trace, compute_resampling_metrics(relabelled, *context.similarity, options), context.options);
+  a.metadata["outcome"] = context.outcome->name();
+  return a;
 }
 
 }  // namespace anchors

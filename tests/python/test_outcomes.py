@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -233,3 +234,43 @@ def test_cli_outcome_option(anchors_cli, minilm_dir, tmp_path):
     bad = subprocess.run(base + ["--out", str(tmp_path / "bad"), "--judge-model", "x"], capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode != 0 and "--outcome judge:URL" in bad.stderr
+
+
+def test_rescoring_with_another_outcome_equals_generating_with_it(model, embedder, tmp_path, anchors_cli):
+    """The labels live in the records: re-reading boxed rollouts as Parity gives exactly the metrics of a run
+    made with Parity (no forced rollouts: those continue after the outcome's own stub)."""
+    boxed = run_analyze(model, embedder, tmp_path / "boxed", None, forced=False)
+    parity_problem = dict(PROBLEM, gt_answer="odd")  # 57 is odd
+    direct = ta.analyze(model, parity_problem, str(tmp_path / "parity"), num_rollouts=4, seed=0, max_tokens=160,
+                        similarity=embedder, outcome=Parity())
+    [folder] = list((tmp_path / "boxed").glob("*_base_solution/problem_*"))
+    # The same rollouts with the parity target ("odd") in problem.json.
+    copy = tmp_path / "copy" / folder.parent.name / folder.name
+    shutil.copytree(folder, copy)
+    problem_json = json.loads((copy / "problem.json").read_text(encoding="utf-8"))
+    (copy / "problem.json").write_text(json.dumps(dict(problem_json, gt_answer="odd")), encoding="utf-8")
+    rollouts = ta.read_rollouts(str(copy))
+    rescored = ta.resampling_metrics(rollouts, embedder, outcome=Parity(), correctness="recomputed")
+    ours = rescored.to_attribution()
+    theirs = direct.attribution("resampling")
+    for name in ("accuracy", "resampling_importance_logodds", "counterfactual_importance_kl"):
+        a, b = ours.score(name), theirs.score(name)
+        assert a.isnan().tolist() == b.isnan().tolist() and a.nan_to_num(9).tolist() == b.nan_to_num(9).tolist(), name
+    # The CLI re-scores a folder the same way: the regex spelling of boxed integers gives the boxed accuracies.
+    rollouts = ta.read_rollouts(str(folder))
+    pairs = {(c, r.chunk_resampled) for c in rollouts.chunks for s in rollouts.resampled for r in s.rollouts}
+    (tmp_path / "sims.json").write_text(json.dumps([[a, b, float(a == b)] for a, b in pairs]), encoding="utf-8")
+    results = {}
+    for name, extra in (("boxed", []), ("regex", ["--outcome", r"regex:\\boxed\{(\d+)\}"])):
+        done = subprocess.run([anchors_cli, "metrics", str(folder), "--similarities", str(tmp_path / "sims.json"),
+                               "--out", str(tmp_path / f"cli_{name}"), "--no-matrix", "--quiet", *extra],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        results[name] = ta.load_result(str(tmp_path / f"cli_{name}" / "result.json")).attribution("resampling")
+    assert results["regex"].metadata["outcome"] == r"regex:\\boxed\{(\d+)\}"
+    a, b = results["boxed"].score("accuracy"), results["regex"].score("accuracy")
+    assert a.isnan().tolist() == b.isnan().tolist() and a.nan_to_num(9).tolist() == b.nan_to_num(9).tolist()
+    bad = subprocess.run([anchors_cli, "metrics", str(folder), "--similarities", str(tmp_path / "sims.json"),
+                          "--out", str(tmp_path / "bad"), "--outcome", "judge:http://127.0.0.1:9"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "chat judge" in bad.stderr

@@ -6,6 +6,7 @@
 #include "anchors/core/error.h"
 #include "anchors/core/reference_import.h"
 #include "anchors/core/reference_schema.h"
+#include "anchors/core/outcome.h"
 #include "anchors/core/resampling_metrics.h"
 #include "anchors/core/rollouts.h"
 #include "anchors/methods/resampling.h"
@@ -208,7 +209,7 @@ void bind_metrics(py::module_& m) {
       "resampling_metrics",
       [](const ProblemRollouts& rollouts, const py::object& similarity, double similarity_threshold, double kl_alpha,
          std::size_t min_sentence_chars, bool compat, const std::string& correctness, bool compute_matrix,
-         std::optional<py::function> progress) {
+         std::shared_ptr<Outcome> outcome, std::optional<py::function> progress) {
         ResamplingMetricsOptions o = resampling_metrics_options(
             {{"similarity_threshold", similarity_threshold},
              {"kl_alpha", kl_alpha},
@@ -218,13 +219,17 @@ void bind_metrics(py::module_& m) {
              {"compute_matrix", compute_matrix}});
         if (progress) o.progress = [fn = *progress](std::size_t done, std::size_t total) { fn(done, total); };
         auto sim = similarity_from_python(similarity);
-        return compute_resampling_metrics(rollouts, *sim, o);
+        if (!outcome) return compute_resampling_metrics(rollouts, *sim, o);
+        ProblemRollouts relabelled = rollouts;  // re-scoring reads the rollouts again; nothing is generated
+        relabel_rollouts(relabelled, *outcome);
+        o.outcome = std::move(outcome);
+        return compute_resampling_metrics(relabelled, *sim, o);
       },
       py::arg("rollouts"), py::arg("similarity"), py::kw_only(),
       py::arg("similarity_threshold") = d.similarity_threshold, py::arg("kl_alpha") = d.kl_alpha,
       py::arg("min_sentence_chars") = d.min_sentence_chars, py::arg("compat") = d.compat,
       py::arg("correctness") = "recorded", py::arg("compute_matrix") = d.compute_matrix,
-      py::arg("progress") = py::none(),
+      py::arg("outcome") = py::none(), py::arg("progress") = py::none(),
       "Resampling metrics of one problem's rollouts. similarity: dict {(a, b): cosine}, "
       "callable(pairs) -> cosines, or an object with .embed(texts) -> vectors.");
   m.def(

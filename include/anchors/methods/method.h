@@ -14,6 +14,7 @@
 namespace anchors {
 
 class SentenceSimilarity;
+class Outcome;
 struct ProblemRollouts;
 namespace model {
 class CausalLM;     // white-box methods (anchors::anchors)
@@ -34,6 +35,10 @@ struct Context {
   std::shared_ptr<const ProblemRollouts> rollouts;
   // ... and the sentence similarity used by the counterfactual metrics.
   std::shared_ptr<SentenceSimilarity> similarity;
+  // Black-box methods: what a rollout ended in (anchors/core/outcome.h). Null:
+  // the labels as recorded; otherwise every rollout is re-read with it first
+  // (relabel_rollouts: re-scoring needs no new rollouts).
+  std::shared_ptr<const Outcome> outcome;
   // Method options by name (see each method's options()); unknown names are an error.
   ValueMap options;
   ProgressCallback progress;

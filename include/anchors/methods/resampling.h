@@ -32,7 +32,9 @@ class ResamplingMethod : public AttributionMethod {
   // ("recorded" | "recomputed"), compute_matrix — see ResamplingMetricsOptions.
   ValueMap default_options() const override;
   // Needs context.rollouts and context.similarity; the trace's sentences must be
-  // the rollouts' analysed sentences (see trace_from_rollouts).
+  // the rollouts' analysed sentences (see trace_from_rollouts). With
+  // context.outcome, the rollouts are re-labelled with it first (metadata
+  // "outcome" names it).
   Attribution run(const Trace& trace, const Context& context) const override;
 };
 

@@ -22,6 +22,8 @@
 #include "anchors/core/answers.h"
 #include "anchors/core/error.h"
 #include "anchors/core/rollouts.h"
+#include "anchors/methods/registry.h"
+#include "anchors/methods/resampling.h"
 #include "test_paths.h"
 
 namespace anchors {
@@ -899,6 +901,47 @@ TEST(ResamplingMetrics, BadOptionsAndInconsistentInputAreErrors) {
   EXPECT_THROW(compute_resampling_metrics(rollouts, similarity, zero_alpha), Error);
   rollouts.resampled.pop_back();
   EXPECT_THROW(compute_resampling_metrics(rollouts, similarity, {}), Error);
+}
+
+// Every text is labelled "42": with gt_answer 42 every decided rollout is correct.
+class AlwaysFortyTwo : public Outcome {
+ public:
+  std::string name() const override { return "always42"; }
+  std::optional<std::string> label(const std::string&) const override { return "42"; }
+};
+
+TEST(ResamplingMetrics, TheMethodRelabelsWithTheContextsOutcome) {
+  testing::ScratchDir scratch("metrics");
+  const fs::path dir = write_problem(scratch.path(), hand_built());
+  Context context;
+  context.rollouts = std::make_shared<const ProblemRollouts>(read_problem_rollouts(dir.string()));
+  context.similarity = std::make_shared<TableSimilarity>(toy_similarity);
+  // The analysed sentences as the trace (the hand-built base solution is a stub).
+  Trace trace;
+  for (const auto& m : compute(dir, false).sentences) {
+    Sentence sentence;
+    sentence.index = trace.sentences.size();
+    sentence.chars = {trace.text.size(), trace.text.size() + m.text.size()};
+    sentence.text = m.text;
+    trace.text += m.text + " ";
+    trace.sentences.push_back(sentence);
+  }
+  const auto method = make_method("resampling");
+  const Attribution recorded = method->run(trace, context);
+  EXPECT_EQ(recorded.metadata.count("outcome"), 0u);
+  EXPECT_DOUBLE_EQ(recorded.scores.at("accuracy")[0], 0.5);  // as recorded (see HandBuiltProblemValuesByHand)
+  context.outcome = std::make_shared<AlwaysFortyTwo>();
+  const Attribution relabelled = method->run(trace, context);
+  EXPECT_EQ(std::get<std::string>(relabelled.metadata.at("outcome")), "always42");
+  std::size_t defined = 0;
+  for (double v : relabelled.scores.at("accuracy")) {
+    if (std::isnan(v)) continue;
+    EXPECT_DOUBLE_EQ(v, 1.0);  // every non-error record now has the label 42, error records still none
+    ++defined;
+  }
+  EXPECT_GT(defined, 2u);
+  // Records without an answer got one: more rollouts count.
+  EXPECT_GE(relabelled.scores.at("num_rollouts")[0], recorded.scores.at("num_rollouts")[0]);
 }
 
 TEST(ResamplingMetrics, SeriesAndAttribution) {
