@@ -127,7 +127,9 @@ std::uint64_t rollout_batch_seed(std::uint64_t seed, std::size_t sentence, bool 
 // gt_answer, ...), for a base trace that never matched, and for cancellation.
 // Provider failures during resampling become error records (retried next run)
 // and are counted in AnalyzeResult::failed; a failure of the base request is
-// an error.
+// an error, and so is a call in which every request failed (a provider that
+// does not work: the error records stay for the next run) or a provider that
+// returns a different number of completions than asked (a broken provider).
 AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer& tokenizer, const Problem& problem,
                               const std::string& out_root, SentenceSimilarity& similarity,
                               const AnalyzeOptions& options);
