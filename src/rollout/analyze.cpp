@@ -42,16 +42,11 @@ std::vector<Sentence> base_sentences(const std::string& solution) {
   return split_sentences(solution, options);
 }
 
-std::int64_t capped_max_tokens(std::int64_t wanted, std::size_t prompt_tokens, std::int64_t max_positions) {
-  if (max_positions <= 0) return wanted;
-  return std::min<std::int64_t>(wanted, max_positions - static_cast<std::int64_t>(prompt_tokens));
-}
+using detail::capped_max_tokens;
 
 void check_options(const Problem& problem, const AnalyzeOptions& o) {
   if (problem.text.empty()) throw Error("analyze: the problem has no text (problem.json \"problem\")");
-  if (o.num_rollouts < 1) throw Error(fmt::format("analyze: num_rollouts must be >= 1, got {}", o.num_rollouts));
-  if (o.batch < 1) throw Error(fmt::format("analyze: batch must be >= 1, got {}", o.batch));
-  if (o.max_tokens < 1) throw Error(fmt::format("analyze: max_tokens must be >= 1, got {}", o.max_tokens));
+  detail::check_sampling("analyze", detail::sampling_settings(o), o.num_rollouts, o.max_tokens);
   if (o.forced_max_tokens < 1)
     throw Error(fmt::format("analyze: forced_max_tokens must be >= 1, got {}", o.forced_max_tokens));
   if (o.base_attempts < 1) throw Error(fmt::format("analyze: base_attempts must be >= 1, got {}", o.base_attempts));
@@ -59,8 +54,6 @@ void check_options(const Problem& problem, const AnalyzeOptions& o) {
     throw Error(fmt::format("analyze: base must be \"any\", \"correct\" or \"incorrect\", got \"{}\"", o.base));
   if (o.base != "any" && problem.gt_answer.empty())
     throw Error(fmt::format("analyze: base \"{}\" needs the problem's gt_answer", o.base));
-  if (!(o.temperature >= 0)) throw Error("analyze: temperature must be >= 0");
-  if (!(o.top_p > 0 && o.top_p <= 1)) throw Error("analyze: top_p must be in (0, 1]");
   if (!(o.similarity_threshold >= -1 && o.similarity_threshold <= 1))
     throw Error("analyze: similarity_threshold must be in [-1, 1]");
 }
@@ -248,12 +241,7 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
   };
   report(0, false);
 
-  detail::SamplingSettings sampling;
-  sampling.temperature = options.temperature;
-  sampling.top_p = options.top_p;
-  sampling.min_p = options.min_p;
-  sampling.repetition_penalty = options.repetition_penalty;
-  sampling.batch = options.batch;
+  const detail::SamplingSettings sampling = detail::sampling_settings(options);
   for (std::size_t i = 0; i < sentences.size(); ++i) {
     const Sentence& sentence = sentences[i];
     bool had_work = false;

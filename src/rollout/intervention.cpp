@@ -140,11 +140,8 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
     prompt = model::render_prompt_text(model::PromptFormat::kRaw, problem->second);
   }
   if (interventions.empty()) throw Error("intervene: no interventions given");
-  if (options.num_rollouts < 1) throw Error(fmt::format("intervene: num_rollouts must be >= 1, got {}", options.num_rollouts));
-  if (options.batch < 1) throw Error(fmt::format("intervene: batch must be >= 1, got {}", options.batch));
-  if (options.max_tokens < 1) throw Error(fmt::format("intervene: max_tokens must be >= 1, got {}", options.max_tokens));
-  if (!(options.temperature >= 0)) throw Error("intervene: temperature must be >= 0");
-  if (!(options.top_p > 0 && options.top_p <= 1)) throw Error("intervene: top_p must be in (0, 1]");
+  const detail::SamplingSettings sampling = detail::sampling_settings(options);
+  detail::check_sampling("intervene", sampling, options.num_rollouts, options.max_tokens);
   if (trace.sentences.empty()) throw Error("intervene: the trace has no sentences");
   trace.validate();
   const std::shared_ptr<const Outcome> outcome =
@@ -199,12 +196,6 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
     }
   }
 
-  detail::SamplingSettings sampling;
-  sampling.temperature = options.temperature;
-  sampling.top_p = options.top_p;
-  sampling.min_p = options.min_p;
-  sampling.repetition_penalty = options.repetition_penalty;
-  sampling.batch = options.batch;
   detail::RolloutCounts counts;
   std::int64_t done = 0;
   const std::int64_t total = options.num_rollouts * static_cast<std::int64_t>(all.size());
@@ -233,10 +224,7 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
                                  j.in.kind == InterventionKind::kDelete
                              ? trace.sentences[j.in.sentence].text
                              : std::string();
-    task.max_tokens = options.max_positions > 0
-                          ? std::min<std::int64_t>(options.max_tokens,
-                                                   options.max_positions - static_cast<std::int64_t>(task.ids.size()))
-                          : options.max_tokens;
+    task.max_tokens = detail::capped_max_tokens(options.max_tokens, task.ids.size(), options.max_positions);
     task.no_room = fmt::format("the prompt of {} has {} tokens, no room left in the model's {} positions", j.id,
                                task.ids.size(), options.max_positions);
     const std::uint64_t edit_seed = detail::splitmix64(options.seed ^ fnv1a64(j.id));

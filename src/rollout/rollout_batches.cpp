@@ -1,5 +1,6 @@
 #include "rollout_batches.h"
 
+#include <algorithm>
 #include <map>
 
 #include <fmt/format.h>
@@ -28,6 +29,20 @@ std::uint64_t fnv1a64(const std::string& s) {
 std::string first_sentence(const std::string& text) {
   const auto sentences = split_sentences(text);
   return sentences.empty() ? std::string() : sentences.front().text;
+}
+
+void check_sampling(const std::string& who, const SamplingSettings& s, std::int64_t num_rollouts,
+                    std::int64_t max_tokens) {
+  if (num_rollouts < 1) throw Error(fmt::format("{}: num_rollouts must be >= 1, got {}", who, num_rollouts));
+  if (s.batch < 1) throw Error(fmt::format("{}: batch must be >= 1, got {}", who, s.batch));
+  if (max_tokens < 1) throw Error(fmt::format("{}: max_tokens must be >= 1, got {}", who, max_tokens));
+  if (!(s.temperature >= 0)) throw Error(fmt::format("{}: temperature must be >= 0", who));
+  if (!(s.top_p > 0 && s.top_p <= 1)) throw Error(fmt::format("{}: top_p must be in (0, 1]", who));
+}
+
+std::int64_t capped_max_tokens(std::int64_t wanted, std::size_t prompt_tokens, std::int64_t max_positions) {
+  if (max_positions <= 0) return wanted;
+  return std::min<std::int64_t>(wanted, max_positions - static_cast<std::int64_t>(prompt_tokens));
 }
 
 void label_rollout(const Outcome& outcome, const std::string& text, const std::string& target, Rollout& rollout) {

@@ -39,6 +39,29 @@ struct SamplingSettings {
   std::int64_t batch = 25;            // samples per request
 };
 
+// The settings of an engine's options (AnalyzeOptions, InterventionOptions:
+// the same field names).
+template <typename Options>
+SamplingSettings sampling_settings(const Options& o) {
+  SamplingSettings s;
+  s.temperature = o.temperature;
+  s.top_p = o.top_p;
+  s.min_p = o.min_p;
+  s.repetition_penalty = o.repetition_penalty;
+  s.batch = o.batch;
+  return s;
+}
+
+// anchors::Error "<who>: ..." for num_rollouts < 1, batch < 1, max_tokens < 1,
+// a temperature that is not >= 0 or a top_p outside (0, 1] — the checks every
+// engine makes before any generation.
+void check_sampling(const std::string& who, const SamplingSettings& s, std::int64_t num_rollouts,
+                    std::int64_t max_tokens);
+
+// `wanted` new tokens, capped so prompt + completion fits max_positions
+// (0 = no cap); < 1 when the prompt leaves no room.
+std::int64_t capped_max_tokens(std::int64_t wanted, std::size_t prompt_tokens, std::int64_t max_positions);
+
 // Running totals of one call of the engine.
 struct RolloutCounts {
   std::int64_t generated = 0;   // samples written as rollouts
