@@ -31,7 +31,7 @@ std::string ResamplingMethod::description() const {
          "overdeterminedness and the sentence-to-sentence matrix from rollouts";
 }
 
-ValueMap ResamplingMethod::default_options() const {
+ValueMap resampling_scoring_options() {
   const ResamplingMetricsOptions d;
   return {{"similarity_threshold", d.similarity_threshold},
           {"kl_alpha", d.kl_alpha},
@@ -39,6 +39,28 @@ ValueMap ResamplingMethod::default_options() const {
           {"compat", d.compat},
           {"correctness", std::string(d.correctness == Correctness::kRecorded ? "recorded" : "recomputed")},
           {"compute_matrix", d.compute_matrix}};
+}
+
+// The defaults of rollout::AnalyzeOptions (anchors/rollout/analyze.h), which
+// the core cannot include; rollout_test checks that the two agree.
+ValueMap resampling_generation_options() {
+  return {{"num_rollouts", std::int64_t{100}},
+          {"forced", false},
+          {"seed", std::int64_t{0}},
+          {"temperature", 0.6},
+          {"top_p", 0.95},
+          {"min_p", 0.0},
+          {"repetition_penalty", 1.0},
+          {"max_tokens", std::int64_t{16384}},
+          {"max_positions", std::int64_t{0}},
+          {"batch", std::int64_t{25}},
+          {"forced_max_tokens", std::int64_t{32}}};
+}
+
+ValueMap ResamplingMethod::default_options() const {
+  ValueMap all = resampling_scoring_options();
+  all.merge(resampling_generation_options());
+  return all;
 }
 
 ResamplingMetricsOptions resampling_metrics_options(const ValueMap& given) {
@@ -73,13 +95,23 @@ Attribution resampling_attribution(const Trace& trace, const ResamplingMetrics& 
   }
   Attribution a = to_attribution(metrics);
   a.method = "resampling";
-  for (const auto& [k, v] : resolve_options(ResamplingMethod(), options)) a.options[k] = v;
+  const ValueMap scoring = resampling_scoring_options();
+  for (const auto& [k, v] : resolve_options(ResamplingMethod(), options))
+    if (scoring.count(k)) a.options[k] = v;
   return a;
 }
 
+Attribution ResamplingMethod::generate_and_score(const Trace&, const Context&) const {
+  throw Error(
+      "resampling: generating rollouts needs anchors::anchors (link it and call anchors::register_builtins()); "
+      "anchors::core only scores rollouts already on disk (Context::rollouts)");
+}
+
 Attribution ResamplingMethod::run(const Trace& trace, const Context& context) const {
-  if (!context.rollouts) throw Error("resampling: the context has no rollouts (read_problem_rollouts)");
   if (!context.similarity) throw Error("resampling: the context has no sentence similarity");
+  if (!context.rollouts && context.provider) return generate_and_score(trace, context);
+  if (!context.rollouts)
+    throw Error("resampling: the context has neither rollouts (read_problem_rollouts) nor a provider to generate them");
   ResamplingMetricsOptions options = resampling_metrics_options(context.options);
   options.progress = [&](std::size_t done, std::size_t total) {
     if (context.cancelled()) throw Error("resampling: cancelled");

@@ -12,7 +12,10 @@
 #include "anchors/core/file_io.h"
 #include "anchors/core/reference_schema.h"
 #include "anchors/core/segmentation.h"
+#include "anchors/core/utf8.h"
+#include "anchors/methods/registry.h"
 #include "anchors/methods/resampling.h"
+#include "anchors/model/causal_lm.h"
 #include "anchors/model/prompt.h"
 #include "anchors/model/tokenizer.h"
 #include "anchors/rollout/rollout_store.h"
@@ -22,6 +25,7 @@ namespace anchors::rollout {
 namespace {
 namespace fs = std::filesystem;
 
+using detail::capped_max_tokens;
 using detail::fnv1a64;
 using detail::splitmix64;
 
@@ -36,26 +40,34 @@ std::string solution_reasoning(const std::string& solution) {
   return end == std::string::npos ? solution : solution.substr(0, end);
 }
 
+// The reference's chunks: every chunk (the analysis drops short ones, but the
+// merge to >= 10 code points leaves a short chunk only when it is the whole text).
 std::vector<Sentence> base_sentences(const std::string& solution) {
   SegmentOptions options;
-  options.drop_shorter_than = 0;  // chunks.json keeps every chunk; the analysis drops short ones
+  options.drop_shorter_than = 0;
   return split_sentences(solution, options);
 }
 
-using detail::capped_max_tokens;
+std::shared_ptr<const Outcome> outcome_or_default(const AnalyzeOptions& o) {
+  return o.outcome ? o.outcome : std::make_shared<const BoxedAnswer>();
+}
+
+void check_generation_options(const std::string& who, const AnalyzeOptions& o) {
+  detail::check_sampling(who, detail::sampling_settings(o), o.num_rollouts, o.max_tokens);
+  if (o.forced_max_tokens < 1)
+    throw Error(fmt::format("{}: forced_max_tokens must be >= 1, got {}", who, o.forced_max_tokens));
+  if (!(o.similarity_threshold >= -1 && o.similarity_threshold <= 1))
+    throw Error(fmt::format("{}: similarity_threshold must be in [-1, 1]", who));
+}
 
 void check_options(const Problem& problem, const AnalyzeOptions& o) {
   if (problem.text.empty()) throw Error("analyze: the problem has no text (problem.json \"problem\")");
-  detail::check_sampling("analyze", detail::sampling_settings(o), o.num_rollouts, o.max_tokens);
-  if (o.forced_max_tokens < 1)
-    throw Error(fmt::format("analyze: forced_max_tokens must be >= 1, got {}", o.forced_max_tokens));
+  check_generation_options("analyze", o);
   if (o.base_attempts < 1) throw Error(fmt::format("analyze: base_attempts must be >= 1, got {}", o.base_attempts));
   if (o.base != "any" && o.base != "correct" && o.base != "incorrect")
     throw Error(fmt::format("analyze: base must be \"any\", \"correct\" or \"incorrect\", got \"{}\"", o.base));
   if (o.base != "any" && problem.gt_answer.empty())
     throw Error(fmt::format("analyze: base \"{}\" needs the problem's gt_answer", o.base));
-  if (!(o.similarity_threshold >= -1 && o.similarity_threshold <= 1))
-    throw Error("analyze: similarity_threshold must be in [-1, 1]");
 }
 
 std::string kind_of(const std::optional<bool>& is_correct) {
@@ -63,167 +75,138 @@ std::string kind_of(const std::optional<bool>& is_correct) {
   return *is_correct ? "correct" : "incorrect";
 }
 
-}  // namespace
-
-std::string problem_folder_name(const Problem& problem) {
-  return fmt::format("problem_{}", fnv1a64(problem.text) % 100000000ULL);
+// The problem a trace answers: metadata "problem" and "gt_answer".
+Problem problem_of(const Trace& trace, const std::string& who) {
+  Problem problem;
+  const auto text = trace.metadata.find("problem");
+  if (text == trace.metadata.end() || text->second.empty())
+    throw Error(fmt::format("{}: the trace names no problem (metadata \"problem\"); the rollout prompts need it", who));
+  problem.text = text->second;
+  const auto gt = trace.metadata.find("gt_answer");
+  if (gt != trace.metadata.end()) problem.gt_answer = gt->second;
+  return problem;
 }
 
-std::uint64_t rollout_batch_seed(std::uint64_t seed, std::size_t sentence, bool forced, std::int64_t batch_index) {
-  std::uint64_t h = splitmix64(seed);
-  h = splitmix64(h ^ static_cast<std::uint64_t>(sentence));
-  h = splitmix64(h ^ (forced ? 0xF0F0F0F0ULL : 0x0F0F0F0FULL));
-  return splitmix64(h ^ static_cast<std::uint64_t>(batch_index));
+// The base solution a trace stands for, as base_solution.json holds it.
+BaseSolution base_solution_of(const Trace& trace, const Problem& problem, const Outcome& outcome) {
+  BaseSolution base;
+  base.prompt = analysis_prompt(problem, trace.prompt);
+  base.solution = trace.text;
+  base.full_cot = base.prompt + trace.text;
+  Rollout labelled;
+  detail::label_rollout(outcome, trace.text, problem.gt_answer, labelled);
+  base.answer = labelled.answer;
+  base.is_correct = labelled.is_correct;
+  return base;
 }
 
-AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer& tokenizer, const Problem& problem,
-                              const std::string& out_root, SentenceSimilarity& similarity,
-                              const AnalyzeOptions& options) {
-  check_options(problem, options);
-  if (out_root.empty()) throw Error("analyze: empty output folder");
-  const auto cancelled = [&] { return options.cancel && options.cancel->load(); };
-  const auto check_cancel = [&] {
-    if (cancelled()) throw Error("analyze: cancelled (run again to resume)");
-  };
-  const std::string name = problem_folder_name(problem);
-  const std::string prompt =
-      options.prompt.empty() ? model::render_prompt_text(model::PromptFormat::kRaw, problem.text) : options.prompt;
-  const auto encode = [&](const std::string& text) { return tokenizer.encode(text, true).ids; };
-  const std::shared_ptr<const Outcome> outcome =
-      options.outcome ? options.outcome : std::make_shared<const BoxedAnswer>();
-
-  AnalyzeResult out;
-  // ---- 1-2. the base trace (reused when on disk)
-  std::vector<std::string> kinds;
-  if (options.base == "any") {
-    kinds = {"correct", "incorrect", "unknown"};
-  } else {
-    kinds = {options.base};
-  }
+// The folders of `problem` under out_root that hold a base solution, in the
+// order analyze looks for them.
+std::vector<std::string> existing_problem_dirs(const Problem& problem, const std::string& out_root,
+                                               const std::vector<std::string>& kinds) {
+  std::vector<std::string> dirs;
   for (const auto& kind : kinds) {
-    const std::string dir = (fs::path(out_root) / (kind + "_base_solution") / name).string();
-    RolloutStore store(dir);
-    if (!store.has_problem()) continue;
-    ReadRolloutsOptions read;
-    read.read_forced = false;
-    const ProblemRollouts existing = read_problem_rollouts(dir, read);
+    const std::string dir = (fs::path(out_root) / (kind + "_base_solution") / problem_folder_name(problem)).string();
+    if (RolloutStore(dir).has_problem()) dirs.push_back(dir);
+  }
+  return dirs;
+}
+
+ProblemRollouts read_base(const std::string& dir) {
+  ReadRolloutsOptions read;
+  read.read_forced = false;
+  return read_problem_rollouts(dir, read);
+}
+
+// ---- step 3: the store of a trace -----------------------------------------
+// The problem's folder that holds this base solution with these sentences: an
+// existing one (any kind), else <out_root>/<kind>_base_solution/problem_N with
+// problem.json, base_solution.json and chunks.json (the trace's sentences as
+// given) written, chunks.json last (it marks the base complete).
+std::string open_store(const Trace& trace, const Problem& problem, const BaseSolution& base,
+                       const std::string& out_root) {
+  std::vector<std::string> chunks;
+  for (const auto& s : trace.sentences) chunks.push_back(s.text);
+  for (const auto& dir : existing_problem_dirs(problem, out_root, {"correct", "incorrect", "unknown"})) {
+    const ProblemRollouts existing = read_base(dir);
     if (existing.problem.text != problem.text)
-      throw Error(fmt::format("analyze: {} holds another problem (\"{}\"); use another --out folder", dir,
+      throw Error(fmt::format("resampling: {} holds another problem (\"{}\"); use another output folder", dir,
                               existing.problem.text.substr(0, 60)));
-    if (options.base_solution && existing.base_solution.solution != *options.base_solution)
-      throw Error(fmt::format("analyze: {} holds another base solution of this problem; use another --out folder",
+    if (existing.base_solution.solution != base.solution)
+      throw Error(fmt::format("resampling: {} holds another base solution of this problem; use another output folder",
                               dir));
-    out.problem_dir = dir;
-    out.base_reused = true;
-    break;
+    if (existing.base_solution.prompt != base.prompt)
+      throw Error(fmt::format("resampling: {}/base_solution.json was made with another prompt", dir));
+    if (existing.chunks != chunks)
+      throw Error(fmt::format("resampling: {}/chunks.json holds other sentences than the trace's ({} vs {})", dir,
+                              existing.chunks.size(), chunks.size()));
+    return dir;
   }
-  // A base solution as written to base_solution.json, with its sentences and
-  // its folder kind ("correct" / "incorrect" / "unknown").
-  struct Base {
-    BaseSolution solution;
-    std::vector<Sentence> sentences;
-    std::string kind;
-  };
-  const auto make_base = [&](const std::string& text) {
-    Base b;
-    b.solution.prompt = prompt;
-    b.solution.solution = text;
-    b.solution.full_cot = prompt + text;
-    Rollout labelled;
-    detail::label_rollout(*outcome, text, problem.gt_answer, labelled);
-    b.solution.answer = labelled.answer;
-    b.solution.is_correct = labelled.is_correct;
-    b.sentences = base_sentences(text);
-    b.kind = kind_of(b.solution.is_correct);
-    return b;
-  };
-  const auto write_base = [&](const Base& b) {
-    out.problem_dir = (fs::path(out_root) / (b.kind + "_base_solution") / name).string();
-    RolloutStore store(out.problem_dir);
-    std::vector<std::string> chunks;
-    for (const auto& s : b.sentences) chunks.push_back(s.text);
-    store.write_problem(problem);
-    store.write_base_solution(b.solution);
-    store.write_chunks(b.solution.full_cot, solution_reasoning(b.solution.solution), chunks);  // last: marks the base complete
-  };
-  if (out.problem_dir.empty() && options.base_solution) {
-    const Base b = make_base(*options.base_solution);
-    if (b.sentences.empty()) throw Error("analyze: the given base solution has no sentences");
-    if (options.base != "any" && b.kind != options.base)
-      throw Error(fmt::format("analyze: the given base solution is {} (answer \"{}\"), not {}", b.kind,
-                              b.solution.answer, options.base));
-    write_base(b);
-  } else if (out.problem_dir.empty()) {
-    const auto ids = encode(prompt);
-    const std::int64_t max_tokens = capped_max_tokens(options.max_tokens, ids.size(), options.max_positions);
-    if (max_tokens < 1)
-      throw Error(fmt::format("analyze: the prompt has {} tokens, which leaves no room in the model's {} positions",
-                              ids.size(), options.max_positions));
-    std::string last;
-    for (std::int64_t attempt = 0; attempt < options.base_attempts; ++attempt) {
-      check_cancel();
-      CompletionRequest request;
-      request.prompt_ids = ids;
-      request.n = 1;
-      request.temperature = options.temperature;
-      request.top_p = options.top_p;
-      request.max_tokens = max_tokens;
-      request.seed = base_seed(options.seed, attempt);
-      const auto completions = provider.complete(request);
-      if (completions.empty()) throw Error(fmt::format("analyze: {} returned no completion", provider.name()));
-      const Base b = make_base(completions.front().text);
-      if (b.sentences.empty()) {
-        last = "it has no sentences";
-        continue;
-      }
-      if (options.base != "any" && b.kind != options.base) {
-        last = fmt::format("it was {} (answer \"{}\")", b.kind, b.solution.answer);
-        continue;
-      }
-      write_base(b);
-      break;
-    }
-    if (out.problem_dir.empty())
-      throw Error(fmt::format("analyze: no acceptable base solution in {} attempt(s) (the last: {})",
-                              options.base_attempts, last));
-  }
+  const std::string dir =
+      (fs::path(out_root) / (kind_of(base.is_correct) + "_base_solution") / problem_folder_name(problem)).string();
+  RolloutStore store(dir);
+  store.write_problem(problem);
+  store.write_base_solution(base);
+  store.write_chunks(base.full_cot, solution_reasoning(base.solution), chunks);
+  return dir;
+}
 
-  RolloutStore store(out.problem_dir);
-  store.remove_temp_files();
-  ProblemRollouts base_data;
-  {
-    ReadRolloutsOptions read;
-    read.read_forced = false;
-    base_data = read_problem_rollouts(out.problem_dir, read);
-  }
-  const std::string& solution = base_data.base_solution.solution;
-  const auto sentences = base_sentences(solution);
-  {
-    std::vector<std::string> texts;
-    for (const auto& s : sentences) texts.push_back(s.text);
-    if (texts != base_data.chunks)
-      throw Error(fmt::format("analyze: {}/chunks.json does not match the segmentation of base_solution.json",
-                              out.problem_dir));
-  }
-  if (base_data.base_solution.prompt != prompt)
-    throw Error(fmt::format("analyze: {}/base_solution.json was made with another prompt", out.problem_dir));
-
-  // ---- 3. rollouts, sentence by sentence, in batches
-  const std::size_t wanted = static_cast<std::size_t>(options.num_rollouts);
+// ---- step 4: the rollout plan ----------------------------------------------
+// One task per (sentence, pass): prompt + the trace's text before the sentence
+// (+ the outcome's forced stub), its ids and token budget. Seeds come from
+// rollout_batch_seed(seed, sentence, forced, batch).
+std::vector<detail::RolloutTask> plan_rollouts(const Trace& trace, const Problem& problem, const std::string& prompt,
+                                               const model::Tokenizer& tokenizer, const Outcome& outcome,
+                                               const AnalyzeOptions& options) {
+  std::vector<detail::RolloutTask> plan;
   const std::vector<bool> passes = options.forced ? std::vector<bool>{false, true} : std::vector<bool>{false};
-  AnalyzeProgress progress;
-  progress.sentences_total = sentences.size();
-  progress.rollouts_total = static_cast<std::int64_t>(wanted * sentences.size() * passes.size());
-  std::int64_t remaining = 0;
-  for (std::size_t i = 0; i < sentences.size(); ++i) {
-    bool complete = true;
+  for (std::size_t i = 0; i < trace.sentences.size(); ++i) {
+    const Sentence& sentence = trace.sentences[i];
     for (bool forced : passes) {
-      const std::size_t missing = store.missing(i, forced, wanted);
-      remaining += static_cast<std::int64_t>(missing);
-      if (missing > 0) complete = false;
+      detail::RolloutTask task;
+      task.chunk = i;
+      task.forced = forced;
+      task.prefix = trace.text.substr(0, sentence.chars.begin);
+      task.chunk_removed = sentence.text;
+      task.stub = forced ? outcome.forced_stub() : std::string();
+      task.head = prompt + task.prefix + task.stub;
+      task.ids = tokenizer.encode(task.head, true).ids;
+      task.messages = {{"user", problem.text}, {"assistant", task.prefix + task.stub}};
+      task.max_tokens = capped_max_tokens(forced ? options.forced_max_tokens : options.max_tokens, task.ids.size(),
+                                         options.max_positions);
+      task.no_room = fmt::format("the prompt of sentence {} has {} tokens, no room left in the model's {} positions",
+                                 i, task.ids.size(), options.max_positions);
+      plan.push_back(std::move(task));
     }
-    if (complete) ++progress.sentences_done;
   }
+  return plan;
+}
+
+// ---- step 5: generate what the store misses ---------------------------------
+detail::RolloutCounts generate_rollouts(RolloutProvider& provider, RolloutStore& store,
+                                        const std::vector<detail::RolloutTask>& plan, std::size_t sentences,
+                                        const Outcome& outcome, const std::string& target,
+                                        const AnalyzeOptions& options) {
+  const auto check_cancel = [&] {
+    if (options.cancel && options.cancel->load()) throw Error("analyze: cancelled (run again to resume)");
+  };
+  const std::size_t wanted = static_cast<std::size_t>(options.num_rollouts);
+  const std::size_t passes = options.forced ? 2 : 1;
+  // Sentence i is complete when all its tasks (plan[i * passes + p]) are.
+  const auto complete = [&](std::size_t i) {
+    for (std::size_t p = 0; p < passes; ++p) {
+      const auto& task = plan[i * passes + p];
+      if (store.missing(task.chunk, task.forced, wanted) > 0) return false;
+    }
+    return true;
+  };
+  AnalyzeProgress progress;
+  progress.sentences_total = sentences;
+  progress.rollouts_total = static_cast<std::int64_t>(wanted * plan.size());
+  std::int64_t remaining = 0;
+  for (const auto& task : plan) remaining += static_cast<std::int64_t>(store.missing(task.chunk, task.forced, wanted));
+  for (std::size_t i = 0; i < sentences; ++i)
+    if (complete(i)) ++progress.sentences_done;
   progress.rollouts_done = progress.rollouts_total - remaining;
   const auto started = std::chrono::steady_clock::now();
   detail::RolloutCounts counts;
@@ -242,67 +225,76 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
   report(0, false);
 
   const detail::SamplingSettings sampling = detail::sampling_settings(options);
-  for (std::size_t i = 0; i < sentences.size(); ++i) {
-    const Sentence& sentence = sentences[i];
+  for (std::size_t i = 0; i < sentences; ++i) {
     bool had_work = false;
-    for (bool forced : passes) {
-      if (store.missing(i, forced, wanted) == 0) continue;
+    for (std::size_t p = 0; p < passes; ++p) {
+      const detail::RolloutTask& task = plan[i * passes + p];
+      if (store.missing(task.chunk, task.forced, wanted) == 0) continue;
       had_work = true;
-      detail::RolloutTask task;
-      task.chunk = i;
-      task.forced = forced;
-      task.prefix = solution.substr(0, sentence.chars.begin);
-      task.chunk_removed = sentence.text;
-      task.stub = forced ? outcome->forced_stub() : std::string();
-      task.head = prompt + task.prefix + task.stub;
-      task.ids = encode(task.head);
-      task.messages = {{"user", problem.text}, {"assistant", task.prefix + task.stub}};
-      task.max_tokens = capped_max_tokens(forced ? options.forced_max_tokens : options.max_tokens, task.ids.size(),
-                                         options.max_positions);
-      task.no_room = fmt::format("the prompt of sentence {} has {} tokens, no room left in the model's {} positions",
-                                 i, task.ids.size(), options.max_positions);
       detail::generate_missing(
-          provider, store, task, sampling, *outcome, problem.gt_answer, options.num_rollouts,
-          [&](std::int64_t b) { return rollout_batch_seed(options.seed, i, forced, b); }, counts, check_cancel,
+          provider, store, task, sampling, outcome, target, options.num_rollouts,
+          [&](std::int64_t b) { return rollout_batch_seed(options.seed, i, task.forced, b); }, counts, check_cancel,
           [&](std::int64_t samples) {
             remaining -= samples;
             progress.rollouts_done += counts.generated - counted;  // failed samples are not done
             counted = counts.generated;
-            report(i, forced);
+            report(i, task.forced);
           });
     }
     if (had_work) {
-      bool complete = true;
-      for (bool forced : passes)
-        if (store.missing(i, forced, wanted) > 0) complete = false;
-      if (complete) ++progress.sentences_done;
+      if (complete(i)) ++progress.sentences_done;
       report(i, false);
     }
   }
-  out.generated = counts.generated;
   // Failed requests stay on disk as error records for the next run to retry;
   // but a run in which every request failed is a provider that does not work.
   if (counts.generated == 0 && counts.failed > 0)
     throw Error(fmt::format("analyze: every request to {} failed ({} rollouts); the first failure: {}",
                             provider.name(), counts.failed, counts.first_failure));
+  return counts;
+}
 
-  // ---- 4. metrics and results
-  check_cancel();
+// Steps 3-7 for a trace (resample_trace and the method share them).
+AnalyzeResult resample(RolloutProvider& provider, const model::Tokenizer& tokenizer, const Trace& trace,
+                       const std::string& out_root, SentenceSimilarity& similarity, const AnalyzeOptions& options,
+                       ResamplingMetricsOptions scoring, const ValueMap& scoring_values) {
+  const std::string who = "resampling";
+  check_generation_options(who, options);
+  if (out_root.empty()) throw Error(who + ": empty output folder");
+  trace.validate();
+  if (trace.sentences.empty()) throw Error(who + ": the trace has no sentences");
+  for (const auto& s : trace.sentences)
+    if (utf8::length(s.text) < scoring.min_sentence_chars)
+      throw Error(fmt::format("{}: sentence {} (\"{}\") is shorter than min_sentence_chars = {}, so it would get "
+                              "rollouts but no scores; drop it from the trace or set min_sentence_chars = 0",
+                              who, s.index, s.text, scoring.min_sentence_chars));
+  const Problem problem = problem_of(trace, who);
+  const std::shared_ptr<const Outcome> outcome = outcome_or_default(options);
+  const BaseSolution base = base_solution_of(trace, problem, *outcome);
+
+  AnalyzeResult out;
+  out.problem_dir = open_store(trace, problem, base, out_root);
+  RolloutStore store(out.problem_dir);
+  store.remove_temp_files();
+  const auto plan = plan_rollouts(trace, problem, base.prompt, tokenizer, *outcome, options);
+  const detail::RolloutCounts counts =
+      generate_rollouts(provider, store, plan, trace.sentences.size(), *outcome, problem.gt_answer, options);
+  out.generated = counts.generated;
+
+  // ---- 6. read, 7. score
+  if (options.cancel && options.cancel->load()) throw Error("analyze: cancelled (run again to resume)");
   const ProblemRollouts rollouts = store.read();
   for (const auto& s : rollouts.resampled) out.failed += static_cast<std::int64_t>(s.num_errors);
   for (const auto& s : rollouts.forced) out.failed += static_cast<std::int64_t>(s.num_errors);
   if (rollouts.has_forced()) out.forced_dir = rollouts.forced_dir;
-  ResamplingMetricsOptions metric_options;
-  metric_options.similarity_threshold = options.similarity_threshold;
-  metric_options.outcome = outcome;
-  out.metrics = compute_resampling_metrics(rollouts, similarity, metric_options);
+  scoring.outcome = outcome;
+  out.metrics = compute_resampling_metrics(rollouts, similarity, scoring);
   ReferenceOutputOptions reference;
   reference.keep_labels = true;
   write_reference_outputs(rollouts, out.metrics, out.problem_dir, reference);
 
-  out.result.trace = trace_from_rollouts(rollouts, metric_options.min_sentence_chars);
-  Attribution attribution =
-      resampling_attribution(out.result.trace, out.metrics, {{"similarity_threshold", options.similarity_threshold}});
+  out.result.trace = trace;
+  Attribution attribution = resampling_attribution(trace, out.metrics, scoring_values);
   attribution.metadata["provider"] = provider.name();
   attribution.metadata["outcome"] = outcome->name();
   attribution.metadata["num_rollouts"] = options.num_rollouts;
@@ -317,9 +309,182 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
   attribution.metadata["batch"] = options.batch;
   attribution.metadata["error_records"] = out.failed;
   out.result.set_attribution(std::move(attribution));
+  return out;
+}
+
+}  // namespace
+
+std::string problem_folder_name(const Problem& problem) {
+  return fmt::format("problem_{}", fnv1a64(problem.text) % 100000000ULL);
+}
+
+std::uint64_t rollout_batch_seed(std::uint64_t seed, std::size_t sentence, bool forced, std::int64_t batch_index) {
+  std::uint64_t h = splitmix64(seed);
+  h = splitmix64(h ^ static_cast<std::uint64_t>(sentence));
+  h = splitmix64(h ^ (forced ? 0xF0F0F0F0ULL : 0x0F0F0F0FULL));
+  return splitmix64(h ^ static_cast<std::uint64_t>(batch_index));
+}
+
+std::string analysis_prompt(const Problem& problem, const std::string& prompt) {
+  return prompt.empty() ? model::render_prompt_text(model::PromptFormat::kRaw, problem.text) : prompt;
+}
+
+Trace base_trace_of(const Problem& problem, const std::string& prompt, const std::string& solution,
+                    const Outcome& outcome) {
+  Trace trace;
+  trace.prompt = analysis_prompt(problem, prompt);
+  trace.text = solution;
+  trace.metadata["problem_id"] = problem_folder_name(problem);
+  trace.metadata["problem"] = problem.text;
+  if (!problem.gt_answer.empty()) trace.metadata["gt_answer"] = problem.gt_answer;
+  const BaseSolution base = base_solution_of(trace, problem, outcome);
+  trace.answer = base.answer;
+  if (base.is_correct) trace.metadata["is_correct"] = *base.is_correct ? "true" : "false";
+  trace.sentences = base_sentences(solution);
+  return trace;
+}
+
+BaseTrace base_trace(RolloutProvider& provider, const model::Tokenizer& tokenizer, const Problem& problem,
+                     const std::string& out_root, const AnalyzeOptions& options) {
+  check_options(problem, options);
+  if (out_root.empty()) throw Error("analyze: empty output folder");
+  const std::string prompt = analysis_prompt(problem, options.prompt);
+  const std::shared_ptr<const Outcome> outcome = outcome_or_default(options);
+  BaseTrace out;
+  // A base solution on disk is reused, never regenerated.
+  const auto kinds = options.base == "any" ? std::vector<std::string>{"correct", "incorrect", "unknown"}
+                                           : std::vector<std::string>{options.base};
+  for (const auto& dir : existing_problem_dirs(problem, out_root, kinds)) {
+    const ProblemRollouts existing = read_base(dir);
+    if (existing.problem.text != problem.text)
+      throw Error(fmt::format("analyze: {} holds another problem (\"{}\"); use another --out folder", dir,
+                              existing.problem.text.substr(0, 60)));
+    if (options.base_solution && existing.base_solution.solution != *options.base_solution)
+      throw Error(fmt::format("analyze: {} holds another base solution of this problem; use another --out folder",
+                              dir));
+    if (existing.base_solution.prompt != prompt)
+      throw Error(fmt::format("analyze: {}/base_solution.json was made with another prompt", dir));
+    out.trace = base_trace_of(problem, prompt, existing.base_solution.solution, *outcome);
+    std::vector<std::string> texts;
+    for (const auto& s : out.trace.sentences) texts.push_back(s.text);
+    if (texts != existing.chunks)
+      throw Error(fmt::format("analyze: {}/chunks.json does not match the segmentation of base_solution.json", dir));
+    out.reused = true;
+    return out;
+  }
+  // Acceptable: at least one sentence, every one long enough to be analysed
+  // (only a whole text shorter than that fails), and of the wanted kind.
+  const auto why_not = [&](const Trace& t) -> std::string {
+    const std::size_t min_chars = ResamplingMetricsOptions().min_sentence_chars;
+    if (t.sentences.empty() || utf8::length(t.sentences.front().text) < min_chars)
+      return fmt::format("it has no sentence of at least {} characters", min_chars);
+    const auto is_correct = t.metadata.find("is_correct");
+    const std::string kind =
+        is_correct == t.metadata.end() ? "unknown" : (is_correct->second == "true" ? "correct" : "incorrect");
+    if (options.base != "any" && kind != options.base)
+      return fmt::format("it was {} (answer \"{}\")", kind, t.answer);
+    return {};
+  };
+  if (options.base_solution) {
+    out.trace = base_trace_of(problem, prompt, *options.base_solution, *outcome);
+    const std::string why = why_not(out.trace);
+    if (!why.empty()) throw Error(fmt::format("analyze: the given base solution does not do: {}", why));
+    return out;
+  }
+  const auto ids = tokenizer.encode(prompt, true).ids;
+  const std::int64_t max_tokens = capped_max_tokens(options.max_tokens, ids.size(), options.max_positions);
+  if (max_tokens < 1)
+    throw Error(fmt::format("analyze: the prompt has {} tokens, which leaves no room in the model's {} positions",
+                            ids.size(), options.max_positions));
+  std::string last;
+  for (std::int64_t attempt = 0; attempt < options.base_attempts; ++attempt) {
+    if (options.cancel && options.cancel->load()) throw Error("analyze: cancelled (run again to resume)");
+    CompletionRequest request;
+    request.prompt_ids = ids;
+    request.prompt_text = prompt;
+    request.messages = {{"user", problem.text}};
+    request.n = 1;
+    request.temperature = options.temperature;
+    request.top_p = options.top_p;
+    request.min_p = options.min_p;
+    request.repetition_penalty = options.repetition_penalty;
+    request.max_tokens = max_tokens;
+    request.seed = base_seed(options.seed, attempt);
+    const auto completions = provider.complete(request);
+    if (completions.empty()) throw Error(fmt::format("analyze: {} returned no completion", provider.name()));
+    Trace t = base_trace_of(problem, prompt, completions.front().text, *outcome);
+    last = why_not(t);
+    if (!last.empty()) continue;
+    out.trace = std::move(t);
+    return out;
+  }
+  throw Error(fmt::format("analyze: no acceptable base solution in {} attempt(s) (the last: {})",
+                          options.base_attempts, last));
+}
+
+AnalyzeResult resample_trace(RolloutProvider& provider, const model::Tokenizer& tokenizer, const Trace& trace,
+                             const std::string& out_root, SentenceSimilarity& similarity,
+                             const AnalyzeOptions& options) {
+  const ValueMap scoring_values{{"similarity_threshold", options.similarity_threshold}};
+  return resample(provider, tokenizer, trace, out_root, similarity, options,
+                  resampling_metrics_options(scoring_values), scoring_values);
+}
+
+AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer& tokenizer, const Problem& problem,
+                              const std::string& out_root, SentenceSimilarity& similarity,
+                              const AnalyzeOptions& options) {
+  const BaseTrace base = base_trace(provider, tokenizer, problem, out_root, options);
+  AnalyzeResult out = resample_trace(provider, tokenizer, base.trace, out_root, similarity, options);
+  out.base_reused = base.reused;
   out.result_path = (fs::path(out.problem_dir) / "result.json").string();
   save_result(out.result, out.result_path);
   return out;
+}
+
+// ---- the method -------------------------------------------------------------
+
+AnalyzeOptions analyze_options(const ValueMap& given) {
+  const ValueMap o = resolve_options(GeneratingResamplingMethod(), given);
+  const auto integer = [&](const char* name) { return std::get<std::int64_t>(o.at(name)); };
+  const auto real = [&](const char* name) { return std::get<double>(o.at(name)); };
+  AnalyzeOptions a;
+  a.num_rollouts = integer("num_rollouts");
+  a.forced = std::get<bool>(o.at("forced"));
+  if (integer("seed") < 0) throw Error("resampling: seed must be >= 0");
+  a.seed = static_cast<std::uint64_t>(integer("seed"));
+  a.temperature = real("temperature");
+  a.top_p = real("top_p");
+  a.min_p = real("min_p");
+  a.repetition_penalty = real("repetition_penalty");
+  a.max_tokens = integer("max_tokens");
+  a.max_positions = integer("max_positions");
+  a.batch = integer("batch");
+  a.forced_max_tokens = integer("forced_max_tokens");
+  a.similarity_threshold = real("similarity_threshold");
+  return a;
+}
+
+Attribution GeneratingResamplingMethod::generate_and_score(const Trace& trace, const Context& context) const {
+  if (context.output_dir.empty())
+    throw Error("resampling: the context has no output_dir (the folder of the resumable rollout store)");
+  std::shared_ptr<const model::Tokenizer> tokenizer = context.tokenizer;
+  if (!tokenizer && context.model) tokenizer = context.model->tokenizer();
+  if (!tokenizer) throw Error("resampling: the context has no tokenizer (the token-id prompts need one)");
+  AnalyzeOptions options = analyze_options(context.options);
+  options.outcome = context.outcome;
+  options.cancel = context.cancel;
+  if (context.progress)
+    options.progress = [&](const AnalyzeProgress& p) {
+      context.progress(static_cast<std::size_t>(p.rollouts_done), static_cast<std::size_t>(p.rollouts_total),
+                       "rollouts");
+    };
+  ValueMap scoring_values;
+  const ValueMap scoring_keys = resampling_scoring_options();
+  for (const auto& [k, v] : context.options)
+    if (scoring_keys.count(k)) scoring_values[k] = v;
+  return resample(*context.provider, *tokenizer, trace, context.output_dir, *context.similarity, options,
+                  resampling_metrics_options(context.options), scoring_values)
+      .result.attributions.front();
 }
 
 }  // namespace anchors::rollout

@@ -295,8 +295,9 @@ def test_resampling_object_runs_on_a_given_trace(minilm_dir, tiny_model, tmp_pat
     trace = ta.Trace.from_text(SOLUTION, metadata={"problem": "What is 2 + 3?", "gt_answer": "5"})
     options = dict(num_rollouts=3, batch=2, max_tokens=16, seed=1, similarity=embedder, forced=True)
     seen = []
-    result = ta.Resampling(provider=model, out_dir=str(tmp_path / "local"), **options).run(trace, progress=seen.append)
-    assert seen and seen[-1]["rollouts_done"] == seen[-1]["rollouts_total"] == 2 * 3 * len(trace.sentences)
+    result = ta.Resampling(provider=model, out_dir=str(tmp_path / "local"), **options).run(
+        trace, progress=lambda done, total, unit: seen.append((done, total, unit)))
+    assert seen and seen[-1] == (2 * 3 * len(trace.sentences),) * 2 + ("rollouts",)
 
     # The given trace is the base solution: its folder kind, its text, its sentences; rollouts from before each.
     [problem_dir] = problem_dirs(tmp_path / "local")
@@ -327,6 +328,67 @@ def test_resampling_object_runs_on_a_given_trace(minilm_dir, tiny_model, tmp_pat
     target = ta.AnalysisResult(result.trace, [])
     assert ta.Resampling(provider=model, out_dir=str(tmp_path / "local"), **options).run(trace, into=target) is target
     assert scores_of(target) == scores
+
+
+def test_cli_python_and_the_registry_method_are_one_road(anchors_cli, minilm_dir, tiny_model, problem_file,
+                                                        tmp_path):
+    """`anchors analyze`, ta.analyze, ta.Resampling(...).run(trace) and ta.run_method("resampling", ...) run
+    the same method: byte-identical rollout files (resampled and forced) and equal scores for one seed; and
+    the method over the rollouts on disk (what `anchors metrics` runs) scores them equally."""
+    extra = ("--rollouts", "3", "--batch", "2", "--forced", "--quiet")
+    done = run(analyze_args(anchors_cli, tiny_model, problem_file, tmp_path / "cli", minilm_dir, *extra))
+    assert done.returncode == 0, done.stderr
+    [cli_dir] = problem_dirs(tmp_path / "cli")
+    cli_result = ta.load_result(str(cli_dir / "result.json"))
+    trace = cli_result.trace
+    assert trace.metadata["problem"] == "What is 2 + 3?" and len(trace.sentences) > 1
+
+    model = ta.Model.load(str(tiny_model))
+    embedder = ta.Embedder.load(minilm_dir)
+    options = dict(num_rollouts=3, batch=2, seed=3, max_tokens=24, forced=True)
+    by_analyze = ta.analyze(model, json.loads(problem_file.read_text()), str(tmp_path / "analyze"),
+                            similarity=embedder, **options)
+    by_object = ta.Resampling(provider=model, similarity=embedder, out_dir=str(tmp_path / "object"),
+                              **options).run(trace)
+    by_registry = ta.run_method("resampling", trace, provider=ta.LocalProvider(model), tokenizer=model.tokenizer,
+                                output_dir=str(tmp_path / "registry"), similarity=embedder,
+                                options=dict(options, max_positions=256))
+    cli_files = solutions_files(tmp_path / "cli")
+    assert len(cli_files) == 2 * len(trace.sentences)
+    for name in ("analyze", "object", "registry"):
+        files = solutions_files(tmp_path / name)
+        assert files.keys() == cli_files.keys(), name
+        assert all(files[k].read_bytes() == cli_files[k].read_bytes() for k in cli_files), name
+        for f in ("base_solution.json", "chunks.json", "problem.json"):
+            assert (tmp_path / name / cli_dir.relative_to(tmp_path / "cli") / f).read_bytes() == \
+                (cli_dir / f).read_bytes(), (name, f)
+    assert by_analyze == cli_result
+    assert scores_of(by_object) == scores_of(cli_result)
+    assert scores_of(ta.AnalysisResult(trace, [by_registry])) == scores_of(cli_result)
+    assert by_registry.options == cli_result.attribution("resampling").options
+
+    # Scoring only: the rollouts on disk through the same method.
+    scored = ta.run_method("resampling", trace, rollouts=ta.read_rollouts(str(cli_dir)), similarity=embedder)
+    assert scores_of(ta.AnalysisResult(trace, [scored])) == scores_of(cli_result)
+
+    # Generating needs a provider, a tokenizer and a folder; the trace must name its problem.
+    with pytest.raises(ta.Error, match="output_dir"):
+        ta.run_method("resampling", trace, provider=ta.LocalProvider(model), similarity=embedder)
+    with pytest.raises(ta.Error, match="neither rollouts"):
+        ta.run_method("resampling", trace, similarity=embedder)
+    with pytest.raises(ta.Error, match="shorter than min_sentence_chars"):
+        unmerged = ta.SegmentOptions()
+        unmerged.merge_shorter_than = unmerged.drop_shorter_than = 0
+        short = ta.Trace.from_text("Hi. " + SOLUTION, options=unmerged, metadata={"problem": "What is 2 + 3?"})
+        ta.run_method("resampling", short, provider=ta.LocalProvider(model), model=model,
+                      output_dir=str(tmp_path / "short"), similarity=embedder)
+    with pytest.raises(ta.Error, match="tokenizer"):
+        ta.run_method("resampling", trace, provider=ta.LocalProvider(model), output_dir=str(tmp_path / "x"),
+                      similarity=embedder)
+    with pytest.raises(ta.Error, match="num_rolouts"):
+        ta.run_method("resampling", trace, provider=ta.LocalProvider(model), model=model,
+                      output_dir=str(tmp_path / "x"),
+                      similarity=embedder, options={"num_rolouts": 3})
 
 
 def test_resampling_object_bad_input(tiny_model, tmp_path, minilm_dir):

@@ -155,6 +155,8 @@ void bind_text(py::module_& m) {
           "sentences", [](const Trace& t) { return to_python(t.sentences, t.text); },
           [](Trace& t, const std::vector<PySentence>& s) { t.sentences = from_python(s, t.text); })
       .def("validate", &Trace::validate)
+      .def("__copy__", [](const Trace& t) { return t; })
+      .def("__deepcopy__", [](const Trace& t, const py::dict&) { return t; }, py::arg("memo"))
       .def("__len__", [](const Trace& t) { return t.sentences.size(); })
       .def("__eq__", [](const Trace& a, const Trace& b) { return a == b; })
       .def("__repr__", [](const Trace& t) {

@@ -4,6 +4,8 @@
 #include <pybind11/stl.h>
 
 #include "anchors/core/error.h"
+#include "anchors/core/outcome.h"
+#include "anchors/core/rollouts.h"
 #include "anchors/core/receiver_statistics.h"
 #include "anchors/methods/builtins.h"
 #include "anchors/methods/registry.h"
@@ -16,6 +18,7 @@
 #include "anchors/model/token_trace.h"
 #include "anchors/model/tokenizer.h"
 #include "anchors/model/torch_ops.h"
+#include "anchors/rollout/provider.h"
 #include "bindings.h"
 
 namespace anchors::python {
@@ -180,7 +183,9 @@ void bind_white_box(py::module_& m) {
       "run_method",
       [](const std::string& name, const Trace& trace, std::shared_ptr<model::CausalLM> lm,
          std::optional<std::vector<std::int64_t>> token_ids, std::optional<SpanPairs> sentence_spans,
-         const ValueMap& options, std::optional<py::function> progress) {
+         std::shared_ptr<rollout::RolloutProvider> provider, std::shared_ptr<model::Tokenizer> tokenizer,
+         const std::string& output_dir, std::shared_ptr<ProblemRollouts> rollouts, const py::object& similarity,
+         std::shared_ptr<Outcome> outcome, const ValueMap& options, std::optional<py::function> progress) {
         auto method = make_method(name);
         Context context;
         context.model = std::move(lm);
@@ -189,18 +194,31 @@ void bind_white_box(py::module_& m) {
           if (!token_ids || !sentence_spans) throw Error(name + ": give both token_ids and sentence_spans, or neither");
           context.token_trace = std::make_shared<model::TokenTrace>(token_trace(*token_ids, *sentence_spans));
         }
+        context.provider = std::move(provider);
+        context.tokenizer = std::move(tokenizer);
+        context.output_dir = output_dir;
+        context.rollouts = std::move(rollouts);
+        if (!similarity.is_none()) context.similarity = similarity_from_python(similarity);
+        context.outcome = std::move(outcome);
         if (progress)
           context.progress = [fn = *progress](std::size_t done, std::size_t total, const std::string& what) {
             py::gil_scoped_acquire acquire;
             fn(done, total, what);
           };
+        // Every Python piece the method calls (provider, outcome, similarity,
+        // progress) takes the GIL itself.
         py::gil_scoped_release release;
         torch::NoGradGuard no_grad;
         return method->run(trace, context);
       },
       py::arg("name"), py::arg("trace"), py::kw_only(), py::arg("model") = nullptr, py::arg("token_ids") = py::none(),
-      py::arg("sentence_spans") = py::none(), py::arg("options") = ValueMap{}, py::arg("progress") = py::none(),
-      "Run a registered method on a trace; returns its Attribution.");
+      py::arg("sentence_spans") = py::none(), py::arg("provider") = nullptr, py::arg("tokenizer") = nullptr,
+      py::arg("output_dir") = "", py::arg("rollouts") = nullptr, py::arg("similarity") = py::none(),
+      py::arg("outcome") = nullptr, py::arg("options") = ValueMap{}, py::arg("progress") = py::none(),
+      "Run a registered method on a trace; returns its Attribution. White-box methods need model= (and "
+      "optionally token_ids= / sentence_spans=); \"resampling\" needs similarity= and either rollouts= (a "
+      "ta.ProblemRollouts to score) or provider= (a ta.RolloutProvider), tokenizer= (default: the model's) and "
+      "output_dir= (the resumable rollout store) to generate them first; outcome= a ta.Outcome.");
 }
 
 }  // namespace anchors::python

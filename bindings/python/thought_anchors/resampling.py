@@ -17,12 +17,14 @@ missing rollouts are generated.
 
 from __future__ import annotations
 
+import copy
 import sys
 import tempfile
 from typing import Optional, Tuple, Union
 
 from . import _C
 from .outcomes import as_outcome
+from .white_box import _progress_printer
 
 
 def default_embedder():
@@ -149,40 +151,58 @@ class Resampling:
         self.similarity = similarity
         self.out_dir = out_dir
         self.outcome = as_outcome(outcome, "Resampling")
-        self.options = dict(num_rollouts=num_rollouts, forced=forced, seed=seed, temperature=temperature,
-                            top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
-                            max_tokens=max_tokens, batch=batch,
-                            similarity_threshold=similarity_threshold)
+        self.options = dict(num_rollouts=int(num_rollouts), forced=bool(forced), seed=int(seed),
+                            temperature=float(temperature), top_p=float(top_p), min_p=float(min_p),
+                            repetition_penalty=float(repetition_penalty), max_tokens=int(max_tokens),
+                            max_positions=int(self.max_positions), batch=int(batch),
+                            similarity_threshold=float(similarity_threshold))
+
+    def default_options(self) -> dict:
+        """The "resampling" method's options and their defaults (the registry's)."""
+        for info in _C.methods():
+            if info.name == self.name:
+                return dict(info.default_options)
+        raise _C.Error(f"method {self.name} is not registered")  # pragma: no cover
 
     def run(self, trace, *, problem: Optional[str] = None, gt_answer: Optional[str] = None, progress=None,
             into=None):
         """Resample `trace` (a ta.Trace or an AnalysisResult's trace); returns an AnalysisResult.
 
-        The problem text comes from `problem` or trace.metadata["problem"], the correct answer from
+        Runs the registered "resampling" method (ta.run_method("resampling", trace, provider=..., ...)):
+        the problem text comes from `problem` or trace.metadata["problem"], the correct answer from
         `gt_answer` or trace.metadata["gt_answer"] (optional: without it, accuracies are not computed);
         the prompt is trace.prompt (default: the raw reference prompt of the problem) and the base
-        solution trace.text. The returned trace's sentences are the reference segmentation of
-        trace.text. into: an AnalysisResult of the same trace that receives the attribution.
-        progress: True prints to stderr, or a callable(dict).
+        solution trace.text. Rollouts are made from before each of the trace's sentences, as given
+        (each must be at least 4 characters, the analysis's min_sentence_chars). into: an
+        AnalysisResult of the same trace that receives the attribution.
+        progress: True prints to stderr, or a callable(done, total, unit) (unit "rollouts").
         """
         if isinstance(trace, _C.AnalysisResult):
             trace = trace.trace
         if not isinstance(trace, _C.Trace):
             raise _C.Error(f"Resampling.run: expected a ta.Trace or ta.AnalysisResult, got {type(trace).__name__}")
         metadata = dict(trace.metadata)
-        problem = problem if problem is not None else metadata.get("problem")
-        if not problem:
+        if problem is not None:
+            metadata["problem"] = str(problem)
+        if gt_answer is not None:
+            metadata["gt_answer"] = str(gt_answer)
+        if not metadata.get("problem"):
             raise _C.Error("Resampling.run: the trace names no problem; pass problem=... or make the trace "
                            "with metadata={'problem': ...}")
-        gt_answer = gt_answer if gt_answer is not None else metadata.get("gt_answer", "")
+        if metadata != dict(trace.metadata):
+            trace = copy.copy(trace)
+            trace.metadata = metadata
+        similarity = self.similarity if self.similarity is not None else default_embedder()
+        if progress is True:
+            progress = _progress_printer(self.name)
         with tempfile.TemporaryDirectory(prefix="thought-anchors-resampling-") as scratch:
-            result = _run(self.provider, self.tokenizer, problem, gt_answer, self.out_dir or scratch,
-                          similarity=self.similarity, progress=progress, max_positions=self.max_positions,
-                          base_solution=trace.text, prompt=trace.prompt, outcome=self.outcome, **self.options)
+            attribution = _C.run_method(self.name, trace, provider=self.provider, tokenizer=self.tokenizer,
+                                        output_dir=self.out_dir or scratch, similarity=similarity,
+                                        outcome=self.outcome, options=self.options, progress=progress or None)
         if into is not None:
-            into.set_attribution(result.attribution(self.name))
+            into.set_attribution(attribution)
             return into
-        return result
+        return _C.AnalysisResult(trace, [attribution])
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in sorted(self.options.items()))

@@ -9,7 +9,8 @@
 //
 //   linking anchors::core     "resampling" (the registry also seeds it on first
 //                             use, so a core-only program need not call this)
-//   linking anchors::anchors  the above, plus "sentence_attention",
+//   linking anchors::anchors  "resampling" that also generates rollouts
+//                             (rollout::GeneratingResamplingMethod), plus "sentence_attention",
 //                             "receiver_heads", "attention_suppression",
 //                             "attention_rhythm" (methods/white_box.h)
 //

@@ -18,7 +18,11 @@ class Outcome;
 struct ProblemRollouts;
 namespace model {
 class CausalLM;     // white-box methods (anchors::anchors)
+class Tokenizer;    // anchors/model/tokenizer.h
 struct TokenTrace;  // anchors/model/token_trace.h
+}
+namespace rollout {
+class RolloutProvider;  // anchors/rollout/provider.h
 }
 
 // Called with (done, total, what) as work progresses; `what` names the unit
@@ -33,7 +37,16 @@ struct Context {
   std::shared_ptr<const model::TokenTrace> token_trace;
   // Black-box methods: rollouts already on disk (read_problem_rollouts) ...
   std::shared_ptr<const ProblemRollouts> rollouts;
-  // ... and the sentence similarity used by the counterfactual metrics.
+  // ... or the means to generate them: who continues a prefix, the tokenizer
+  // that turns prompt + prefix into the ids it is given (null: the model's,
+  // when `model` is set), and the folder of the resumable rollout store (the
+  // math-rollouts layout goes under it; a re-run with the same folder resumes).
+  // The trace names its problem in metadata "problem" (and "gt_answer"), its
+  // prompt in Trace::prompt.
+  std::shared_ptr<rollout::RolloutProvider> provider;
+  std::shared_ptr<const model::Tokenizer> tokenizer;
+  std::string output_dir;
+  // The sentence similarity used by the counterfactual metrics.
   std::shared_ptr<SentenceSimilarity> similarity;
   // Black-box methods: what a rollout ended in (anchors/core/outcome.h). Null:
   // the labels as recorded; otherwise every rollout is re-read with it first

@@ -1,7 +1,8 @@
 #pragma once
-// The black-box resampling method (registry name "resampling") over rollouts
-// already on disk: wraps compute_resampling_metrics so it can be listed and run
-// like every other method, and builds the Trace those rollouts belong to.
+// The black-box resampling method (registry name "resampling"): scores rollouts
+// already on disk (compute_resampling_metrics) and, linked with anchors::anchors
+// (rollout::GeneratingResamplingMethod, registered by register_builtins()),
+// generates them first; and the Trace those rollouts belong to.
 #include "anchors/core/resampling_metrics.h"
 #include "anchors/core/rollouts.h"
 #include "anchors/core/trace.h"
@@ -20,22 +21,38 @@ Trace trace_from_rollouts(const ProblemRollouts& rollouts, std::size_t min_sente
 // ResamplingMetricsOptions; anchors::Error for unknown names or bad values.
 ResamplingMetricsOptions resampling_metrics_options(const ValueMap& options);
 
-// `metrics` as the "resampling" attribution of `trace`, with the options used;
-// anchors::Error if the trace's sentences are not the analysed sentences.
+// `metrics` as the "resampling" attribution of `trace`, with the scoring options
+// used (the generation options go into metadata, where the generator puts
+// them); anchors::Error if the trace's sentences are not the analysed sentences.
 Attribution resampling_attribution(const Trace& trace, const ResamplingMetrics& metrics, const ValueMap& options);
+
+// The options that change the scores (ResamplingMetricsOptions), with defaults:
+// similarity_threshold, kl_alpha, min_sentence_chars, compat, correctness
+// ("recorded" | "recomputed"), compute_matrix.
+ValueMap resampling_scoring_options();
+// The options that change the rollouts (rollout::AnalyzeOptions), with
+// defaults: num_rollouts, forced, seed, temperature, top_p, min_p,
+// repetition_penalty, max_tokens, max_positions, batch, forced_max_tokens.
+ValueMap resampling_generation_options();
 
 class ResamplingMethod : public AttributionMethod {
  public:
   std::string name() const override { return "resampling"; }
   std::string description() const override;
-  // similarity_threshold, kl_alpha, min_sentence_chars, compat, correctness
-  // ("recorded" | "recomputed"), compute_matrix — see ResamplingMetricsOptions.
+  // resampling_scoring_options() and resampling_generation_options().
   ValueMap default_options() const override;
-  // Needs context.rollouts and context.similarity; the trace's sentences must be
-  // the rollouts' analysed sentences (see trace_from_rollouts). With
+  // With context.rollouts: scores them; the trace's sentences must be the
+  // rollouts' analysed sentences (see trace_from_rollouts). With
   // context.outcome, the rollouts are re-labelled with it first (metadata
-  // "outcome" names it).
+  // "outcome" names it). Without rollouts but with context.provider: generates
+  // them (generate_and_score) into context.output_dir, then scores them.
+  // context.similarity is needed either way.
   Attribution run(const Trace& trace, const Context& context) const override;
+
+ protected:
+  // Generation needs a tokenizer and so anchors::anchors: this core version is
+  // an anchors::Error saying so; rollout::GeneratingResamplingMethod overrides it.
+  virtual Attribution generate_and_score(const Trace& trace, const Context& context) const;
 };
 
 }  // namespace anchors

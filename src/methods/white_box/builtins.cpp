@@ -2,7 +2,8 @@
 // file is compiled with ANCHORS_WITH_WHITE_BOX_METHODS=1, so the definition
 // below is anchors::with_white_box::register_builtins, the one every target
 // linking anchors::anchors calls. The core's built-ins need nothing here:
-// register_method creates the registry, which seeds them.
+// register_method creates the registry, which seeds them; "resampling" is
+// replaced by its generating version (rollout/analyze.h).
 #include "anchors/methods/builtins.h"
 
 #include <memory>
@@ -10,6 +11,7 @@
 
 #include "anchors/methods/registry.h"
 #include "anchors/methods/white_box.h"
+#include "anchors/rollout/analyze.h"
 
 #if !defined(ANCHORS_WITH_WHITE_BOX_METHODS) || !ANCHORS_WITH_WHITE_BOX_METHODS
 #error "anchors::anchors must be compiled with ANCHORS_WITH_WHITE_BOX_METHODS=1 (see builtins.h)"
@@ -21,6 +23,8 @@ inline namespace with_white_box {
 void register_builtins() {
   static std::once_flag once;
   std::call_once(once, [] {
+    // Replaces the core's scoring-only "resampling" with the one that also generates.
+    register_method("resampling", [] { return std::make_unique<rollout::GeneratingResamplingMethod>(); });
     register_method("sentence_attention", [] { return std::make_unique<SentenceAttentionMethod>(); });
     register_method("receiver_heads", [] { return std::make_unique<ReceiverHeadsMethod>(); });
     register_method("attention_suppression", [] { return std::make_unique<AttentionSuppressionMethod>(); });

@@ -24,6 +24,7 @@
 #include "anchors/core/rollouts.h"
 #include "anchors/methods/registry.h"
 #include "anchors/methods/resampling.h"
+#include "anchors/rollout/provider.h"
 #include "test_paths.h"
 
 namespace anchors {
@@ -903,6 +904,20 @@ TEST(ResamplingMetrics, BadOptionsAndInconsistentInputAreErrors) {
   EXPECT_THROW(compute_resampling_metrics(rollouts, similarity, {}), Error);
 }
 
+// The analysed sentences as a trace (the hand-built base solution is a stub).
+Trace trace_of(const ResamplingMetrics& metrics) {
+  Trace trace;
+  for (const auto& m : metrics.sentences) {
+    Sentence sentence;
+    sentence.index = trace.sentences.size();
+    sentence.chars = {trace.text.size(), trace.text.size() + m.text.size()};
+    sentence.text = m.text;
+    trace.text += m.text + " ";
+    trace.sentences.push_back(sentence);
+  }
+  return trace;
+}
+
 // Every text is labelled "42": with gt_answer 42 every decided rollout is correct.
 class AlwaysFortyTwo : public Outcome {
  public:
@@ -916,16 +931,7 @@ TEST(ResamplingMetrics, TheMethodRelabelsWithTheContextsOutcome) {
   Context context;
   context.rollouts = std::make_shared<const ProblemRollouts>(read_problem_rollouts(dir.string()));
   context.similarity = std::make_shared<TableSimilarity>(toy_similarity);
-  // The analysed sentences as the trace (the hand-built base solution is a stub).
-  Trace trace;
-  for (const auto& m : compute(dir, false).sentences) {
-    Sentence sentence;
-    sentence.index = trace.sentences.size();
-    sentence.chars = {trace.text.size(), trace.text.size() + m.text.size()};
-    sentence.text = m.text;
-    trace.text += m.text + " ";
-    trace.sentences.push_back(sentence);
-  }
+  const Trace trace = trace_of(compute(dir, false));
   const auto method = make_method("resampling");
   const Attribution recorded = method->run(trace, context);
   EXPECT_EQ(recorded.metadata.count("outcome"), 0u);
@@ -942,6 +948,42 @@ TEST(ResamplingMetrics, TheMethodRelabelsWithTheContextsOutcome) {
   EXPECT_GT(defined, 2u);
   // Records without an answer got one: more rollouts count.
   EXPECT_GE(relabelled.scores.at("num_rollouts")[0], recorded.scores.at("num_rollouts")[0]);
+}
+
+class NeverCalled : public rollout::RolloutProvider {
+ public:
+  std::string name() const override { return "never"; }
+  std::vector<rollout::Completion> complete(const rollout::CompletionRequest&) override {
+    ADD_FAILURE() << "the core method called the provider";
+    return {};
+  }
+};
+
+// The core's "resampling" knows every option (scoring and generation) but
+// generates only in anchors::anchors; its attributions record the scoring
+// options only.
+TEST(ResamplingMetrics, TheCoreMethodScoresAndNamesWhatGeneratingNeeds) {
+  const ValueMap defaults = make_method("resampling")->default_options();
+  for (const auto* name : {"similarity_threshold", "min_sentence_chars", "num_rollouts", "forced", "seed",
+                           "temperature", "top_p", "max_tokens", "batch"})
+    EXPECT_EQ(defaults.count(name), 1u) << name;
+  Context context;
+  context.similarity = std::make_shared<TableSimilarity>(toy_similarity);
+  context.provider = std::make_shared<NeverCalled>();
+  try {
+    make_method("resampling")->run(Trace{}, context);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("anchors::anchors"), std::string::npos) << e.what();
+  }
+  context.provider = nullptr;
+  EXPECT_THROW(make_method("resampling")->run(Trace{}, context), Error);  // neither rollouts nor a provider
+  testing::ScratchDir scratch("metrics");
+  const fs::path dir = write_problem(scratch.path(), hand_built());
+  const ResamplingMetrics m = compute(dir, false);
+  const Attribution a = resampling_attribution(trace_of(m), m, {{"num_rollouts", std::int64_t{7}}});
+  EXPECT_EQ(a.options.count("num_rollouts"), 0u);
+  EXPECT_EQ(a.options, resampling_scoring_options());
 }
 
 TEST(ResamplingMetrics, SeriesAndAttribution) {

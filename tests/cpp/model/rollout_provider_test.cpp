@@ -3,7 +3,8 @@
 // + OpenAIProvider over loopback give exactly LocalProvider's completions in
 // all three prompt modes (ids, text, chat), and survive a server that fails
 // and stalls requests; client errors are immediate; the concurrency bound
-// holds; what goes over the wire in each mode (a recording httplib server).
+// holds; what goes over the wire in each mode (a recording httplib server);
+// make_method("resampling") generates exactly what analyze_problem does.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -24,6 +25,9 @@
 #include "anchors/model/prompt.h"
 #include "anchors/model/sampler.h"
 #include "anchors/model/tokenizer.h"
+#include "anchors/methods/builtins.h"
+#include "anchors/methods/registry.h"
+#include "anchors/rollout/analyze.h"
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/openai_provider.h"
 #include "anchors/rollout/server.h"
@@ -741,6 +745,166 @@ TEST(OpenAIProviderTest, OptionsAreChecked) {
   OpenAIProvider p(OpenAIOptions{});
   EXPECT_THROW(p.complete(request({}, 1, 0)), Error);  // checked before any network
   EXPECT_EQ(p.stats().attempts, 0);
+}
+
+// ---- make_method("resampling") with a provider: the engine behind the registry
+
+// Needs no model: 1 for equal texts, 0 otherwise.
+class ExactSimilarity : public SentenceSimilarity {
+ public:
+  std::vector<double> similarities(const std::vector<std::pair<std::string, std::string>>& pairs) override {
+    std::vector<double> out;
+    for (const auto& [a, b] : pairs) out.push_back(a == b ? 1.0 : 0.0);
+    return out;
+  }
+};
+
+// Labels every text, so the tiny model's rollouts (which never box an
+// answer) give accuracies that vary by sentence.
+class LengthParity : public Outcome {
+ public:
+  std::string name() const override { return "length-parity"; }
+  std::optional<std::string> label(const std::string& text) const override {
+    return text.size() % 2 ? "5" : "4";
+  }
+};
+
+// Scores compared with NaN equal to NaN (Attribution's equality).
+Attribution scores_only(const Attribution& a) {
+  Attribution s;
+  s.scores = a.scores;
+  return s;
+}
+
+Problem tiny_problem() {
+  Problem p;
+  p.text = "What is 2 + 3?";
+  p.gt_answer = "5";
+  return p;
+}
+
+Trace tiny_trace() {
+  return base_trace_of(tiny_problem(), "",
+                       "I add 2 and 3 here. Then I check that it is five. So the answer is \\boxed{5}.", BoxedAnswer());
+}
+
+std::map<std::string, std::string> solutions_files(const std::string& root) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root))
+    if (e.path().filename() == "solutions.json")
+      files[std::filesystem::relative(e.path(), root).string()] = read_text_file(e.path().string());
+  return files;
+}
+
+TEST(ResamplingMethodTest, GeneratesWhatAnalyzeGeneratesAndScoresIt) {
+  register_builtins();
+  testing::ScratchDir by_method("method"), by_analyze("analyze");
+  const Trace trace = tiny_trace();
+  ASSERT_EQ(trace.sentences.size(), 3u);
+  Context context;
+  context.provider = local_provider();
+  context.tokenizer = tiny_tokenizer();
+  context.output_dir = by_method.path();
+  context.similarity = std::make_shared<ExactSimilarity>();
+  context.outcome = std::make_shared<LengthParity>();
+  context.options = {{"num_rollouts", std::int64_t{3}}, {"batch", std::int64_t{2}}, {"max_tokens", std::int64_t{6}},
+                     {"forced", true}, {"seed", std::int64_t{5}}, {"forced_max_tokens", std::int64_t{4}}};
+  std::size_t last_done = 0, last_total = 0;
+  context.progress = [&](std::size_t done, std::size_t total, const std::string& unit) {
+    EXPECT_EQ(unit, "rollouts");
+    last_done = done;
+    last_total = total;
+  };
+  const Attribution generated = make_method("resampling")->run(trace, context);
+  EXPECT_EQ(last_total, 2u * 3u * trace.sentences.size());
+  EXPECT_EQ(last_done, last_total);
+
+  // analyze_problem with the same base solution and options: the same files, the same attribution.
+  AnalyzeOptions options = analyze_options(context.options);
+  options.base_solution = trace.text;
+  options.outcome = context.outcome;
+  ExactSimilarity similarity;
+  const AnalyzeResult analyzed =
+      analyze_problem(*context.provider, *tiny_tokenizer(), tiny_problem(), by_analyze.path(), similarity, options);
+  EXPECT_EQ(analyzed.result.trace, trace);
+  const auto files = solutions_files(by_method.path());
+  EXPECT_EQ(files.size(), 2u * trace.sentences.size());
+  EXPECT_EQ(files, solutions_files(by_analyze.path()));
+  EXPECT_EQ(generated, analyzed.result.attribution("resampling"));
+  EXPECT_EQ(std::get<std::int64_t>(generated.metadata.at("num_rollouts")), 3);
+  EXPECT_EQ(std::get<std::string>(generated.metadata.at("outcome")), "length-parity");
+  const auto& accuracy = generated.score("accuracy");
+  EXPECT_TRUE(std::any_of(accuracy.begin(), accuracy.end(), [](double v) { return v > 0 && v < 1; }));
+  EXPECT_EQ(generated.options.count("num_rollouts"), 0u);  // generation settings are metadata, not scoring options
+
+  // Run again: nothing is missing, nothing is generated, the same scores.
+  EXPECT_EQ(make_method("resampling")->run(trace, context), generated);
+  EXPECT_EQ(files, solutions_files(by_method.path()));
+
+  // Scoring what is on disk (Context::rollouts) gives the same scores.
+  Context scoring;
+  scoring.rollouts = std::make_shared<const ProblemRollouts>(read_problem_rollouts(analyzed.problem_dir));
+  scoring.similarity = context.similarity;
+  EXPECT_EQ(scores_only(make_method("resampling")->run(trace, scoring)), scores_only(generated));
+}
+
+TEST(ResamplingMethodTest, OptionsAndBadInput) {
+  register_builtins();
+  // The registry's generation defaults are AnalyzeOptions' defaults.
+  const AnalyzeOptions d, o = analyze_options({});
+  EXPECT_EQ(o.num_rollouts, d.num_rollouts);
+  EXPECT_EQ(o.forced, d.forced);
+  EXPECT_EQ(o.seed, d.seed);
+  EXPECT_EQ(o.temperature, d.temperature);
+  EXPECT_EQ(o.top_p, d.top_p);
+  EXPECT_EQ(o.min_p, d.min_p);
+  EXPECT_EQ(o.repetition_penalty, d.repetition_penalty);
+  EXPECT_EQ(o.max_tokens, d.max_tokens);
+  EXPECT_EQ(o.max_positions, d.max_positions);
+  EXPECT_EQ(o.batch, d.batch);
+  EXPECT_EQ(o.forced_max_tokens, d.forced_max_tokens);
+  EXPECT_EQ(o.similarity_threshold, d.similarity_threshold);
+  EXPECT_THROW(analyze_options({{"num_rollouts", 3.0}}), Error);    // wrong type
+  EXPECT_THROW(analyze_options({{"num_rolouts", std::int64_t{3}}}), Error);  // unknown
+
+  testing::ScratchDir scratch("bad");
+  Context context;
+  context.provider = local_provider();
+  context.tokenizer = tiny_tokenizer();
+  context.output_dir = scratch.path();
+  context.similarity = std::make_shared<ExactSimilarity>();
+  context.options = {{"num_rollouts", std::int64_t{1}}, {"max_tokens", std::int64_t{2}}};
+  const auto method = make_method("resampling");
+  const auto fails_with = [&](const Trace& trace, const Context& c, const std::string& needle) {
+    try {
+      method->run(trace, c);
+      ADD_FAILURE() << "no error; expected " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  Trace anonymous = tiny_trace();
+  anonymous.metadata.erase("problem");
+  fails_with(anonymous, context, "names no problem");
+  Trace short_sentence = tiny_trace();
+  short_sentence.sentences[1].text = "Hm.";
+  short_sentence.sentences[1].chars.end = short_sentence.sentences[1].chars.begin + 3;
+  fails_with(short_sentence, context, "shorter than min_sentence_chars");
+  Context no_dir = context;
+  no_dir.output_dir.clear();
+  fails_with(tiny_trace(), no_dir, "output_dir");
+  Context no_tokenizer = context;
+  no_tokenizer.tokenizer = nullptr;
+  fails_with(tiny_trace(), no_tokenizer, "tokenizer");
+  std::atomic<bool> stop{true};
+  Context cancelled = context;
+  cancelled.cancel = &stop;
+  fails_with(tiny_trace(), cancelled, "cancelled");
+  // Another base solution of the same problem in the folder is not mixed in.
+  method->run(tiny_trace(), context);
+  Trace other = tiny_trace();
+  other = base_trace_of(tiny_problem(), "", "I add 3 and 2 this time. So the answer is \\boxed{5}.", BoxedAnswer());
+  fails_with(other, context, "another base solution");
 }
 
 }  // namespace
