@@ -84,19 +84,42 @@ int run_methods(const std::vector<std::string>& raw, std::istream&, std::ostream
   Args args(raw, {"json"}, {});
   args.expect_positionals(0, "no arguments");
   const auto infos = methods();
+  const auto needs_of = [](const MethodNeeds& n) {
+    std::vector<std::string> needs;
+    if (n.model) needs.push_back("model");
+    if (n.rollouts) needs.push_back("rollouts");
+    if (n.similarity) needs.push_back("similarity");
+    return needs;
+  };
+  const auto doc_of = [](const MethodInfo& m, const std::string& option) {
+    const auto it = m.option_docs.find(option);
+    return it == m.option_docs.end() ? std::string() : it->second;
+  };
   if (args.flag("json")) {
     json list = json::array();
     for (const auto& m : infos) {
-      json options = json::object();
-      for (const auto& [k, v] : m.default_options) options[k] = to_string(v);
-      list.push_back({{"name", m.name}, {"description", m.description}, {"options", options}});
+      json options = json::object(), docs = json::object();
+      for (const auto& [k, v] : m.default_options) {
+        options[k] = to_string(v);
+        docs[k] = doc_of(m, k);
+      }
+      list.push_back({{"name", m.name}, {"description", m.description}, {"options", options},
+                      {"option_docs", docs}, {"headline_scores", m.headline_scores}, {"needs", needs_of(m.needs)}});
     }
     out << list.dump(1) << "\n";
     return 0;
   }
   for (const auto& m : infos) {
     out << m.name << ": " << m.description << "\n";
-    for (const auto& [k, v] : m.default_options) out << "    " << k << " = " << to_string(v) << "\n";
+    std::string needs, headline;
+    for (const auto& n : needs_of(m.needs)) needs += (needs.empty() ? "" : ", ") + n;
+    if (!m.headline_scores.empty()) headline = m.headline_scores.front();
+    out << "  needs: " << (needs.empty() ? "nothing" : needs) << "; headline score: " << (headline.empty() ? "-" : headline)
+        << "\n";
+    for (const auto& [k, v] : m.default_options) {
+      const std::string doc = doc_of(m, k);
+      out << "    " << k << " = " << to_string(v) << (doc.empty() ? "" : "  (" + doc + ")") << "\n";
+    }
   }
   return 0;
 }
@@ -142,26 +165,10 @@ int run_show(const std::vector<std::string>& raw, std::istream&, std::ostream& o
   const long top = args.integer_or("top", 10), width = args.integer_or("width", 100);
   if (top < 0 || width < 10) throw UsageError("--top must be >= 0 and --width >= 10");
 
-  // Choose the score series: explicit, else the paper's headline metric, else the first.
-  const std::vector<std::string> preferred = {"counterfactual_importance_kl", "resampling_importance_kl",
-                                              "receiver_score", "suppression_effect", "fai"};
-  const Attribution* attribution = nullptr;
-  std::string score = args.option_or("score", "");
-  for (const auto& a : result.attributions) {
-    if (auto m = args.option("method"); m && a.method != *m) continue;
-    if (!score.empty()) {
-      if (a.scores.count(score)) { attribution = &a; break; }
-      continue;
-    }
-    for (const auto& name : preferred)
-      if (a.scores.count(name)) { attribution = &a; score = name; break; }
-    if (attribution) break;
-    if (!a.scores.empty()) { attribution = &a; score = a.scores.begin()->first; break; }
-  }
-  if (!attribution && (args.option("method") || args.option("score")))
-    throw Error(fmt::format("{}: no attribution{}{}", args.positionals()[0],
-                            args.option("method") ? " of method " + *args.option("method") : "",
-                            args.option("score") ? " with score " + *args.option("score") : ""));
+  // The series to show: explicit, else the method's headline (registry.h's choose_score).
+  const auto [method_name, score] =
+      choose_score(result, args.option_or("method", ""), args.option_or("score", ""));
+  const Attribution* attribution = method_name.empty() ? nullptr : &result.attribution(method_name);
 
   const auto meta = [&](const char* key) {
     auto it = trace.metadata.find(key);

@@ -29,15 +29,6 @@
 namespace anchors::cli {
 namespace {
 
-// The per-sentence series each method's summary ranks by.
-std::string headline_score(const std::string& method) {
-  if (method == "receiver_heads") return "receiver_score";
-  if (method == "attention_suppression") return "suppression_effect";
-  if (method == "attention_rhythm") return "fai";
-  if (method == "sentence_attention") return "attention_received";
-  return {};
-}
-
 std::string read_text_argument(const std::string& path, std::istream& in) {
   if (path == "-") return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   return read_text_file(path);
@@ -97,11 +88,14 @@ std::string usage_for(const std::string& command, const std::string& method) {
       "  --quiet          no progress on stderr\n\n";
   const auto describe = [&text](const MethodInfo& info) {
     text += fmt::format("{} options (defaults):\n", info.name);
-    for (const auto& [name, value] : info.default_options)
-      text += fmt::format("  --{:<18} {}\n", name, to_string(value).empty() ? "\"\"" : to_string(value));
+    for (const auto& [name, value] : info.default_options) {
+      const auto doc = info.option_docs.find(name);
+      text += fmt::format("  --{:<18} {:<8} {}\n", name, to_string(value).empty() ? "\"\"" : to_string(value),
+                          doc == info.option_docs.end() ? "" : doc->second);
+    }
   };
   for (const MethodInfo& info : methods()) {
-    if (headline_score(info.name).empty()) continue;
+    if (!info.needs.model) continue;
     if (method.empty() || info.name == method) describe(info);
   }
   return text;
@@ -122,7 +116,7 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
     raw.erase(raw.begin());
   }
   const auto instance = make_method(method);
-  if (headline_score(method).empty())
+  if (!instance->needs().model)
     throw UsageError(fmt::format("`anchors {}` runs the white-box methods; {} is not one of them", command, method));
   const ValueMap defaults = instance->default_options();
 
@@ -188,7 +182,7 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
   result.set_attribution(attribution);
   save_result(result, out_path);
 
-  const std::string score = headline_score(method);
+  const std::string score = choose_score(result, method).second;
   const std::vector<double>& values = attribution.score(score);
   std::vector<std::size_t> order;
   for (std::size_t i = 0; i < values.size(); ++i)

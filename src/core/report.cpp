@@ -12,6 +12,7 @@
 
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "anchors/methods/registry.h"
 #include "anchors/version.h"
 #include "json_fields.h"
 // kCss and kScript: the bytes of src/core/report/report.css and report.js,
@@ -78,40 +79,6 @@ std::string chip_html(const std::string& tag) {
   std::replace(pretty.begin(), pretty.end(), '_', ' ');
   return fmt::format("<span class=\"chip {}\" title=\"{}\">{}</span>", tag_class(tag), html_escape(pretty),
                      html_escape(tag_label(tag)));
-}
-
-// The series the page opens with (see ReportOptions::method / score).
-std::pair<std::string, std::string> initial_series(const AnalysisResult& result, const ReportOptions& options) {
-  static const std::vector<std::string> preferred = {
-      "counterfactual_importance_kl", "resampling_importance_kl", "counterfactual_importance_accuracy",
-      "receiver_score", "suppression_effect", "fai"};
-  const auto pick = [&](const Attribution& a) -> std::string {
-    for (const auto& name : preferred)
-      if (a.scores.count(name)) return name;
-    return a.scores.empty() ? std::string() : a.scores.begin()->first;
-  };
-  if (!options.method.empty() || !options.score.empty()) {
-    std::string available;
-    for (const auto& a : result.attributions) {
-      for (const auto& [name, values] : a.scores) available += (available.empty() ? "" : ", ") + a.method + "." + name;
-      if (!options.method.empty() && a.method != options.method) continue;
-      if (options.score.empty()) {
-        if (!a.scores.empty()) return {a.method, pick(a)};
-      } else if (a.scores.count(options.score)) {
-        return {a.method, options.score};
-      }
-    }
-    throw Error(fmt::format("report: the result has no score series{}{} (available: {})",
-                            options.method.empty() ? "" : " of method \"" + options.method + "\"",
-                            options.score.empty() ? "" : " named \"" + options.score + "\"",
-                            available.empty() ? "none" : available));
-  }
-  for (const auto& name : preferred)
-    for (const auto& a : result.attributions)
-      if (a.scores.count(name)) return {a.method, name};
-  for (const auto& a : result.attributions)
-    if (!a.scores.empty()) return {a.method, a.scores.begin()->first};
-  return {"", ""};
 }
 
 // {"i": {"total": n, "distinct": d, "items": [[text, count], ...]}}: the most
@@ -246,7 +213,7 @@ constexpr const char* kErrorCapture =
 
 std::string render_report_html(const AnalysisResult& result, const ReportOptions& options) {
   result.validate();
-  const auto initial = initial_series(result, options);
+  const auto initial = choose_score(result, options.method, options.score);
   std::string title = options.title;
   if (title.empty()) {
     const std::string id = metadata_value(result.trace, "problem_id");

@@ -29,6 +29,11 @@ Registry& registry() {
   return *instance;
 }
 
+MethodInfo info_of(const std::string& name, const AttributionMethod& method) {
+  return {name, method.description(), method.default_options(), method.option_docs(), method.headline_scores(),
+          method.needs()};
+}
+
 }  // namespace
 
 // The core version of builtins.h's function (anchors::anchors defines its own
@@ -52,11 +57,42 @@ std::vector<MethodInfo> methods() {
     snapshot = r.factories;
   }
   std::vector<MethodInfo> out;
-  for (const auto& [name, factory] : snapshot) {
-    auto method = factory();
-    out.push_back({name, method->description(), method->default_options()});
-  }
+  for (const auto& [name, factory] : snapshot) out.push_back(info_of(name, *factory()));
   return out;
+}
+
+MethodInfo method_info(const std::string& name) { return info_of(name, *make_method(name)); }
+
+std::pair<std::string, std::string> choose_score(const AnalysisResult& result, const std::string& method,
+                                                 const std::string& score) {
+  std::vector<const Attribution*> candidates;
+  for (const auto& a : result.attributions)
+    if (method.empty() || a.method == method) candidates.push_back(&a);
+  if (!score.empty()) {
+    for (const Attribution* a : candidates)
+      if (a->scores.count(score)) return {a->method, score};
+  } else {
+    // A method nobody registered (a result of another program) has no headline.
+    const auto headlines = [](const std::string& name) {
+      try {
+        return make_method(name)->headline_scores();
+      } catch (const Error&) {
+        return std::vector<std::string>{};
+      }
+    };
+    for (const Attribution* a : candidates)
+      for (const auto& name : headlines(a->method))
+        if (a->scores.count(name)) return {a->method, name};
+    for (const Attribution* a : candidates)
+      if (!a->scores.empty()) return {a->method, a->scores.begin()->first};
+    if (method.empty()) return {"", ""};
+  }
+  std::string available;
+  for (const auto& a : result.attributions)
+    for (const auto& [name, values] : a.scores) available += (available.empty() ? "" : ", ") + a.method + "." + name;
+  throw Error(fmt::format("the result has no score series{}{} (available: {})",
+                          method.empty() ? "" : " of method \"" + method + "\"",
+                          score.empty() ? "" : " named \"" + score + "\"", available.empty() ? "none" : available));
 }
 
 std::unique_ptr<AttributionMethod> make_method(const std::string& name) {

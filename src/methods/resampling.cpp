@@ -57,6 +57,31 @@ ValueMap resampling_generation_options() {
           {"forced_max_tokens", std::int64_t{32}}};
 }
 
+std::map<std::string, std::string> ResamplingMethod::option_docs() const {
+  return {
+      {"similarity_threshold", "a resampled sentence is 'different' when its cosine to the removed one is below this"},
+      {"kl_alpha", "additive smoothing of the answer distributions in the KL importances"},
+      {"min_sentence_chars", "chunks shorter than this (code points) are not analysed (the reference drops them)"},
+      {"compat", "reproduce the authors' code where its choices are arbitrary (docs/resampling-metrics.md)"},
+      {"correctness", "\"recorded\": the rollouts' is_correct; \"recomputed\": compare answers with gt_answer"},
+      {"compute_matrix", "also the S×S sentence-to-sentence counterfactual matrix"},
+      {"num_rollouts", "generation: rollouts per sentence (and per sentence for the forced ones)"},
+      {"forced", "generation: also the forced-answer rollouts (forced importance)"},
+      {"seed", "generation: batch seeds derive from (seed, sentence, forced, batch): re-runs resume exactly"},
+      {"temperature", "generation: sampling temperature"},
+      {"top_p", "generation: nucleus sampling mass, in (0, 1]"},
+      {"min_p", "generation: min-p sampling (0 = off)"},
+      {"repetition_penalty", "generation: repetition penalty (1 = off)"},
+      {"max_tokens", "generation: new tokens per rollout (capped by max_positions)"},
+      {"max_positions", "generation: the model's context length, prompt + completion (0 = no cap)"},
+      {"batch", "generation: samples per provider request"},
+      {"forced_max_tokens", "generation: new tokens of a forced-answer rollout (after the stub)"}};
+}
+
+std::vector<std::string> ResamplingMethod::headline_scores() const {
+  return {"counterfactual_importance_kl", "resampling_importance_kl", "counterfactual_importance_accuracy"};
+}
+
 ValueMap ResamplingMethod::default_options() const {
   ValueMap all = resampling_scoring_options();
   all.merge(resampling_generation_options());

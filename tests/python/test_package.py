@@ -2,6 +2,8 @@ import re
 import subprocess
 import sys
 
+import numpy
+import pytest
 import torch  # noqa: F401  (the package must work in a process that imported torch first)
 
 import thought_anchors as ta
@@ -37,6 +39,40 @@ def test_registry_lists_resampling():
     info = next(m for m in ta.methods() if m.name == "resampling")
     assert info.default_options["similarity_threshold"] == 0.8
     assert info.description
+
+
+def test_methods_own_their_options_headline_and_needs():
+    """Each method states its option docs, headline score and needs; the Python objects take their keyword
+    arguments from the registry and check them when made, not at .run()."""
+    for info in ta.methods():
+        assert sorted(info.option_docs) == sorted(info.default_options), info.name
+        assert info.headline_scores and info.needs, info.name
+    assert ta.method_info("resampling").needs == ["rollouts", "similarity"]
+    assert ta.method_info("receiver_heads").needs == ["model"]
+    assert ta.method_info("attention_rhythm").headline_scores == ["fai"]
+    assert ta.Resampling.default_options() == dict(ta.method_info("resampling").default_options)
+    with pytest.raises(ta.Error, match="unknown option.*num_rolouts"):
+        ta.ReceiverHeads(num_rolouts=3)
+    with pytest.raises(ta.Error, match="top_k expects an integer"):
+        ta.ReceiverHeads(top_k="5")
+    with pytest.raises(ta.Error, match="exclude_layer0 expects a boolean"):
+        ta.ReceiverHeads(exclude_layer0=1)
+    assert ta.ReceiverHeads(top_k=numpy.int64(5), heads=[(1, 2)]).options == {"top_k": 5, "heads": "1:2"}
+    assert ta.AttentionSuppression(temperature=1).options == {"temperature": 1.0}
+
+
+def test_one_rule_picks_the_series_to_show():
+    trace = ta.Trace.from_text("One sentence here. Another one there.")
+    result = ta.AnalysisResult(trace, [ta.Attribution("other", scores={"b": [1.0, 2.0], "a": [0.0, 1.0]}),
+                                       ta.Attribution("receiver_heads", scores={"x": [1.0, 2.0],
+                                                                                "receiver_score": [3.0, 1.0]})])
+    assert ta.choose_score(result) == ("receiver_heads", "receiver_score")
+    assert ta.choose_score(result, "other") == ("other", "a")
+    assert ta.choose_score(result, score="x") == ("receiver_heads", "x")
+    with pytest.raises(ta.Error, match="available: other.a, other.b"):
+        ta.choose_score(result, score="nope")
+    assert ta.choose_score(ta.AnalysisResult(trace, [])) == ("", "")
+    assert "receiver_score" in result._repr_html_()
 
 
 def test_python_m_entry_point():

@@ -56,6 +56,8 @@ from ._C import (  # noqa: F401
     kl_divergence,
     kl_divergence_binary,
     load_result,
+    choose_score,
+    method_info,
     methods,
     next_token_distribution,
     normalize_answer,

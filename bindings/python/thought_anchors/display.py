@@ -17,35 +17,12 @@ from typing import Optional, Tuple
 
 from . import _C
 
-# Scores tried, in order, when the caller names none: the paper's headline metric first.
-PREFERRED_SCORES = (
-    "counterfactual_importance_kl",
-    "resampling_importance_kl",
-    "counterfactual_importance_accuracy",
-    "receiver_score",
-    "suppression_effect",
-    "fai",
-)
-
-
 def _pick_score(result, method: Optional[str], score: Optional[str]) -> Tuple[str, str]:
-    """Resolve (method, score) names, defaulting to the most informative available series."""
-    attributions = [result.attribution(method)] if method else list(result.attributions)
-    if not attributions:
-        raise _C.Error("result has no attributions to display")
-    if score:
-        for a in attributions:
-            if score in a.scores:
-                return a.method, score
-        raise _C.Error(f"no attribution has a score named {score!r}")
-    for name in PREFERRED_SCORES:
-        for a in attributions:
-            if name in a.scores:
-                return a.method, name
-    for a in attributions:
-        if a.scores:
-            return a.method, sorted(a.scores)[0]
-    raise _C.Error("result has no per-sentence scores")
+    """(method, score) to show: the caller's, else the method's headline (the C++ choose_score rule)."""
+    method, score = _C.choose_score(result, method or "", score or "")
+    if not method:
+        raise _C.Error("result has no per-sentence scores")
+    return method, score
 
 
 def _finite(values):

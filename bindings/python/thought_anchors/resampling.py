@@ -24,7 +24,7 @@ from typing import Optional, Tuple, Union
 
 from . import _C
 from .outcomes import as_outcome
-from .white_box import _progress_printer
+from .white_box import _progress_printer, checked_options
 
 
 def default_embedder():
@@ -132,17 +132,18 @@ class Resampling:
     out_dir: where the rollouts and reference-schema files go (math-rollouts layout; a run with the
     same folder resumes); default: a temporary folder removed after the run.
     outcome: what a rollout ended in (default \\boxed{} answers; see ta.analyze).
-    Other options as in ta.analyze; the scores are those of the "resampling" attribution
-    (resampling / counterfactual / forced importance, accuracy and KL, the S×S counterfactual matrix).
+    options: the "resampling" method's options, checked here (ta.Resampling.default_options(), and
+    ta.method_info("resampling").option_docs for what each means): generation (forced, seed,
+    temperature, top_p, min_p, repetition_penalty, max_tokens, max_positions, batch, forced_max_tokens)
+    and scoring (similarity_threshold, kl_alpha, min_sentence_chars, compat, correctness,
+    compute_matrix). The scores are those of the "resampling" attribution (resampling /
+    counterfactual / forced importance, accuracy, KL and log-odds, the S×S counterfactual matrix).
     """
 
     name = "resampling"
 
-    def __init__(self, num_rollouts: int = 100, provider=None, *, tokenizer=None, forced: bool = False,
-                 seed: int = 0, temperature: float = 0.6, top_p: float = 0.95, min_p: float = 0.0,
-                 repetition_penalty: float = 1.0, max_tokens: int = 16384, batch: int = 25, similarity=None,
-                 similarity_threshold: float = 0.8,
-                 out_dir: Optional[str] = None, outcome=None):
+    def __init__(self, num_rollouts: int = 100, provider=None, *, tokenizer=None, similarity=None,
+                 out_dir: Optional[str] = None, outcome=None, **options):
         if provider is None:
             raise _C.Error("Resampling needs provider=: a ta.Model, ta.LocalProvider(model), "
                            "ta.OpenAIProvider(url, model=...) or a server URL")
@@ -151,18 +152,16 @@ class Resampling:
         self.similarity = similarity
         self.out_dir = out_dir
         self.outcome = as_outcome(outcome, "Resampling")
-        self.options = dict(num_rollouts=int(num_rollouts), forced=bool(forced), seed=int(seed),
-                            temperature=float(temperature), top_p=float(top_p), min_p=float(min_p),
-                            repetition_penalty=float(repetition_penalty), max_tokens=int(max_tokens),
-                            max_positions=int(self.max_positions), batch=int(batch),
-                            similarity_threshold=float(similarity_threshold))
+        # The method's own options (ta.method_info("resampling")), checked now.
+        if self.max_positions and "max_positions" not in options:
+            options["max_positions"] = self.max_positions
+        self.options = checked_options(self.name, dict(options, num_rollouts=num_rollouts))
 
-    def default_options(self) -> dict:
-        """The "resampling" method's options and their defaults (the registry's)."""
-        for info in _C.methods():
-            if info.name == self.name:
-                return dict(info.default_options)
-        raise _C.Error(f"method {self.name} is not registered")  # pragma: no cover
+    @classmethod
+    def default_options(cls) -> dict:
+        """The "resampling" method's options and their defaults (ta.method_info("resampling").option_docs
+        says what each means)."""
+        return dict(_C.method_info(cls.name).default_options)
 
     def run(self, trace, *, problem: Optional[str] = None, gt_answer: Optional[str] = None, progress=None,
             into=None):

@@ -14,6 +14,7 @@ or adds the attribution to ``into=`` an existing result. The input ids are
 
 from __future__ import annotations
 
+import numbers
 import sys
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -28,32 +29,51 @@ def _progress_printer(name: str) -> Callable[[int, int, str], None]:
     return report
 
 
+_KINDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+
+
+def checked_options(method: str, options: dict) -> dict:
+    """`options` of the registered `method`, checked now rather than at .run(): unknown names and values
+    of the wrong type are a ta.Error naming the option and what it expects (the registry's defaults say
+    which names and types there are; ta.method_info(method).option_docs what each means)."""
+    info = _C.method_info(method)
+    defaults = dict(info.default_options)
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise _C.Error(f"{method}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}")
+    checked = {}
+    for key, value in options.items():
+        default = defaults[key]
+        if key in ("layers", "heads") and isinstance(default, str) and not isinstance(value, str):
+            value = _list_option(key, value)
+        # Any integer (numpy's too) where an integer or a float is wanted (temperature=1), any real where a
+        # float is; a bool is neither here.
+        is_bool = type(value).__name__ in ("bool", "bool_")
+        if isinstance(default, float) and isinstance(value, numbers.Real) and not is_bool:
+            value = float(value)
+        elif isinstance(default, int) and not isinstance(default, bool) and isinstance(value, numbers.Integral) \
+                and not is_bool:
+            value = int(value)
+        elif isinstance(default, bool) and is_bool:
+            value = bool(value)
+        if default is not None and type(value) is not type(default):
+            raise _C.Error(f"{method}: option {key} expects {_KINDS.get(type(default), type(default).__name__)} "
+                           f"like {default!r}, got {value!r} ({info.option_docs.get(key, '')})")
+        checked[key] = value
+    return checked
+
+
 class _WhiteBoxMethod:
     """Options are checked against the registry's defaults when the object is made."""
 
     name = ""
 
     def __init__(self, **options):
-        defaults = self.default_options()
-        unknown = sorted(set(options) - set(defaults))
-        if unknown:
-            raise _C.Error(f"{self.name}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}")
-        self.options = {}
-        for key, value in options.items():
-            default = defaults[key]
-            # Python ints are fine where the method wants a float (temperature=1).
-            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if key in ("layers", "heads") and not isinstance(value, str):
-                value = _list_option(key, value)
-            self.options[key] = value
+        self.options = checked_options(self.name, options)
 
     @classmethod
     def default_options(cls) -> dict:
-        for info in _C.methods():
-            if info.name == cls.name:
-                return dict(info.default_options)
-        raise _C.Error(f"method {cls.name} is not registered")
+        return dict(_C.method_info(cls.name).default_options)
 
     def run(
         self,

@@ -4,8 +4,10 @@
 // methods need and nothing more.
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "anchors/core/attribution.h"
 #include "anchors/core/trace.h"
@@ -62,6 +64,14 @@ struct Context {
   bool cancelled() const { return cancel != nullptr && cancel->load(); }
 };
 
+// What a method's run() needs in its Context (tools check it, list it, and
+// decide which inputs to ask for).
+struct MethodNeeds {
+  bool model = false;       // Context::model (the white-box methods)
+  bool rollouts = false;    // Context::rollouts, or Context::provider (+ tokenizer, output_dir) to make them
+  bool similarity = false;  // Context::similarity
+};
+
 class AttributionMethod {
  public:
   virtual ~AttributionMethod() = default;
@@ -69,6 +79,14 @@ class AttributionMethod {
   virtual std::string description() const = 0;
   // The options this method understands, with their defaults.
   virtual ValueMap default_options() const = 0;
+  // One line per option of default_options(): what it means (the CLI's help
+  // and Python's docs print them; registry_test checks that none is missing).
+  virtual std::map<std::string, std::string> option_docs() const { return {}; }
+  // The per-sentence series a summary shows and ranks by, best first: an
+  // attribution's headline is the first of these it has (choose_score in
+  // registry.h). Empty: the method has no per-sentence headline.
+  virtual std::vector<std::string> headline_scores() const { return {}; }
+  virtual MethodNeeds needs() const { return {}; }
   virtual Attribution run(const Trace& trace, const Context& context) const = 0;
 };
 

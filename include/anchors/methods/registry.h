@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "anchors/methods/builtins.h"
@@ -19,6 +20,9 @@ struct MethodInfo {
   std::string name;
   std::string description;
   ValueMap default_options;
+  std::map<std::string, std::string> option_docs;  // AttributionMethod::option_docs()
+  std::vector<std::string> headline_scores;        // AttributionMethod::headline_scores()
+  MethodNeeds needs;
 };
 
 // Registers (or replaces) a method. Thread-safe.
@@ -30,6 +34,20 @@ std::vector<MethodInfo> methods();
 
 // A new instance of the named method; anchors::Error listing the names otherwise.
 std::unique_ptr<AttributionMethod> make_method(const std::string& name);
+
+// The registered method's information; anchors::Error listing the names otherwise.
+MethodInfo method_info(const std::string& name);
+
+// Which series of `result` to show: `score` (in an attribution of `method`
+// when that is given too), else the headline of the first attribution (of
+// `method`) whose registered method names one it has, else the first series
+// (by name) of the first attribution (of `method`) that has any. Returns
+// {method, score}; {"", ""} when nothing is asked and the result has no
+// series. anchors::Error listing the available "method.score" names when the
+// method or score asked for is not there. One rule for `anchors show`,
+// `anchors report`, the white-box commands and the notebook display.
+std::pair<std::string, std::string> choose_score(const AnalysisResult& result, const std::string& method = {},
+                                                 const std::string& score = {});
 
 // Fills unspecified options with the method's defaults; an option the method
 // does not know, or one whose type differs from the default's, is an anchors::Error.

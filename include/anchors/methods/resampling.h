@@ -41,6 +41,11 @@ class ResamplingMethod : public AttributionMethod {
   std::string description() const override;
   // resampling_scoring_options() and resampling_generation_options().
   ValueMap default_options() const override;
+  std::map<std::string, std::string> option_docs() const override;
+  // counterfactual_importance_kl (the paper's headline), then
+  // resampling_importance_kl, counterfactual_importance_accuracy.
+  std::vector<std::string> headline_scores() const override;
+  MethodNeeds needs() const override { return {/*model=*/false, /*rollouts=*/true, /*similarity=*/true}; }
   // With context.rollouts: scores them; the trace's sentences must be the
   // rollouts' analysed sentences (see trace_from_rollouts). With
   // context.outcome, the rollouts are re-labelled with it first (metadata

@@ -40,6 +40,9 @@ class SentenceAttentionMethod : public AttributionMethod {
   std::string description() const override;
   // layers ("" = every layer, else "0,3,5"), proximity_ignore.
   ValueMap default_options() const override;
+  std::map<std::string, std::string> option_docs() const override;
+  std::vector<std::string> headline_scores() const override { return {"attention_received"}; }
+  MethodNeeds needs() const override { return {/*model=*/true}; }
   // matrices: "sentence_attention" (S×S mean over the layers and heads of the block means);
   // scores: "attention_received" (vertical score of that mean matrix).
   Attribution run(const Trace& trace, const Context& context) const override;
@@ -51,6 +54,9 @@ class ReceiverHeadsMethod : public AttributionMethod {
   std::string description() const override;
   // top_k, proximity_ignore, exclude_layer0, heads ("" = top-k by kurtosis, else "layer:head,...").
   ValueMap default_options() const override;
+  std::map<std::string, std::string> option_docs() const override;
+  std::vector<std::string> headline_scores() const override { return {"receiver_score"}; }
+  MethodNeeds needs() const override { return {/*model=*/true}; }
   // scores: "receiver_score"; matrices: "head_kurtosis" (L×H), "receiver_vertical"
   // (one row per receiver head, S columns); metadata: "receiver_heads" ("l:h,...").
   Attribution run(const Trace& trace, const Context& context) const override;
@@ -62,6 +68,9 @@ class AttentionSuppressionMethod : public AttributionMethod {
   std::string description() const override;
   // temperature, top_p, max_kept, batch_lanes, reuse_prefix.
   ValueMap default_options() const override;
+  std::map<std::string, std::string> option_docs() const override;
+  std::vector<std::string> headline_scores() const override { return {"suppression_effect"}; }
+  MethodNeeds needs() const override { return {/*model=*/true}; }
   // matrices: "suppression_raw" (S[j,i], every entry), "suppression" (NaN for j <= i,
   // rows centred); scores: "suppression_effect" (mean over j > i of the raw
   // matrix: how much suppressing i moves every later sentence's predictions),
@@ -75,6 +84,9 @@ class AttentionRhythmMethod : public AttributionMethod {
   std::string description() const override;
   // waad_window, fai_near, fai_far, local_fraction, global_fraction, layers, top_fraction, gamma.
   ValueMap default_options() const override;
+  std::map<std::string, std::string> option_docs() const override;
+  std::vector<std::string> headline_scores() const override { return {"fai"}; }
+  MethodNeeds needs() const override { return {/*model=*/true}; }
   // scores (means over each sentence's tokens): "waad", "fai", "gamma",
   // "preplan_fraction", "anchor_fraction"; matrices: "head_span" (analysed layers × H),
   // "token_waad", "token_fai", "token_gamma" (1×T, the response tokens' per-token values,

@@ -157,6 +157,11 @@ std::string SentenceAttentionMethod::description() const {
          "no T×T matrix), averaged over the layers and heads";
 }
 
+std::map<std::string, std::string> SentenceAttentionMethod::option_docs() const {
+  return {{"layers", "layers averaged: \"\" = every layer, else a list like \"0,3,5\""},
+          {"proximity_ignore", "attention_received of sentence j averages the rows i >= j + proximity_ignore"}};
+}
+
 ValueMap SentenceAttentionMethod::default_options() const {
   return {{"layers", std::string()}, {"proximity_ignore", std::int64_t{4}}};
 }
@@ -185,6 +190,13 @@ Attribution SentenceAttentionMethod::run(const Trace& trace, const Context& cont
 std::string ReceiverHeadsMethod::description() const {
   return "white-box: receiver heads (top-k heads by kurtosis of their vertical attention scores) and each "
          "sentence's mean vertical score over them";
+}
+
+std::map<std::string, std::string> ReceiverHeadsMethod::option_docs() const {
+  return {{"top_k", "receiver heads selected by the kurtosis of their vertical scores (>= 1)"},
+          {"proximity_ignore", "vertical scores ignore the proximity_ignore sentences nearest the diagonal"},
+          {"exclude_layer0", "layer 0 is never selected by kurtosis"},
+          {"heads", "use these receiver heads instead of the top-k: \"layer:head,...\" (\"\" = select by kurtosis)"}};
 }
 
 ValueMap ReceiverHeadsMethod::default_options() const {
@@ -235,6 +247,14 @@ Attribution ReceiverHeadsMethod::run(const Trace& trace, const Context& context)
 std::string AttentionSuppressionMethod::description() const {
   return "white-box: S×S matrix of log KL between the next-token distributions with and without each sentence's "
          "keys suppressed in every layer and head (batched lanes, base prefix reused)";
+}
+
+std::map<std::string, std::string> AttentionSuppressionMethod::option_docs() const {
+  return {{"temperature", "softmax temperature of both next-token distributions (> 0)"},
+          {"top_p", "each side keeps its smallest token set reaching top_p, in (0, 1]"},
+          {"max_kept", "... of at most max_kept tokens (>= 1)"},
+          {"batch_lanes", "suppressed sentences run together as batch lanes (>= 1; memory vs speed)"},
+          {"reuse_prefix", "run only the suffix from each group's earliest sentence on the base KV cache (exact)"}};
 }
 
 ValueMap AttentionSuppressionMethod::default_options() const {
@@ -294,6 +314,17 @@ Attribution AttentionSuppressionMethod::run(const Trace& trace, const Context& c
 std::string AttentionRhythmMethod::description() const {
   return "white-box: preplan-and-anchor rhythm — WAAD of local heads and FAI of global heads per token, preplan "
          "and anchor tokens and their γ credit weights, averaged per sentence";
+}
+
+std::map<std::string, std::string> AttentionRhythmMethod::option_docs() const {
+  return {{"waad_window", "WAAD window W in tokens (>= 1)"},
+          {"fai_near", "FAI averages attention received from tokens s + fai_near ... s + fai_far"},
+          {"fai_far", "see fai_near (fai_near <= fai_far)"},
+          {"local_fraction", "bottom fraction of heads by attention span that make WAAD, in (0, 1]"},
+          {"global_fraction", "top fraction of heads by attention span that make FAI, in (0, 1]"},
+          {"layers", "layers analysed: \"\" = the middle third, else a list like \"8,9,10\""},
+          {"top_fraction", "fraction of response tokens marked preplan / anchor, in (0, 1]"},
+          {"gamma", "credit weight of preplan / anchor tokens (finite)"}};
 }
 
 ValueMap AttentionRhythmMethod::default_options() const {

@@ -15,6 +15,7 @@ class LengthMethod : public AttributionMethod {
   std::string name() const override { return "test_length"; }
   std::string description() const override { return "sentence length in bytes"; }
   ValueMap default_options() const override { return {{"scale", 1.0}, {"tag", std::string("x")}}; }
+  std::vector<std::string> headline_scores() const override { return {"length"}; }
   Attribution run(const Trace& trace, const Context& context) const override {
     const ValueMap o = resolve_options(*this, context.options);
     Attribution a;
@@ -60,6 +61,42 @@ TEST(Registry, UnknownNamesAndOptionsAreErrors) {
   EXPECT_THROW(resolve_options(m, {{"scale", std::string("big")}}), Error);
   EXPECT_THROW(register_method("", [] { return std::make_unique<LengthMethod>(); }), Error);
   EXPECT_THROW(register_method("x", nullptr), Error);
+}
+
+Attribution with_series(const std::string& method, std::vector<std::string> names) {
+  Attribution a;
+  a.method = method;
+  for (const auto& n : names) a.scores[n] = {1.0, 2.0};
+  return a;
+}
+
+// One rule picks the series `anchors show`, `anchors report`, the white-box
+// commands and the notebook display open with.
+TEST(Registry, ChooseScoreTakesTheAskedThenTheHeadlineThenTheFirstSeries) {
+  register_method("test_length", [] { return std::make_unique<LengthMethod>(); });
+  AnalysisResult result;
+  EXPECT_EQ(choose_score(result), std::make_pair(std::string(), std::string()));  // nothing to show
+  EXPECT_THROW(choose_score(result, "resampling"), Error);
+  result.attributions = {with_series("unregistered", {"zeta", "alpha"}),
+                         with_series("resampling", {"accuracy", "resampling_importance_kl"}),
+                         with_series("test_length", {"length", "aaa"})};
+  // The first attribution whose method names a headline it has: resampling's
+  // second choice (its first, counterfactual_importance_kl, is absent).
+  EXPECT_EQ(choose_score(result), std::make_pair(std::string("resampling"), std::string("resampling_importance_kl")));
+  EXPECT_EQ(choose_score(result, "test_length"), std::make_pair(std::string("test_length"), std::string("length")));
+  // A method without a (known) headline: its first series by name.
+  EXPECT_EQ(choose_score(result, "unregistered"), std::make_pair(std::string("unregistered"), std::string("alpha")));
+  EXPECT_EQ(choose_score(result, "", "aaa"), std::make_pair(std::string("test_length"), std::string("aaa")));
+  try {
+    choose_score(result, "resampling", "aaa");
+    FAIL();
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("test_length.aaa"), std::string::npos) << message;  // lists what there is
+    EXPECT_NE(message.find("\"resampling\""), std::string::npos) << message;
+  }
+  EXPECT_EQ(method_info("test_length").headline_scores, std::vector<std::string>{"length"});
+  EXPECT_THROW(method_info("no_such_method"), Error);
 }
 
 }  // namespace

@@ -26,5 +26,25 @@ TEST(Builtins, TorchProgramsGetTheWhiteBoxMethodsToo) {
   EXPECT_EQ(make_method("receiver_heads")->name(), "receiver_heads");
 }
 
+// Each built-in states what it needs, its headline score and a line for every option.
+TEST(Builtins, EveryMethodDocumentsEveryOptionAndNamesItsNeedsAndHeadline) {
+  register_builtins();
+  for (const MethodInfo& m : methods()) {
+    if (m.name.rfind("test_", 0) == 0) continue;
+    EXPECT_FALSE(m.headline_scores.empty()) << m.name;
+    EXPECT_TRUE(m.needs.model || m.needs.rollouts) << m.name;
+    std::vector<std::string> options, documented;
+    for (const auto& [name, value] : m.default_options) options.push_back(name);
+    for (const auto& [name, doc] : m.option_docs) {
+      documented.push_back(name);
+      EXPECT_FALSE(doc.empty()) << m.name << "." << name;
+    }
+    EXPECT_EQ(options, documented) << m.name;
+  }
+  EXPECT_TRUE(method_info("resampling").needs.similarity);
+  EXPECT_TRUE(method_info("attention_rhythm").needs.model);
+  EXPECT_EQ(method_info("attention_rhythm").headline_scores.front(), "fai");
+}
+
 }  // namespace
 }  // namespace anchors
