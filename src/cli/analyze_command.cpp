@@ -25,6 +25,7 @@
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/openai_provider.h"
 #include "cli_args.h"
+#include "progress_line.h"
 
 namespace anchors::cli {
 namespace {
@@ -128,14 +129,6 @@ Problem read_problem_file(const std::string& path) {
   p.type = field("type", false);
   p.nickname = field("nickname", false);
   return p;
-}
-
-std::string duration_text(double seconds, bool known) {
-  if (!known || !std::isfinite(seconds) || seconds < 0) return "?";
-  const auto s = static_cast<long long>(std::llround(seconds));
-  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
-  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
-  return fmt::format("{}s", s);
 }
 
 long positive(const Args& args, const char* name, long fallback) {
@@ -242,27 +235,18 @@ int run_analyze(const std::vector<std::string>& raw, std::istream&, std::ostream
     provider = std::make_unique<rollout::LocalProvider>(model);
   }
 
-  const bool quiet = args.flag("quiet");
-  bool progress_shown = false;
-  options.progress = [&](const rollout::AnalyzeProgress& p) {
-    if (quiet) return;
-    err << fmt::format("\rsentence {}/{}, {} rollouts, {:.1f} rollouts/s, eta {}{}   ",
-                       std::min(p.sentences_done + 1, p.sentences_total), p.sentences_total, p.rollouts_done,
-                       p.rollouts_per_second, duration_text(p.eta_seconds, p.rollouts_per_second > 0 || p.rollouts_done == p.rollouts_total),
-                       p.failed > 0 ? fmt::format(", {} failed", p.failed) : std::string())
-        << std::flush;
-    progress_shown = true;
-  };
+  ProgressLine line(err, "analyze", args.flag("quiet"));
+  options.control.progress = std::ref(line);
   CancelSignals signals;
-  options.cancel = &g_cancel;
+  options.control.cancel = &g_cancel;
   rollout::AnalyzeResult done;
   try {
     done = rollout::analyze_problem(*provider, *tokenizer, problem, *out_root, similarity, options);
   } catch (...) {
-    if (progress_shown) err << "\n";
+    line.finish();
     throw;
   }
-  if (progress_shown) err << "\n";
+  line.finish();
 
   out << fmt::format("analyze: {} sentences, {} rollouts each{}; base solution {}{}\n", done.metrics.sentences.size(),
                      options.num_rollouts, options.forced ? " (and forced)" : "",

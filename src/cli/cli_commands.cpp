@@ -27,6 +27,7 @@
 #include "anchors/methods/registry.h"
 #include "../core/json_fields.h"
 #include "cli_args.h"
+#include "progress_line.h"
 
 namespace anchors::cli {
 namespace {
@@ -353,11 +354,10 @@ int run_metrics(const std::vector<std::string>& raw, std::istream&, std::ostream
       {"compute_matrix", !args.flag("no-matrix")}};
   ResamplingMetricsOptions options = resampling_metrics_options(method_options);
   options.outcome = outcome;
-  const bool quiet = args.flag("quiet");
-  options.progress = [&](std::size_t done, std::size_t total) {
-    if (!quiet) err << fmt::format("\r[metrics] {}/{} steps", done, total) << (done == total ? "\n" : "") << std::flush;
-  };
+  ProgressLine line(err, "metrics", args.flag("quiet"));
+  options.control.progress = std::ref(line);
   const ResamplingMetrics metrics = compute_resampling_metrics(*rollouts, *similarity, options);
+  line.finish();
 
   AnalysisResult result;
   result.trace = trace_from_rollouts(*rollouts, options.min_sentence_chars);

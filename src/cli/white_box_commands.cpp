@@ -25,6 +25,7 @@
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/prompt.h"
 #include "cli_args.h"
+#include "progress_line.h"
 
 namespace anchors::cli {
 namespace {
@@ -168,16 +169,10 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
   Context context;
   context.model = model::CausalLM::load(*model_dir, load);
   context.options = given;
-  const bool quiet = args.flag("quiet");
-  const auto started = std::chrono::steady_clock::now();
-  context.progress = [&](std::size_t done, std::size_t total, const std::string& what) {
-    if (quiet) return;
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    const double eta = done > 0 ? seconds / static_cast<double>(done) * static_cast<double>(total - done) : 0.0;
-    err << fmt::format("\r{}: {}/{} {} ({:.1f}s, eta {:.1f}s)", method, done, total, what, seconds, eta)
-        << (done == total ? "\n" : "") << std::flush;
-  };
+  ProgressLine line(err, method, args.flag("quiet"));
+  context.control.progress = std::ref(line);
   Attribution attribution = instance->run(result.trace, context);
+  line.finish();
   attribution.metadata["model"] = *model_dir;
   result.set_attribution(attribution);
   save_result(result, out_path);

@@ -335,7 +335,7 @@ class MetricsComputation {
     ResamplingMetrics out;
     out.problem_id = rollouts_.problem_id;
     out.options = options_;
-    out.options.progress = nullptr;  // its captures need not outlive this call
+    out.options.control = {};  // its captures need not outlive this call
     const std::size_t count = analysed_.size();
     total_work_ = count + (options_.compute_matrix ? count : 0);
     out.sentences.reserve(count);
@@ -354,7 +354,8 @@ class MetricsComputation {
 
   void report() {
     ++done_;
-    if (options_.progress) options_.progress(done_, total_work_);
+    options_.control.report(done_, total_work_, "steps");
+    options_.control.check("resampling metrics");
   }
 
   // The next analysed position after p whose file satisfies `has_data`.

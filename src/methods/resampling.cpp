@@ -138,10 +138,7 @@ Attribution ResamplingMethod::run(const Trace& trace, const Context& context) co
   if (!context.rollouts)
     throw Error("resampling: the context has neither rollouts (read_problem_rollouts) nor a provider to generate them");
   ResamplingMetricsOptions options = resampling_metrics_options(context.options);
-  options.progress = [&](std::size_t done, std::size_t total) {
-    if (context.cancelled()) throw Error("resampling: cancelled");
-    if (context.progress) context.progress(done, total, "steps");
-  };
+  options.control = context.control;
   if (!context.outcome) {
     const ResamplingMetrics metrics = compute_resampling_metrics(*context.rollouts, *context.similarity, options);
     return resampling_attribution(trace, metrics, context.options);

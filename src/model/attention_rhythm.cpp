@@ -70,7 +70,7 @@ torch::Tensor top_positions(const torch::Tensor& values, std::int64_t begin, dou
 }  // namespace
 
 AttentionRhythm attention_rhythm(const CausalLM& model, const std::vector<std::int64_t>& token_ids,
-                                 const AttentionRhythmOptions& options) {
+                                 const AttentionRhythmOptions& options, const RunControl& control) {
   const char* what = "attention_rhythm";
   const ModelConfig& config = model.config();
   const std::int64_t T = static_cast<std::int64_t>(token_ids.size());
@@ -111,6 +111,8 @@ AttentionRhythm attention_rhythm(const CausalLM& model, const std::vector<std::i
   band.span_first_slot = options.response_begin;
   const auto on_attention = [&](std::int64_t layer, const torch::Tensor& queries, const torch::Tensor& keys,
                                 const torch::Tensor& /*values*/) {
+    control.check(what);
+    control.report(static_cast<std::size_t>(layer + 1), static_cast<std::size_t>(config.num_hidden_layers), "layers");
     const auto it = std::find(out.layers.begin(), out.layers.end(), layer);
     if (it == out.layers.end()) return;
     const std::int64_t i = it - out.layers.begin();
@@ -124,6 +126,7 @@ AttentionRhythm attention_rhythm(const CausalLM& model, const std::vector<std::i
     const at::NoGradGuard no_grad;
     const auto long_on_device = torch::dtype(torch::kInt64).device(model.device());
     const torch::Tensor ids = torch::tensor(token_ids, torch::kInt64).view({1, T}).to(model.device());
+    control.check(what);
     model.hidden_states(ids, torch::arange(T, long_on_device), /*cache=*/nullptr, /*control=*/nullptr, on_attention);
   }
 

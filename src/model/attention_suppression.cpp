@@ -30,7 +30,7 @@ void check_rule(const char* what, double temperature, double top_p, std::int64_t
 }
 
 void check_cancel(const SuppressionOptions& options) {
-  if (options.cancel != nullptr && options.cancel->load()) throw Error(fmt::format("{}: cancelled", kWhat));
+  options.control.check(kWhat);
 }
 
 // One side's kept tokens at N positions: the W = min(max_kept, V) largest
@@ -251,7 +251,7 @@ torch::Tensor suppression_matrix(const CausalLM& model, const TokenTrace& trace,
         raw_a[j][i] = sum / static_cast<double>(size);
       }
     }
-    if (options.progress) options.progress(static_cast<std::size_t>(first + lanes), static_cast<std::size_t>(S));
+    options.control.report(static_cast<std::size_t>(first + lanes), static_cast<std::size_t>(S), "sentences");
   }
   return raw;
 }

@@ -34,8 +34,7 @@ double nan_mean(double sum, std::size_t count) { return count == 0 ? kNaN : sum 
 }  // namespace
 
 ReceiverHeadsResult receiver_heads(const CausalLM& model, const std::vector<TokenTrace>& traces,
-                                   const ReceiverHeadsOptions& options,
-                                   const std::function<void(std::size_t done, std::size_t total)>& progress) {
+                                   const ReceiverHeadsOptions& options, const RunControl& control) {
   const std::int64_t L = model.config().num_hidden_layers;
   const std::int64_t H = model.config().num_attention_heads;
   if (traces.empty()) throw Error(fmt::format("{}: no traces", kWhat));
@@ -53,7 +52,11 @@ ReceiverHeadsResult receiver_heads(const CausalLM& model, const std::vector<Toke
     const TokenTrace& trace = traces[n];
     const std::size_t S = trace.sentences.size();
     // [L, H, S, S] float32 block means, one forward pass.
-    const torch::Tensor means = sentence_attention(model, trace.ids, trace.sentences).to(torch::kFloat64).contiguous();
+    // Cancellation only: the progress unit here is the trace.
+    RunControl cancel_only;
+    cancel_only.cancel = control.cancel;
+    const torch::Tensor means =
+        sentence_attention(model, trace.ids, trace.sentences, std::nullopt, {}, cancel_only).to(torch::kFloat64).contiguous();
     const double* data = means.data_ptr<double>();
     Matrix vertical(Lu * Hu, S);
     Matrix block(S, S);
@@ -68,7 +71,7 @@ ReceiverHeadsResult receiver_heads(const CausalLM& model, const std::vector<Toke
       }
     }
     result.vertical.push_back(std::move(vertical));
-    if (progress) progress(n + 1, traces.size());
+    control.report(n + 1, traces.size(), "traces");
   }
 
   result.kurtosis = Matrix(Lu, Hu);

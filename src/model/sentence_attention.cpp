@@ -11,7 +11,7 @@ namespace anchors::model {
 torch::Tensor sentence_attention(const CausalLM& model, const std::vector<std::int64_t>& token_ids,
                                  const std::vector<TokenSpan>& sentence_spans,
                                  std::optional<std::vector<std::int64_t>> layers,
-                                 const SentencePoolingParams& params) {
+                                 const SentencePoolingParams& params, const RunControl& control) {
   const char* what = "sentence_attention";
   const ModelConfig& config = model.config();
   const std::int64_t T = static_cast<std::int64_t>(token_ids.size());
@@ -41,6 +41,8 @@ torch::Tensor sentence_attention(const CausalLM& model, const std::vector<std::i
   torch::Tensor result = torch::zeros({static_cast<std::int64_t>(selected.size()), H, S, S}, torch::kFloat32);
   const auto on_attention = [&](std::int64_t layer, const torch::Tensor& queries, const torch::Tensor& keys,
                                 const torch::Tensor& /*values*/) {
+    control.check(what);
+    control.report(static_cast<std::size_t>(layer + 1), static_cast<std::size_t>(num_layers), "layers");
     bool wanted = false;
     for (const std::int64_t l : selected) wanted = wanted || l == layer;
     if (!wanted) return;
@@ -57,6 +59,7 @@ torch::Tensor sentence_attention(const CausalLM& model, const std::vector<std::i
   const auto long_on_device = torch::dtype(torch::kInt64).device(model.device());
   const torch::Tensor ids = torch::tensor(token_ids, torch::kInt64).view({1, T}).to(model.device());
   const torch::Tensor positions = torch::arange(T, long_on_device);
+  control.check(what);
   model.hidden_states(ids, positions, /*cache=*/nullptr, params.control, on_attention);
   return result;
 }

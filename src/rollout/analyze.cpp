@@ -1,7 +1,6 @@
 #include "anchors/rollout/analyze.h"
 
 #include <algorithm>
-#include <chrono>
 #include <filesystem>
 #include <map>
 
@@ -184,67 +183,28 @@ std::vector<detail::RolloutTask> plan_rollouts(const Trace& trace, const Problem
 
 // ---- step 5: generate what the store misses ---------------------------------
 detail::RolloutCounts generate_rollouts(RolloutProvider& provider, RolloutStore& store,
-                                        const std::vector<detail::RolloutTask>& plan, std::size_t sentences,
-                                        const Outcome& outcome, const std::string& target,
-                                        const AnalyzeOptions& options) {
-  const auto check_cancel = [&] {
-    if (options.cancel && options.cancel->load()) throw Error("analyze: cancelled (run again to resume)");
-  };
+                                        const std::vector<detail::RolloutTask>& plan, const Outcome& outcome,
+                                        const std::string& target, const AnalyzeOptions& options) {
+  const auto check_cancel = [&] { options.control.check("analyze"); };
   const std::size_t wanted = static_cast<std::size_t>(options.num_rollouts);
-  const std::size_t passes = options.forced ? 2 : 1;
-  // Sentence i is complete when all its tasks (plan[i * passes + p]) are.
-  const auto complete = [&](std::size_t i) {
-    for (std::size_t p = 0; p < passes; ++p) {
-      const auto& task = plan[i * passes + p];
-      if (store.missing(task.chunk, task.forced, wanted) > 0) return false;
-    }
-    return true;
-  };
-  AnalyzeProgress progress;
-  progress.sentences_total = sentences;
-  progress.rollouts_total = static_cast<std::int64_t>(wanted * plan.size());
-  std::int64_t remaining = 0;
-  for (const auto& task : plan) remaining += static_cast<std::int64_t>(store.missing(task.chunk, task.forced, wanted));
-  for (std::size_t i = 0; i < sentences; ++i)
-    if (complete(i)) ++progress.sentences_done;
-  progress.rollouts_done = progress.rollouts_total - remaining;
-  const auto started = std::chrono::steady_clock::now();
+  const std::size_t total = wanted * plan.size();
+  std::size_t remaining = 0;
+  for (const auto& task : plan) remaining += store.missing(task.chunk, task.forced, wanted);
+  std::size_t done = total - remaining;
+  options.control.report(done, total, "rollouts");
   detail::RolloutCounts counts;
-  std::int64_t counted = 0;  // counts.generated already in progress.rollouts_done
-  const auto report = [&](std::size_t sentence, bool forced) {
-    progress.sentence = sentence;
-    progress.forced = forced;
-    progress.rollouts_generated = counts.generated;
-    progress.failed = counts.failed;
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    progress.rollouts_per_second =
-        seconds > 0 && progress.rollouts_generated > 0 ? progress.rollouts_generated / seconds : 0.0;
-    progress.eta_seconds = progress.rollouts_per_second > 0 ? remaining / progress.rollouts_per_second : 0.0;
-    if (options.progress) options.progress(progress);
-  };
-  report(0, false);
-
+  std::int64_t counted = 0;  // counts.generated already in `done`
   const detail::SamplingSettings sampling = detail::sampling_settings(options);
-  for (std::size_t i = 0; i < sentences; ++i) {
-    bool had_work = false;
-    for (std::size_t p = 0; p < passes; ++p) {
-      const detail::RolloutTask& task = plan[i * passes + p];
-      if (store.missing(task.chunk, task.forced, wanted) == 0) continue;
-      had_work = true;
-      detail::generate_missing(
-          provider, store, task, sampling, outcome, target, options.num_rollouts,
-          [&](std::int64_t b) { return rollout_batch_seed(options.seed, i, task.forced, b); }, counts, check_cancel,
-          [&](std::int64_t samples) {
-            remaining -= samples;
-            progress.rollouts_done += counts.generated - counted;  // failed samples are not done
-            counted = counts.generated;
-            report(i, task.forced);
-          });
-    }
-    if (had_work) {
-      if (complete(i)) ++progress.sentences_done;
-      report(i, false);
-    }
+  for (const detail::RolloutTask& task : plan) {
+    if (store.missing(task.chunk, task.forced, wanted) == 0) continue;
+    detail::generate_missing(
+        provider, store, task, sampling, outcome, target, options.num_rollouts,
+        [&](std::int64_t b) { return rollout_batch_seed(options.seed, task.chunk, task.forced, b); }, counts,
+        check_cancel, [&](std::int64_t) {
+          done += static_cast<std::size_t>(counts.generated - counted);  // failed samples are not done
+          counted = counts.generated;
+          options.control.report(done, total, "rollouts");
+        });
   }
   // Failed requests stay on disk as error records for the next run to retry;
   // but a run in which every request failed is a provider that does not work.
@@ -278,11 +238,11 @@ AnalyzeResult resample(RolloutProvider& provider, const model::Tokenizer& tokeni
   store.remove_temp_files();
   const auto plan = plan_rollouts(trace, problem, base.prompt, tokenizer, *outcome, options);
   const detail::RolloutCounts counts =
-      generate_rollouts(provider, store, plan, trace.sentences.size(), *outcome, problem.gt_answer, options);
+      generate_rollouts(provider, store, plan, *outcome, problem.gt_answer, options);
   out.generated = counts.generated;
 
   // ---- 6. read, 7. score
-  if (options.cancel && options.cancel->load()) throw Error("analyze: cancelled (run again to resume)");
+  options.control.check("analyze");
   const ProblemRollouts rollouts = store.read();
   for (const auto& s : rollouts.resampled) out.failed += static_cast<std::int64_t>(s.num_errors);
   for (const auto& s : rollouts.forced) out.failed += static_cast<std::int64_t>(s.num_errors);
@@ -398,7 +358,7 @@ BaseTrace base_trace(RolloutProvider& provider, const model::Tokenizer& tokenize
                             ids.size(), options.max_positions));
   std::string last;
   for (std::int64_t attempt = 0; attempt < options.base_attempts; ++attempt) {
-    if (options.cancel && options.cancel->load()) throw Error("analyze: cancelled (run again to resume)");
+    options.control.check("analyze");
     CompletionRequest request;
     request.prompt_ids = ids;
     request.prompt_text = prompt;
@@ -472,12 +432,7 @@ Attribution GeneratingResamplingMethod::generate_and_score(const Trace& trace, c
   if (!tokenizer) throw Error("resampling: the context has no tokenizer (the token-id prompts need one)");
   AnalyzeOptions options = analyze_options(context.options);
   options.outcome = context.outcome;
-  options.cancel = context.cancel;
-  if (context.progress)
-    options.progress = [&](const AnalyzeProgress& p) {
-      context.progress(static_cast<std::size_t>(p.rollouts_done), static_cast<std::size_t>(p.rollouts_total),
-                       "rollouts");
-    };
+  options.control = context.control;
   ValueMap scoring_values;
   const ValueMap scoring_keys = resampling_scoring_options();
   for (const auto& [k, v] : context.options)

@@ -146,9 +146,7 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
   trace.validate();
   const std::shared_ptr<const Outcome> outcome =
       options.outcome ? options.outcome : std::make_shared<const BoxedAnswer>();
-  const auto check_cancel = [&] {
-    if (options.cancel && options.cancel->load()) throw Error("intervene: cancelled (run again to resume)");
-  };
+  const auto check_cancel = [&] { options.control.check("intervene"); };
 
   // The edits and their baselines, each with its prefix (checked before any generation).
   struct Job {
@@ -205,7 +203,10 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
     done += options.num_rollouts -
             static_cast<std::int64_t>(stores.back()->missing(0, false, static_cast<std::size_t>(options.num_rollouts)));
   }
-  if (options.progress) options.progress(done, total);
+  const auto report = [&] {
+    options.control.report(static_cast<std::size_t>(done), static_cast<std::size_t>(total), "rollouts");
+  };
+  report();
   for (std::size_t k = 0; k < all.size(); ++k) {
     const Job& j = *all[k];
     RolloutStore& store = *stores[k];
@@ -235,7 +236,7 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
         check_cancel, [&](std::int64_t) {
           done += counts.generated - counted;
           counted = counts.generated;
-          if (options.progress) options.progress(done, total);
+          report();
         });
   }
   if (counts.generated == 0 && counts.failed > 0)

@@ -106,7 +106,7 @@ def test_analyze_completes_and_outputs_pass_readers(anchors_cli, minilm_dir, tin
                             "--rollouts", "4", "--batch", "2", "--forced"))
     assert done.returncode == 0, done.stderr
     assert "top" in done.stdout and "counterfactual_importance_kl" in done.stdout
-    assert "rollouts/s" in done.stderr and "sentence " in done.stderr
+    assert "rollouts/s" in done.stderr and "analyze: " in done.stderr
     [problem_dir] = problem_dirs(out)
     assert problem_dir.parent.name in ("correct_base_solution", "incorrect_base_solution")
     rollouts = check_complete(problem_dir, 4, forced=True)
@@ -205,8 +205,9 @@ def test_python_analyze_equals_the_cli(anchors_cli, minilm_dir, tiny_model, prob
     seen = []
     model = ta.Model.load(str(tiny_model))
     result = ta.analyze(model, json.loads(problem_file.read_text()), str(py_out), num_rollouts=3, batch=2,
-                        seed=3, max_tokens=24, similarity=ta.Embedder.load(minilm_dir), progress=seen.append)
-    assert seen and seen[-1]["rollouts_done"] == seen[-1]["rollouts_total"]
+                        seed=3, max_tokens=24, similarity=ta.Embedder.load(minilm_dir),
+                        progress=lambda done, total, unit: seen.append((done, total, unit)))
+    assert seen and seen[-1][0] == seen[-1][1] > 0 and seen[-1][2] == "rollouts"
     [cli_dir], [py_dir] = problem_dirs(cli_out), problem_dirs(py_out)
     assert ta.load_result(str(cli_dir / "result.json")) == result
     cli_files, py_files = solutions_files(cli_out), solutions_files(py_out)

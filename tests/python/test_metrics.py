@@ -111,8 +111,9 @@ def test_metrics_equal_slow_reference(problem_dir, kind):
 
         similarity = OneHot()
     progress = []
-    metrics = ta.resampling_metrics(rollouts, similarity, progress=lambda done, total: progress.append((done, total)))
-    assert progress and progress[-1][0] == progress[-1][1]
+    metrics = ta.resampling_metrics(rollouts, similarity,
+                                    progress=lambda done, total, unit: progress.append((done, total, unit)))
+    assert progress and progress[-1][0] == progress[-1][1] and progress[-1][2] == "steps"
     expected = slow_reference()
     assert len(metrics) == len(expected)
     for got, want in zip(metrics.sentences, expected):
@@ -160,7 +161,7 @@ def test_cli_metrics_writes_reference_schema_and_result(problem_dir, tmp_path, a
     run = subprocess.run([anchors_cli, "metrics", str(problem_dir), "--similarities", str(sims), "--out", str(out)],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert "[metrics]" in run.stderr  # progress on stderr
+    assert "metrics: " in run.stderr and "steps" in run.stderr  # progress on stderr
     for name in ["chunks_labeled.json", "step_importance.json", "summary.json", "result.json"]:
         assert (out / name).exists(), name
     result = ta.load_result(str(out / "result.json"))

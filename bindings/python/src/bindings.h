@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "anchors/core/run_control.h"
 #include "anchors/core/embedder.h"
 #include "anchors/core/sentence.h"
 #include "anchors/core/trace.h"
@@ -35,6 +36,11 @@ std::vector<Sentence> from_python(const std::vector<PySentence>& s, const std::s
 // similarity= of the metrics functions: a dict {(a, b): cosine}, a callable(pairs) -> cosines,
 // an object with .embed(texts) -> vectors, or a thought_anchors.Embedder. Needs the GIL when used.
 std::shared_ptr<SentenceSimilarity> similarity_from_python(const py::object& obj);
+
+// progress= of every long-running function: a callable(done, total, unit) or
+// None, as a RunControl whose progress takes the GIL (the C++ side may run
+// without it).
+RunControl control_from_python(const std::optional<py::function>& progress);
 
 void bind_text(py::module_& m);      // Sentence, Trace, segmentation, answers
 void bind_metrics(py::module_& m);   // distributions, KL, rollouts, resampling metrics

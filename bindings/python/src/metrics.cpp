@@ -217,7 +217,7 @@ void bind_metrics(py::module_& m) {
              {"compat", compat},
              {"correctness", correctness},
              {"compute_matrix", compute_matrix}});
-        if (progress) o.progress = [fn = *progress](std::size_t done, std::size_t total) { fn(done, total); };
+        o.control = control_from_python(progress);
         auto sim = similarity_from_python(similarity);
         if (!outcome) return compute_resampling_metrics(rollouts, *sim, o);
         ProblemRollouts relabelled = rollouts;  // re-scoring reads the rollouts again; nothing is generated

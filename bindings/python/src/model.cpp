@@ -82,15 +82,17 @@ void bind_model(py::module_& m) {
       "sentence_attention",
       [](const model::CausalLM& lm, const std::vector<std::int64_t>& token_ids,
          const std::vector<std::pair<std::int64_t, std::int64_t>>& sentence_spans,
-         std::optional<std::vector<std::int64_t>> layers) {
+         std::optional<std::vector<std::int64_t>> layers, std::optional<py::function> progress) {
         std::vector<TokenSpan> spans;
         spans.reserve(sentence_spans.size());
         for (const auto& [begin, end] : sentence_spans) spans.push_back(TokenSpan{begin, end});
+        const RunControl control = control_from_python(progress);
         py::gil_scoped_release release;
         torch::NoGradGuard no_grad;
-        return model::sentence_attention(lm, token_ids, spans, layers);
+        return model::sentence_attention(lm, token_ids, spans, layers, {}, control);
       },
       py::arg("model"), py::arg("token_ids"), py::arg("sentence_spans"), py::arg("layers") = py::none(),
+      py::kw_only(), py::arg("progress") = py::none(),
       "Per layer and head, the S x S block means of attention between sentences (token spans "
       "[begin, end)), from one forward pass, without materialising T x T attention: Tensor[L, H, S, S].");
 

@@ -20,21 +20,6 @@
 namespace anchors::python {
 namespace {
 
-py::dict progress_dict(const rollout::AnalyzeProgress& p) {
-  py::dict d;
-  d["sentences_done"] = p.sentences_done;
-  d["sentences_total"] = p.sentences_total;
-  d["rollouts_done"] = p.rollouts_done;
-  d["rollouts_total"] = p.rollouts_total;
-  d["rollouts_generated"] = p.rollouts_generated;
-  d["failed"] = p.failed;
-  d["rollouts_per_second"] = p.rollouts_per_second;
-  d["eta_seconds"] = p.eta_seconds;
-  d["sentence"] = p.sentence;
-  d["forced"] = p.forced;
-  return d;
-}
-
 // messages= of complete(): a list of {"role", "content"} dicts or (role, content) pairs.
 std::vector<rollout::ChatMessage> messages_from_python(const py::object& obj) {
   std::vector<rollout::ChatMessage> out;
@@ -327,11 +312,7 @@ void bind_interventions(py::module_& m) {
         o.max_positions = max_positions;
         o.batch = batch;
         o.outcome = std::move(outcome);
-        if (progress)
-          o.progress = [fn = *progress](std::int64_t done, std::int64_t total) {
-            py::gil_scoped_acquire gil;
-            fn(done, total);
-          };
+        o.control = control_from_python(progress);
         rollout::InterventionResult r;
         {
           py::gil_scoped_release release;  // as analyze: Python pieces take the GIL themselves
@@ -393,11 +374,7 @@ void bind_rollout(py::module_& m) {
         o.base_solution = std::move(base_solution);
         o.prompt = prompt;
         o.outcome = std::move(outcome);
-        if (progress)
-          o.progress = [fn = *progress](const rollout::AnalyzeProgress& p) {
-            py::gil_scoped_acquire gil;
-            fn(progress_dict(p));
-          };
+        o.control = control_from_python(progress);
         const auto sim = similarity_from_python(similarity);
         // The engine runs without the GIL (a judge or server in this process
         // must be able to answer); every Python piece it calls — similarity,

@@ -39,14 +39,6 @@ SpanPairs span_pairs(const std::vector<TokenSpan>& spans) {
   return out;
 }
 
-// A Python progress callable called from C++ code that runs without the GIL.
-std::function<void(std::size_t, std::size_t)> progress_from_python(const std::optional<py::function>& fn) {
-  if (!fn) return {};
-  return [fn = *fn](std::size_t done, std::size_t total) {
-    py::gil_scoped_acquire acquire;
-    fn(done, total);
-  };
-}
 
 py::list heads_to_python(const std::vector<model::HeadIndex>& heads) {
   py::list out;
@@ -55,6 +47,16 @@ py::list heads_to_python(const std::vector<model::HeadIndex>& heads) {
 }
 
 }  // namespace
+
+RunControl control_from_python(const std::optional<py::function>& progress) {
+  RunControl control;
+  if (progress)
+    control.progress = [fn = *progress](std::size_t done, std::size_t total, const std::string& unit) {
+      py::gil_scoped_acquire acquire;
+      fn(done, total, unit);
+    };
+  return control;
+}
 
 void bind_white_box(py::module_& m) {
   register_builtins();  // methods() and run_method(name, ...) see the white-box methods
@@ -81,7 +83,7 @@ void bind_white_box(py::module_& m) {
         o.max_kept = max_kept;
         o.batch_lanes = batch_lanes;
         o.reuse_prefix = reuse_prefix;
-        o.progress = progress_from_python(progress);
+        o.control = control_from_python(progress);
         const model::TokenTrace t = token_trace(std::move(token_ids), sentence_spans);
         py::gil_scoped_release release;
         torch::NoGradGuard no_grad;
@@ -113,7 +115,7 @@ void bind_white_box(py::module_& m) {
         {
           py::gil_scoped_release release;
           torch::NoGradGuard no_grad;
-          r = model::receiver_heads(lm, inputs, o, progress_from_python(progress));
+          r = model::receiver_heads(lm, inputs, o, control_from_python(progress));
         }
         py::dict out;
         out["kurtosis"] = model::to_tensor(r.kurtosis);
@@ -139,7 +141,8 @@ void bind_white_box(py::module_& m) {
       "attention_rhythm",
       [](const model::CausalLM& lm, const std::vector<std::int64_t>& token_ids, std::int64_t response_begin,
          std::int64_t waad_window, std::int64_t fai_near, std::int64_t fai_far, double local_fraction,
-         double global_fraction, std::optional<std::vector<std::int64_t>> layers, double top_fraction, double gamma) {
+         double global_fraction, std::optional<std::vector<std::int64_t>> layers, double top_fraction, double gamma,
+         std::optional<py::function> progress) {
         model::AttentionRhythmOptions o;
         o.response_begin = response_begin;
         o.waad_window = waad_window;
@@ -154,7 +157,7 @@ void bind_white_box(py::module_& m) {
         {
           py::gil_scoped_release release;
           torch::NoGradGuard no_grad;
-          r = model::attention_rhythm(lm, token_ids, o);
+          r = model::attention_rhythm(lm, token_ids, o, control_from_python(progress));
         }
         py::dict out;
         out["layers"] = r.layers;
@@ -173,6 +176,7 @@ void bind_white_box(py::module_& m) {
       py::arg("waad_window") = ad.waad_window, py::arg("fai_near") = ad.fai_near, py::arg("fai_far") = ad.fai_far,
       py::arg("local_fraction") = ad.local_fraction, py::arg("global_fraction") = ad.global_fraction,
       py::arg("layers") = py::none(), py::arg("top_fraction") = ad.top_fraction, py::arg("gamma") = ad.gamma,
+      py::arg("progress") = py::none(),
       "Preplan-and-anchor rhythm of one forward pass: dict with per-token 'waad', 'fai', 'waad_delta', "
       "'preplan', 'anchor', 'gamma' (Tensor[T]), per-head 'head_span', and the local / global head lists.");
 
@@ -200,11 +204,7 @@ void bind_white_box(py::module_& m) {
         context.rollouts = std::move(rollouts);
         if (!similarity.is_none()) context.similarity = similarity_from_python(similarity);
         context.outcome = std::move(outcome);
-        if (progress)
-          context.progress = [fn = *progress](std::size_t done, std::size_t total, const std::string& what) {
-            py::gil_scoped_acquire acquire;
-            fn(done, total, what);
-          };
+        context.control = control_from_python(progress);
         // Every Python piece the method calls (provider, outcome, similarity,
         // progress) takes the GIL itself.
         py::gil_scoped_release release;

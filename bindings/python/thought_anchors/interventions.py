@@ -13,13 +13,13 @@ sentence i). Rollouts are stored like the resampling ones (resumable: run again 
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 from . import _C
 from .outcomes import as_outcome
+from .white_box import _progress_printer
 
 
 def Resample(sentence: int) -> _C.Intervention:  # noqa: N802 (reads like a type)
@@ -88,7 +88,7 @@ def intervene(trace, provider, interventions, *, num_rollouts: int = 50, gt_answ
     provider: a ta.Model, ta.LocalProvider, ta.OpenAIProvider, your ta.RolloutProvider or a server URL.
     gt_answer: the target label (default trace.metadata["gt_answer"]); outcome: as ta.analyze.
     out_dir: where rollouts go (resumable); default a temporary folder removed afterwards.
-    progress: True prints to stderr, or a callable(done, total).
+    progress: True prints to stderr, or a callable(done, total, unit).
     """
     from .resampling import _provider_and_tokenizer
 
@@ -105,21 +105,15 @@ def intervene(trace, provider, interventions, *, num_rollouts: int = 50, gt_answ
     provider, tokenizer, max_positions = _provider_and_tokenizer(provider, tokenizer, "intervene")
     metadata = dict(trace.metadata)
     target = gt_answer if gt_answer is not None else metadata.get("gt_answer", "")
-    printer = progress is True
-    if printer:
-        def progress(done, total):
-            print(f"\r{done}/{total} rollouts   ", end="", file=sys.stderr, flush=True)
+    if progress is True:
+        progress = _progress_printer("intervene")
     with tempfile.TemporaryDirectory(prefix="thought-anchors-intervene-") as scratch:
-        try:
-            raw = _C.intervene(provider, tokenizer, trace, "", str(target or ""), interventions,
-                               str(out_dir or scratch), num_rollouts=num_rollouts, baseline=baseline, seed=seed,
-                               temperature=temperature, top_p=top_p, min_p=min_p,
-                               repetition_penalty=repetition_penalty, max_tokens=max_tokens,
-                               max_positions=max_positions, batch=batch,
-                               outcome=as_outcome(outcome, "intervene"), progress=progress or None)
-        finally:
-            if printer:
-                print(file=sys.stderr)
+        raw = _C.intervene(provider, tokenizer, trace, "", str(target or ""), interventions,
+                           str(out_dir or scratch), num_rollouts=num_rollouts, baseline=baseline, seed=seed,
+                           temperature=temperature, top_p=top_p, min_p=min_p,
+                           repetition_penalty=repetition_penalty, max_tokens=max_tokens,
+                           max_positions=max_positions, batch=batch,
+                           outcome=as_outcome(outcome, "intervene"), progress=progress or None)
     return InterventionResult(out_dir=str(out_dir) if out_dir else None, outcome=raw["outcome"],
                               edits=list(raw["edits"]), baselines=list(raw["baselines"]),
                               generated=raw["generated"])

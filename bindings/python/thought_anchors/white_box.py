@@ -16,15 +16,27 @@ from __future__ import annotations
 
 import numbers
 import sys
+import time
 from typing import Callable, Optional, Sequence, Tuple
 
 from . import _C
 
 
 def _progress_printer(name: str) -> Callable[[int, int, str], None]:
-    def report(done: int, total: int, what: str) -> None:
+    """progress=True of every long-running function: one line on stderr with the rate and the ETA
+    (measured from the first report, so work resumed from disk does not inflate them)."""
+    first = []
+
+    def report(done: int, total: int, unit: str) -> None:
+        now = time.monotonic()
+        if not first:
+            first.append((done, now))
+        start_done, start = first[0]
+        rate = (done - start_done) / (now - start) if now > start and done > start_done else 0.0
+        eta = f"{(total - done) / rate:.0f}s" if rate > 0 else ("0s" if done >= total else "?")
         end = "\n" if done >= total else ""
-        print(f"\r{name}: {done}/{total} {what}", end=end, file=sys.stderr, flush=True)
+        print(f"\r{name}: {done}/{total} {unit}, {rate:.1f} {unit}/s, eta {eta}   ", end=end, file=sys.stderr,
+              flush=True)
 
     return report
 

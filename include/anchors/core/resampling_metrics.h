@@ -22,6 +22,7 @@
 #include "anchors/core/matrix.h"
 #include "anchors/core/outcome.h"
 #include "anchors/core/rollouts.h"
+#include "anchors/core/run_control.h"
 #include "anchors/core/segmentation.h"
 
 namespace anchors {
@@ -70,8 +71,9 @@ struct ResamplingMetricsOptions {
   // texts per Embedder::embed() call on the Embedder path.
   std::size_t similarity_batch_pairs = 65536;
   std::size_t embed_batch_size = 64;
-  // Called as progress(done, total) after each unit of work.
-  std::function<void(std::size_t done, std::size_t total)> progress;
+  // progress(done, total, "steps") after each unit of work; cancellation
+  // between units.
+  RunControl control;
 };
 
 // Per-sentence results. Metrics are NaN where they have no value (no rollouts,

@@ -2,14 +2,13 @@
 // The interface every attribution method implements, and the context it runs
 // in. A method turns one Trace into one Attribution; the Context carries what
 // methods need and nothing more.
-#include <atomic>
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "anchors/core/attribution.h"
+#include "anchors/core/run_control.h"
 #include "anchors/core/trace.h"
 #include "anchors/core/value.h"
 
@@ -26,10 +25,6 @@ struct TokenTrace;  // anchors/model/token_trace.h
 namespace rollout {
 class RolloutProvider;  // anchors/rollout/provider.h
 }
-
-// Called with (done, total, what) as work progresses; `what` names the unit
-// ("sentences", "rollouts"). Must be cheap; called from the running thread.
-using ProgressCallback = std::function<void(std::size_t done, std::size_t total, const std::string& what)>;
 
 struct Context {
   // White-box methods: the model that produced (or reads) the trace.
@@ -56,12 +51,10 @@ struct Context {
   std::shared_ptr<const Outcome> outcome;
   // Method options by name (see each method's options()); unknown names are an error.
   ValueMap options;
-  ProgressCallback progress;
-  // Set to true from another thread to stop a long run; the method throws
-  // anchors::Error("cancelled") at its next check point.
-  const std::atomic<bool>* cancel = nullptr;
-
-  bool cancelled() const { return cancel != nullptr && cancel->load(); }
+  // Progress (done, total, unit) and cancellation (core/run_control.h): a
+  // cancelled method throws anchors::Error("<method>: cancelled") at its next
+  // check point.
+  RunControl control;
 };
 
 // What a method's run() needs in its Context (tools check it, list it, and

@@ -34,6 +34,7 @@
 #include <optional>
 #include <vector>
 
+#include "anchors/core/run_control.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/head_index.h"
 
@@ -71,8 +72,9 @@ struct AttentionRhythm {
 // max_position_embeddings, ids outside the vocabulary, a fraction outside
 // (0, 1], a non-finite gamma, a bad WAAD / FAI window, an empty layer list, a
 // repeated layer or one outside [0, num_hidden_layers), or response_begin
-// outside [0, T).
+// outside [0, T); and for cancellation. control: progress (layers done,
+// num_hidden_layers, "layers") and cancellation after each decoder layer.
 AttentionRhythm attention_rhythm(const CausalLM& model, const std::vector<std::int64_t>& token_ids,
-                                 const AttentionRhythmOptions& options = {});
+                                 const AttentionRhythmOptions& options = {}, const RunControl& control = {});
 
 }  // namespace anchors::model

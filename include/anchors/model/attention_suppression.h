@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <functional>
 
+#include "anchors/core/run_control.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/token_trace.h"
 
@@ -45,11 +46,10 @@ struct SuppressionOptions {
   std::int64_t batch_lanes = 4;  // suppressed sentences run together as batch lanes (>= 1)
   bool reuse_prefix = true;      // run only the suffix from the group's earliest sentence on the base KV cache
   std::int64_t vocab_chunk = 64; // positions projected to the vocabulary at once (>= 1)
-  // Called with (sentences done, S) after each batched pass.
-  std::function<void(std::size_t done, std::size_t total)> progress;
-  // When set (from another thread), anchors::Error("suppression_matrix: cancelled")
-  // at the next check point (before each pass and each vocabulary chunk).
-  const std::atomic<bool>* cancel = nullptr;
+  // progress (sentences done, S, "sentences") after each batched pass;
+  // cancellation (anchors::Error("suppression_matrix: cancelled")) before each
+  // pass and each vocabulary chunk.
+  RunControl control;
 };
 
 // The raw matrix [S, S] float64 on the CPU: S[j, i] (row j = target sentence,

@@ -17,6 +17,7 @@
 #include <functional>
 #include <vector>
 
+#include "anchors/core/run_control.h"
 #include "anchors/core/matrix.h"
 #include "anchors/core/receiver_statistics.h"
 #include "anchors/model/causal_lm.h"
@@ -41,16 +42,15 @@ struct ReceiverHeadsResult {
   std::vector<Matrix> vertical;                       // per trace [(L*H) x S]: v of every head, row = layer*H + head
 };
 
-// One forward pass per trace (batch 1, positions 0..T-1); progress(done, total)
-// after each trace. Memory beyond a forward pass: the block means of one trace
+// One forward pass per trace (batch 1, positions 0..T-1); control: progress
+// (traces done, traces, "traces") after each trace, cancellation after each layer. Memory beyond a forward pass: the block means of one trace
 // (L·H·S² floats) and the results (L·H·S doubles per trace).
 // anchors::Error for no traces, top_k == 0, user heads outside the model's
 // layers / query heads or repeated, an invalid trace (validate_token_trace:
 // empty ids, ids outside the vocabulary, too many tokens, bad sentence spans),
 // or -- top-k selection only -- no eligible head with a finite kurtosis (e.g.
-// every trace has fewer than proximity_ignore + 2 sentences).
+// every trace has fewer than proximity_ignore + 2 sentences), or cancellation.
 ReceiverHeadsResult receiver_heads(const CausalLM& model, const std::vector<TokenTrace>& traces,
-                                   const ReceiverHeadsOptions& options = {},
-                                   const std::function<void(std::size_t done, std::size_t total)>& progress = {});
+                                   const ReceiverHeadsOptions& options = {}, const RunControl& control = {});
 
 }  // namespace anchors::model

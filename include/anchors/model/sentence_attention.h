@@ -22,6 +22,7 @@
 #include <optional>
 #include <vector>
 
+#include "anchors/core/run_control.h"
 #include "anchors/core/span.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/sentence_pooling.h"
@@ -36,10 +37,11 @@ namespace anchors::model {
 // anchors::Error for empty token_ids, T beyond max_position_embeddings, ids
 // outside the vocabulary, an empty span list, spans that are empty, out of
 // order, overlapping or past the end of token_ids, an empty layer list, or a
-// layer outside [0, num_hidden_layers).
+// layer outside [0, num_hidden_layers), or cancellation. control: progress
+// (layers done, num_hidden_layers, "layers") and cancellation after each layer.
 torch::Tensor sentence_attention(const CausalLM& model, const std::vector<std::int64_t>& token_ids,
                                  const std::vector<TokenSpan>& sentence_spans,
                                  std::optional<std::vector<std::int64_t>> layers = std::nullopt,
-                                 const SentencePoolingParams& params = {});
+                                 const SentencePoolingParams& params = {}, const RunControl& control = {});
 
 }  // namespace anchors::model

@@ -33,7 +33,6 @@
 //
 // Needs LibTorch only through the caller's provider and tokenizer (part of
 // anchors::anchors).
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -44,6 +43,7 @@
 #include "anchors/core/outcome.h"
 #include "anchors/core/resampling_metrics.h"
 #include "anchors/core/rollouts.h"
+#include "anchors/core/run_control.h"
 #include "anchors/core/trace.h"
 #include "anchors/methods/resampling.h"
 #include "anchors/rollout/provider.h"
@@ -53,20 +53,6 @@ class Tokenizer;
 }
 
 namespace anchors::rollout {
-
-// After every batch of rollouts (and once before the first).
-struct AnalyzeProgress {
-  std::size_t sentences_done = 0;   // sentences whose rollouts (and forced rollouts) are complete
-  std::size_t sentences_total = 0;
-  std::int64_t rollouts_done = 0;   // records on disk that count (valid or without answer), all sentences
-  std::int64_t rollouts_total = 0;  // num_rollouts × sentences (× 2 with forced)
-  std::int64_t rollouts_generated = 0;  // by this call
-  std::int64_t failed = 0;          // samples whose request failed in this call (error records)
-  double rollouts_per_second = 0;   // of this call
-  double eta_seconds = 0;           // remaining samples / rate; 0 while unknown
-  std::size_t sentence = 0;         // the sentence being worked on
-  bool forced = false;              // ... its forced-answer rollouts
-};
 
 struct AnalyzeOptions {
   std::int64_t num_rollouts = 100;  // per sentence (and per sentence for the forced rollouts)
@@ -101,10 +87,11 @@ struct AnalyzeOptions {
   // "answer" and matches(label, problem.gt_answer) its "is_correct"; forced
   // rollouts continue after outcome->forced_stub(). Null: BoxedAnswer.
   std::shared_ptr<const Outcome> outcome;
-  std::function<void(const AnalyzeProgress&)> progress;
-  // Checked between batches; when set, analyze_problem throws anchors::Error
-  // ("cancelled") and what is on disk stays resumable.
-  const std::atomic<bool>* cancel = nullptr;
+  // progress (rollouts on disk that count, rollouts wanted, "rollouts") once
+  // before the first batch and after every batch; cancellation before every
+  // request (anchors::Error "analyze: cancelled ..."; what is on disk stays
+  // resumable).
+  RunControl control;
 };
 
 struct AnalyzeResult {

@@ -32,7 +32,6 @@
 // only on (seed, id, batch): re-running resumes exactly the missing samples
 // (atomic writes, as RolloutStore); a folder made for another trace or
 // prompt is an error.
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -41,6 +40,7 @@
 #include <vector>
 
 #include "anchors/core/outcome.h"
+#include "anchors/core/run_control.h"
 #include "anchors/core/trace.h"
 #include "anchors/rollout/provider.h"
 
@@ -84,9 +84,9 @@ struct InterventionOptions {
   std::int64_t max_positions = 0;   // the model's context; 0 = no cap
   std::int64_t batch = 25;
   std::shared_ptr<const Outcome> outcome;  // null: BoxedAnswer
-  // (done, total) samples after every batch.
-  std::function<void(std::int64_t done, std::int64_t total)> progress;
-  const std::atomic<bool>* cancel = nullptr;  // checked before every request
+  // progress (samples done, samples wanted, "rollouts") after every batch;
+  // cancellation before every request.
+  RunControl control;
 };
 
 // One edit's rollouts, read back from disk.

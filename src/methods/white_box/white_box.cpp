@@ -172,14 +172,14 @@ Attribution SentenceAttentionMethod::run(const Trace& trace, const Context& cont
   const model::TokenTrace input = white_box_input(trace, context, what);
   const auto proximity = static_cast<std::size_t>(non_negative(o, what, "proximity_ignore"));
   const torch::Tensor means =
-      model::sentence_attention(model_of(context), input.ids, input.sentences, parse_layers(string_option(o, "layers"), what));
+      model::sentence_attention(model_of(context), input.ids, input.sentences,
+                                parse_layers(string_option(o, "layers"), what), {}, context.control);
   Attribution a = start_attribution(*this, o, input);
   const Matrix mean = to_matrix(means.mean({0, 1}), "sentence_attention");
   a.matrices["sentence_attention"] = mean;
   a.scores["attention_received"] = vertical_scores(mean, proximity);
   a.metadata["num_layers"] = means.size(0);
   a.metadata["num_heads"] = means.size(1);
-  if (context.progress) context.progress(1, 1, "forward passes");
   return a;
 }
 
@@ -216,11 +216,7 @@ Attribution ReceiverHeadsMethod::run(const Trace& trace, const Context& context)
   options.proximity_ignore = static_cast<std::size_t>(non_negative(o, what, "proximity_ignore"));
   options.exclude_layer0 = bool_option(o, "exclude_layer0");
   options.heads = parse_heads(string_option(o, "heads"), what);
-  const auto progress = [&](std::size_t done, std::size_t total) {
-    if (context.cancelled()) throw Error(fmt::format("{}: cancelled", what));
-    if (context.progress) context.progress(done, total, "traces");
-  };
-  const model::ReceiverHeadsResult r = model::receiver_heads(model_of(context), {input}, options, progress);
+  const model::ReceiverHeadsResult r = model::receiver_heads(model_of(context), {input}, options, context.control);
 
   Attribution a = start_attribution(*this, o, input);
   a.scores["receiver_score"] = r.sentence_scores.at(0);
@@ -276,10 +272,7 @@ Attribution AttentionSuppressionMethod::run(const Trace& trace, const Context& c
   options.max_kept = int_option(o, "max_kept");
   options.batch_lanes = int_option(o, "batch_lanes");
   options.reuse_prefix = bool_option(o, "reuse_prefix");
-  options.cancel = context.cancel;
-  options.progress = [&](std::size_t done, std::size_t total) {
-    if (context.progress) context.progress(done, total, "sentences");
-  };
+  options.control = context.control;
   const torch::Tensor raw = model::suppression_matrix(model_of(context), input, options);
   const torch::Tensor centred = model::centre_suppression_matrix(raw);
 
@@ -350,7 +343,7 @@ Attribution AttentionRhythmMethod::run(const Trace& trace, const Context& contex
   options.gamma = double_option(o, "gamma");
   // The response (what the token sets and deltas range over) starts at the first sentence.
   options.response_begin = input.sentences.front().begin;
-  const model::AttentionRhythm r = model::attention_rhythm(model_of(context), input.ids, options);
+  const model::AttentionRhythm r = model::attention_rhythm(model_of(context), input.ids, options, context.control);
 
   Attribution a = start_attribution(*this, o, input);
   a.scores["waad"] = sentence_means(r.waad, input.sentences);
@@ -366,7 +359,6 @@ Attribution AttentionRhythmMethod::run(const Trace& trace, const Context& contex
   a.metadata["local_heads"] = format_heads(r.local_heads);
   a.metadata["global_heads"] = format_heads(r.global_heads);
   a.metadata["response_begin"] = options.response_begin;
-  if (context.progress) context.progress(1, 1, "forward passes");
   return a;
 }
 

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cctype>
 #include <cmath>
 #include <filesystem>
@@ -821,13 +822,27 @@ TEST(ResamplingMetrics, ProgressReachesTotal) {
   const fs::path dir = write_problem(scratch.path(), hand_built());
   std::vector<std::pair<std::size_t, std::size_t>> calls;
   ResamplingMetricsOptions options;
-  options.progress = [&](std::size_t done, std::size_t total) { calls.emplace_back(done, total); };
+  std::atomic<bool> stop{false};
+  options.control.progress = [&](std::size_t done, std::size_t total, const std::string& unit) {
+    EXPECT_EQ(unit, "steps");
+    calls.emplace_back(done, total);
+  };
+  options.control.cancel = &stop;
   TableSimilarity similarity(toy_similarity);
-  compute_resampling_metrics(read_problem_rollouts(dir.string()), similarity, options);
+  const ProblemRollouts rollouts = read_problem_rollouts(dir.string());
+  compute_resampling_metrics(rollouts, similarity, options);
   ASSERT_FALSE(calls.empty());
   EXPECT_EQ(calls.back().first, calls.back().second);
   EXPECT_EQ(calls.back().second, 12u);  // 6 sentences + 6 matrix folders
   for (std::size_t k = 0; k < calls.size(); ++k) EXPECT_EQ(calls[k].first, k + 1);
+  // Cancelled from the progress callback (as another thread would): stops after that step.
+  calls.clear();
+  options.control.progress = [&](std::size_t done, std::size_t total, const std::string&) {
+    calls.emplace_back(done, total);
+    stop = done == 3;
+  };
+  EXPECT_THROW(compute_resampling_metrics(rollouts, similarity, options), Error);
+  EXPECT_EQ(calls.size(), 3u);
 }
 
 TEST(ResamplingMetrics, MatrixCanBeSwitchedOff) {

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <iostream>
 #include <limits>
@@ -19,6 +20,7 @@
 #include "../core/test_paths.h"
 #include "anchors/core/error.h"
 #include "anchors/model/causal_lm.h"
+#include "anchors/model/sentence_attention.h"
 
 namespace anchors::model {
 namespace {
@@ -283,6 +285,50 @@ TEST(AttentionRhythm, RejectsBadInput) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("attention_rhythm"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("response_begin"), std::string::npos) << e.what();
+  }
+}
+
+// attention_rhythm and sentence_attention report one step per decoder layer
+// and stop at the RunControl's flag (set here from the progress callback, as
+// another thread would set it).
+TEST(AttentionRhythm, ProgressAndCancelPerLayerAlsoForSentenceAttention) {
+  const auto model = CausalLM::load(fixture_dir("llama_rope_llama3_gqa2"));
+  const auto L = static_cast<std::size_t>(model->config().num_hidden_layers);
+  ASSERT_GE(L, 2u);
+  const std::vector<std::int64_t> ids(20, 3);
+  const std::vector<TokenSpan> spans = {{0, 10}, {10, 20}};
+  std::atomic<bool> stop{false};
+  std::vector<std::size_t> seen;
+  RunControl control;
+  control.cancel = &stop;
+  control.progress = [&](std::size_t done, std::size_t total, const std::string& unit) {
+    EXPECT_EQ(unit, "layers");
+    EXPECT_EQ(total, L);
+    seen.push_back(done);
+  };
+  attention_rhythm(*model, ids, {}, control);
+  std::vector<std::size_t> all(L);
+  std::iota(all.begin(), all.end(), std::size_t{1});
+  EXPECT_EQ(seen, all);
+  seen.clear();
+  sentence_attention(*model, ids, spans, std::nullopt, {}, control);
+  EXPECT_EQ(seen, all);
+
+  control.progress = [&](std::size_t done, std::size_t, const std::string&) {
+    seen.push_back(done);
+    stop = true;
+  };
+  for (int which = 0; which < 2; ++which) {
+    seen.clear();
+    stop = false;
+    try {
+      if (which == 0) attention_rhythm(*model, ids, {}, control);
+      if (which == 1) sentence_attention(*model, ids, spans, std::nullopt, {}, control);
+      ADD_FAILURE() << "not cancelled";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cancelled"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(seen, std::vector<std::size_t>{1});  // stopped at the next layer
   }
 }
 

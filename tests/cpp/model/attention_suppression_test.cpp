@@ -222,17 +222,20 @@ TEST(AttentionSuppression, ProgressAndCancel) {
   SuppressionOptions o;
   o.batch_lanes = 2;
   std::vector<std::pair<std::size_t, std::size_t>> calls;
-  o.progress = [&](std::size_t done, std::size_t total) { calls.push_back({done, total}); };
+  o.control.progress = [&](std::size_t done, std::size_t total, const std::string& unit) {
+    EXPECT_EQ(unit, "sentences");
+    calls.push_back({done, total});
+  };
   suppression_matrix(*model, trace, o);
   EXPECT_EQ(calls, (std::vector<std::pair<std::size_t, std::size_t>>{{2, 5}, {4, 5}, {5, 5}}));
 
   std::atomic<bool> cancel{true};
-  o.cancel = &cancel;
-  o.progress = {};
+  o.control.cancel = &cancel;
+  o.control.progress = {};
   EXPECT_THROW(suppression_matrix(*model, trace, o), Error);  // set before the start
   cancel = false;
   std::size_t passes = 0;
-  o.progress = [&](std::size_t, std::size_t) {
+  o.control.progress = [&](std::size_t, std::size_t, const std::string&) {
     ++passes;
     cancel = true;  // set during the run: stops at the next check point
   };

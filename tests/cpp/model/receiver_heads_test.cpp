@@ -104,8 +104,12 @@ TEST_P(ReceiverHeadsModels, MatchesSlowReference) {
   options.top_k = 3;
   options.proximity_ignore = 2;
   std::vector<std::pair<std::size_t, std::size_t>> calls;
-  const ReceiverHeadsResult got =
-      receiver_heads(*model, traces, options, [&](std::size_t done, std::size_t total) { calls.push_back({done, total}); });
+  RunControl control;
+  control.progress = [&](std::size_t done, std::size_t total, const std::string& unit) {
+    EXPECT_EQ(unit, "traces");
+    calls.push_back({done, total});
+  };
+  const ReceiverHeadsResult got = receiver_heads(*model, traces, options, control);
   EXPECT_EQ(calls, (std::vector<std::pair<std::size_t, std::size_t>>{{1, 2}, {2, 2}}));
 
   // The reference.

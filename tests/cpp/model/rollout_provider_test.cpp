@@ -810,7 +810,7 @@ TEST(ResamplingMethodTest, GeneratesWhatAnalyzeGeneratesAndScoresIt) {
   context.options = {{"num_rollouts", std::int64_t{3}}, {"batch", std::int64_t{2}}, {"max_tokens", std::int64_t{6}},
                      {"forced", true}, {"seed", std::int64_t{5}}, {"forced_max_tokens", std::int64_t{4}}};
   std::size_t last_done = 0, last_total = 0;
-  context.progress = [&](std::size_t done, std::size_t total, const std::string& unit) {
+  context.control.progress = [&](std::size_t done, std::size_t total, const std::string& unit) {
     EXPECT_EQ(unit, "rollouts");
     last_done = done;
     last_total = total;
@@ -898,7 +898,7 @@ TEST(ResamplingMethodTest, OptionsAndBadInput) {
   fails_with(tiny_trace(), no_tokenizer, "tokenizer");
   std::atomic<bool> stop{true};
   Context cancelled = context;
-  cancelled.cancel = &stop;
+  cancelled.control.cancel = &stop;
   fails_with(tiny_trace(), cancelled, "cancelled");
   // Another base solution of the same problem in the folder is not mixed in.
   method->run(tiny_trace(), context);
