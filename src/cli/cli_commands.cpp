@@ -70,11 +70,12 @@ int run_segment(const std::vector<std::string>& raw, std::istream& in, std::ostr
   if (!utf8::is_valid(text))
     throw Error(fmt::format("{}: input is not valid UTF-8 text", path == "-" ? "<stdin>" : path));
   json list = json::array();
+  utf8::Cursor offsets(text);  // spans come in order: one pass over the text
   for (const Sentence& s : split_sentences(text, options)) {
     list.push_back({{"index", s.index},
                     {"text", s.text},
-                    {"char_start", utf8::codepoint_offset(text, s.chars.begin)},
-                    {"char_end", utf8::codepoint_offset(text, s.chars.end)}});
+                    {"char_start", offsets.codepoint_offset(s.chars.begin)},
+                    {"char_end", offsets.codepoint_offset(s.chars.end)}});
   }
   out << list.dump(1) << "\n";
   return 0;

@@ -130,12 +130,13 @@ int run_tokenize(const std::vector<std::string>& raw, std::istream& in, std::ost
   if (!utf8::is_valid(text)) throw Error("TEXT is not valid UTF-8");
   const auto encoding = tokenizer->encode(text, args.flag("special"));
   json tokens = json::array();
+  utf8::Cursor offsets(text);  // token spans come in order: one pass over the text
   for (std::size_t i = 0; i < encoding.ids.size(); ++i) {
     const auto& span = encoding.offsets[i];
     tokens.push_back({{"id", encoding.ids[i]},
                       {"token", tokenizer->id_to_token(encoding.ids[i])},
-                      {"char_start", utf8::codepoint_offset(text, span.begin)},
-                      {"char_end", utf8::codepoint_offset(text, span.end)}});
+                      {"char_start", offsets.codepoint_offset(span.begin)},
+                      {"char_end", offsets.codepoint_offset(span.end)}});
   }
   if (args.flag("json")) {
     out << tokens.dump(1, ' ', false, json::error_handler_t::replace) << "\n";

@@ -107,11 +107,13 @@ using json_fields::require;
 using json_fields::require_index;
 using json_fields::require_string;
 
-json sentence_to_json(const Sentence& s, const std::string& text) {
+// `offsets` is a cursor over the trace text, shared by all sentences so that
+// converting the spans of a whole trace is one pass over the text.
+json sentence_to_json(const Sentence& s, utf8::Cursor& offsets) {
   json j{{"index", s.index},
          {"text", s.text},
-         {"char_start", utf8::codepoint_offset(text, s.chars.begin)},
-         {"char_end", utf8::codepoint_offset(text, s.chars.end)},
+         {"char_start", offsets.codepoint_offset(s.chars.begin)},
+         {"char_end", offsets.codepoint_offset(s.chars.end)},
          {"tags", s.tags}};
   if (s.tokens) {
     j["token_start"] = s.tokens->begin;
@@ -120,7 +122,7 @@ json sentence_to_json(const Sentence& s, const std::string& text) {
   return j;
 }
 
-Sentence sentence_from_json(const json& j, const std::string& text, const std::string& where) {
+Sentence sentence_from_json(const json& j, utf8::Cursor& offsets, const std::string& where) {
   Sentence s;
   s.index = require_index(j, "index", where);
   s.text = require_string(j, "text", where);
@@ -128,7 +130,7 @@ Sentence sentence_from_json(const json& j, const std::string& text, const std::s
   const std::size_t cp_end = require_index(j, "char_end", where);
   if (cp_end < cp_start) throw Error(fmt::format("{}: char_end {} < char_start {}", where, cp_end, cp_start));
   try {
-    s.chars = {utf8::byte_offset(text, cp_start), utf8::byte_offset(text, cp_end)};
+    s.chars = {offsets.byte_offset(cp_start), offsets.byte_offset(cp_end)};
   } catch (const Error& e) {
     throw Error(fmt::format("{}: char span [{}, {}) is outside the trace text ({})", where, cp_start, cp_end, e.what()));
   }
@@ -230,7 +232,8 @@ std::string result_to_json(const AnalysisResult& result, int indent) {
   result.validate();
   const Trace& t = result.trace;
   json sentences = json::array();
-  for (const auto& s : t.sentences) sentences.push_back(sentence_to_json(s, t.text));
+  utf8::Cursor offsets(t.text);
+  for (const auto& s : t.sentences) sentences.push_back(sentence_to_json(s, offsets));
   json metadata = json::object();
   for (const auto& [k, v] : t.metadata) metadata[k] = v;
   json attributions = json::array();
@@ -288,8 +291,9 @@ AnalysisResult result_from_json(const std::string& json_text, const std::string&
   }
   const json& sj = require(tj, "sentences", tw);
   if (!sj.is_array()) throw Error(fmt::format("{}.sentences: expected an array", tw));
+  utf8::Cursor offsets(t.text);
   for (std::size_t i = 0; i < sj.size(); ++i)
-    t.sentences.push_back(sentence_from_json(sj[i], t.text, fmt::format("{}.sentences[{}]", tw, i)));
+    t.sentences.push_back(sentence_from_json(sj[i], offsets, fmt::format("{}.sentences[{}]", tw, i)));
 
   const json& aj = require(doc, "attributions", source);
   if (!aj.is_array()) throw Error(fmt::format("{}: attributions: expected an array", source));

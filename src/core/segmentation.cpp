@@ -144,33 +144,45 @@ std::vector<Piece> raw_chunks(std::string_view text, const CharSpan& range,
   return pieces;
 }
 
+// Appends `next` to `into` the way the reference joins chunks: one space between.
+void join(Piece& into, const Piece& next) {
+  into.text += ' ';
+  into.text += next.text;
+  into.chars.end = next.chars.end;
+  into.length += 1 + next.length;
+}
+
 // The reference's merge loop: a chunk shorter than `threshold` code points is
 // prepended (with one space) to the next chunk, which is then re-examined; the
 // last chunk is appended to the previous one; a lone chunk stays as it is.
+//
+// The reference erases the short chunk from the list at every merge and
+// prepends to the next chunk's string, which is quadratic on a text of many
+// short sentences. Here the chunks are compacted in place in one pass: the
+// chunk being built at pieces[out] absorbs (appends) following chunks until it
+// is long enough; the result is the same list of texts, spans and lengths.
 void merge_short(std::vector<Piece>& pieces, std::size_t threshold) {
-  std::size_t i = 0;
-  while (i < pieces.size()) {
-    if (pieces[i].length >= threshold) {
-      ++i;
-      continue;
+  std::size_t out = 0;    // pieces[0, out) are final
+  bool building = false;  // pieces[out] holds a chunk that is still short
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    if (building) {
+      join(pieces[out], pieces[i]);
+    } else if (out != i) {
+      pieces[out] = std::move(pieces[i]);
     }
-    if (i + 1 == pieces.size()) {
-      if (i == 0) break;  // a single short chunk: nothing to merge with
-      Piece& prev = pieces[i - 1];
-      prev.text += ' ';
-      prev.text += pieces[i].text;
-      prev.chars.end = pieces[i].chars.end;
-      prev.length += 1 + pieces[i].length;
-      pieces.pop_back();
-      // prev was already long enough, so the loop ends here.
+    building = pieces[out].length < threshold;
+    if (!building) ++out;
+  }
+  if (building) {
+    // The last chunk is short: it joins the previous one, which was long
+    // enough, unless it is the only one.
+    if (out == 0) {
+      out = 1;
     } else {
-      Piece& next = pieces[i + 1];
-      next.text = pieces[i].text + ' ' + next.text;
-      next.chars.begin = pieces[i].chars.begin;
-      next.length += 1 + pieces[i].length;
-      pieces.erase(pieces.begin() + static_cast<std::ptrdiff_t>(i));
+      join(pieces[out - 1], pieces[out]);
     }
   }
+  pieces.resize(out);
 }
 
 }  // namespace
@@ -198,7 +210,9 @@ void assign_token_spans(std::vector<Sentence>& sentences, std::string_view text,
                         std::int64_t token_offset) {
   if (!count_tokens) throw Error("assign_token_spans: count_tokens is empty");
   // Check every span before tokenising anything, so a bad list leaves the
-  // sentences untouched.
+  // sentences untouched. One cursor for all spans: in-order spans are checked
+  // in one pass over the text.
+  utf8::Cursor boundaries(text);
   for (const Sentence& s : sentences) {
     const std::string where = fmt::format("assign_token_spans: sentence {}: char span [{}, {})",
                                           s.index, s.chars.begin, s.chars.end);
@@ -208,7 +222,7 @@ void assign_token_spans(std::vector<Sentence>& sentences, std::string_view text,
     }
     for (std::size_t offset : {s.chars.begin, s.chars.end}) {
       try {
-        utf8::codepoint_offset(text, offset);
+        boundaries.codepoint_offset(offset);
       } catch (const Error&) {
         throw Error(
             fmt::format("{}: byte {} is not on a UTF-8 character boundary", where, offset));

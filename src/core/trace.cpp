@@ -11,6 +11,9 @@ namespace anchors {
 
 void Trace::validate() const {
   const Sentence* previous_with_tokens = nullptr;
+  // Spans are checked in order, so one cursor checks all boundaries in one
+  // pass over the text (out-of-order spans fail the ordering check below).
+  utf8::Cursor boundaries(text);
   for (std::size_t k = 0; k < sentences.size(); ++k) {
     const Sentence& s = sentences[k];
     if (s.index != k) {
@@ -28,7 +31,7 @@ void Trace::validate() const {
     }
     for (std::size_t offset : {c.begin, c.end}) {
       try {
-        utf8::codepoint_offset(text, offset);
+        boundaries.codepoint_offset(offset);
       } catch (const Error&) {
         throw Error(fmt::format("{} cuts a UTF-8 character at byte {}", where, offset));
       }

@@ -50,16 +50,26 @@ std::size_t step(std::string_view text, std::size_t pos) {
 }  // namespace
 
 std::size_t codepoint_offset(std::string_view text, std::size_t byte_offset) {
-  if (byte_offset > text.size()) {
+  return Cursor(text).codepoint_offset(byte_offset);
+}
+
+std::size_t byte_offset(std::string_view text, std::size_t codepoint_offset) {
+  return Cursor(text).byte_offset(codepoint_offset);
+}
+
+std::size_t Cursor::codepoint_offset(std::size_t byte_offset) {
+  if (byte_offset > text_.size()) {
     throw Error(fmt::format("utf8::codepoint_offset: byte offset {} is past the end of the text ({} bytes)",
-                            byte_offset, text.size()));
+                            byte_offset, text_.size()));
   }
-  std::size_t pos = 0;
-  std::size_t start = 0;  // first byte of the last character stepped over
-  std::size_t count = 0;
+  // byte_ is a point the walk from byte 0 passes through, so walking on from
+  // it is that same walk (a query behind it has to start over).
+  std::size_t pos = byte_offset >= byte_ ? byte_ : 0;
+  std::size_t count = byte_offset >= byte_ ? codepoints_ : 0;
+  std::size_t start = pos;  // first byte of the last character stepped over
   while (pos < byte_offset) {
     start = pos;
-    pos += step(text, pos);
+    pos += step(text_, pos);
     ++count;
   }
   if (pos != byte_offset) {
@@ -68,14 +78,16 @@ std::size_t codepoint_offset(std::string_view text, std::size_t byte_offset) {
         "not on a code point boundary",
         byte_offset, start, pos));
   }
+  byte_ = pos;
+  codepoints_ = count;
   return count;
 }
 
-std::size_t byte_offset(std::string_view text, std::size_t codepoint_offset) {
-  std::size_t pos = 0;
-  std::size_t count = 0;
-  while (count < codepoint_offset && pos < text.size()) {
-    pos += step(text, pos);
+std::size_t Cursor::byte_offset(std::size_t codepoint_offset) {
+  std::size_t pos = codepoint_offset >= codepoints_ ? byte_ : 0;
+  std::size_t count = codepoint_offset >= codepoints_ ? codepoints_ : 0;
+  while (count < codepoint_offset && pos < text_.size()) {
+    pos += step(text_, pos);
     ++count;
   }
   if (count < codepoint_offset) {
@@ -83,6 +95,8 @@ std::size_t byte_offset(std::string_view text, std::size_t codepoint_offset) {
         "utf8::byte_offset: code point offset {} is past the end of the text ({} code points)",
         codepoint_offset, count));
   }
+  byte_ = pos;
+  codepoints_ = count;
   return pos;
 }
 

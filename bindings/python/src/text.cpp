@@ -7,13 +7,17 @@
 #include "bindings.h"
 
 namespace anchors::python {
+namespace {
 
-PySentence to_python(const Sentence& s, const std::string& text) {
+// `offsets` is a cursor over the source text: the list versions share one for
+// all sentences, so converting the spans of a whole trace is one pass over the
+// text instead of a walk from its start for every sentence.
+PySentence to_python(const Sentence& s, utf8::Cursor& offsets) {
   PySentence p;
   p.index = s.index;
   p.text = s.text;
-  p.char_start = utf8::codepoint_offset(text, s.chars.begin);
-  p.char_end = utf8::codepoint_offset(text, s.chars.end);
+  p.char_start = offsets.codepoint_offset(s.chars.begin);
+  p.char_end = offsets.codepoint_offset(s.chars.end);
   if (s.tokens) {
     p.token_start = s.tokens->begin;
     p.token_end = s.tokens->end;
@@ -22,13 +26,13 @@ PySentence to_python(const Sentence& s, const std::string& text) {
   return p;
 }
 
-Sentence from_python(const PySentence& p, const std::string& text) {
+Sentence from_python(const PySentence& p, utf8::Cursor& offsets) {
   Sentence s;
   s.index = p.index;
   s.text = p.text;
   if (p.char_end < p.char_start)
     throw Error("sentence " + std::to_string(p.index) + ": char_end < char_start");
-  s.chars = {utf8::byte_offset(text, p.char_start), utf8::byte_offset(text, p.char_end)};
+  s.chars = {offsets.byte_offset(p.char_start), offsets.byte_offset(p.char_end)};
   if (p.token_start.has_value() != p.token_end.has_value())
     throw Error("sentence " + std::to_string(p.index) + ": token_start and token_end must be set together");
   if (p.token_start) s.tokens = TokenSpan{*p.token_start, *p.token_end};
@@ -36,17 +40,31 @@ Sentence from_python(const PySentence& p, const std::string& text) {
   return s;
 }
 
+}  // namespace
+
+PySentence to_python(const Sentence& s, const std::string& text) {
+  utf8::Cursor offsets(text);
+  return to_python(s, offsets);
+}
+
+Sentence from_python(const PySentence& p, const std::string& text) {
+  utf8::Cursor offsets(text);
+  return from_python(p, offsets);
+}
+
 std::vector<PySentence> to_python(const std::vector<Sentence>& v, const std::string& text) {
   std::vector<PySentence> out;
   out.reserve(v.size());
-  for (const auto& s : v) out.push_back(to_python(s, text));
+  utf8::Cursor offsets(text);
+  for (const auto& s : v) out.push_back(to_python(s, offsets));
   return out;
 }
 
 std::vector<Sentence> from_python(const std::vector<PySentence>& v, const std::string& text) {
   std::vector<Sentence> out;
   out.reserve(v.size());
-  for (const auto& s : v) out.push_back(from_python(s, text));
+  utf8::Cursor offsets(text);
+  for (const auto& s : v) out.push_back(from_python(s, offsets));
   return out;
 }
 

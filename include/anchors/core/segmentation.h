@@ -36,6 +36,8 @@ struct SegmentOptions {
 // str.strip()); a byte that is not valid UTF-8 counts as one character that
 // is neither whitespace nor a terminator (never an error).
 // Empty or all-whitespace input gives an empty list. See docs/segmentation.md.
+// Cost: linear in text.size() (one pass to cut, one to merge), whatever the
+// number or length of the sentences.
 std::vector<Sentence> split_sentences(std::string_view text, const SegmentOptions& options = {});
 
 // Assigns token spans with prefix-tokenisation semantics:
@@ -44,6 +46,9 @@ std::vector<Sentence> split_sentences(std::string_view text, const SegmentOption
 // anchors::Error naming the sentence if a char span is reversed, lies outside
 // `text` or does not start and end on UTF-8 character boundaries; all spans are
 // checked before any is assigned, so on error `sentences` is unchanged.
+// Cost: the boundary check is one pass over `text` for spans in order; then
+// count_tokens is called on up to two prefixes per sentence (prefix lengths
+// sum to O(sentences x text), the price of prefix semantics).
 void assign_token_spans(std::vector<Sentence>& sentences, std::string_view text,
                         const std::function<std::size_t(std::string_view)>& count_tokens,
                         std::int64_t token_offset = 0);

@@ -1,9 +1,12 @@
 // split_sentences / assign_token_spans: the reference chunk lists of the
-// original authors, exact byte spans, every option, Unicode and malformed input.
+// original authors, exact byte spans, every option, Unicode and malformed
+// input, and agreement with a slow transcription of the reference on random text.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -11,6 +14,7 @@
 #include "anchors/core/segmentation.h"
 #include "anchors/core/trace.h"
 #include "anchors/core/utf8.h"
+#include "random_text.h"
 
 namespace {
 
@@ -550,6 +554,167 @@ TEST(SegmentationTokenSpans, RejectsBadSpansNamingTheSentence) {
   expect_error(mid_char, "boundary");
   auto s = good;
   EXPECT_THROW(anchors::assign_token_spans(s, in, nullptr), anchors::Error);
+}
+
+// ---------------------------------------------------------------------------
+// Against a slow transcription of the reference on random text
+// ---------------------------------------------------------------------------
+
+struct RefChunk {
+  std::string text;
+  std::size_t begin = 0, end = 0;  // byte span
+  std::size_t length = 0;          // code points of text
+};
+
+// The reference chunker (split_solution_into_chunks, then the analysis step's
+// drop) transcribed as literally as C++ allows, with the byte span of each
+// chunk carried along: it reads the text character by character, tests the
+// paragraph patterns by comparing characters, strips the accumulated chunk at
+// each boundary, and merges by rewriting the next chunk and erasing the short
+// one from the list. Quadratic, and independent of the library's decoding:
+// it works on the characters the random text was built from. The one
+// departure from the Python is the documented one: everything after the first
+// <think> is kept.
+std::vector<RefChunk> reference_split(const anchors_test::RandomText& t, const SegmentOptions& o,
+                                      const std::vector<std::string>& terminators) {
+  const std::vector<std::string>& c = t.chars;
+  std::vector<std::size_t> at{0};  // at[k]: byte offset of character k
+  for (const std::string& ch : c) at.push_back(at.back() + ch.size());
+  const auto one_of = [](const std::string& ch, const std::vector<std::string>& set) {
+    return std::find(set.begin(), set.end(), ch) != set.end();
+  };
+  const auto is_space = [&](std::size_t k) { return one_of(c[k], anchors_test::python_whitespace()); };
+  const auto matches = [&](std::size_t i, std::size_t end, const std::string& ascii) {
+    if (i + ascii.size() > end) return false;
+    for (std::size_t k = 0; k < ascii.size(); ++k) {
+      if (c[i + k] != std::string(1, ascii[k])) return false;
+    }
+    return true;
+  };
+
+  std::size_t begin = 0, end = c.size();
+  if (o.think_only) {
+    for (std::size_t i = 0; i < end; ++i) {
+      if (matches(i, end, "<think>")) {
+        begin = i + 7;
+        break;
+      }
+    }
+    for (std::size_t i = begin; i < end; ++i) {
+      if (matches(i, end, "</think>")) {
+        end = i;
+        break;
+      }
+    }
+  }
+  while (begin < end && is_space(begin)) ++begin;
+  while (end > begin && is_space(end - 1)) --end;
+
+  std::vector<RefChunk> chunks;
+  std::vector<std::size_t> current;  // the characters read since the last chunk
+  const auto flush = [&]() {
+    std::size_t first = 0, last = current.size();
+    while (first < last && is_space(current[first])) ++first;
+    while (last > first && is_space(current[last - 1])) --last;
+    if (first == last) return;  // strip() is empty: the reference keeps accumulating
+    RefChunk chunk;
+    for (std::size_t k = first; k < last; ++k) chunk.text += c[current[k]];
+    chunk.begin = at[current[first]];
+    chunk.end = at[current[last - 1] + 1];
+    chunk.length = last - first;
+    chunks.push_back(chunk);
+    current.clear();
+  };
+  for (std::size_t i = begin; i < end; ++i) {
+    current.push_back(i);
+    const bool paragraph_end = o.split_paragraphs && (matches(i, end, "\n\n") || matches(i, end, "\r\n\r\n"));
+    const bool sentence_end =
+        i + 1 < end && one_of(c[i], terminators) && (c[i + 1] == " " || c[i + 1] == "\n");
+    if (paragraph_end || sentence_end) flush();
+  }
+  flush();
+
+  std::size_t i = 0;
+  while (i < chunks.size()) {
+    if (chunks[i].length >= o.merge_shorter_than) {
+      ++i;
+    } else if (i + 1 < chunks.size()) {
+      RefChunk& next = chunks[i + 1];
+      next.text = chunks[i].text + " " + next.text;
+      next.begin = chunks[i].begin;
+      next.length += 1 + chunks[i].length;
+      chunks.erase(chunks.begin() + static_cast<std::ptrdiff_t>(i));
+    } else if (i > 0) {
+      RefChunk& previous = chunks[i - 1];
+      previous.text += " " + chunks[i].text;
+      previous.end = chunks[i].end;
+      previous.length += 1 + chunks[i].length;
+      chunks.erase(chunks.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      break;  // a lone short chunk stays
+    }
+  }
+  chunks.erase(std::remove_if(chunks.begin(), chunks.end(),
+                              [&](const RefChunk& chunk) { return chunk.length < o.drop_shorter_than; }),
+               chunks.end());
+  return chunks;
+}
+
+TEST(SegmentationProperty, SameSentencesAsTheSlowReferenceOnRandomText) {
+  struct Setting {
+    SegmentOptions options;
+    std::vector<std::string> terminators;
+  };
+  const auto setting = [](bool think_only, bool paragraphs, std::vector<std::string> terminators,
+                          std::size_t merge, std::size_t drop) {
+    Setting s;
+    s.options.think_only = think_only;
+    s.options.split_paragraphs = paragraphs;
+    s.options.sentence_terminators.clear();
+    for (const std::string& t : terminators) s.options.sentence_terminators += t;
+    s.options.merge_shorter_than = merge;
+    s.options.drop_shorter_than = drop;
+    s.terminators = std::move(terminators);
+    return s;
+  };
+  const std::vector<std::string> ascii = {".", "?", "!"};
+  const std::vector<Setting> settings = {
+      setting(true, true, ascii, 10, 4),                             // the defaults
+      setting(true, true, ascii, 0, 0),                              // raw chunks
+      setting(false, false, ascii, 10, 4),                           // whole text, no paragraphs
+      setting(false, true, {".", "?", "!", "\u3002"}, 25, 0),        // multi-byte terminator
+      setting(true, true, ascii, 1000, 0),                           // everything cascades
+      setting(false, true, {}, 1, 10),                               // paragraphs only, big drop
+  };
+  ASSERT_EQ(settings.front().options.sentence_terminators, SegmentOptions{}.sentence_terminators);
+
+  std::mt19937 rng(17);
+  std::size_t sentences_seen = 0;
+  for (int round = 0; round < 1500; ++round) {
+    // Mostly short texts (many short pieces, merges at both ends), some long.
+    const std::size_t max_chars = round % 10 == 0 ? 1500 : 1 + round % 120;
+    const anchors_test::RandomText t = anchors_test::random_text(rng, max_chars);
+    for (std::size_t k = 0; k < settings.size(); ++k) {
+      const Setting& st = settings[k];
+      const std::vector<RefChunk> expected = reference_split(t, st.options, st.terminators);
+      const std::vector<Sentence> got = split_sentences(t.text, st.options);
+      const auto context = [&]() {
+        return ::testing::Message() << "round " << round << ", setting " << k << ", text "
+                                    << ::testing::PrintToString(t.text);
+      };
+      ASSERT_EQ(got.size(), expected.size()) << context();
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].index, i) << context();
+        EXPECT_EQ(got[i].text, expected[i].text) << context() << ", sentence " << i;
+        EXPECT_EQ(got[i].chars.begin, expected[i].begin) << context() << ", sentence " << i;
+        EXPECT_EQ(got[i].chars.end, expected[i].end) << context() << ", sentence " << i;
+      }
+      sentences_seen += got.size();
+    }
+  }
+  // The generator must actually produce sentences (a guard against a silent
+  // test that compares empty lists).
+  EXPECT_GT(sentences_seen, 10000u);
 }
 
 }  // namespace

@@ -1,14 +1,18 @@
 // utf8::length / is_valid / codepoint_offset / byte_offset: well-formed
 // sequences at every length boundary, malformed input (one character per bad
-// byte, like Python's surrogateescape), round trips and range errors.
+// byte, like Python's surrogateescape), round trips and range errors; and
+// utf8::Cursor against those per-offset conversions on random text.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "anchors/core/error.h"
 #include "anchors/core/utf8.h"
+#include "random_text.h"
 
 namespace {
 
@@ -115,6 +119,71 @@ TEST(Utf8, OutOfRangeAndMidCharacterOffsetsAreErrors) {
   EXPECT_EQ(utf8::byte_offset("", 0), 0u);
   EXPECT_EQ(utf8::codepoint_offset("", 0), 0u);
   EXPECT_THROW(utf8::byte_offset("", 1), anchors::Error);
+}
+
+// What a conversion gives: "=value", or "!message" for an anchors::Error.
+std::string outcome(const std::function<std::size_t()>& convert) {
+  try {
+    return "=" + std::to_string(convert());
+  } catch (const anchors::Error& e) {
+    return std::string("!") + e.what();
+  }
+}
+
+// One cursor answers a whole sequence of queries (ascending, then random order,
+// both directions mixed, errors included) exactly as the per-offset functions,
+// which walk from the start each time, and as the character boundaries the
+// text was built from.
+TEST(Utf8Cursor, AgreesWithPerOffsetConversionOnRandomText) {
+  std::mt19937 rng(2024);
+  for (int round = 0; round < 400; ++round) {
+    const anchors_test::RandomText t = anchors_test::random_text(rng, 1 + round % 150);
+    const std::string& text = t.text;
+    // starts[k]: byte offset of character k; starts[n] = text.size().
+    std::vector<std::size_t> starts{0};
+    for (const std::string& c : t.chars) starts.push_back(starts.back() + c.size());
+    const std::size_t n = t.chars.size();
+    ASSERT_EQ(utf8::length(text), n);
+
+    const auto expected_codepoint = [&](std::size_t b) {
+      const std::string naive = outcome([&] { return utf8::codepoint_offset(text, b); });
+      const auto it = std::find(starts.begin(), starts.end(), b);
+      if (it != starts.end()) {
+        EXPECT_EQ(naive, "=" + std::to_string(it - starts.begin())) << "byte " << b;
+      } else {
+        EXPECT_EQ(naive[0], '!') << "byte " << b;
+      }
+      return naive;
+    };
+    const auto expected_byte = [&](std::size_t k) {
+      const std::string naive = outcome([&] { return utf8::byte_offset(text, k); });
+      if (k <= n) {
+        EXPECT_EQ(naive, "=" + std::to_string(starts[k])) << "code point " << k;
+      } else {
+        EXPECT_EQ(naive[0], '!') << "code point " << k;
+      }
+      return naive;
+    };
+
+    utf8::Cursor ascending(text);
+    for (std::size_t b = 0; b <= text.size() + 2; ++b) {
+      EXPECT_EQ(outcome([&] { return ascending.codepoint_offset(b); }), expected_codepoint(b));
+    }
+    utf8::Cursor by_index(text);
+    for (std::size_t k = 0; k <= n + 2; ++k) {
+      EXPECT_EQ(outcome([&] { return by_index.byte_offset(k); }), expected_byte(k));
+    }
+    utf8::Cursor mixed(text);
+    for (int q = 0; q < 40; ++q) {
+      if (std::uniform_int_distribution<int>(0, 1)(rng) == 0) {
+        const std::size_t b = std::uniform_int_distribution<std::size_t>(0, text.size() + 1)(rng);
+        EXPECT_EQ(outcome([&] { return mixed.codepoint_offset(b); }), expected_codepoint(b));
+      } else {
+        const std::size_t k = std::uniform_int_distribution<std::size_t>(0, n + 1)(rng);
+        EXPECT_EQ(outcome([&] { return mixed.byte_offset(k); }), expected_byte(k));
+      }
+    }
+  }
 }
 
 }  // namespace
