@@ -55,6 +55,13 @@ Value parse_option_value(const std::string& name, const std::string& text, const
       throw fail("an integer");
     }
   }
+  if (std::holds_alternative<IntList>(default_value)) {
+    try {
+      return parse_int_list(text, "--" + name);
+    } catch (const Error&) {
+      throw fail("a list of integers like 0,3,5 (pairs as 2:3,5:0)");
+    }
+  }
   if (std::holds_alternative<double>(default_value)) {
     try {
       std::size_t used = 0;

@@ -41,6 +41,7 @@ json value_to_json(const Value& v) {
       return d;
     }
     json operator()(const std::string& s) const { return s; }
+    json operator()(const IntList& l) const { return l; }
   };
   return std::visit(Visitor{}, v);
 }
@@ -51,6 +52,14 @@ Value value_from_json(const json& j, const std::string& where) {
   if (j.is_number_integer()) return j.get<std::int64_t>();
   if (j.is_number_float()) return j.get<double>();
   if (j.is_string()) return j.get<std::string>();
+  if (j.is_array()) {
+    IntList list;
+    for (const json& item : j) {
+      if (!item.is_number_integer()) throw Error(fmt::format("{}: lists may hold integers only, got {}", where, j.dump()));
+      list.push_back(item.get<std::int64_t>());
+    }
+    return list;
+  }
   if (j.is_object() && j.size() == 1 && j.contains("double")) {
     const json& d = j.at("double");
     if (d.is_number()) return d.get<double>();

@@ -127,6 +127,7 @@ ValueMap resolve_options(const AttributionMethod& method, const ValueMap& given)
                               std::holds_alternative<bool>(it->second)      ? "a boolean"
                               : std::holds_alternative<std::int64_t>(it->second) ? "an integer"
                               : std::holds_alternative<double>(it->second)  ? "a number"
+                              : std::holds_alternative<IntList>(it->second) ? "a list of integers"
                                                                              : "a string",
                               to_string(it->second), to_string(v)));
     it->second = v;

@@ -57,7 +57,12 @@ def test_methods_own_their_options_headline_and_needs():
         ta.ReceiverHeads(top_k="5")
     with pytest.raises(ta.Error, match="exclude_layer0 expects a boolean"):
         ta.ReceiverHeads(exclude_layer0=1)
-    assert ta.ReceiverHeads(top_k=numpy.int64(5), heads=[(1, 2)]).options == {"top_k": 5, "heads": "1:2"}
+    assert ta.ReceiverHeads(top_k=numpy.int64(5), heads=[(1, 2)]).options == {"top_k": 5, "heads": [1, 2]}
+    assert ta.ReceiverHeads(heads="1:2,3:0").options == {"heads": [1, 2, 3, 0]}
+    assert ta.AttentionRhythm(layers=(numpy.int64(1), 2)).options == {"layers": [1, 2]}
+    assert ta.method_info("receiver_heads").default_options["heads"] == []
+    with pytest.raises(ta.Error, match="list of integers"):
+        ta.SentenceAttention(layers="0,x")
     assert ta.AttentionSuppression(temperature=1).options == {"temperature": 1.0}
 
 

@@ -389,10 +389,14 @@ def test_cli_runs_white_box_methods_into_one_result(anchors_cli, tiny_model_with
     assert "top sentences by suppression_effect" in run.stdout
     assert "sentences" in run.stderr  # progress
     run = subprocess.run([anchors_cli, "run", "receiver_heads", "--model", str(tiny_model_with_tokenizer),
-                          "--result", str(out), "--top_k", "3", "--quiet"], capture_output=True, text=True)
+                          "--result", str(out), "--top_k", "3", "--heads", "1:0,2:3", "--quiet"],
+                         capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     result = ta.load_result(str(out))
     assert result.methods == ["attention_suppression", "receiver_heads"]
+    # List options travel as integer lists (heads as flat pairs), the same from the CLI as from Python.
+    assert result.attribution("receiver_heads").options["heads"] == [1, 0, 2, 3]
+    assert result.attribution("receiver_heads").metadata["receiver_heads"] == "1:0,2:3"
     assert result.attribution("attention_suppression").options["batch_lanes"] == 2
     # The CLI's numbers are the library's numbers.
     model = ta.Model.load(str(tiny_model_with_tokenizer))
@@ -404,6 +408,9 @@ def test_cli_runs_white_box_methods_into_one_result(anchors_cli, tiny_model_with
     bad = subprocess.run([anchors_cli, "rhythm", "--model", str(tiny_model_with_tokenizer), "--result", str(out),
                           "--top_fraction", "many"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--top_fraction expects a number" in bad.stderr
+    bad = subprocess.run([anchors_cli, "rhythm", "--model", str(tiny_model_with_tokenizer), "--result", str(out),
+                          "--layers", "1,x"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--layers expects a list of integers" in bad.stderr
     missing = subprocess.run([anchors_cli, "rhythm", "--model", str(tiny_model_with_tokenizer)],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "missing input" in missing.stderr

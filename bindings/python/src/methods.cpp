@@ -24,6 +24,8 @@ void bind_methods(py::module_& m) {
                              "\"similarity\".")
       .def("__repr__", [](const MethodInfo& i) { return "MethodInfo(" + i.name + ": " + i.description + ")"; });
   m.def("methods", &methods, "The registered attribution methods, sorted by name.");
+  m.def("parse_int_list", &parse_int_list, py::arg("text"), py::arg("what") = "list",
+        "\"0,3,5\" or \"2:3,5:0\" as a list of integers (the command line's form of list options).");
   m.def("method_info", &method_info, py::arg("name"), "The registered method's MethodInfo.");
   m.def("choose_score", &choose_score, py::arg("result"), py::arg("method") = "", py::arg("score") = "",
         "(method, score) to show of a result: `score`, else the first attribution's headline score (its "

@@ -56,8 +56,8 @@ def checked_options(method: str, options: dict) -> dict:
     checked = {}
     for key, value in options.items():
         default = defaults[key]
-        if key in ("layers", "heads") and isinstance(default, str) and not isinstance(value, str):
-            value = _list_option(key, value)
+        if isinstance(default, list):
+            value = _int_list(method, key, value)
         # Any integer (numpy's too) where an integer or a float is wanted (temperature=1), any real where a
         # float is; a bool is neither here.
         is_bool = type(value).__name__ in ("bool", "bool_")
@@ -122,10 +122,20 @@ class _WhiteBoxMethod:
         return f"{type(self).__name__}({shown})"
 
 
-def _list_option(key: str, value) -> str:
-    if key == "layers":
-        return ",".join(str(int(layer)) for layer in value)
-    return ",".join(f"{int(layer)}:{int(head)}" for layer, head in value)
+def _int_list(method: str, key: str, value) -> list:
+    """layers=[0, 3] / heads=[(2, 3), (5, 0)] (pairs are written flat: [2, 3, 5, 0]); strings like "0,3" or
+    "2:3,5:0" as the command line takes them."""
+    if isinstance(value, str):
+        return list(_C.parse_int_list(value, f"{method}: option {key}"))
+    out = []
+    for item in value:
+        if isinstance(item, (tuple, list)):
+            out.extend(int(x) for x in item)
+        elif isinstance(item, numbers.Integral) and type(item).__name__ not in ("bool", "bool_"):
+            out.append(int(item))
+        else:
+            raise _C.Error(f"{method}: option {key} expects integers or (layer, head) pairs, got {value!r}")
+    return out
 
 
 class SentenceAttention(_WhiteBoxMethod):

@@ -38,7 +38,7 @@ class SentenceAttentionMethod : public AttributionMethod {
  public:
   std::string name() const override { return "sentence_attention"; }
   std::string description() const override;
-  // layers ("" = every layer, else "0,3,5"), proximity_ignore.
+  // layers ([] = every layer, else e.g. [0, 3, 5]), proximity_ignore.
   ValueMap default_options() const override;
   std::map<std::string, std::string> option_docs() const override;
   std::vector<std::string> headline_scores() const override { return {"attention_received"}; }
@@ -52,7 +52,8 @@ class ReceiverHeadsMethod : public AttributionMethod {
  public:
   std::string name() const override { return "receiver_heads"; }
   std::string description() const override;
-  // top_k, proximity_ignore, exclude_layer0, heads ("" = top-k by kurtosis, else "layer:head,...").
+  // top_k, proximity_ignore, exclude_layer0, heads ([] = top-k by kurtosis, else
+  // (layer, head) pairs written flat: [2, 3, 5, 0]).
   ValueMap default_options() const override;
   std::map<std::string, std::string> option_docs() const override;
   std::vector<std::string> headline_scores() const override { return {"receiver_score"}; }

@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <limits>
-#include <sstream>
 
 #include "anchors/core/error.h"
 #include "anchors/core/receiver_statistics.h"
@@ -29,7 +28,6 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 std::int64_t int_option(const ValueMap& o, const char* name) { return std::get<std::int64_t>(o.at(name)); }
 double double_option(const ValueMap& o, const char* name) { return std::get<double>(o.at(name)); }
 bool bool_option(const ValueMap& o, const char* name) { return std::get<bool>(o.at(name)); }
-const std::string& string_option(const ValueMap& o, const char* name) { return std::get<std::string>(o.at(name)); }
 
 std::int64_t non_negative(const ValueMap& o, const char* method, const char* name) {
   const std::int64_t v = int_option(o, name);
@@ -37,48 +35,23 @@ std::int64_t non_negative(const ValueMap& o, const char* method, const char* nam
   return v;
 }
 
-// "0,3,5" -> {0, 3, 5}; "" -> nullopt (the method's default layers).
-std::optional<std::vector<std::int64_t>> parse_layers(const std::string& text, const char* method) {
-  if (text.empty()) return std::nullopt;
-  std::vector<std::int64_t> layers;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    try {
-      std::size_t used = 0;
-      layers.push_back(std::stoll(item, &used));
-      if (used != item.size()) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
-      throw Error(fmt::format("{}: option layers must be a comma-separated list of layer numbers like \"4,5,6\", got "
-                              "\"{}\"",
-                              method, text));
-    }
-  }
+const IntList& list_option(const ValueMap& o, const char* name) { return std::get<IntList>(o.at(name)); }
+
+// [] -> nullopt (the method's default layers).
+std::optional<std::vector<std::int64_t>> layers_option(const ValueMap& o) {
+  const IntList& layers = list_option(o, "layers");
+  if (layers.empty()) return std::nullopt;
   return layers;
 }
 
-// "2:3,5:0" -> {{2,3},{5,0}}; "" -> {}.
-std::vector<model::HeadIndex> parse_heads(const std::string& text, const char* method) {
+// [2, 3, 5, 0] (pairs written flat) -> {{2,3},{5,0}}; [] -> {}.
+std::vector<model::HeadIndex> heads_option(const ValueMap& o, const char* method) {
+  const IntList& flat = list_option(o, "heads");
+  if (flat.size() % 2 != 0)
+    throw Error(fmt::format("{}: option heads holds (layer, head) pairs written flat, like [2, 3, 5, 0]; got {} numbers",
+                            method, flat.size()));
   std::vector<model::HeadIndex> heads;
-  if (text.empty()) return heads;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    const auto colon = item.find(':');
-    try {
-      if (colon == std::string::npos) throw std::invalid_argument(item);
-      std::size_t used_layer = 0, used_head = 0;
-      const std::string layer = item.substr(0, colon), head = item.substr(colon + 1);
-      model::HeadIndex h;
-      h.layer = std::stoll(layer, &used_layer);
-      h.head = std::stoll(head, &used_head);
-      if (used_layer != layer.size() || used_head != head.size()) throw std::invalid_argument(item);
-      heads.push_back(h);
-    } catch (const std::exception&) {
-      throw Error(fmt::format("{}: option heads must look like \"layer:head,layer:head\" (e.g. \"2:3,5:0\"), got \"{}\"",
-                              method, text));
-    }
-  }
+  for (std::size_t i = 0; i < flat.size(); i += 2) heads.push_back({flat[i], flat[i + 1]});
   return heads;
 }
 
@@ -158,12 +131,12 @@ std::string SentenceAttentionMethod::description() const {
 }
 
 std::map<std::string, std::string> SentenceAttentionMethod::option_docs() const {
-  return {{"layers", "layers averaged: \"\" = every layer, else a list like \"0,3,5\""},
+  return {{"layers", "layers averaged: [] = every layer, else a list like [0, 3, 5]"},
           {"proximity_ignore", "attention_received of sentence j averages the rows i >= j + proximity_ignore"}};
 }
 
 ValueMap SentenceAttentionMethod::default_options() const {
-  return {{"layers", std::string()}, {"proximity_ignore", std::int64_t{4}}};
+  return {{"layers", IntList{}}, {"proximity_ignore", std::int64_t{4}}};
 }
 
 Attribution SentenceAttentionMethod::run(const Trace& trace, const Context& context) const {
@@ -173,7 +146,7 @@ Attribution SentenceAttentionMethod::run(const Trace& trace, const Context& cont
   const auto proximity = static_cast<std::size_t>(non_negative(o, what, "proximity_ignore"));
   const torch::Tensor means =
       model::sentence_attention(model_of(context), input.ids, input.sentences,
-                                parse_layers(string_option(o, "layers"), what), {}, context.control);
+                                layers_option(o), {}, context.control);
   Attribution a = start_attribution(*this, o, input);
   const Matrix mean = to_matrix(means.mean({0, 1}), "sentence_attention");
   a.matrices["sentence_attention"] = mean;
@@ -196,7 +169,8 @@ std::map<std::string, std::string> ReceiverHeadsMethod::option_docs() const {
   return {{"top_k", "receiver heads selected by the kurtosis of their vertical scores (>= 1)"},
           {"proximity_ignore", "vertical scores ignore the proximity_ignore sentences nearest the diagonal"},
           {"exclude_layer0", "layer 0 is never selected by kurtosis"},
-          {"heads", "use these receiver heads instead of the top-k: \"layer:head,...\" (\"\" = select by kurtosis)"}};
+          {"heads", "use these receiver heads instead of the top-k: (layer, head) pairs written flat, like [2, 3, 5, 0] "
+                    "([] = select by kurtosis)"}};
 }
 
 ValueMap ReceiverHeadsMethod::default_options() const {
@@ -204,7 +178,7 @@ ValueMap ReceiverHeadsMethod::default_options() const {
   return {{"top_k", static_cast<std::int64_t>(d.top_k)},
           {"proximity_ignore", static_cast<std::int64_t>(d.proximity_ignore)},
           {"exclude_layer0", d.exclude_layer0},
-          {"heads", std::string()}};
+          {"heads", IntList{}}};
 }
 
 Attribution ReceiverHeadsMethod::run(const Trace& trace, const Context& context) const {
@@ -215,7 +189,7 @@ Attribution ReceiverHeadsMethod::run(const Trace& trace, const Context& context)
   options.top_k = static_cast<std::size_t>(non_negative(o, what, "top_k"));
   options.proximity_ignore = static_cast<std::size_t>(non_negative(o, what, "proximity_ignore"));
   options.exclude_layer0 = bool_option(o, "exclude_layer0");
-  options.heads = parse_heads(string_option(o, "heads"), what);
+  options.heads = heads_option(o, what);
   const model::ReceiverHeadsResult r = model::receiver_heads(model_of(context), {input}, options, context.control);
 
   Attribution a = start_attribution(*this, o, input);
@@ -315,7 +289,7 @@ std::map<std::string, std::string> AttentionRhythmMethod::option_docs() const {
           {"fai_far", "see fai_near (fai_near <= fai_far)"},
           {"local_fraction", "bottom fraction of heads by attention span that make WAAD, in (0, 1]"},
           {"global_fraction", "top fraction of heads by attention span that make FAI, in (0, 1]"},
-          {"layers", "layers analysed: \"\" = the middle third, else a list like \"8,9,10\""},
+          {"layers", "layers analysed: [] = the middle third, else a list like [8, 9, 10]"},
           {"top_fraction", "fraction of response tokens marked preplan / anchor, in (0, 1]"},
           {"gamma", "credit weight of preplan / anchor tokens (finite)"}};
 }
@@ -324,7 +298,7 @@ ValueMap AttentionRhythmMethod::default_options() const {
   const model::AttentionRhythmOptions d;
   return {{"waad_window", d.waad_window},         {"fai_near", d.fai_near},
           {"fai_far", d.fai_far},                 {"local_fraction", d.local_fraction},
-          {"global_fraction", d.global_fraction}, {"layers", std::string()},
+          {"global_fraction", d.global_fraction}, {"layers", IntList{}},
           {"top_fraction", d.top_fraction},       {"gamma", d.gamma}};
 }
 
@@ -338,7 +312,7 @@ Attribution AttentionRhythmMethod::run(const Trace& trace, const Context& contex
   options.fai_far = int_option(o, "fai_far");
   options.local_fraction = double_option(o, "local_fraction");
   options.global_fraction = double_option(o, "global_fraction");
-  options.layers = parse_layers(string_option(o, "layers"), what);
+  options.layers = layers_option(o);
   options.top_fraction = double_option(o, "top_fraction");
   options.gamma = double_option(o, "gamma");
   // The response (what the token sets and deltas range over) starts at the first sentence.

@@ -37,7 +37,8 @@ AnalysisResult sample_result() {
   m(1, 2) = 1.0 / 3.0;
   a.matrices["sentence_to_sentence"] = m;
   a.options = {{"threshold", 0.8}, {"n", std::int64_t{100}}, {"compat", true}, {"name", std::string("x")},
-               {"none", std::monostate{}}, {"integral_double", 2.0}};
+               {"none", std::monostate{}}, {"integral_double", 2.0}, {"layers", IntList{0, 3, -57}},
+               {"heads", IntList{}}};
   a.metadata = {{"elapsed", 1.5}};
   r.attributions.push_back(a);
   return r;
@@ -53,6 +54,27 @@ TEST(ResultJson, RoundTripIsLossless) {
   EXPECT_TRUE(std::holds_alternative<double>(opts.at("integral_double")));
   EXPECT_TRUE(std::holds_alternative<std::int64_t>(opts.at("n")));
   EXPECT_TRUE(std::holds_alternative<std::monostate>(opts.at("none")));
+  EXPECT_EQ(std::get<IntList>(opts.at("layers")), (IntList{0, 3, -57}));
+  EXPECT_EQ(std::get<IntList>(opts.at("heads")), IntList{});  // an empty list stays a list
+  EXPECT_NE(result_to_json(r).find("[\n"), std::string::npos);  // written as a JSON array
+  // A list of anything but integers is not a Value.
+  std::string text = result_to_json(r);
+  const auto at = text.find("-57");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 3, "\"x\"");
+  EXPECT_THROW(result_from_json(text), Error);
+}
+
+TEST(Value, IntegerListsParseAndPrint) {
+  EXPECT_EQ(parse_int_list("0,3,5", "layers"), (IntList{0, 3, 5}));
+  EXPECT_EQ(parse_int_list("2:3, 5:0", "heads"), (IntList{2, 3, 5, 0}));
+  EXPECT_EQ(parse_int_list("[1, -2]", "x"), (IntList{1, -2}));
+  EXPECT_EQ(parse_int_list("", "x"), IntList{});
+  EXPECT_EQ(parse_int_list("[]", "x"), IntList{});
+  EXPECT_THROW(parse_int_list("1,x", "layers"), Error);
+  EXPECT_THROW(parse_int_list("1.5", "layers"), Error);
+  EXPECT_EQ(to_string(Value{IntList{0, 3}}), "[0, 3]");
+  EXPECT_EQ(to_string(Value{IntList{}}), "[]");
 }
 
 TEST(ResultJson, NonFiniteOptionValuesSurvive) {
