@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <ostream>
+#include <set>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -16,6 +18,7 @@
 #include "anchors/core/embedder.h"
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "anchors/methods/registry.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/config.h"
 #include "anchors/model/embedder.h"
@@ -66,7 +69,9 @@ const char* kAnalyzeUsage =
     "                     of the last match), choice:ABCD (multiple choice), judge:URL (a chat model at an\n"
     "                     OpenAI-compatible server; --judge-model, --judge-prompt with {text},\n"
     "                     --judge-labels comma-separated allowed answers)\n"
-    "  --quiet            no progress on stderr\n";
+    "  --quiet            no progress on stderr\n"
+    "Every option of the resampling method (`anchors methods`) is also a flag of its own name, e.g.\n"
+    "  --min_p 0.05  --repetition_penalty 1.1  --forced_max_tokens 64  --kl_alpha 1e-6  --compat true\n";
 
 std::atomic<bool> g_cancel{false};
 extern "C" void on_analyze_signal(int) { g_cancel.store(true); }
@@ -131,17 +136,50 @@ Problem read_problem_file(const std::string& path) {
   return p;
 }
 
-long positive(const Args& args, const char* name, long fallback) {
-  const long v = args.integer_or(name, fallback);
-  if (v < 1) throw UsageError(fmt::format("--{} must be >= 1, got {}", name, v));
-  return v;
+// The short flags of the usage above and the method options they stand for.
+constexpr std::pair<const char*, const char*> kAliases[] = {
+    {"rollouts", "num_rollouts"}, {"max-tokens", "max_tokens"}, {"top-p", "top_p"}, {"threshold", "similarity_threshold"}};
+
+// The resampling method's options from the command line: every option of
+// `anchors methods` as --NAME VALUE (--forced as a flag), the short aliases,
+// checked like the method checks them (rollout::analyze_options).
+rollout::AnalyzeOptions analyze_options_from(const Args& args, const ValueMap& defaults) {
+  ValueMap given;
+  for (const auto& [name, value] : defaults)
+    if (const auto text = args.option(name)) given[name] = parse_option_value(name, *text, value);
+  for (const auto& [alias, name] : kAliases) {
+    const auto text = args.option(alias);
+    if (!text) continue;
+    if (given.count(name)) throw UsageError(fmt::format("give --{} or --{}, not both", alias, name));
+    given[name] = parse_option_value(alias, *text, defaults.at(name));
+  }
+  if (args.flag("forced")) given["forced"] = true;
+  for (const char* name : {"num_rollouts", "batch", "max_tokens", "forced_max_tokens"}) {
+    const auto it = given.find(name);
+    if (it != given.end() && std::get<std::int64_t>(it->second) < 1) {
+      std::string flag = std::string("--") + name;
+      for (const auto& [alias, target] : kAliases)
+        if (target == std::string(name) && args.option(alias)) flag = std::string("--") + alias;
+      throw UsageError(fmt::format("{} must be >= 1, got {}", flag, std::get<std::int64_t>(it->second)));
+    }
+  }
+  if (const auto seed = given.find("seed"); seed != given.end() && std::get<std::int64_t>(seed->second) < 0)
+    throw UsageError(fmt::format("--seed expects a non-negative integer, got {}", std::get<std::int64_t>(seed->second)));
+  try {
+    return rollout::analyze_options(given);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
 }
 
 int run_analyze(const std::vector<std::string>& raw, std::istream&, std::ostream& out, std::ostream& err) {
-  Args args(raw, {"forced", "quiet"},
-            {"model", "problem", "out", "rollouts", "seed", "base", "max-tokens", "batch", "embedder", "server",
-             "server-model", "temperature", "top-p", "threshold", "device", "dtype", "outcome", "judge-model",
-             "judge-prompt", "judge-labels"});
+  const ValueMap defaults = make_method("resampling")->default_options();
+  std::set<std::string> names = {"model", "problem", "out", "base", "embedder", "server", "server-model", "device",
+                                 "dtype", "outcome", "judge-model", "judge-prompt", "judge-labels"};
+  for (const auto& [name, value] : defaults)
+    if (name != "forced") names.insert(name);
+  for (const auto& [alias, name] : kAliases) names.insert(alias);
+  Args args(raw, {"forced", "quiet"}, names);
   args.expect_positionals(0, "no positional arguments (use --model DIR --problem FILE --out DIR)");
   const auto dir = args.option("model");
   if (!dir) throw UsageError("--model DIR is required");
@@ -151,27 +189,10 @@ int run_analyze(const std::vector<std::string>& raw, std::istream&, std::ostream
   if (!out_root) throw UsageError("--out DIR is required");
   if (!directory_exists(*dir)) throw Error(fmt::format("{}: no such directory", *dir));
 
-  rollout::AnalyzeOptions options;
-  options.num_rollouts = positive(args, "rollouts", 100);
-  options.batch = positive(args, "batch", 25);
-  options.max_tokens = positive(args, "max-tokens", 16384);
-  options.forced = args.flag("forced");
-  {
-    const std::string seed = args.option_or("seed", "0");
-    try {
-      std::size_t used = 0;
-      options.seed = std::stoull(seed, &used);
-      if (used != seed.size() || seed.front() == '-') throw std::invalid_argument(seed);
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("--seed expects a non-negative integer, got \"{}\"", seed));
-    }
-  }
+  rollout::AnalyzeOptions options = analyze_options_from(args, defaults);
   options.base = args.option_or("base", "any");
   if (options.base != "any" && options.base != "correct" && options.base != "incorrect")
     throw UsageError(fmt::format("--base {}: expected any, correct or incorrect", options.base));
-  options.temperature = args.number_or("temperature", 0.6);
-  options.top_p = args.number_or("top-p", 0.95);
-  options.similarity_threshold = args.number_or("threshold", 0.8);
 
   const Problem problem = read_problem_file(*problem_path);
   {
@@ -212,7 +233,7 @@ int run_analyze(const std::vector<std::string>& raw, std::istream&, std::ostream
   auto embedder = model::BertEmbedder::load(embedder_dir, device);
   EmbeddingSimilarity similarity(embedder);
 
-  options.max_positions = model::read_model_config(*dir).max_position_embeddings;
+  if (!args.option("max_positions")) options.max_positions = model::read_model_config(*dir).max_position_embeddings;
   std::shared_ptr<const model::Tokenizer> tokenizer;
   std::unique_ptr<rollout::RolloutProvider> provider;
   if (const auto url = args.option("server")) {

@@ -1,8 +1,11 @@
 #include "cli_args.h"
 
 #include <cstdlib>
+#include <stdexcept>
 
 #include <fmt/format.h>
+
+#include "anchors/core/error.h"
 
 namespace anchors::cli {
 
@@ -70,5 +73,45 @@ void Args::expect_positionals(std::size_t n, const std::string& what) const {
   if (positionals_.size() != n)
     throw UsageError(fmt::format("expected {}, got {} argument(s)", what, positionals_.size()));
 }
+
+Value parse_option_value(const std::string& name, const std::string& text, const Value& default_value) {
+  const auto fail = [&](const char* kind) {
+    return UsageError(fmt::format("--{} expects {}, got \"{}\"", name, kind, text));
+  };
+  if (std::holds_alternative<bool>(default_value)) {
+    if (text == "true" || text == "1" || text == "yes") return true;
+    if (text == "false" || text == "0" || text == "no") return false;
+    throw fail("true or false");
+  }
+  if (std::holds_alternative<std::int64_t>(default_value)) {
+    try {
+      std::size_t used = 0;
+      const long long v = std::stoll(text, &used);
+      if (used != text.size()) throw fail("an integer");
+      return static_cast<std::int64_t>(v);
+    } catch (const std::logic_error&) {
+      throw fail("an integer");
+    }
+  }
+  if (std::holds_alternative<IntList>(default_value)) {
+    try {
+      return parse_int_list(text, "--" + name);
+    } catch (const Error&) {
+      throw fail("a list of integers like 0,3,5 (pairs as 2:3,5:0)");
+    }
+  }
+  if (std::holds_alternative<double>(default_value)) {
+    try {
+      std::size_t used = 0;
+      const double v = std::stod(text, &used);
+      if (used != text.size()) throw fail("a number");
+      return v;
+    } catch (const std::logic_error&) {
+      throw fail("a number");
+    }
+  }
+  return text;
+}
+
 
 }  // namespace anchors::cli

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "anchors/core/value.h"
+
 namespace anchors::cli {
 
 struct UsageError : std::runtime_error {
@@ -34,5 +36,11 @@ class Args {
   std::set<std::string> flags_;
   std::map<std::string, std::string> options_;
 };
+
+// A method option given on the command line, read as the type of its default:
+// "--top_k 5" (integer), "--exclude_layer0 false" (bool: true/false, 1/0,
+// yes/no), "--temperature 0.7" (number), "--layers 4,5,6" / "--heads 2:3,5:0"
+// (integer list), anything else as a string. UsageError naming --name otherwise.
+Value parse_option_value(const std::string& name, const std::string& text, const Value& default_value);
 
 }  // namespace anchors::cli

@@ -55,8 +55,12 @@ void check_generation_options(const std::string& who, const AnalyzeOptions& o) {
   detail::check_sampling(who, detail::sampling_settings(o), o.num_rollouts, o.max_tokens);
   if (o.forced_max_tokens < 1)
     throw Error(fmt::format("{}: forced_max_tokens must be >= 1, got {}", who, o.forced_max_tokens));
-  if (!(o.similarity_threshold >= -1 && o.similarity_threshold <= 1))
-    throw Error(fmt::format("{}: similarity_threshold must be in [-1, 1]", who));
+  const ValueMap scoring_names = resampling_scoring_options();
+  for (const auto& [name, value] : o.scoring)
+    if (!scoring_names.count(name))
+      throw Error(fmt::format("{}: \"{}\" is not a scoring option of the resampling method", who, name));
+  const double threshold = resampling_metrics_options(o.scoring).similarity_threshold;  // checks the types too
+  if (!(threshold >= -1 && threshold <= 1)) throw Error(fmt::format("{}: similarity_threshold must be in [-1, 1]", who));
 }
 
 void check_options(const Problem& problem, const AnalyzeOptions& o) {
@@ -216,10 +220,10 @@ detail::RolloutCounts generate_rollouts(RolloutProvider& provider, RolloutStore&
 
 // Steps 3-7 for a trace (resample_trace and the method share them).
 AnalyzeResult resample(RolloutProvider& provider, const model::Tokenizer& tokenizer, const Trace& trace,
-                       const std::string& out_root, SentenceSimilarity& similarity, const AnalyzeOptions& options,
-                       ResamplingMetricsOptions scoring, const ValueMap& scoring_values) {
+                       const std::string& out_root, SentenceSimilarity& similarity, const AnalyzeOptions& options) {
   const std::string who = "resampling";
   check_generation_options(who, options);
+  ResamplingMetricsOptions scoring = resampling_metrics_options(options.scoring);
   if (out_root.empty()) throw Error(who + ": empty output folder");
   trace.validate();
   if (trace.sentences.empty()) throw Error(who + ": the trace has no sentences");
@@ -254,7 +258,7 @@ AnalyzeResult resample(RolloutProvider& provider, const model::Tokenizer& tokeni
   write_reference_outputs(rollouts, out.metrics, out.problem_dir, reference);
 
   out.result.trace = trace;
-  Attribution attribution = resampling_attribution(trace, out.metrics, scoring_values);
+  Attribution attribution = resampling_attribution(trace, out.metrics, options.scoring);
   attribution.metadata["provider"] = provider.name();
   attribution.metadata["outcome"] = outcome->name();
   attribution.metadata["num_rollouts"] = options.num_rollouts;
@@ -335,7 +339,7 @@ BaseTrace base_trace(RolloutProvider& provider, const model::Tokenizer& tokenize
   // Acceptable: at least one sentence, every one long enough to be analysed
   // (only a whole text shorter than that fails), and of the wanted kind.
   const auto why_not = [&](const Trace& t) -> std::string {
-    const std::size_t min_chars = ResamplingMetricsOptions().min_sentence_chars;
+    const std::size_t min_chars = resampling_metrics_options(options.scoring).min_sentence_chars;
     if (t.sentences.empty() || utf8::length(t.sentences.front().text) < min_chars)
       return fmt::format("it has no sentence of at least {} characters", min_chars);
     const auto is_correct = t.metadata.find("is_correct");
@@ -385,9 +389,7 @@ BaseTrace base_trace(RolloutProvider& provider, const model::Tokenizer& tokenize
 AnalyzeResult resample_trace(RolloutProvider& provider, const model::Tokenizer& tokenizer, const Trace& trace,
                              const std::string& out_root, SentenceSimilarity& similarity,
                              const AnalyzeOptions& options) {
-  const ValueMap scoring_values{{"similarity_threshold", options.similarity_threshold}};
-  return resample(provider, tokenizer, trace, out_root, similarity, options,
-                  resampling_metrics_options(scoring_values), scoring_values);
+  return resample(provider, tokenizer, trace, out_root, similarity, options);
 }
 
 AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer& tokenizer, const Problem& problem,
@@ -420,7 +422,8 @@ AnalyzeOptions analyze_options(const ValueMap& given) {
   a.max_positions = integer("max_positions");
   a.batch = integer("batch");
   a.forced_max_tokens = integer("forced_max_tokens");
-  a.similarity_threshold = real("similarity_threshold");
+  for (const auto& [name, value] : resampling_scoring_options())
+    if (const auto given = o.find(name); given != o.end()) a.scoring[name] = given->second;
   return a;
 }
 
@@ -433,12 +436,7 @@ Attribution GeneratingResamplingMethod::generate_and_score(const Trace& trace, c
   AnalyzeOptions options = analyze_options(context.options);
   options.outcome = context.outcome;
   options.control = context.control;
-  ValueMap scoring_values;
-  const ValueMap scoring_keys = resampling_scoring_options();
-  for (const auto& [k, v] : context.options)
-    if (scoring_keys.count(k)) scoring_values[k] = v;
-  return resample(*context.provider, *tokenizer, trace, context.output_dir, *context.similarity, options,
-                  resampling_metrics_options(context.options), scoring_values)
+  return resample(*context.provider, *tokenizer, trace, context.output_dir, *context.similarity, options)
       .result.attributions.front();
 }
 

@@ -199,14 +199,17 @@ def test_bad_input_is_a_clear_error(anchors_cli, minilm_dir, tiny_model, tmp_pat
 def test_python_analyze_equals_the_cli(anchors_cli, minilm_dir, tiny_model, problem_file, tmp_path):
     """ta.analyze runs the same pipeline: same seed, same files, same result as `anchors analyze`."""
     cli_out, py_out = tmp_path / "cli", tmp_path / "py"
+    # Every option of the method is a flag / keyword of its own name (here a sampling and a scoring one).
     done = run(analyze_args(anchors_cli, tiny_model, problem_file, cli_out, minilm_dir,
-                            "--rollouts", "3", "--batch", "2", "--quiet"))
+                            "--rollouts", "3", "--batch", "2", "--quiet", "--min_p", "0.05", "--kl_alpha", "1e-6"))
     assert done.returncode == 0, done.stderr
     seen = []
     model = ta.Model.load(str(tiny_model))
     result = ta.analyze(model, json.loads(problem_file.read_text()), str(py_out), num_rollouts=3, batch=2,
-                        seed=3, max_tokens=24, similarity=ta.Embedder.load(minilm_dir),
+                        seed=3, max_tokens=24, similarity=ta.Embedder.load(minilm_dir), min_p=0.05, kl_alpha=1e-6,
                         progress=lambda done, total, unit: seen.append((done, total, unit)))
+    attribution = result.attribution("resampling")
+    assert attribution.options["kl_alpha"] == 1e-6 and attribution.metadata["min_p"] == 0.05
     assert seen and seen[-1][0] == seen[-1][1] > 0 and seen[-1][2] == "rollouts"
     [cli_dir], [py_dir] = problem_dirs(cli_out), problem_dirs(py_out)
     assert ta.load_result(str(cli_dir / "result.json")) == result
@@ -215,6 +218,13 @@ def test_python_analyze_equals_the_cli(anchors_cli, minilm_dir, tiny_model, prob
     assert all(cli_files[k].read_bytes() == py_files[k].read_bytes() for k in cli_files)
     with pytest.raises(ta.Error, match="problem"):
         ta.analyze(model, {"question": "?"}, str(py_out))
+    with pytest.raises(ta.Error, match="unknown option.*num_rolouts"):
+        ta.analyze(model, "What is 2 + 3?", str(py_out), num_rolouts=3)
+    bad = run(analyze_args(anchors_cli, tiny_model, problem_file, cli_out, minilm_dir, "--rollouts", "3",
+                           "--num_rollouts", "4"))
+    assert bad.returncode == 2 and "not both" in bad.stderr
+    bad = run(analyze_args(anchors_cli, tiny_model, problem_file, cli_out, minilm_dir, "--min_p", "lots"))
+    assert bad.returncode == 2 and "--min_p expects a number" in bad.stderr
 
 
 @pytest.fixture

@@ -349,28 +349,16 @@ void bind_rollout(py::module_& m) {
       "analyze",
       [](std::shared_ptr<rollout::RolloutProvider> provider, std::shared_ptr<model::Tokenizer> tokenizer,
          const std::string& problem_text, const std::string& gt_answer, const std::string& out_dir,
-         const py::object& similarity, std::int64_t num_rollouts, bool forced, std::uint64_t seed, double temperature,
-         double top_p, double min_p, double repetition_penalty, std::int64_t max_tokens, std::int64_t max_positions, const std::string& base,
-         std::int64_t batch, double similarity_threshold, std::optional<std::string> base_solution,
-         const std::string& prompt, std::shared_ptr<Outcome> outcome, std::optional<py::function> progress) {
+         const py::object& similarity, const ValueMap& options, const std::string& base,
+         std::optional<std::string> base_solution, const std::string& prompt, std::shared_ptr<Outcome> outcome,
+         std::optional<py::function> progress) {
         if (!provider) throw Error("analyze: provider is None");
         if (!tokenizer) throw Error("analyze: no tokenizer (the token-id prompts need the model's tokenizer.json)");
         Problem problem;
         problem.text = problem_text;
         problem.gt_answer = gt_answer;
-        rollout::AnalyzeOptions o;
-        o.num_rollouts = num_rollouts;
-        o.forced = forced;
-        o.seed = seed;
-        o.temperature = temperature;
-        o.top_p = top_p;
-        o.min_p = min_p;
-        o.repetition_penalty = repetition_penalty;
-        o.max_tokens = max_tokens;
-        o.max_positions = max_positions;
+        rollout::AnalyzeOptions o = rollout::analyze_options(options);
         o.base = base;
-        o.batch = batch;
-        o.similarity_threshold = similarity_threshold;
         o.base_solution = std::move(base_solution);
         o.prompt = prompt;
         o.outcome = std::move(outcome);
@@ -384,14 +372,11 @@ void bind_rollout(py::module_& m) {
         return rollout::analyze_problem(*provider, *tokenizer, problem, out_dir, *sim, o).result;
       },
       py::arg("provider"), py::arg("tokenizer"), py::arg("problem"), py::arg("gt_answer"), py::arg("out_dir"),
-      py::kw_only(), py::arg("similarity"), py::arg("num_rollouts") = d.num_rollouts, py::arg("forced") = d.forced,
-      py::arg("seed") = d.seed, py::arg("temperature") = d.temperature, py::arg("top_p") = d.top_p,
-      py::arg("min_p") = d.min_p, py::arg("repetition_penalty") = d.repetition_penalty,
-      py::arg("max_tokens") = d.max_tokens, py::arg("max_positions") = d.max_positions, py::arg("base") = d.base,
-      py::arg("batch") = d.batch, py::arg("similarity_threshold") = d.similarity_threshold,
+      py::kw_only(), py::arg("similarity"), py::arg("options") = ValueMap{}, py::arg("base") = d.base,
       py::arg("base_solution") = py::none(), py::arg("prompt") = d.prompt, py::arg("outcome") = py::none(),
       py::arg("progress") = py::none(),
-      "The black-box pipeline of `anchors analyze` (resumable): returns the AnalysisResult.");
+      "The black-box pipeline of `anchors analyze` (resumable): returns the AnalysisResult. options: the "
+      "\"resampling\" method's options by name (ta.method_info(\"resampling\")).");
 }
 
 }  // namespace anchors::python

@@ -65,30 +65,35 @@ def _provider_and_tokenizer(provider, tokenizer, where: str) -> Tuple[_C.Rollout
 
 
 def _run(provider, tokenizer, problem_text: str, gt_answer: str, out_dir: str, *, similarity, progress,
-         max_positions: int, **options):
+         max_positions: int, base: str = "any", outcome=None, options: dict):
     if similarity is None:
         similarity = default_embedder()
     if progress is True:
         progress = _progress_printer("analyze")
+    options = checked_options("resampling", options)
+    if max_positions and "max_positions" not in options:
+        options["max_positions"] = max_positions
     return _C.analyze(provider, tokenizer, str(problem_text), str(gt_answer or ""), str(out_dir),
-                      similarity=similarity, max_positions=max_positions, progress=progress or None, **options)
+                      similarity=similarity, options=options, base=base, outcome=outcome, progress=progress or None)
 
 
 def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, num_rollouts: int = 100,
-            forced: bool = False, seed: int = 0, temperature: float = 0.6, top_p: float = 0.95,
-            min_p: float = 0.0, repetition_penalty: float = 1.0, max_tokens: int = 16384, base: str = "any",
-            batch: int = 25, similarity_threshold: float = 0.8,
-            server: Optional[str] = None, server_model: Optional[str] = None, outcome=None, progress=None):
+            base: str = "any", server: Optional[str] = None, server_model: Optional[str] = None, outcome=None,
+            progress=None, **options):
     """Generate a base trace, resample from before every sentence, compute the resampling metrics.
 
     problem: the problem text, or a dict like problem.json ({"problem": ..., "gt_answer": ...}).
     similarity: a ta.Embedder (default: the packaged MiniLM), a dict or a callable (see resampling_metrics).
     base: "any", "correct" or "incorrect" (regenerate the base trace until it is; needs gt_answer).
     server: an OpenAI-compatible base URL (e.g. `anchors serve`) instead of running `model` locally
-    (its tokenizer still makes the token-id prompts). progress: True prints to stderr, or a callable(done, total, unit).
+    (its tokenizer still makes the token-id prompts). progress: True prints to stderr, or a
+    callable(done, total, unit).
     outcome: what a rollout ended in (ta.BoxedAnswer() by default; a ta.Outcome, a spec such as
     "regex:ANSWER: (\\w+)" / "choice:ABCD" / "judge:URL", or a callable text -> label); its label is
     compared with gt_answer.
+    options: the "resampling" method's options (as ta.Resampling; ta.method_info("resampling")
+    documents them): forced, seed, temperature, top_p, min_p, repetition_penalty, max_tokens, batch,
+    forced_max_tokens, similarity_threshold, kl_alpha, compat, ... Checked before anything runs.
     Writes the math-rollouts layout, chunks_labeled.json, step_importance.json, summary.json and
     result.json under out_dir; returns the AnalysisResult.
     """
@@ -104,10 +109,8 @@ def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, 
     else:
         provider, tokenizer, max_positions = _provider_and_tokenizer(model, None, "analyze")
     return _run(provider, tokenizer, text, gt, out_dir, similarity=similarity, progress=progress,
-                max_positions=max_positions, num_rollouts=num_rollouts, forced=forced, seed=seed,
-                temperature=temperature, top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
-                max_tokens=max_tokens, base=base, batch=batch,
-                similarity_threshold=similarity_threshold, outcome=as_outcome(outcome, "analyze"))
+                max_positions=max_positions, base=base, outcome=as_outcome(outcome, "analyze"),
+                options=dict(options, num_rollouts=num_rollouts))
 
 
 class Resampling:

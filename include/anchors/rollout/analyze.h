@@ -80,7 +80,11 @@ struct AnalyzeOptions {
   // problem (model::render_prompt_text(kRaw, problem.text)).
   std::string prompt;
   std::int64_t batch = 25;          // samples per request
-  double similarity_threshold = 0.8;
+  // The "resampling" method's scoring options by name
+  // (resampling_scoring_options(): similarity_threshold, kl_alpha,
+  // min_sentence_chars, compat, correctness, compute_matrix); those not given
+  // take their defaults. Checked before any generation.
+  ValueMap scoring;
   // New tokens of a forced-answer rollout (the answer after the stub).
   std::int64_t forced_max_tokens = 32;
   // What a rollout ended in (outcome.h): its label becomes the record's
@@ -139,12 +143,11 @@ BaseTrace base_trace(RolloutProvider& provider, const model::Tokenizer& tokenize
 
 // Steps 3-7 on `trace`, whose metadata names the problem ("problem",
 // "gt_answer") and whose prompt is Trace::prompt (analysis_prompt when empty):
-// rollouts for every sentence as given, scored with
-// options.similarity_threshold (and the other scoring defaults). Writes no
-// result.json. anchors::Error, besides analyze_problem's provider errors, for
-// a trace without sentences, a sentence shorter than the analysis keeps (4
-// code points), a trace without metadata "problem", and a folder that holds
-// another base solution, prompt or sentences of the problem.
+// rollouts for every sentence as given, scored with options.scoring. Writes
+// no result.json. anchors::Error, besides analyze_problem's provider errors,
+// for a trace without sentences, a sentence shorter than min_sentence_chars (4
+// code points by default), a trace without metadata "problem", and a folder
+// that holds another base solution, prompt or sentences of the problem.
 AnalyzeResult resample_trace(RolloutProvider& provider, const model::Tokenizer& tokenizer, const Trace& trace,
                              const std::string& out_root, SentenceSimilarity& similarity,
                              const AnalyzeOptions& options);
@@ -165,19 +168,18 @@ AnalyzeResult analyze_problem(RolloutProvider& provider, const model::Tokenizer&
 // core's ResamplingMethod, which also generates. With Context::rollouts it
 // scores them; otherwise, with Context::provider, it runs resample_trace's
 // steps with Context::tokenizer (or the model's), Context::output_dir,
-// Context::similarity, Context::outcome and the options (AnalyzeOptions by
-// name: resampling_generation_options(); scoring: resampling_scoring_options()),
-// reporting progress(rollouts done, rollouts total, "rollouts") and stopping
-// at Context::cancel. Byte-identical rollouts to analyze_problem for the same
+// Context::similarity, Context::outcome, Context::control and the options
+// (analyze_options). Byte-identical rollouts to analyze_problem for the same
 // trace and options.
 class GeneratingResamplingMethod : public ResamplingMethod {
  protected:
   Attribution generate_and_score(const Trace& trace, const Context& context) const override;
 };
 
-// The generation options of the method (resampling_generation_options() and
-// similarity_threshold, completed with defaults) as AnalyzeOptions;
-// anchors::Error for unknown names or wrong types.
+// The "resampling" method's options as AnalyzeOptions: the generation ones
+// (resampling_generation_options(), completed with defaults) as fields, the
+// scoring ones in AnalyzeOptions::scoring; anchors::Error for unknown names
+// or wrong types.
 AnalyzeOptions analyze_options(const ValueMap& options);
 
 }  // namespace anchors::rollout

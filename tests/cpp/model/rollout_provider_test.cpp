@@ -863,7 +863,16 @@ TEST(ResamplingMethodTest, OptionsAndBadInput) {
   EXPECT_EQ(o.max_positions, d.max_positions);
   EXPECT_EQ(o.batch, d.batch);
   EXPECT_EQ(o.forced_max_tokens, d.forced_max_tokens);
-  EXPECT_EQ(o.similarity_threshold, d.similarity_threshold);
+  EXPECT_EQ(o.scoring, resampling_scoring_options());  // every scoring option, at its default
+  EXPECT_TRUE(d.scoring.empty());
+  // A scoring option given to AnalyzeOptions must be one (a generation name there is a mistake).
+  AnalyzeOptions misplaced;
+  misplaced.scoring = {{"num_rollouts", std::int64_t{3}}};
+  misplaced.base_solution = tiny_trace().text;
+  ExactSimilarity exact;
+  testing::ScratchDir nowhere("misplaced");
+  EXPECT_THROW(analyze_problem(*local_provider(), *tiny_tokenizer(), tiny_problem(), nowhere.path(), exact, misplaced),
+               Error);
   EXPECT_THROW(analyze_options({{"num_rollouts", 3.0}}), Error);    // wrong type
   EXPECT_THROW(analyze_options({{"num_rolouts", std::int64_t{3}}}), Error);  // unknown
 
