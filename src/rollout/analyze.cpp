@@ -123,21 +123,29 @@ ProblemRollouts read_base(const std::string& dir) {
 
 // ---- step 3: the store of a trace -----------------------------------------
 // The problem's folder that holds this base solution with these sentences: an
-// existing one (any kind), else <out_root>/<kind>_base_solution/problem_N with
-// problem.json, base_solution.json and chunks.json (the trace's sentences as
-// given) written, chunks.json last (it marks the base complete).
+// existing one (any kind: one labelled by another outcome is reused), else
+// <out_root>/<kind>_base_solution/problem_N with problem.json,
+// base_solution.json and chunks.json (the trace's sentences as given)
+// written, chunks.json last (it marks the base complete). Another base
+// solution in a folder of another kind is left alone (a correct and an
+// incorrect base of one problem live side by side, as `--base` makes them);
+// in the folder this one would be written to, it is an error.
 std::string open_store(const Trace& trace, const Problem& problem, const BaseSolution& base,
                        const std::string& out_root) {
   std::vector<std::string> chunks;
   for (const auto& s : trace.sentences) chunks.push_back(s.text);
+  const std::string own_dir =
+      (fs::path(out_root) / (kind_of(base.is_correct) + "_base_solution") / problem_folder_name(problem)).string();
   for (const auto& dir : existing_problem_dirs(problem, out_root, {"correct", "incorrect", "unknown"})) {
     const ProblemRollouts existing = read_base(dir);
     if (existing.problem.text != problem.text)
       throw Error(fmt::format("resampling: {} holds another problem (\"{}\"); use another output folder", dir,
                               existing.problem.text.substr(0, 60)));
-    if (existing.base_solution.solution != base.solution)
+    if (existing.base_solution.solution != base.solution) {
+      if (dir != own_dir) continue;
       throw Error(fmt::format("resampling: {} holds another base solution of this problem; use another output folder",
                               dir));
+    }
     if (existing.base_solution.prompt != base.prompt)
       throw Error(fmt::format("resampling: {}/base_solution.json was made with another prompt", dir));
     if (existing.chunks != chunks)
@@ -145,13 +153,11 @@ std::string open_store(const Trace& trace, const Problem& problem, const BaseSol
                               existing.chunks.size(), chunks.size()));
     return dir;
   }
-  const std::string dir =
-      (fs::path(out_root) / (kind_of(base.is_correct) + "_base_solution") / problem_folder_name(problem)).string();
-  RolloutStore store(dir);
+  RolloutStore store(own_dir);
   store.write_problem(problem);
   store.write_base_solution(base);
   store.write_chunks(base.full_cot, solution_reasoning(base.solution), chunks);
-  return dir;
+  return own_dir;
 }
 
 // ---- step 4: the rollout plan ----------------------------------------------

@@ -914,6 +914,13 @@ TEST(ResamplingMethodTest, OptionsAndBadInput) {
   Trace other = tiny_trace();
   other = base_trace_of(tiny_problem(), "", "I add 3 and 2 this time. So the answer is \\boxed{5}.", BoxedAnswer());
   fails_with(other, context, "another base solution");
+  // ... but an incorrect base of the same problem has a folder of its own beside the correct one (as
+  // analyze_problem with base "incorrect" makes it after a run with base "correct").
+  const Trace incorrect =
+      base_trace_of(tiny_problem(), "", "I add 2 and 2 by mistake. So the answer is \\boxed{4}.", BoxedAnswer());
+  EXPECT_EQ(method->run(incorrect, context).scores.at("accuracy").size(), incorrect.sentences.size());
+  EXPECT_TRUE(std::filesystem::exists(scratch.path() + "/correct_base_solution"));
+  EXPECT_TRUE(std::filesystem::exists(scratch.path() + "/incorrect_base_solution"));
 }
 
 }  // namespace
