@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates src/model/tokenizer_unicode_tables.inc, the Unicode data of the tokenizer.
+"""Generates src/torch/model/tokenizer_unicode_tables.inc, the Unicode data of the tokenizer.
 
 The C++ tokenizer must reproduce HF `tokenizers` bit for bit, and HF mixes several Unicode versions,
 one per Rust crate it uses. Each table below is built for the version of the component it mirrors:
@@ -378,7 +378,7 @@ def emit(path, flags, decomp, ccc, pairs, lower):
          __import__("unicodedata").unidata_version))
     w("// newer than that, HF's Lowercase normalizer. Verified code point by code point against")
     w("// tokenizers %s. Versions per table: see the script's docstring." % tokenizers.__version__)
-    w("// Included by src/model/tokenizer_unicode.cpp only.")
+    w("// Included by src/torch/model/tokenizer_unicode.cpp only.")
     w("")
     w("// Property bits of kPropertyRuns.")
     w("constexpr std::uint8_t kLetter = %d;             // \\p{L}, Unicode 16.0" % LETTER)

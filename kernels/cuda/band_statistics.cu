@@ -1,7 +1,7 @@
 // Kernel 3 of docs/design.md §4: band statistics of the attention probabilities
 // P[t, s] = exp(score[t, s] - lse_t) (same masking and all-suppressed rule as
 // kernel 2), recomputed tile by tile, for the preplan-and-anchor analysis
-// (docs/design.md §3). CPU twin: band_statistics in src/model/band_statistics.cpp.
+// (docs/design.md §3). CPU twin: band_statistics in src/torch/model/band_statistics.cpp.
 //
 //   span [B, Hq]     mean over present rows t with slot(t) >= span_first_slot of Σ_s P[t, s]·(slot(t) - s)
 //   waad [B, Hq, Tq] Σ_s P[t, s] · min(slot(t) - s, waad_window)

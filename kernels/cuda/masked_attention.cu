@@ -10,7 +10,7 @@
 // s = -inf (probability 0); suppressed keys have s = lowest, so a row whose
 // every visible key is suppressed has m = lowest and comes out uniform over
 // its visible keys with lse = lowest + log(n), exactly like the CPU twin
-// (src/model/attention.cpp). Key slot 0 is visible to every row and lies in the
+// (src/torch/model/attention.cpp). Key slot 0 is visible to every row and lies in the
 // first tile, so m is finite from the first tile on.
 #include "attention_tile.cuh"
 

@@ -1,4 +1,4 @@
-// Device discovery and error text for the kernel host API (src/model/cuda_kernels.h).
+// Device discovery and error text for the kernel host API (src/torch/model/cuda_kernels.h).
 #include <cuda_runtime.h>
 
 #include "cuda_kernels.h"

@@ -2,7 +2,7 @@
 // probabilities P[t, s] = exp(score[t, s] - lse_t) tile by tile from Q, K and
 // the row log-sum-exp (same masking as kernel 1) and reduces them into
 // per-head S x S block sums, never forming the Tq x Tk matrix. CPU twin:
-// sentence_block_sums in src/model/sentence_pooling.cpp.
+// sentence_block_sums in src/torch/model/sentence_pooling.cpp.
 //
 // Reduction: a warp walks one query row's key tiles in slot order; within a
 // tile, lane j holds P for key slot c0 + j and that key's sentence id. Sentences

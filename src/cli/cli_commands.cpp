@@ -25,7 +25,6 @@
 #include "anchors/core/segmentation.h"
 #include "anchors/core/utf8.h"
 #include "anchors/methods/registry.h"
-#include "../core/json_fields.h"
 #include "cli_args.h"
 #include "progress_line.h"
 
@@ -310,19 +309,6 @@ const char* kMetricsUsage =
     "                        boxed, regex:PATTERN or choice:ABCD (docs/outcomes.md)\n"
     "  --quiet               no progress on stderr\n";
 
-std::shared_ptr<TableSimilarity> read_similarity_table(const std::string& path) {
-  const json doc = json_fields::read_file(path);
-  if (!doc.is_array()) throw Error(fmt::format("{}: expected a JSON list of [sentence_a, sentence_b, cosine]", path));
-  auto table = std::make_shared<TableSimilarity>();
-  for (std::size_t i = 0; i < doc.size(); ++i) {
-    const json& t = doc[i];
-    if (!t.is_array() || t.size() != 3 || !t[0].is_string() || !t[1].is_string() || !t[2].is_number())
-      throw Error(fmt::format("{}: entry {} is not [sentence_a, sentence_b, cosine]", path, i));
-    table->set(t[0].get<std::string>(), t[1].get<std::string>(), t[2].get<double>());
-  }
-  return table;
-}
-
 int run_metrics(const std::vector<std::string>& raw, std::istream&, std::ostream& out, std::ostream& err) {
   Args args(raw, {"compat", "recompute-correctness", "no-matrix", "no-forced", "quiet"},
             {"out", "similarities", "threshold", "kl-alpha", "outcome"});
@@ -346,7 +332,7 @@ int run_metrics(const std::vector<std::string>& raw, std::istream&, std::ostream
   }
   const auto rollouts = std::make_shared<const ProblemRollouts>(std::move(read));
 
-  const auto similarity = read_similarity_table(*similarities);
+  const auto similarity = TableSimilarity::read_file(*similarities);
   const ValueMap method_options = {
       {"similarity_threshold", args.number_or("threshold", 0.8)},
       {"kl_alpha", args.number_or("kl-alpha", 1e-9)},

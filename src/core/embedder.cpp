@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "anchors/core/error.h"
+#include "json_fields.h"
 
 namespace anchors {
 namespace {
@@ -112,6 +113,19 @@ std::pair<std::string, std::string> ordered_key(const std::string& a, const std:
   return a <= b ? std::make_pair(a, b) : std::make_pair(b, a);
 }
 }  // namespace
+
+std::shared_ptr<TableSimilarity> TableSimilarity::read_file(const std::string& path) {
+  const nlohmann::json doc = json_fields::read_file(path);
+  if (!doc.is_array()) throw Error(fmt::format("{}: expected a JSON list of [sentence_a, sentence_b, cosine]", path));
+  auto table = std::make_shared<TableSimilarity>();
+  for (std::size_t i = 0; i < doc.size(); ++i) {
+    const nlohmann::json& t = doc[i];
+    if (!t.is_array() || t.size() != 3 || !t[0].is_string() || !t[1].is_string() || !t[2].is_number())
+      throw Error(fmt::format("{}: entry {} is not [sentence_a, sentence_b, cosine]", path, i));
+    table->set(t[0].get<std::string>(), t[1].get<std::string>(), t[2].get<double>());
+  }
+  return table;
+}
 
 void TableSimilarity::set(const std::string& a, const std::string& b, double value) {
   table_[ordered_key(a, b)] = value;

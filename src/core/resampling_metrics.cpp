@@ -12,27 +12,11 @@
 #include "anchors/core/distribution.h"
 #include "anchors/core/error.h"
 #include "anchors/core/utf8.h"
+#include "resampling_metrics_internal.h"
 
 namespace anchors {
+namespace resampling_detail {
 namespace {
-
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-using RolloutSet = std::vector<const Rollout*>;
-
-// ---------------------------------------------------------------------------
-// Similarity backends: the metrics ask for element-wise pairs (counterfactual
-// split) and for cross products (matrix); each backend answers both in batches.
-// ---------------------------------------------------------------------------
-
-class SimilarityBackend {
- public:
-  virtual ~SimilarityBackend() = default;
-  // result[k] = sim(pairs[k].first, pairs[k].second)
-  virtual std::vector<double> paired(const std::vector<std::pair<std::string, std::string>>& pairs) = 0;
-  // result[a * rows_b.size() + b] = sim(rows_a[a], rows_b[b])
-  virtual std::vector<double> cross(const std::vector<std::string>& rows_a,
-                                    const std::vector<std::string>& rows_b) = 0;
-};
 
 class PairBackend final : public SimilarityBackend {
  public:
@@ -178,11 +162,6 @@ class EmbedderBackend final : public SimilarityBackend {
 // Accuracy and distributions
 // ---------------------------------------------------------------------------
 
-struct Context {
-  const ProblemRollouts& rollouts;
-  const ResamplingMetricsOptions& options;
-};
-
 bool matches_target(const std::string& answer, const Context& ctx) {
   const std::string& gt = ctx.rollouts.problem.gt_answer;
   return ctx.options.outcome ? ctx.options.outcome->matches(answer, gt) : answers_equivalent(answer, gt);
@@ -193,17 +172,6 @@ bool matches_target(const std::string& answer, const Context& ctx) {
 std::optional<bool> decided_correctness(const Rollout& r, const Context& ctx) {
   const std::string& gt = ctx.rollouts.problem.gt_answer;
   if (ctx.options.correctness == Correctness::kRecomputed || !r.is_correct.has_value()) {
-    if (gt.empty() || !r.has_answer()) return std::nullopt;
-    return matches_target(r.answer, ctx);
-  }
-  return r.is_correct;
-}
-
-// The recorded flag (or the recomputed one) without any fallback: what the
-// reference code sees in `sol.get("is_correct")`.
-std::optional<bool> recorded_correctness(const Rollout& r, const Context& ctx) {
-  if (ctx.options.correctness == Correctness::kRecomputed) {
-    const std::string& gt = ctx.rollouts.problem.gt_answer;
     if (gt.empty() || !r.has_answer()) return std::nullopt;
     return matches_target(r.answer, ctx);
   }
@@ -241,31 +209,6 @@ double log_odds(const RolloutSet& set, const Context& ctx) {
   return std::log((k + 0.5) / (m - k + 0.5));
 }
 
-// analyze_rollouts.py's chunk_accuracies: is_correct True and answer != "" over
-// is_correct not None and answer != ""; 0.0 without data.
-double compat_file_accuracy(const SentenceRollouts& file, const Context& ctx) {
-  std::size_t total = 0, correct = 0;
-  for (const Rollout& r : file.rollouts) {
-    const auto c = recorded_correctness(r, ctx);
-    if (!r.has_answer() || !c) continue;
-    ++total;
-    correct += *c ? 1 : 0;
-  }
-  return total == 0 ? 0.0 : static_cast<double>(correct) / static_cast<double>(total);
-}
-
-// analyze_rollouts.py's counterfactual accuracy over its chunk_info records,
-// whose answer is normalised and whose is_correct defaults to False.
-double compat_info_accuracy(const RolloutSet& set, const Context& ctx) {
-  std::size_t total = 0, correct = 0;
-  for (const Rollout* r : set) {
-    if (normalize_answer(r->answer).empty()) continue;
-    ++total;
-    correct += recorded_correctness(*r, ctx).value_or(false) ? 1 : 0;
-  }
-  return total == 0 ? 0.0 : static_cast<double>(correct) / static_cast<double>(total);
-}
-
 AnswerDistribution distribution(const RolloutSet& set, const Context& ctx) {
   AnswerDistribution d;
   const Outcome* outcome = ctx.options.compat ? nullptr : ctx.options.outcome.get();
@@ -287,14 +230,17 @@ RolloutSet with_answer(const SentenceRollouts& file) {
   return out;
 }
 
-// analyze_rollouts.py's chunk_info: records whose answer is neither "" nor the
-// string "None" (Python's str(None)).
-RolloutSet compat_info(const SentenceRollouts& file) {
-  RolloutSet out;
-  for (const Rollout& r : file.rollouts) {
-    if (r.has_answer() && r.answer != "None") out.push_back(&r);
+double difference(double a, double b) { return (std::isnan(a) || std::isnan(b)) ? kNaN : a - b; }
+
+}  // namespace
+
+std::optional<bool> recorded_correctness(const Rollout& r, const Context& ctx) {
+  if (ctx.options.correctness == Correctness::kRecomputed) {
+    const std::string& gt = ctx.rollouts.problem.gt_answer;
+    if (gt.empty() || !r.has_answer()) return std::nullopt;
+    return matches_target(r.answer, ctx);
   }
-  return out;
+  return r.is_correct;
 }
 
 RolloutSet all_records(const SentenceRollouts& file) {
@@ -303,321 +249,212 @@ RolloutSet all_records(const SentenceRollouts& file) {
   return out;
 }
 
-double difference(double a, double b) { return (std::isnan(a) || std::isnan(b)) ? kNaN : a - b; }
-
 // ---------------------------------------------------------------------------
-// The computation
+// The computation (compat mode's parts: resampling_metrics_compat.cpp)
 // ---------------------------------------------------------------------------
 
-class MetricsComputation {
- public:
-  MetricsComputation(const ProblemRollouts& rollouts, const ResamplingMetricsOptions& options,
-                     SimilarityBackend& backend)
-      : rollouts_(rollouts), options_(options), ctx_{rollouts, options}, backend_(backend) {
-    if (!std::isfinite(options.similarity_threshold)) {
-      throw Error(fmt::format("similarity_threshold must be a finite number, got {}", options.similarity_threshold));
-    }
-    if (!(options.kl_alpha > 0.0)) {
-      throw Error(fmt::format("kl_alpha must be > 0, got {}", options.kl_alpha));
-    }
-    if (rollouts.resampled.size() != rollouts.chunks.size() ||
-        (rollouts.has_forced() && rollouts.forced.size() != rollouts.chunks.size())) {
-      throw Error(fmt::format("{}: rollouts hold {} resampled / {} forced entries for {} chunks",
-                              rollouts.problem_id, rollouts.resampled.size(), rollouts.forced.size(),
-                              rollouts.chunks.size()));
-    }
-    for (std::size_t c = 0; c < rollouts.chunks.size(); ++c) {
-      if (utf8::length(rollouts.chunks[c]) >= options.min_sentence_chars) analysed_.push_back(c);
-    }
+MetricsComputation::MetricsComputation(const ProblemRollouts& rollouts,
+                                       const ResamplingMetricsOptions& options, SimilarityBackend& backend)
+    : rollouts_(rollouts), options_(options), ctx_{rollouts, options}, backend_(backend) {
+  if (!std::isfinite(options.similarity_threshold)) {
+    throw Error(fmt::format("similarity_threshold must be a finite number, got {}", options.similarity_threshold));
+  }
+  if (!(options.kl_alpha > 0.0)) {
+    throw Error(fmt::format("kl_alpha must be > 0, got {}", options.kl_alpha));
+  }
+  if (rollouts.resampled.size() != rollouts.chunks.size() ||
+      (rollouts.has_forced() && rollouts.forced.size() != rollouts.chunks.size())) {
+    throw Error(fmt::format("{}: rollouts hold {} resampled / {} forced entries for {} chunks",
+                            rollouts.problem_id, rollouts.resampled.size(), rollouts.forced.size(),
+                            rollouts.chunks.size()));
+  }
+  for (std::size_t c = 0; c < rollouts.chunks.size(); ++c) {
+    if (utf8::length(rollouts.chunks[c]) >= options.min_sentence_chars) analysed_.push_back(c);
+  }
+}
+
+ResamplingMetrics MetricsComputation::run() {
+  ResamplingMetrics out;
+  out.problem_id = rollouts_.problem_id;
+  out.options = options_;
+  out.options.control = {};  // its captures need not outlive this call
+  const std::size_t count = analysed_.size();
+  total_work_ = count + (options_.compute_matrix ? count : 0);
+  out.sentences.reserve(count);
+  for (std::size_t p = 0; p < count; ++p) {
+    out.sentences.push_back(sentence_metrics(p));
+    report();
+  }
+  if (options_.compute_matrix) out.sentence_to_sentence = matrix();
+  return out;
+}
+
+void MetricsComputation::report() {
+  ++done_;
+  options_.control.report(done_, total_work_, "steps");
+  options_.control.check("resampling metrics");
+}
+
+double MetricsComputation::kl(const RolloutSet& p, const RolloutSet& q) const {
+  return kl_divergence(distribution(p, ctx_), distribution(q, ctx_), options_.kl_alpha);
+}
+
+SentenceMetrics MetricsComputation::sentence_metrics(std::size_t p) {
+  SentenceMetrics m;
+  m.chunk_idx = analysed_[p];
+  m.text = text(p);
+  const SentenceRollouts& file = resampled(p);
+  m.num_rollouts = file.num_valid();
+  m.num_without_answer = file.num_without_answer();
+  m.num_errors = file.num_errors;
+  if (options_.compat) {
+    compat_resampling(p, m);
+    compat_counterfactual(p, m);
+    compat_forced(p, m);
+  } else {
+    paper_resampling_and_counterfactual(p, m);
+    paper_forced(p, m);
+  }
+  return m;
+}
+
+void MetricsComputation::paper_resampling_and_counterfactual(std::size_t p, SentenceMetrics& m) {
+  const RolloutSet current = with_answer(resampled(p));
+  m.accuracy = accuracy(current, ctx_);
+  const auto next = next_with(p, [&](std::size_t q) { return resampled(q).num_valid() > 0; });
+  if (next) m.next_chunk_idx = analysed_[*next];
+  if (current.empty()) return;
+  const RolloutSet next_set = next ? with_answer(resampled(*next)) : RolloutSet{};
+  if (next) {
+    m.resampling_importance_accuracy = difference(accuracy(next_set, ctx_), m.accuracy);
+    m.resampling_importance_logodds = difference(log_odds(next_set, ctx_), log_odds(current, ctx_));
+    m.resampling_importance_kl = kl(current, next_set);
   }
 
-  ResamplingMetrics run() {
-    ResamplingMetrics out;
-    out.problem_id = rollouts_.problem_id;
-    out.options = options_;
-    out.options.control = {};  // its captures need not outlive this call
-    const std::size_t count = analysed_.size();
-    total_work_ = count + (options_.compute_matrix ? count : 0);
-    out.sentences.reserve(count);
-    for (std::size_t p = 0; p < count; ++p) {
-      out.sentences.push_back(sentence_metrics(p));
-      report();
+  // Counterfactual split on cos(S_i, T_r); S_i is the analysed sentence.
+  std::vector<std::pair<std::string, std::string>> pairs;
+  pairs.reserve(current.size());
+  for (const Rollout* r : current) pairs.emplace_back(text(p), r->chunk_resampled);
+  const std::vector<double> sims = backend_.paired(pairs);
+  RolloutSet different, similar;
+  std::set<std::string> distinct_resampled;
+  for (std::size_t k = 0; k < current.size(); ++k) {
+    (sims[k] < options_.similarity_threshold ? different : similar).push_back(current[k]);
+    distinct_resampled.insert(current[k]->chunk_resampled);
+  }
+  const double size = static_cast<double>(current.size());
+  m.num_different = different.size();
+  m.different_trajectories_fraction = static_cast<double>(different.size()) / size;
+  m.overdeterminedness = 1.0 - static_cast<double>(distinct_resampled.size()) / size;
+  if (different.empty() || !next) return;
+  m.counterfactual_importance_accuracy = difference(accuracy(different, ctx_), accuracy(next_set, ctx_));
+  m.counterfactual_importance_logodds = difference(log_odds(different, ctx_), log_odds(next_set, ctx_));
+  RolloutSet kept = next_set;
+  kept.insert(kept.end(), similar.begin(), similar.end());
+  m.counterfactual_importance_kl = kl(different, kept);
+}
+
+void MetricsComputation::paper_forced(std::size_t p, SentenceMetrics& m) {
+  if (!rollouts_.has_forced()) return;
+  const SentenceRollouts& file = forced(p);
+  m.num_forced = file.num_valid();
+  m.num_forced_errors = file.num_errors;
+  const RolloutSet current = with_answer(file);
+  m.forced_accuracy = accuracy(current, ctx_);
+  const auto next = next_with(p, [&](std::size_t q) { return forced(q).num_valid() > 0; });
+  if (next) m.next_forced_chunk_idx = analysed_[*next];
+  if (current.empty() || !next) return;
+  const RolloutSet next_set = with_answer(forced(*next));
+  m.forced_importance_accuracy = difference(accuracy(next_set, ctx_), m.forced_accuracy);
+  m.forced_importance_logodds = difference(log_odds(next_set, ctx_), log_odds(current, ctx_));
+  m.forced_importance_kl = kl(current, next_set);
+}
+
+// The rollouts behind matrix position q: chunk_{chunk_idx} (paper) or, as
+// step_attribution.py indexes folders by position, chunk_{q} (compat).
+const SentenceRollouts* MetricsComputation::matrix_folder(std::size_t q) const {
+  if (!options_.compat) return &resampled(q);
+  return q < rollouts_.resampled.size() ? &rollouts_.resampled[q] : nullptr;
+}
+
+MetricsComputation::FolderMatches MetricsComputation::folder_matches(std::size_t q, std::size_t first_target) {
+  FolderMatches out;
+  const std::size_t count = analysed_.size();
+  out.matches.assign(count > first_target ? count - first_target : 0, 0);
+  const SentenceRollouts* folder = matrix_folder(q);
+  if (folder == nullptr) return out;
+  // Each rollout's sentences, as indices into the folder's distinct texts.
+  std::vector<std::string> distinct;
+  std::unordered_map<std::string, std::size_t> index;
+  std::vector<std::vector<std::size_t>> steps;
+  for (const Rollout& r : folder->rollouts) {
+    if (r.rollout.empty()) continue;  // step_attribution.py keeps records with rollout text
+    std::vector<std::size_t> ids;
+    for (const Sentence& s : split_sentences(r.rollout, options_.rollout_segmentation)) {
+      const auto [it, inserted] = index.emplace(s.text, distinct.size());
+      if (inserted) distinct.push_back(s.text);
+      ids.push_back(it->second);
     }
-    if (options_.compute_matrix) out.sentence_to_sentence = matrix();
-    return out;
+    out.num_steps += ids.size();
+    steps.push_back(std::move(ids));
   }
-
- private:
-  const SentenceRollouts& resampled(std::size_t p) const { return rollouts_.resampled[analysed_[p]]; }
-  const SentenceRollouts& forced(std::size_t p) const { return rollouts_.forced[analysed_[p]]; }
-  const std::string& text(std::size_t p) const { return rollouts_.chunks[analysed_[p]]; }
-
-  void report() {
-    ++done_;
-    options_.control.report(done_, total_work_, "steps");
-    options_.control.check("resampling metrics");
-  }
-
-  // The next analysed position after p whose file satisfies `has_data`.
-  template <typename Pred>
-  std::optional<std::size_t> next_with(std::size_t p, Pred has_data) const {
-    for (std::size_t q = p + 1; q < analysed_.size(); ++q) {
-      if (has_data(q)) return q;
-    }
-    return std::nullopt;
-  }
-
-  double kl(const RolloutSet& p, const RolloutSet& q) const {
-    return kl_divergence(distribution(p, ctx_), distribution(q, ctx_), options_.kl_alpha);
-  }
-
-  SentenceMetrics sentence_metrics(std::size_t p) {
-    SentenceMetrics m;
-    m.chunk_idx = analysed_[p];
-    m.text = text(p);
-    const SentenceRollouts& file = resampled(p);
-    m.num_rollouts = file.num_valid();
-    m.num_without_answer = file.num_without_answer();
-    m.num_errors = file.num_errors;
-    if (options_.compat) {
-      compat_resampling(p, m);
-      compat_counterfactual(p, m);
-      compat_forced(p, m);
-    } else {
-      paper_resampling_and_counterfactual(p, m);
-      paper_forced(p, m);
-    }
-    return m;
-  }
-
-  // -- paper semantics -------------------------------------------------------
-
-  void paper_resampling_and_counterfactual(std::size_t p, SentenceMetrics& m) {
-    const RolloutSet current = with_answer(resampled(p));
-    m.accuracy = accuracy(current, ctx_);
-    const auto next = next_with(p, [&](std::size_t q) { return resampled(q).num_valid() > 0; });
-    if (next) m.next_chunk_idx = analysed_[*next];
-    if (current.empty()) return;
-    const RolloutSet next_set = next ? with_answer(resampled(*next)) : RolloutSet{};
-    if (next) {
-      m.resampling_importance_accuracy = difference(accuracy(next_set, ctx_), m.accuracy);
-      m.resampling_importance_logodds = difference(log_odds(next_set, ctx_), log_odds(current, ctx_));
-      m.resampling_importance_kl = kl(current, next_set);
-    }
-
-    // Counterfactual split on cos(S_i, T_r); S_i is the analysed sentence.
-    std::vector<std::pair<std::string, std::string>> pairs;
-    pairs.reserve(current.size());
-    for (const Rollout* r : current) pairs.emplace_back(text(p), r->chunk_resampled);
-    const std::vector<double> sims = backend_.paired(pairs);
-    RolloutSet different, similar;
-    std::set<std::string> distinct_resampled;
-    for (std::size_t k = 0; k < current.size(); ++k) {
-      (sims[k] < options_.similarity_threshold ? different : similar).push_back(current[k]);
-      distinct_resampled.insert(current[k]->chunk_resampled);
-    }
-    const double size = static_cast<double>(current.size());
-    m.num_different = different.size();
-    m.different_trajectories_fraction = static_cast<double>(different.size()) / size;
-    m.overdeterminedness = 1.0 - static_cast<double>(distinct_resampled.size()) / size;
-    if (different.empty() || !next) return;
-    m.counterfactual_importance_accuracy = difference(accuracy(different, ctx_), accuracy(next_set, ctx_));
-    m.counterfactual_importance_logodds = difference(log_odds(different, ctx_), log_odds(next_set, ctx_));
-    RolloutSet kept = next_set;
-    kept.insert(kept.end(), similar.begin(), similar.end());
-    m.counterfactual_importance_kl = kl(different, kept);
-  }
-
-  void paper_forced(std::size_t p, SentenceMetrics& m) {
-    if (!rollouts_.has_forced()) return;
-    const SentenceRollouts& file = forced(p);
-    m.num_forced = file.num_valid();
-    m.num_forced_errors = file.num_errors;
-    const RolloutSet current = with_answer(file);
-    m.forced_accuracy = accuracy(current, ctx_);
-    const auto next = next_with(p, [&](std::size_t q) { return forced(q).num_valid() > 0; });
-    if (next) m.next_forced_chunk_idx = analysed_[*next];
-    if (current.empty() || !next) return;
-    const RolloutSet next_set = with_answer(forced(*next));
-    m.forced_importance_accuracy = difference(accuracy(next_set, ctx_), m.forced_accuracy);
-    m.forced_importance_logodds = difference(log_odds(next_set, ctx_), log_odds(current, ctx_));
-    m.forced_importance_kl = kl(current, next_set);
-  }
-
-  // -- analyze_rollouts.py semantics ------------------------------------------
-
-  // Its chunk_info holds a key for every analysed chunk whose solutions.json
-  // is a non-empty list, even if every record is an error.
-  bool compat_has_info(std::size_t q) const { return resampled(q).num_records() > 0; }
-
-  void compat_resampling(std::size_t p, SentenceMetrics& m) {
-    const SentenceRollouts& file = resampled(p);
-    m.accuracy = file.present ? compat_file_accuracy(file, ctx_) : 0.0;
-    m.resampling_importance_accuracy = 0.0;
-    m.resampling_importance_kl = 0.0;
-    m.resampling_importance_logodds = 0.0;  // the reference has no log-odds: 0.0 like every value it lacks
-    // Accuracy: literally chunk_idx + 1, which must be an analysed chunk with a file.
-    if (file.present && p + 1 < analysed_.size() && analysed_[p + 1] == analysed_[p] + 1 &&
-        resampled(p + 1).present) {
-      m.resampling_importance_accuracy = compat_file_accuracy(resampled(p + 1), ctx_) - m.accuracy;
-    }
-    // KL: the next chunk_info key, over every record's answer ("None" included).
-    if (!compat_has_info(p)) return;
-    const auto next = next_with(p, [&](std::size_t q) { return compat_has_info(q); });
-    if (!next) return;
-    m.next_chunk_idx = analysed_[*next];
-    m.resampling_importance_kl = kl(all_records(file), all_records(resampled(*next)));
-  }
-
-  void compat_counterfactual(std::size_t p, SentenceMetrics& m) {
-    m.counterfactual_importance_accuracy = 0.0;
-    m.counterfactual_importance_kl = 0.0;
-    m.counterfactual_importance_logodds = 0.0;
-    m.different_trajectories_fraction = 0.0;
-    m.overdeterminedness = 0.0;
-    if (!compat_has_info(p)) return;
-    const auto next = next_with(p, [&](std::size_t q) { return compat_has_info(q); });
-    if (!next) return;  // the reference returns 0 for all four without a next chunk
-    const RolloutSet current = compat_info(resampled(p));
-    const RolloutSet next_set = compat_info(resampled(*next));
-    // The reference compares each record's own chunk_removed field.
-    std::vector<std::pair<std::string, std::string>> pairs;
-    for (const Rollout* r : current) pairs.emplace_back(r->chunk_removed, r->chunk_resampled);
-    const std::vector<double> sims = backend_.paired(pairs);
-    RolloutSet different, similar;
-    std::set<std::string> distinct_resampled;
-    for (std::size_t k = 0; k < current.size(); ++k) {
-      (sims[k] < options_.similarity_threshold ? different : similar).push_back(current[k]);
-      distinct_resampled.insert(current[k]->chunk_resampled);
-    }
-    m.num_different = different.size();
-    if (!current.empty()) {
-      const double size = static_cast<double>(current.size());
-      m.different_trajectories_fraction = static_cast<double>(different.size()) / size;
-      m.overdeterminedness = 1.0 - static_cast<double>(distinct_resampled.size()) / size;
-    }
-    if (different.empty() || next_set.empty()) return;
-    m.counterfactual_importance_accuracy =
-        compat_info_accuracy(different, ctx_) - compat_info_accuracy(next_set, ctx_);
-    RolloutSet kept = next_set;
-    kept.insert(kept.end(), similar.begin(), similar.end());
-    m.counterfactual_importance_kl = kl(different, kept);
-  }
-
-  void compat_forced(std::size_t p, SentenceMetrics& m) {
-    m.forced_importance_accuracy = 0.0;
-    m.forced_importance_kl = 0.0;
-    m.forced_importance_logodds = 0.0;
-    m.forced_accuracy = 0.0;
-    if (!rollouts_.has_forced()) return;
-    const SentenceRollouts& file = forced(p);
-    m.num_forced = file.num_valid();
-    m.num_forced_errors = file.num_errors;
-    // Every analysed chunk has a forced accuracy (0.0 without data), so "next"
-    // is simply the next analysed chunk.
-    m.forced_accuracy = compat_file_accuracy(file, ctx_);
-    if (p + 1 >= analysed_.size()) return;
-    const SentenceRollouts& next_file = forced(p + 1);
-    m.next_forced_chunk_idx = analysed_[p + 1];
-    m.forced_importance_accuracy = compat_file_accuracy(next_file, ctx_) - m.forced_accuracy;
-    m.forced_importance_kl = kl(all_records(file), all_records(next_file));
-  }
-
-  // -- sentence-to-sentence matrix ---------------------------------------------
-
-  // The rollouts behind matrix position q: chunk_{chunk_idx} (paper) or, as
-  // step_attribution.py indexes folders by position, chunk_{q} (compat).
-  const SentenceRollouts* matrix_folder(std::size_t q) const {
-    if (!options_.compat) return &resampled(q);
-    return q < rollouts_.resampled.size() ? &rollouts_.resampled[q] : nullptr;
-  }
-
-  // Matches of one folder's rollouts against targets S_j, j >= first_target.
-  struct FolderMatches {
-    std::size_t num_rollouts = 0;  // rollouts with non-empty text
-    std::size_t num_steps = 0;
-    std::vector<std::size_t> matches;  // per target j (index j - first_target)
-  };
-
-  FolderMatches folder_matches(std::size_t q, std::size_t first_target) {
-    FolderMatches out;
-    const std::size_t count = analysed_.size();
-    out.matches.assign(count > first_target ? count - first_target : 0, 0);
-    const SentenceRollouts* folder = matrix_folder(q);
-    if (folder == nullptr) return out;
-    // Each rollout's sentences, as indices into the folder's distinct texts.
-    std::vector<std::string> distinct;
-    std::unordered_map<std::string, std::size_t> index;
-    std::vector<std::vector<std::size_t>> steps;
-    for (const Rollout& r : folder->rollouts) {
-      if (r.rollout.empty()) continue;  // step_attribution.py keeps records with rollout text
-      std::vector<std::size_t> ids;
-      for (const Sentence& s : split_sentences(r.rollout, options_.rollout_segmentation)) {
-        const auto [it, inserted] = index.emplace(s.text, distinct.size());
-        if (inserted) distinct.push_back(s.text);
-        ids.push_back(it->second);
-      }
-      out.num_steps += ids.size();
-      steps.push_back(std::move(ids));
-    }
-    out.num_rollouts = steps.size();
-    if (out.matches.empty() || distinct.empty()) return out;
-    std::vector<std::string> targets;
-    for (std::size_t j = first_target; j < count; ++j) targets.push_back(text(j));
-    const std::vector<double> sims = backend_.cross(targets, distinct);
-    const double tau = options_.similarity_threshold;
-    for (std::size_t t = 0; t < targets.size(); ++t) {
-      const double* row = sims.data() + t * distinct.size();
-      for (const auto& ids : steps) {
-        double best = -std::numeric_limits<double>::infinity();
-        for (const std::size_t id : ids) best = std::max(best, row[id]);
-        // The reference records only matches >= τ and then counts those > 0.
-        const bool match = best >= tau && (!options_.compat || best > 0.0);
-        out.matches[t] += match ? 1 : 0;
-      }
-    }
-    return out;
-  }
-
-  Matrix matrix() {
-    const std::size_t count = analysed_.size();
-    Matrix m(count, count, options_.compat ? 0.0 : kNaN);
-    // Folder q serves as "S_q resampled" for row q (targets j > q) and as
-    // "S_{q-1} kept" for row q-1 (targets j >= q); one pass per folder.
-    std::optional<FolderMatches> kept;
-    for (std::size_t q = count; q-- > 0;) {
-      FolderMatches resampled_here = folder_matches(q, std::max<std::size_t>(q, 1));
-      if (kept && q + 1 < count) fill_row(m, q, resampled_here, *kept);
-      kept = std::move(resampled_here);
-      report();
-    }
-    return m;
-  }
-
-  // Row i from the folder that resamples S_i (targets from max(i,1)) and the
-  // one that keeps it (targets from i+1).
-  void fill_row(Matrix& m, std::size_t i, const FolderMatches& resampled_i, const FolderMatches& kept_i) const {
-    if (resampled_i.num_rollouts == 0 || kept_i.num_rollouts == 0) return;
-    if (options_.compat && (resampled_i.num_steps == 0 || kept_i.num_steps == 0)) return;
-    const std::size_t resampled_first = std::max<std::size_t>(i, 1);
-    const std::size_t kept_first = i + 1;
-    for (std::size_t j = i + 1; j < m.cols; ++j) {
-      const double kept_rate = static_cast<double>(kept_i.matches[j - kept_first]) /
-                               static_cast<double>(kept_i.num_rollouts);
-      const double resampled_rate = static_cast<double>(resampled_i.matches[j - resampled_first]) /
-                                    static_cast<double>(resampled_i.num_rollouts);
-      m(i, j) = kept_rate - resampled_rate;
+  out.num_rollouts = steps.size();
+  if (out.matches.empty() || distinct.empty()) return out;
+  std::vector<std::string> targets;
+  for (std::size_t j = first_target; j < count; ++j) targets.push_back(text(j));
+  const std::vector<double> sims = backend_.cross(targets, distinct);
+  const double tau = options_.similarity_threshold;
+  for (std::size_t t = 0; t < targets.size(); ++t) {
+    const double* row = sims.data() + t * distinct.size();
+    for (const auto& ids : steps) {
+      double best = -std::numeric_limits<double>::infinity();
+      for (const std::size_t id : ids) best = std::max(best, row[id]);
+      // The reference records only matches >= τ and then counts those > 0.
+      const bool match = best >= tau && (!options_.compat || best > 0.0);
+      out.matches[t] += match ? 1 : 0;
     }
   }
+  return out;
+}
 
-  const ProblemRollouts& rollouts_;
-  const ResamplingMetricsOptions& options_;
-  Context ctx_;
-  SimilarityBackend& backend_;
-  std::vector<std::size_t> analysed_;  // chunk indices of the analysed sentences
-  std::size_t done_ = 0;
-  std::size_t total_work_ = 0;
-};
+Matrix MetricsComputation::matrix() {
+  const std::size_t count = analysed_.size();
+  Matrix m(count, count, options_.compat ? 0.0 : kNaN);
+  // Folder q serves as "S_q resampled" for row q (targets j > q) and as
+  // "S_{q-1} kept" for row q-1 (targets j >= q); one pass per folder.
+  std::optional<FolderMatches> kept;
+  for (std::size_t q = count; q-- > 0;) {
+    FolderMatches resampled_here = folder_matches(q, std::max<std::size_t>(q, 1));
+    if (kept && q + 1 < count) fill_row(m, q, resampled_here, *kept);
+    kept = std::move(resampled_here);
+    report();
+  }
+  return m;
+}
+
+// Row i from the folder that resamples S_i (targets from max(i,1)) and the
+// one that keeps it (targets from i+1).
+void MetricsComputation::fill_row(Matrix& m, std::size_t i, const FolderMatches& resampled_i,
+                                  const FolderMatches& kept_i) const {
+  if (resampled_i.num_rollouts == 0 || kept_i.num_rollouts == 0) return;
+  if (options_.compat && (resampled_i.num_steps == 0 || kept_i.num_steps == 0)) return;
+  const std::size_t resampled_first = std::max<std::size_t>(i, 1);
+  const std::size_t kept_first = i + 1;
+  for (std::size_t j = i + 1; j < m.cols; ++j) {
+    const double kept_rate = static_cast<double>(kept_i.matches[j - kept_first]) /
+                             static_cast<double>(kept_i.num_rollouts);
+    const double resampled_rate = static_cast<double>(resampled_i.matches[j - resampled_first]) /
+                                  static_cast<double>(resampled_i.num_rollouts);
+    m(i, j) = kept_rate - resampled_rate;
+  }
+}
+
+}  // namespace resampling_detail
+
+namespace {
+using resampling_detail::EmbedderBackend;
+using resampling_detail::MetricsComputation;
+using resampling_detail::PairBackend;
 
 // Name -> accessor for every per-sentence series.
 struct SeriesDef {

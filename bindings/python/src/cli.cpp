@@ -2,7 +2,7 @@
 
 #include <pybind11/stl.h>
 
-#include "../../../src/cli/model_commands.h"
+#include "model_commands.h"
 #include "anchors/cli.h"
 #include "bindings.h"
 

@@ -56,6 +56,10 @@ class TableSimilarity : public SentenceSimilarity {
   TableSimilarity() = default;
   explicit TableSimilarity(std::function<double(const std::string&, const std::string&)> fallback)
       : fallback_(std::move(fallback)) {}
+  // Reads a JSON list of [sentence_a, sentence_b, cosine] triples (the
+  // `anchors metrics --similarities` file). Errors name the file and the
+  // entry: unreadable or malformed JSON, an entry that is no such triple.
+  static std::shared_ptr<TableSimilarity> read_file(const std::string& path);
   void set(const std::string& a, const std::string& b, double value);
   std::vector<double> similarities(
       const std::vector<std::pair<std::string, std::string>>& pairs) override;

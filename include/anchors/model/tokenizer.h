@@ -39,7 +39,7 @@ std::vector<std::pair<std::size_t, std::size_t>> code_point_offsets(std::string_
                                                                     const std::vector<CharSpan>& byte_offsets);
 
 namespace tokenizer_detail {
-class Pipeline;  // the loaded components (src/model/tokenizer_pipeline.h)
+class Pipeline;  // the loaded components (src/torch/model/tokenizer_pipeline.h)
 }
 
 class Tokenizer {

@@ -17,7 +17,7 @@
 #include <numeric>
 #include <string>
 
-#include "../core/test_paths.h"
+#include "test_paths.h"
 #include "anchors/core/error.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/sentence_attention.h"

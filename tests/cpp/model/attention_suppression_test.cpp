@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "../core/test_paths.h"
+#include "test_paths.h"
 #include "anchors/core/error.h"
 #include "anchors/model/attention.h"
 #include "anchors/model/causal_lm.h"

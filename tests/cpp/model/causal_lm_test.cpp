@@ -11,7 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "../core/test_paths.h"
+#include "test_paths.h"
 #include "anchors/core/error.h"
 
 namespace anchors::model {

@@ -4,7 +4,7 @@
 //   band_statistics           <-> band_statistics      (band_statistics.h)
 // Inputs are CPU tensors whose bytes are copied to the device with
 // cudaMemcpy; the kernels run through their raw-pointer host API
-// (src/model/cuda_kernels.h), because the CPU-only LibTorch wheel has no CUDA
+// (src/torch/model/cuda_kernels.h), because the CPU-only LibTorch wheel has no CUDA
 // tensors. float32 results must match to 1e-4 (absolute and relative);
 // bfloat16 / float16 attention outputs may be off by at most twice the CPU
 // twin's own rounding error (the flash-attention rule of docs/design.md §4).

@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../core/test_paths.h"
+#include "test_paths.h"
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
 #include "anchors/model/causal_lm.h"

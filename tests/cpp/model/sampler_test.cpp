@@ -12,7 +12,7 @@
 #include <limits>
 #include <set>
 
-#include "../core/test_paths.h"
+#include "test_paths.h"
 #include "anchors/core/error.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/tokenizer.h"

@@ -17,7 +17,7 @@
 #include <string>
 #include <tuple>
 
-#include "../core/test_paths.h"
+#include "test_paths.h"
 #include "anchors/core/error.h"
 #include "anchors/model/attention.h"
 #include "anchors/model/causal_lm.h"

@@ -7,7 +7,7 @@
 // it into text). Nothing throws. Arguments that no kernel supports (a bad
 // shape, head_dim > kMaxHeadDim, a null pointer) give cudaErrorInvalidValue
 // before anything is launched; callers that want a precise message check
-// their inputs first (src/model/cuda_dispatch.cpp does).
+// their inputs first (src/torch/model/cuda_dispatch.cpp does).
 //
 // This header includes only <cstdint>, so translation units compiled without
 // CUDA (cuda_dispatch.cpp, tests) can include it; the launchers exist only in

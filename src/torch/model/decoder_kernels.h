@@ -5,7 +5,7 @@
 // round exactly where transformers rounds in bfloat16/float16, so low-precision
 // results track transformers' own. Other devices (CUDA) run the composite
 // LibTorch ops, which are the reference definition of each function.
-// Internal to src/model.
+// Internal to src/torch/model.
 #include <torch/types.h>
 
 namespace anchors::model::kernels {

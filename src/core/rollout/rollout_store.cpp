@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "../core/json_fields.h"
+#include "json_fields.h"
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
 

@@ -1,7 +1,7 @@
 // The white-box methods as registry entries: option parsing, the token input,
 // and the conversion of each model-level computation (receiver_heads.h,
 // attention_suppression.h, attention_rhythm.h, sentence_attention.h) into an
-// Attribution. The computations themselves live in src/model/.
+// Attribution. The computations themselves live in src/torch/model/.
 #include "anchors/methods/white_box.h"
 
 #include <fmt/format.h>

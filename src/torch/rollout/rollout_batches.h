@@ -1,5 +1,5 @@
 #pragma once
-// Internal to src/rollout: the one loop that turns a prompt into rollout
+// Internal to src/torch/rollout: the one loop that turns a prompt into rollout
 // records on disk, shared by analyze_problem (resampling from before every
 // sentence, forced answers) and intervene (edited prefixes). Missing samples
 // of one (chunk, forced) slot of a RolloutStore are generated in seeded

@@ -1,5 +1,5 @@
 #pragma once
-// Internal to src/rollout: the HTTP plumbing that OpenAIProvider
+// Internal to src/torch/rollout: the HTTP plumbing that OpenAIProvider
 // (openai_provider.h) and ChatLabeler (chat_labeler.h) share — base-URL
 // parsing, the API key, one attempt with timeouts, and retries with "full
 // jitter" exponential backoff. cpp-httplib stays inside http_client.cpp; a
