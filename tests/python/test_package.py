@@ -7,6 +7,7 @@ import pytest
 import torch  # noqa: F401  (the package must work in a process that imported torch first)
 
 import thought_anchors as ta
+from thought_anchors import white_box
 from conftest import REPO
 
 
@@ -64,6 +65,13 @@ def test_methods_own_their_options_headline_and_needs():
     with pytest.raises(ta.Error, match="list of integers"):
         ta.SentenceAttention(layers="0,x")
     assert ta.AttentionSuppression(temperature=1).options == {"temperature": 1.0}
+    # The registry's own check (resolve_options) decides, and says what the option is for.
+    with pytest.raises(ta.Error, match=r"top_k expects an integer like 20, got 2.5 \(receiver heads selected"):
+        ta.ReceiverHeads(top_k=2.5)
+    assert ta.ReceiverHeads(exclude_layer0=numpy.bool_(False)).options == {"exclude_layer0": False}
+    assert white_box.checked_options("resampling", {"forced": True, "top_p": 1}) == {"forced": True, "top_p": 1.0}
+    with pytest.raises(ta.Error, match="top_k cannot be dict"):
+        ta.ReceiverHeads(top_k={})
 
 
 def test_one_rule_picks_the_series_to_show():

@@ -26,6 +26,18 @@ void bind_methods(py::module_& m) {
   m.def("methods", &methods, "The registered attribution methods, sorted by name.");
   m.def("parse_int_list", &parse_int_list, py::arg("text"), py::arg("what") = "list",
         "\"0,3,5\" or \"2:3,5:0\" as a list of integers (the command line's form of list options).");
+  m.def(
+      "check_options",
+      [](const std::string& method, const ValueMap& options) {
+        const ValueMap resolved = resolve_options(*make_method(method), options);
+        ValueMap given;
+        for (const auto& [key, _] : options) given[key] = resolved.at(key);
+        return given;
+      },
+      py::arg("method"), py::arg("options"),
+      "The given options of the registered method, checked by the registry's rule (resolve_options): an "
+      "unknown name or a value of another type than the default's is a ta.Error; integers become numbers "
+      "where numbers are expected.");
   m.def("method_info", &method_info, py::arg("name"), "The registered method's MethodInfo.");
   m.def("choose_score", &choose_score, py::arg("result"), py::arg("method") = "", py::arg("score") = "",
         "(method, score) to show of a result: `score`, else the first attribution's headline score (its "

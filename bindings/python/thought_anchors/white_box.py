@@ -41,38 +41,28 @@ def _progress_printer(name: str) -> Callable[[int, int, str], None]:
     return report
 
 
-_KINDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-
-
 def checked_options(method: str, options: dict) -> dict:
-    """`options` of the registered `method`, checked now rather than at .run(): unknown names and values
-    of the wrong type are a ta.Error naming the option and what it expects (the registry's defaults say
-    which names and types there are; ta.method_info(method).option_docs what each means)."""
-    info = _C.method_info(method)
-    defaults = dict(info.default_options)
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise _C.Error(f"{method}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}")
-    checked = {}
+    """`options` of the registered `method`, checked now rather than at .run() by the registry's own rule
+    (unknown names and values of the wrong type are a ta.Error naming the option, what it expects and its
+    doc). Python's spellings are taken first: numpy scalars, (layer, head) pairs and "2:3,5:0" strings."""
+    defaults = dict(_C.method_info(method).default_options)
+    given = {}
     for key, value in options.items():
-        default = defaults[key]
+        default = defaults.get(key)
         if isinstance(default, list):
             value = _int_list(method, key, value)
-        # Any integer (numpy's too) where an integer or a float is wanted (temperature=1), any real where a
-        # float is; a bool is neither here.
-        is_bool = type(value).__name__ in ("bool", "bool_")
-        if isinstance(default, float) and isinstance(value, numbers.Real) and not is_bool:
-            value = float(value)
-        elif isinstance(default, int) and not isinstance(default, bool) and isinstance(value, numbers.Integral) \
-                and not is_bool:
-            value = int(value)
-        elif isinstance(default, bool) and is_bool:
+        elif type(value).__name__ in ("bool", "bool_"):  # numpy's too
             value = bool(value)
-        if default is not None and type(value) is not type(default):
-            raise _C.Error(f"{method}: option {key} expects {_KINDS.get(type(default), type(default).__name__)} "
-                           f"like {default!r}, got {value!r} ({info.option_docs.get(key, '')})")
-        checked[key] = value
-    return checked
+        elif isinstance(value, numbers.Integral):
+            value = int(value)
+        elif isinstance(value, numbers.Real):
+            value = float(value)
+        elif isinstance(value, (list, tuple)):
+            value = _int_list(method, key, value)
+        if not isinstance(value, (bool, int, float, str, list)):
+            raise _C.Error(f"{method}: option {key} cannot be {type(value).__name__} ({value!r})")
+        given[key] = value
+    return dict(_C.check_options(method, given))
 
 
 class _WhiteBoxMethod:

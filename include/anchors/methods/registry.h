@@ -50,7 +50,10 @@ std::pair<std::string, std::string> choose_score(const AnalysisResult& result, c
                                                  const std::string& score = {});
 
 // Fills unspecified options with the method's defaults; an option the method
-// does not know, or one whose type differs from the default's, is an anchors::Error.
+// does not know, or one whose type differs from the default's, is an anchors::Error
+// naming the option, the type it expects and its doc. An integer is taken
+// where a number is expected. The one check of option names and types: the
+// methods' run(), the CLI and Python's method objects (at construction) use it.
 ValueMap resolve_options(const AttributionMethod& method, const ValueMap& given);
 
 }  // namespace anchors

@@ -116,20 +116,24 @@ ValueMap resolve_options(const AttributionMethod& method, const ValueMap& given)
     if (it == resolved.end()) {
       std::string known;
       for (const auto& [k, _] : resolved) known += (known.empty() ? "" : ", ") + k;
-      throw Error(fmt::format("method \"{}\" has no option \"{}\" (options: {})", method.name(), key, known));
+      throw Error(fmt::format("method \"{}\": unknown option \"{}\" (options: {})", method.name(), key, known));
     }
     Value v = value;
     // An integer given where a double is expected is a number all the same.
     if (std::holds_alternative<double>(it->second) && std::holds_alternative<std::int64_t>(v))
       v = static_cast<double>(std::get<std::int64_t>(v));
-    if (v.index() != it->second.index() && !std::holds_alternative<std::monostate>(it->second))
-      throw Error(fmt::format("method \"{}\": option \"{}\" expects {} like {}, got {}", method.name(), key,
+    if (v.index() != it->second.index() && !std::holds_alternative<std::monostate>(it->second)) {
+      const auto docs = method.option_docs();
+      const auto doc = docs.find(key);
+      throw Error(fmt::format("method \"{}\": option {} expects {} like {}, got {}{}", method.name(), key,
                               std::holds_alternative<bool>(it->second)      ? "a boolean"
                               : std::holds_alternative<std::int64_t>(it->second) ? "an integer"
                               : std::holds_alternative<double>(it->second)  ? "a number"
                               : std::holds_alternative<IntList>(it->second) ? "a list of integers"
                                                                              : "a string",
-                              to_string(it->second), to_string(v)));
+                              to_string(it->second), to_string(v),
+                              doc == docs.end() ? "" : " (" + doc->second + ")"));
+    }
     it->second = v;
   }
   return resolved;

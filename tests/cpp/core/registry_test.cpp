@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "anchors/core/error.h"
+#include "expect_error.h"
 
 namespace anchors {
 namespace {
@@ -15,6 +16,7 @@ class LengthMethod : public AttributionMethod {
   std::string name() const override { return "test_length"; }
   std::string description() const override { return "sentence length in bytes"; }
   ValueMap default_options() const override { return {{"scale", 1.0}, {"tag", std::string("x")}}; }
+  std::map<std::string, std::string> option_docs() const override { return {{"scale", "multiplies every length"}}; }
   std::vector<std::string> headline_scores() const override { return {"length"}; }
   Attribution run(const Trace& trace, const Context& context) const override {
     const ValueMap o = resolve_options(*this, context.options);
@@ -57,8 +59,14 @@ TEST(Registry, UnknownNamesAndOptionsAreErrors) {
     EXPECT_NE(std::string(e.what()).find("resampling"), std::string::npos) << e.what();
   }
   LengthMethod m;
-  EXPECT_THROW(resolve_options(m, {{"nope", 1.0}}), Error);
-  EXPECT_THROW(resolve_options(m, {{"scale", std::string("big")}}), Error);
+  EXPECT_ANCHORS_ERROR(resolve_options(m, {{"nope", 1.0}}), "test_length", "unknown option \"nope\"",
+                       "options: scale, tag");
+  // The error says what the option expects and what it is for.
+  EXPECT_ANCHORS_ERROR(resolve_options(m, {{"scale", std::string("big")}}), "option scale expects a number like 1",
+                       "got big", "(multiplies every length)");
+  EXPECT_ANCHORS_ERROR(resolve_options(m, {{"tag", 3.0}}), "option tag expects a string like x");
+  // An integer is a number; the resolved value is a double.
+  EXPECT_EQ(std::get<double>(resolve_options(m, {{"scale", std::int64_t{3}}}).at("scale")), 3.0);
   EXPECT_THROW(register_method("", [] { return std::make_unique<LengthMethod>(); }), Error);
   EXPECT_THROW(register_method("x", nullptr), Error);
 }

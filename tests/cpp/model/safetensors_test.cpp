@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "anchors/core/error.h"
+#include "expect_error.h"
 
 namespace fs = std::filesystem;
 using anchors::Error;
@@ -81,21 +82,6 @@ class SafetensorsTest : public ::testing::Test {
 
   fs::path dir_;
 };
-
-// Runs `statement`, expecting an anchors::Error whose message contains every
-// one of `needles` (the file's path among them).
-#define EXPECT_ANCHORS_ERROR(statement, ...)                                                    \
-  do {                                                                                          \
-    try {                                                                                       \
-      statement;                                                                                \
-      ADD_FAILURE() << "expected anchors::Error from " #statement;                              \
-    } catch (const anchors::Error& e) {                                                         \
-      const std::string message = e.what();                                                    \
-      for (const std::string& needle : std::vector<std::string>{__VA_ARGS__})                   \
-        EXPECT_NE(message.find(needle), std::string::npos)                                      \
-            << "message \"" << message << "\" does not mention \"" << needle << "\"";          \
-    }                                                                                           \
-  } while (0)
 
 TEST_F(SafetensorsTest, ReadsDtypesShapesValuesAndMetadata) {
   const auto file = SafetensorsFile::open(write_valid("ok.safetensors"));
