@@ -28,6 +28,7 @@
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/openai_provider.h"
 #include "cli_args.h"
+#include "model_commands.h"
 #include "progress_line.h"
 
 namespace anchors::cli {
@@ -301,7 +302,7 @@ int run_analyze(const std::vector<std::string>& raw, std::istream&, std::ostream
 }  // namespace
 
 void register_analyze_command() {
-  register_cli_command({"analyze", "black-box resampling end to end: base trace, rollouts, metrics, results",
+  register_model_command({"analyze", "black-box resampling end to end: base trace, rollouts, metrics, results",
                         kAnalyzeUsage, run_analyze});
 }
 

@@ -6,6 +6,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <new>
 #include <numeric>
 #include <sstream>
 
@@ -104,6 +105,9 @@ int run_cli(const std::vector<std::string>& args, std::istream& in, std::ostream
     return 2;
   } catch (const Error& e) {
     err << "anchors: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    err << "anchors: error: out of memory (an allocation failed); ask for less work at once\n";
     return 1;
   } catch (const std::exception& e) {
     err << "anchors: internal error: " << e.what() << "\n";

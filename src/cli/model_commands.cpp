@@ -12,6 +12,7 @@
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
 #include "anchors/core/utf8.h"
+#include "anchors/model/allocation_failure.h"
 #include "anchors/model/config.h"
 #include "anchors/model/safetensors.h"
 #include "anchors/model/tokenizer.h"
@@ -154,10 +155,25 @@ int run_tokenize(const std::vector<std::string>& raw, std::istream& in, std::ost
 
 }  // namespace
 
+void register_model_command(CliCommand command) {
+  command.run = [run = std::move(command.run)](const std::vector<std::string>& args, std::istream& in,
+                                               std::ostream& out, std::ostream& err) {
+    try {
+      return run(args, in, out, err);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      if (const auto message = model::allocation_failure(e)) throw Error(*message);
+      throw;
+    }
+  };
+  register_cli_command(std::move(command));
+}
+
 void register_model_commands() {
-  register_cli_command({"inspect", "describe a checkpoint folder (architecture, parameters, tokenizer)", kInspectUsage,
+  register_model_command({"inspect", "describe a checkpoint folder (architecture, parameters, tokenizer)", kInspectUsage,
                         run_inspect});
-  register_cli_command({"tokenize", "tokenize text with a checkpoint's tokenizer.json", kTokenizeUsage, run_tokenize});
+  register_model_command({"tokenize", "tokenize text with a checkpoint's tokenizer.json", kTokenizeUsage, run_tokenize});
   register_white_box_commands();
   register_serve_command();
   register_analyze_command();

@@ -20,6 +20,7 @@
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/server.h"
 #include "cli_args.h"
+#include "model_commands.h"
 
 namespace anchors::cli {
 namespace {
@@ -139,7 +140,7 @@ int run_serve(const std::vector<std::string>& raw, std::istream&, std::ostream& 
 }  // namespace
 
 void register_serve_command() {
-  register_cli_command({"serve", "serve a model as an OpenAI-compatible /v1/completions endpoint on loopback",
+  register_model_command({"serve", "serve a model as an OpenAI-compatible /v1/completions endpoint on loopback",
                         kServeUsage, run_serve});
 }
 

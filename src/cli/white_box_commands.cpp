@@ -25,6 +25,7 @@
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/prompt.h"
 #include "cli_args.h"
+#include "model_commands.h"
 #include "progress_line.h"
 
 namespace anchors::cli {
@@ -180,14 +181,14 @@ constexpr Alias kAliases[] = {
 
 void register_white_box_commands() {
   register_builtins();  // `anchors methods` and `run` see the white-box methods
-  register_cli_command({"run", "run a white-box method (see `anchors methods`) on a trace with a model",
+  register_model_command({"run", "run a white-box method (see `anchors methods`) on a trace with a model",
                         usage_for("run", ""),
                         [](const std::vector<std::string>& a, std::istream& in, std::ostream& out, std::ostream& err) {
                           return run_white_box("run", "", a, in, out, err);
                         }});
   for (const Alias& alias : kAliases) {
     const std::string command = alias.command, method = alias.method;
-    register_cli_command({command, alias.summary, usage_for(command, method),
+    register_model_command({command, alias.summary, usage_for(command, method),
                           [command, method](const std::vector<std::string>& a, std::istream& in, std::ostream& out,
                                             std::ostream& err) { return run_white_box(command, method, a, in, out, err); }});
   }

@@ -152,6 +152,50 @@ def test_sampling_through_python():
         model.sample(prompt, 0)
 
 
+def test_sampling_is_bounded_by_memory():
+    """Issue: model.sample(ids, 10**6, max_new_tokens=1) allocated 24.6 GB at once and was OOM-killed. The lanes
+    now run in batches that fit a memory budget (same samples), requests that cannot fit are a ta.Error before
+    anything is allocated, and an allocation that fails anyway is a ta.Error, not MemoryError/RuntimeError."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model_dir = Path(__file__).resolve().parents[1] / "data" / "tiny_models" / "qwen2_bias_tied"
+    model = ta.Model.load(str(model_dir))
+    prompt = [5, 17, 42, 7, 99]
+    whole = model.sample(prompt, 6, temperature=1.0, max_new_tokens=8, seed=3)
+    with pytest.raises(ta.Error, match="one lane needs .* max_batch_bytes = 10000 bytes"):
+        model.sample(prompt, 6, temperature=1.0, max_new_tokens=8, seed=3, max_batch_bytes=10000)
+    with pytest.raises(ta.Error, match="6 samples of up to 8 tokens need about .* max_batch_bytes = 1000 bytes"):
+        model.sample(prompt, 6, temperature=1.0, max_new_tokens=8, seed=3, max_batch_bytes=1000)
+    # Find a budget of two lanes: the error above names what one lane needs.
+    for budget in range(10000, 10**8, 10000):
+        try:
+            model.sample(prompt, 1, max_new_tokens=8, max_batch_bytes=budget)
+            break
+        except ta.Error:
+            continue
+    batched = model.sample(prompt, 6, temperature=1.0, max_new_tokens=8, seed=3, max_batch_bytes=2 * budget)
+    assert [s.ids for s in batched] == [s.ids for s in whole]
+    with pytest.raises(ta.Error, match="samples of up to 1 tokens need .* half the memory available now"):
+        model.sample(prompt, 10**12, max_new_tokens=1)
+    # A budget larger than the memory there is: the allocation fails, and says so as a ta.Error.
+    script = f"""
+import resource, thought_anchors as ta
+model = ta.Model.load({str(model_dir)!r})
+with open("/proc/self/status") as f:
+    vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + (256 << 20), resource.RLIM_INFINITY))
+try:
+    model.sample([5, 17, 42], 200000, max_new_tokens=64, max_batch_bytes=1 << 40)
+except ta.Error as e:
+    print("ta.Error:", e)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("ta.Error: out of memory"), run.stdout
+
+
 def test_long_pass_in_mlp_row_blocks_matches(tmp_path):
     """Past 1024 token rows the decoder runs its MLP in row blocks (batch 2 x 700 = 1400 rows)."""
     sizes = dict(SIZES, max_positions=1024)

@@ -180,8 +180,10 @@ void bind_model(py::module_& m) {
           "sample",
           [](const model::CausalLM& lm, const std::vector<std::int64_t>& prompt, std::int64_t n, double temperature,
              double top_p, std::int64_t top_k, std::int64_t max_new_tokens, std::vector<std::int64_t> stop_ids,
-             std::vector<std::string> stop_strings, std::uint64_t seed, double min_p, double repetition_penalty) {
+             std::vector<std::string> stop_strings, std::uint64_t seed, double min_p, double repetition_penalty,
+             std::int64_t max_batch_bytes) {
             model::SamplingOptions options;
+            options.max_batch_bytes = max_batch_bytes;
             options.temperature = temperature;
             options.top_p = top_p;
             options.top_k = top_k;
@@ -199,9 +201,12 @@ void bind_model(py::module_& m) {
           py::arg("top_p") = 0.95, py::arg("top_k") = 0, py::arg("max_new_tokens") = 256,
           py::arg("stop_ids") = std::vector<std::int64_t>{}, py::arg("stop_strings") = std::vector<std::string>{},
           py::arg("seed") = 0, py::arg("min_p") = 0.0, py::arg("repetition_penalty") = 1.0,
+          py::arg("max_batch_bytes") = 0,
           "n continuations of one prompt, batched with a shared prefilled prefix; reproducible per (seed, lane). "
           "Per token: repetition penalty on the raw logits (prompt + lane's tokens), temperature, top-k, top-p, "
-          "min-p (docs/sampler.md).")
+          "min-p (docs/sampler.md). The lanes run in batches that fit max_batch_bytes (0: half the memory "
+          "available now); a request whose single lane or results do not fit is a ta.Error before anything "
+          "is allocated.")
       .def("__repr__", [](const model::CausalLM& lm) {
         return "Model(" + lm.config().architecture_name + ", " + std::to_string(lm.num_parameters()) +
                " parameters, " + lm.device().str() + ")";

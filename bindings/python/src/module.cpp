@@ -3,7 +3,10 @@
 // plotting on top.
 #include "bindings.h"
 
+#include <string>
+
 #include "anchors/core/error.h"
+#include "anchors/model/allocation_failure.h"
 #include "anchors/version.h"
 
 PYBIND11_MODULE(_C, m) {
@@ -13,14 +16,23 @@ PYBIND11_MODULE(_C, m) {
   // for bad input catch it too), with the same message.
   static py::exception<anchors::Error> error(m, "Error", PyExc_ValueError);
   py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const anchors::Error& e) {
+    const auto set_error = [](const std::string& message) {
       // Messages may quote bytes of a malformed file; never fail on decoding them.
-      const std::string message = e.what();
       py::object text = py::reinterpret_steal<py::object>(
           PyUnicode_DecodeUTF8(message.data(), static_cast<Py_ssize_t>(message.size()), "replace"));
       py::set_error(error, text);
+    };
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const anchors::Error& e) {
+      set_error(e.what());
+    } catch (const std::exception& e) {
+      // A CUDA or CPU allocation that failed is ta.Error too, so every failure
+      // of a request the user can act on is one exception type; anything else
+      // goes on to pybind11's own translation (RuntimeError, ...).
+      const auto message = anchors::model::allocation_failure(e);
+      if (!message) throw;
+      set_error(*message);
     }
   });
   anchors::python::bind_text(m);

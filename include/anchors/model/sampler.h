@@ -52,6 +52,12 @@ struct SamplingOptions {
   std::vector<std::int64_t> stop_ids;     // e.g. eos; the stop token is kept in Sample::ids
   std::vector<std::string> stop_strings;  // needs a tokenizer; the completing token is kept
   std::uint64_t seed = 0;
+  // The memory one call may use for its lanes, in bytes: the n lanes are
+  // decoded in consecutive batches of as many as fit (sampler_detail::lane_bytes
+  // each), which gives the same samples as one batch (lane k draws from its own
+  // generator). 0: half of the memory available when the call starts on the
+  // model's device (MemAvailable of /proc/meminfo; free CUDA memory).
+  std::int64_t max_batch_bytes = 0;
 };
 
 struct Sample {
@@ -67,7 +73,9 @@ struct Sample {
 // max_new_tokens < 0, prompt / stop ids outside the vocabulary, stop strings
 // without a tokenizer (or empty ones), prompt + max_new_tokens beyond
 // max_position_embeddings, or a prefix cache that is not a batch-1 cache of at
-// most prompt.size() slots.
+// most prompt.size() slots; also, before anything larger than the batch-1
+// prefill is allocated, when one lane (or the n results) would not fit the
+// memory budget (max_batch_bytes), with both figures and how to raise it.
 //
 // prefix_cache (optional): a batch-1 KVCache whose length() slots hold the keys
 // and values of prompt[0, length()) -- the caller guarantees the ids match (the
@@ -87,6 +95,16 @@ std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t
 torch::Tensor extend_prefix(const CausalLM& model, KVCache& cache, const std::vector<std::int64_t>& ids);
 
 namespace sampler_detail {
+// Bytes one lane of sample() holds at once with a KV cache of `slots`
+// positions (the prefill cache's capacity, at least prompt + max_new_tokens):
+// the cache twice (it and the compacted copy made when lanes finish), a few
+// float32/float64 rows of the vocabulary and its generator. An estimate of
+// the working set, not of the allocator's peak.
+std::int64_t lane_bytes(const CausalLM& model, std::int64_t slots);
+// max_batch_bytes's default on `device`: half of MemAvailable (CPU) or of the
+// free CUDA memory, now.
+std::int64_t default_batch_budget(const torch::Device& device);
+
 // The truncated next-token distribution sample() draws from for logits [V]
 // (already penalised, see apply_repetition_penalty): float64 probabilities
 // [V], zero outside the kept set (top-k, top-p, min-p), summing to 1

@@ -42,6 +42,19 @@ int device_count() {
 
 bool available() { return device_count() > 0; }
 
+std::int64_t free_memory(const torch::Device& device) {
+#if ANCHORS_WITH_CUDA
+  const c10::DeviceGuard guard(device);
+  std::int64_t free = 0, total = 0;
+  if (const int code = cuda_kernels::memory_info(&free, &total); code != 0)
+    throw Error(fmt::format("cudaMemGetInfo failed: {}", cuda_kernels::error_string(code)));
+  return free;
+#else
+  (void)device;
+  throw Error("free_memory: this build of the library has no CUDA (built without CUDA)");
+#endif
+}
+
 std::vector<cuda_kernels::Region> resolve_regions(const AttentionControl* control, std::int64_t layer) {
   std::vector<cuda_kernels::Region> out;
   if (control == nullptr) return out;

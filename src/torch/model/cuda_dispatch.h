@@ -37,6 +37,10 @@ bool built_with_cuda();
 int device_count();
 // built_with_cuda() and at least one device.
 bool available();
+// Free bytes on a CUDA device (cudaMemGetInfo; memory the torch caching
+// allocator holds but does not use counts as taken). anchors::Error without
+// CUDA or when the runtime fails.
+std::int64_t free_memory(const torch::Device& device);
 
 // The regions of `control` (null = none) that apply to `layer`, one record per
 // (region, listed head) — head -1 for a region over every head — in the

@@ -103,6 +103,10 @@ int band_statistics(const AttentionProblem& problem, const float* lse, const Ban
 // device is missing (any error of cudaGetDeviceCount counts as 0).
 int device_count();
 
+// Free and total bytes of the current device (cudaMemGetInfo); a cudaError_t
+// as an int, 0 on success.
+int memory_info(std::int64_t* free_bytes, std::int64_t* total_bytes);
+
 // Text of a code returned above (cudaGetErrorString).
 const char* error_string(int code);
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -13,6 +14,7 @@
 #include "anchors/core/error.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/tokenizer.h"
+#include "cuda_dispatch.h"
 
 namespace anchors::model {
 namespace {
@@ -298,6 +300,13 @@ KVCache select_lanes(const KVCache& cache, const std::vector<std::int64_t>& keep
   return out;
 }
 
+std::string memory_text(std::int64_t bytes) {
+  const double b = static_cast<double>(bytes);
+  if (b >= 1 << 30) return fmt::format("{:.2f} GiB", b / (1 << 30));
+  if (b >= 1 << 20) return fmt::format("{:.1f} MiB", b / (1 << 20));
+  return fmt::format("{} bytes", bytes);
+}
+
 }  // namespace
 
 namespace sampler_detail {
@@ -354,6 +363,29 @@ std::int64_t draw(const torch::Tensor& logits, double temperature, double top_p,
   return draw_rows(logits.reshape({1, -1}), o, {&generator})[0];
 }
 
+std::int64_t lane_bytes(const CausalLM& model, std::int64_t slots) {
+  const ModelConfig& c = model.config();
+  const auto element = static_cast<std::int64_t>(torch::elementSize(model.dtype()));
+  const std::int64_t kv = 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * slots * element;
+  // The cache and its compacted copy when lanes finish; float32 logits and the
+  // float64 probabilities, sorted copy and cumulative sums of one row; the
+  // lane's generator (a Mersenne twister's state).
+  return 2 * kv + 28 * c.vocab_size + static_cast<std::int64_t>(sizeof(at::CPUGeneratorImpl));
+}
+
+std::int64_t default_batch_budget(const torch::Device& device) {
+  if (device.is_cuda()) return cuda::free_memory(device) / 2;
+  // MemAvailable: what the kernel can hand out without swapping.
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  std::int64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024 / 2;
+  }
+  return std::int64_t{4} << 30;  // no /proc/meminfo (not Linux): 4 GiB
+}
+
 }  // namespace sampler_detail
 
 torch::Tensor extend_prefix(const CausalLM& model, KVCache& cache, const std::vector<std::int64_t>& ids) {
@@ -367,6 +399,50 @@ torch::Tensor extend_prefix(const CausalLM& model, KVCache& cache, const std::ve
   const torch::Tensor hidden = model.hidden_states(step_ids, positions, &cache);
   return model.project_to_vocab(hidden.select(1, hidden.size(1) - 1))[0];
 }
+
+namespace {
+
+// The memory one sample() call may use (SamplingOptions::max_batch_bytes, else
+// half the memory available now), and how errors name it.
+struct MemoryBudget {
+  std::int64_t bytes = 0;
+  std::string limit;  // "max_batch_bytes = 2.00 GiB" or "5.10 GiB, half the memory available now"
+};
+
+MemoryBudget memory_budget(const CausalLM& model, std::int64_t max_batch_bytes) {
+  if (max_batch_bytes > 0)
+    return {max_batch_bytes, fmt::format("max_batch_bytes = {}", memory_text(max_batch_bytes))};
+  const std::int64_t bytes = sampler_detail::default_batch_budget(model.device());
+  return {bytes, fmt::format("{}, half the memory available now", memory_text(bytes))};
+}
+
+constexpr const char* kRaiseBudget =
+    "lower max_new_tokens or n, or set max_batch_bytes (SamplingOptions, Model.sample(..., max_batch_bytes=)) "
+    "where more memory is really free";
+
+// Every sample is kept until the call returns: per token its id, byte span and text.
+void check_results_fit(const MemoryBudget& budget, std::int64_t n, std::int64_t max_new_tokens) {
+  const std::int64_t per_result = static_cast<std::int64_t>(sizeof(Sample)) + 28 * max_new_tokens;
+  if (n > budget.bytes / per_result)
+    throw Error(fmt::format("sample: {} samples of up to {} tokens need about {} to hold, more than the memory "
+                            "budget ({}); {}",
+                            n, max_new_tokens,
+                            memory_text(static_cast<std::int64_t>(static_cast<double>(n) * per_result)),
+                            budget.limit, kRaiseBudget));
+}
+
+// How many of n lanes, each with a cache of `slots` positions, one batch takes.
+std::int64_t lanes_that_fit(const CausalLM& model, const MemoryBudget& budget, std::int64_t n, std::int64_t slots) {
+  const std::int64_t per_lane = sampler_detail::lane_bytes(model, slots);
+  if (per_lane > budget.bytes)
+    throw Error(fmt::format("sample: one lane needs about {} (a KV cache of {} positions), more than the "
+                            "memory budget ({}); {}",
+                            memory_text(per_lane), slots, budget.limit, kRaiseBudget));
+  return std::max<std::int64_t>(1, std::min(n, budget.bytes / per_lane));
+}
+
+
+}  // namespace
 
 std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t>& prompt, std::int64_t n,
                            const SamplingOptions& options, const Tokenizer* tokenizer, KVCache* prefix_cache) {
@@ -389,6 +465,9 @@ std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t
                               prefix_cache->length(), prompt_length));
   }
 
+  const std::int64_t total_slots = prompt_length + options.max_new_tokens;
+  const MemoryBudget budget = memory_budget(model, options.max_batch_bytes);
+  check_results_fit(budget, n, options.max_new_tokens);
   std::vector<Sample> samples(static_cast<std::size_t>(n));
   if (options.max_new_tokens == 0) {
     for (auto& s : samples) s.finish_reason = "length";
@@ -399,84 +478,96 @@ std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t
   KVCache local;
   KVCache& base = prefix_cache != nullptr ? *prefix_cache : local;
   if (base.length() == prompt_length) base.truncate(prompt_length - 1);
-  const std::int64_t total_slots = prompt_length + options.max_new_tokens;
   if (prefix_cache == nullptr) local.reserve(total_slots);
   const std::vector<std::int64_t> rest(prompt.begin() + base.length(), prompt.end());
-  torch::Tensor logits = extend_prefix(model, base, rest).unsqueeze(0);  // [1, V], shared by the n lanes
+  const torch::Tensor prefill_logits = extend_prefix(model, base, rest).unsqueeze(0);  // [1, V], shared by the n lanes
+  // Each lane's cache copies the prefill's capacity (at least 64 slots, or a
+  // caller's larger prefix cache), so that is what a lane costs.
+  const std::int64_t lanes_per_batch =
+      lanes_that_fit(model, budget, n, std::max(base.capacity(), total_slots));
 
-  KVCache cache = base.repeat_lanes(n);
-  cache.reserve(total_slots);
-
-  std::vector<torch::Generator> generators;
-  generators.reserve(static_cast<std::size_t>(n));
-  for (std::int64_t k = 0; k < n; ++k) generators.push_back(sampler_detail::lane_generator(options.seed, k));
-  std::vector<LaneText> texts(static_cast<std::size_t>(n));
   std::size_t longest_stop = 0;
   for (const auto& s : options.stop_strings) longest_stop = std::max(longest_stop, s.size());
-
-  std::vector<std::int64_t> active(static_cast<std::size_t>(n));  // lane of each batch row
-  for (std::int64_t k = 0; k < n; ++k) active[k] = k;
   const bool penalize = options.repetition_penalty != 1.0;
-  std::optional<TokenHistory> history;
-  if (penalize) history.emplace(prompt, model.config().vocab_size, n);
-  while (true) {
-    std::vector<torch::Generator*> row_generators;
-    for (const std::int64_t lane : active) row_generators.push_back(&generators[lane]);
-    if (penalize) {
-      // Each row with its lane's history; the shared first row with the prompt's.
-      std::vector<const std::vector<std::int64_t>*> histories;
-      if (logits.size(0) == 1 && active.size() > 1) {
-        histories.push_back(&history->prompt());
-      } else {
-        for (const std::int64_t lane : active) histories.push_back(&history->lane(lane));
-      }
-      logits = penalize_rows(logits, histories, options.repetition_penalty);
-    }
-    const std::vector<std::int64_t> tokens = draw_rows(logits, options, row_generators);
 
-    std::vector<std::int64_t> keep_rows;
-    std::vector<std::int64_t> next_tokens;
-    for (std::size_t r = 0; r < active.size(); ++r) {
-      const std::int64_t lane = active[r];
-      Sample& s = samples[lane];
-      s.ids.push_back(tokens[r]);
-      if (penalize) history->add(lane, tokens[r]);
-      bool stopped = std::find(options.stop_ids.begin(), options.stop_ids.end(), tokens[r]) != options.stop_ids.end();
-      if (tokenizer != nullptr && !stopped) {
-        LaneText& t = texts[lane];
-        const auto before = push_text(t, *tokenizer, s.ids, false);
-        if (before && longest_stop > 0) {
-          const std::size_t from = *before >= longest_stop ? *before - longest_stop + 1 : 0;
-          for (const auto& stop : options.stop_strings)
-            if (t.text.find(stop, from) != std::string::npos) stopped = true;
+  // Lanes [first, first + count) in one batch; lane k's state sits at index k - first.
+  const auto decode_lanes = [&](std::int64_t first, std::int64_t count) {
+    torch::Tensor logits = prefill_logits;
+    KVCache cache = base.repeat_lanes(count);
+    cache.reserve(total_slots);
+
+    std::vector<torch::Generator> generators;
+    generators.reserve(static_cast<std::size_t>(count));
+    for (std::int64_t k = 0; k < count; ++k)
+      generators.push_back(sampler_detail::lane_generator(options.seed, first + k));
+    std::vector<LaneText> texts(static_cast<std::size_t>(count));
+
+    std::vector<std::int64_t> active(static_cast<std::size_t>(count));  // lane (from first) of each batch row
+    for (std::int64_t k = 0; k < count; ++k) active[k] = k;
+    std::optional<TokenHistory> history;
+    if (penalize) history.emplace(prompt, model.config().vocab_size, count);
+    while (true) {
+      std::vector<torch::Generator*> row_generators;
+      for (const std::int64_t lane : active) row_generators.push_back(&generators[lane]);
+      if (penalize) {
+        // Each row with its lane's history; the shared first row with the prompt's.
+        std::vector<const std::vector<std::int64_t>*> histories;
+        if (logits.size(0) == 1 && active.size() > 1) {
+          histories.push_back(&history->prompt());
+        } else {
+          for (const std::int64_t lane : active) histories.push_back(&history->lane(lane));
+        }
+        logits = penalize_rows(logits, histories, options.repetition_penalty);
+      }
+      const std::vector<std::int64_t> tokens = draw_rows(logits, options, row_generators);
+
+      std::vector<std::int64_t> keep_rows;
+      std::vector<std::int64_t> next_tokens;
+      for (std::size_t r = 0; r < active.size(); ++r) {
+        const std::int64_t lane = active[r];
+        Sample& s = samples[first + lane];
+        s.ids.push_back(tokens[r]);
+        if (penalize) history->add(lane, tokens[r]);
+        bool stopped = std::find(options.stop_ids.begin(), options.stop_ids.end(), tokens[r]) != options.stop_ids.end();
+        if (tokenizer != nullptr && !stopped) {
+          LaneText& t = texts[lane];
+          const auto before = push_text(t, *tokenizer, s.ids, false);
+          if (before && longest_stop > 0) {
+            const std::size_t from = *before >= longest_stop ? *before - longest_stop + 1 : 0;
+            for (const auto& stop : options.stop_strings)
+              if (t.text.find(stop, from) != std::string::npos) stopped = true;
+          }
+        }
+        if (stopped) {
+          s.finish_reason = "stop";
+        } else if (static_cast<std::int64_t>(s.ids.size()) == options.max_new_tokens) {
+          s.finish_reason = "length";
+        } else {
+          keep_rows.push_back(static_cast<std::int64_t>(r));
+          next_tokens.push_back(tokens[r]);
         }
       }
-      if (stopped) {
-        s.finish_reason = "stop";
-      } else if (static_cast<std::int64_t>(s.ids.size()) == options.max_new_tokens) {
-        s.finish_reason = "length";
-      } else {
-        keep_rows.push_back(static_cast<std::int64_t>(r));
-        next_tokens.push_back(tokens[r]);
+      if (keep_rows.empty()) break;
+      if (keep_rows.size() != active.size()) {
+        // Drop finished lanes from the batch.
+        cache = select_lanes(cache, keep_rows, total_slots);
+        std::vector<std::int64_t> still;
+        for (const std::int64_t r : keep_rows) still.push_back(active[r]);
+        active = std::move(still);
       }
+      const auto rows = static_cast<std::int64_t>(active.size());
+      const torch::Tensor step_ids = torch::tensor(next_tokens, torch::kInt64).reshape({rows, 1});
+      const torch::Tensor positions = torch::full({1}, cache.length(), torch::kInt64);
+      const torch::Tensor hidden = model.hidden_states(step_ids, positions, &cache);
+      logits = model.project_to_vocab(hidden.select(1, 0));  // [rows, V]
     }
-    if (keep_rows.empty()) break;
-    if (keep_rows.size() != active.size()) {
-      // Drop finished lanes from the batch.
-      cache = select_lanes(cache, keep_rows, total_slots);
-      std::vector<std::int64_t> still;
-      for (const std::int64_t r : keep_rows) still.push_back(active[r]);
-      active = std::move(still);
-    }
-    const auto rows = static_cast<std::int64_t>(active.size());
-    const torch::Tensor step_ids = torch::tensor(next_tokens, torch::kInt64).reshape({rows, 1});
-    const torch::Tensor positions = torch::full({1}, cache.length(), torch::kInt64);
-    const torch::Tensor hidden = model.hidden_states(step_ids, positions, &cache);
-    logits = model.project_to_vocab(hidden.select(1, 0));  // [rows, V]
-  }
-
-  if (tokenizer != nullptr)
-    for (std::int64_t k = 0; k < n; ++k) finish_text(samples[k], texts[k], *tokenizer);
+    if (tokenizer != nullptr)
+      for (std::int64_t k = 0; k < count; ++k) finish_text(samples[first + k], texts[k], *tokenizer);
+  };
+  // One batch of as many lanes as the memory budget takes, then the next:
+  // lane k's draws depend on (seed, k) only, so batching changes no sample.
+  for (std::int64_t first = 0; first < n; first += lanes_per_batch)
+    decode_lanes(first, std::min(lanes_per_batch, n - first));
   return samples;
 }
 

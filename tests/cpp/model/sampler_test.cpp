@@ -12,10 +12,11 @@
 #include <limits>
 #include <set>
 
-#include "test_paths.h"
 #include "anchors/core/error.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/tokenizer.h"
+#include "expect_error.h"
+#include "test_paths.h"
 
 namespace anchors::model {
 namespace {
@@ -42,6 +43,35 @@ TEST(SamplerTest, TemperatureZeroEqualsGreedy) {
       EXPECT_EQ(s.finish_reason, "length");
     }
   }
+}
+
+// A memory budget that holds three lanes decodes eight in batches of 3, 3 and
+// 2 with the very samples of one batch; budgets too small for one lane, or for
+// the results, are errors before anything is allocated.
+TEST(SamplerTest, LanesRunInBatchesThatFitTheMemoryBudget) {
+  const auto model = load_tiny("qwen2_bias_tied");
+  SamplingOptions o;
+  o.temperature = 1.0;
+  o.max_new_tokens = 12;
+  for (std::int64_t id = 0; id < 16; ++id) o.stop_ids.push_back(id);
+  o.seed = 77;
+  const std::int64_t total_slots = static_cast<std::int64_t>(kPrompt.size()) + o.max_new_tokens;
+  // A lane's cache copies the prefill cache's capacity, which is at least 64 slots.
+  const std::int64_t lane = sampler_detail::lane_bytes(*model, std::max<std::int64_t>(total_slots, 64));
+  EXPECT_GT(lane, 2 * 2 * model->config().num_hidden_layers * 64);  // at least K and V, twice
+  const auto whole = sample(*model, kPrompt, 8, o);
+  o.max_batch_bytes = 3 * lane + lane / 2;
+  const auto batched = sample(*model, kPrompt, 8, o);
+  for (std::size_t k = 0; k < 8; ++k) {
+    EXPECT_EQ(whole[k].ids, batched[k].ids) << "lane " << k;
+    EXPECT_EQ(whole[k].finish_reason, batched[k].finish_reason) << "lane " << k;
+  }
+  o.max_batch_bytes = lane - 1;
+  EXPECT_ANCHORS_ERROR(sample(*model, kPrompt, 1, o), "one lane needs", "max_batch_bytes", "lower max_new_tokens");
+  o.max_batch_bytes = 0;  // half the memory available: never a trillion samples
+  EXPECT_ANCHORS_ERROR(sample(*model, kPrompt, std::int64_t{1} << 40, o), "1099511627776 samples",
+                       "half the memory available now");
+  EXPECT_GT(sampler_detail::default_batch_budget(torch::kCPU), 0);
 }
 
 TEST(SamplerTest, SeedsAreReproducibleAndIndependentOfBatch) {
