@@ -9,6 +9,7 @@
 #include "anchors/core/answers.h"
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "anchors/core/hash.h"
 #include "anchors/core/reference_schema.h"
 #include "anchors/core/segmentation.h"
 #include "anchors/core/utf8.h"
@@ -25,7 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 
 using detail::capped_max_tokens;
-using detail::fnv1a64;
 using detail::splitmix64;
 
 std::uint64_t base_seed(std::uint64_t seed, std::int64_t attempt) {

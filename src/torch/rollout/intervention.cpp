@@ -11,6 +11,7 @@
 #include "anchors/core/distribution.h"
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "anchors/core/hash.h"
 #include "anchors/model/prompt.h"
 #include "anchors/model/tokenizer.h"
 #include "anchors/rollout/rollout_store.h"
@@ -21,7 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-using detail::fnv1a64;
 
 bool takes_text(InterventionKind k) { return k == InterventionKind::kInsert || k == InterventionKind::kSubstitute; }
 

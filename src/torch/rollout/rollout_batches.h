@@ -91,7 +91,4 @@ std::string first_sentence(const std::string& text);
 // splitmix64: seeds that differ in one bit give unrelated streams.
 std::uint64_t splitmix64(std::uint64_t x);
 
-// FNV-1a 64 of a string: stable names (problem folders, edit ids) and seeds.
-std::uint64_t fnv1a64(const std::string& s);
-
 }  // namespace anchors::rollout::detail
