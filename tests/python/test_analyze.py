@@ -1,9 +1,11 @@
 """`anchors analyze` end to end on a random tiny Qwen2 checkpoint: it completes, its outputs pass the
 readers, a SIGKILLed run resumes to exactly the requested rollouts with the finished part unchanged
-and the same results as an uninterrupted run, and bad input is a clear error."""
+and the same results as an uninterrupted run, runs with other settings never share a folder, and bad
+input is a clear error."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -426,3 +428,31 @@ def test_resampling_object_bad_input(tiny_model, tmp_path, minilm_dir):
     other = ta.Trace.from_text(SOLUTION.replace("First, I start from 2. ", ""), metadata=dict(trace.metadata))
     with pytest.raises(ta.Error, match="another base solution"):
         ta.Resampling(num_rollouts=1, provider=model, max_tokens=4, similarity=embedder, out_dir=folder).run(other)
+
+
+def test_runs_with_other_settings_never_share_a_folder(tiny_model, minilm_dir, tmp_path):
+    """Issue 17: rollouts of two runs are never mixed in one folder. A later run with another seed or option
+    is refused naming the field (the folder's manifest.json); a run while another writer holds the folder is
+    refused naming it (.anchors.lock); the same settings resume."""
+    model = ta.Model.load(str(tiny_model))
+    trace = ta.Trace.from_text(SOLUTION, metadata={"problem": "What is 2 + 3?", "gt_answer": "5"})
+    options = dict(num_rollouts=2, batch=2, max_tokens=8, similarity=ta.Embedder.load(minilm_dir),
+                   out_dir=str(tmp_path / "out"))
+    ta.Resampling(provider=model, seed=1, **options).run(trace)
+    [problem_dir] = problem_dirs(tmp_path / "out")
+    before = {k: p.read_bytes() for k, p in solutions_files(tmp_path / "out").items()}
+    with pytest.raises(ta.Error, match=r'another seed .*"seed" recorded 1, this run 4'):
+        ta.Resampling(provider=model, seed=4, **options).run(trace)
+    with pytest.raises(ta.Error, match=r'another temperature .*recorded 0\.6, this run 0\.7'):
+        ta.Resampling(provider=model, seed=1, temperature=0.7, **options).run(trace)
+    manifest = json.loads((problem_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["seed"] == 1 and manifest["options"]["temperature"] == 0.6
+    # Another writer holding the folder's lock (here this test, through its own open file).
+    with open(problem_dir / ".anchors.lock", "r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ta.Error, match="another writer holds this folder"):
+            ta.Resampling(provider=model, seed=1, **options).run(trace)
+    assert {k: p.read_bytes() for k, p in solutions_files(tmp_path / "out").items()} == before
+    # The same settings resume; more rollouts may be asked for.
+    ta.Resampling(provider=model, seed=1, **dict(options, num_rollouts=3)).run(trace)
+    check_complete(problem_dir, 3, forced=False)

@@ -23,6 +23,10 @@
 //  3. The store: the problem's folder holding this base solution, else
 //     <out>/<kind>_base_solution/problem_N with problem.json,
 //     base_solution.json and chunks.json (the trace's sentences, as given).
+//     This run is its only writer through step 7 (the folder's lock), and
+//     its manifest.json must record this base solution, seed and generation
+//     settings (rollout_store.h): another writer at the same time, or a later
+//     run with another seed or option, is an anchors::Error, never mixed in.
 //  4. The plan: for every sentence i (and, with `forced`, its forced pass) the
 //     prompt + trace text before sentence i, encoded; batch seeds depend only
 //     on (seed, i, forced, batch index).

@@ -31,7 +31,11 @@
 // "<kind>_<sentence>[_<fnv1a of text, 8 hex>]". The seeds of an edit depend
 // only on (seed, id, batch): re-running resumes exactly the missing samples
 // (atomic writes, as RolloutStore); a folder made for another trace or
-// prompt is an error.
+// prompt is an error. Each edit's folder is written through a RolloutStore
+// that holds its writer lock for the whole call and checks its manifest.json
+// (hash of prompt + prefix, seed, sampling options, outcome): another process
+// writing it at the same time, or a later run with another seed or option,
+// is an anchors::Error naming the holder or the field.
 #include <cstdint>
 #include <functional>
 #include <map>

@@ -9,8 +9,11 @@
 #include <nlohmann/json.hpp>
 
 #include "json_fields.h"
+#include "rollout/folder_lock.h"
+#include "value_json.h"
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "anchors/core/hash.h"
 
 namespace anchors::rollout {
 namespace fs = std::filesystem;
@@ -63,7 +66,91 @@ std::int64_t sample_index_of(const Json& record, const std::string& path, std::s
   return it->get<std::int64_t>();
 }
 
+constexpr const char* kLockFile = ".anchors.lock";
+constexpr const char* kManifestFile = "manifest.json";
+constexpr const char* kManifestFormat = "thought-anchors/rollout-manifest";
+constexpr int kManifestVersion = 1;
+
+// The guidance every refused writer gets.
+std::string how_to_proceed(const std::string& dir) {
+  return fmt::format("rollouts of two runs are never mixed in one folder: run with the recorded settings, give this "
+                     "run another output folder (--out), or delete {} to start over",
+                     dir);
+}
+
+std::string shown(const nlohmann::json* value) { return value ? value->dump() : std::string("(none)"); }
+
+// anchors::Error for a recorded field that differs from this run's: "<dir>:
+// this folder's rollouts were made with another <what> (<source>: <field>
+// recorded <value>, this run <value>); <how to proceed>".
+[[noreturn]] void refuse(const std::string& dir, const std::string& what, const std::string& source,
+                         const std::string& field, const std::string& recorded, const std::string& wanted) {
+  throw Error(fmt::format("{}: this folder's rollouts were made with another {} ({}: {} recorded {}, this run {}); {}",
+                          dir, what, source, field, recorded, wanted, how_to_proceed(dir)));
+}
+
+// base_solution_hash of <dir>/base_solution.json, "" when the file is absent.
+std::string hash_of_base_file(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "base_solution.json").string();
+  if (!file_exists(path)) return {};
+  const Json doc = json_fields::read_file<Json>(path);
+  return base_solution_hash(json_fields::optional_string(doc, "prompt", path),
+                            json_fields::require_string(doc, "solution", path));
+}
+
+// Whether a folder holds chunk_<i> folders (rollouts of some run).
+bool has_chunk_folders(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return false;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+    if (it->path().filename().string().rfind("chunk_", 0) == 0) return true;
+  return false;
+}
+
+// Compares `manifest` with the one recorded at `path` (anchors::Error for the
+// first difference, or for a file that is no manifest of ours).
+void check_manifest(const std::string& dir, const std::string& path, const RunManifest& manifest) {
+  const nlohmann::json doc = json_fields::read_file(path);
+  if (!doc.is_object() || !doc.contains("format") || doc["format"] != kManifestFormat || !doc.contains("version") ||
+      !doc["version"].is_number_integer())
+    throw Error(fmt::format("{}: not a rollout manifest (expected {{\"format\": \"{}\", \"version\": {}, ...}}); "
+                            "delete it only if the folder holds no rollouts of another run",
+                            path, kManifestFormat, kManifestVersion));
+  if (doc["version"].get<std::int64_t>() > kManifestVersion)
+    throw Error(fmt::format("{}: manifest version {} was written by a newer version of the library (this one reads "
+                            "version {}); update before writing to this folder",
+                            path, doc["version"].dump(), kManifestVersion));
+  const auto recorded = [&](const nlohmann::json& object, const char* key) -> const nlohmann::json* {
+    const auto it = object.find(key);
+    return it == object.end() ? nullptr : &*it;
+  };
+  const nlohmann::json hash = manifest.base_solution_hash;
+  if (const auto* r = recorded(doc, "base_solution_hash"); !r || *r != hash)
+    refuse(dir, "base solution", path, "\"base_solution_hash\"", shown(r), hash.dump());
+  const nlohmann::json seed = manifest.seed;
+  if (const auto* r = recorded(doc, "seed"); !r || *r != seed)
+    refuse(dir, "seed", path, "\"seed\"", shown(r), seed.dump());
+  const nlohmann::json empty = nlohmann::json::object();
+  const auto options_it = doc.find("options");
+  const nlohmann::json& options = options_it != doc.end() && options_it->is_object() ? *options_it : empty;
+  const nlohmann::json wanted = values_to_json(manifest.options);
+  std::set<std::string> names;
+  for (const auto& [name, value] : options.items()) names.insert(name);
+  for (const auto& [name, value] : wanted.items()) names.insert(name);
+  for (const std::string& name : names) {
+    const auto* r = recorded(options, name.c_str());
+    const auto* w = recorded(wanted, name.c_str());
+    // Numbers compare by value (1 == 1.0), so an integer written by hand reads as its double.
+    if (!r || !w || *r != *w) refuse(dir, name, path, fmt::format("\"options\".\"{}\"", name), shown(r), shown(w));
+  }
+}
+
 }  // namespace
+
+std::string base_solution_hash(const std::string& prompt, const std::string& text) {
+  return fmt::format("fnv1a64:{:016x}", fnv1a64(Json::array({prompt, text}).dump(-1, ' ', false,
+                                                                                 Json::error_handler_t::replace)));
+}
 
 RolloutRecord RolloutRecord::failure(std::string message, std::string chunk_removed, std::string prefix_without_chunk,
                                      std::int64_t sample_index) {
@@ -81,6 +168,49 @@ RolloutStore::RolloutStore(std::string problem_dir, std::string forced_dir)
   if (forced_dir_.empty()) forced_dir_ = forced_sibling_dir(problem_dir_);
 }
 
+RolloutStore::~RolloutStore() = default;
+RolloutStore::RolloutStore(RolloutStore&&) noexcept = default;
+RolloutStore& RolloutStore::operator=(RolloutStore&&) noexcept = default;
+
+void RolloutStore::begin_writing(const RunManifest& manifest, const LockOptions& lock_options) {
+  if (lock_) throw Error(fmt::format("RolloutStore::begin_writing: {}: this store already writes it", problem_dir_));
+  if (manifest.base_solution_hash.empty())
+    throw Error(fmt::format("RolloutStore::begin_writing: {}: the manifest has no base_solution_hash", problem_dir_));
+  // Everything below runs under the lock (released again if it throws), so
+  // two writers cannot both find the folder without a manifest and write one.
+  auto lock = std::make_unique<FolderLock>(problem_dir_, kLockFile, lock_options.wait_seconds);
+  const std::string path = (fs::path(problem_dir_) / kManifestFile).string();
+  const bool recorded = file_exists(path);
+  if (recorded) check_manifest(problem_dir_, path, manifest);
+  // base_solution.json must hold this run's base solution too: in a folder
+  // without a manifest (the authors', an older version's) that is what
+  // adopting it checks; with one, it catches a base solution replaced by a
+  // writer that checked nothing.
+  const std::string base_file = hash_of_base_file(problem_dir_);
+  if (!base_file.empty() && base_file != manifest.base_solution_hash)
+    refuse(problem_dir_, "base solution", (fs::path(problem_dir_) / "base_solution.json").string(),
+           "the hash of \"prompt\" and \"solution\"", Json(base_file).dump(), Json(manifest.base_solution_hash).dump());
+  if (!recorded) {
+    Json doc = Json::object();
+    doc["format"] = kManifestFormat;
+    doc["version"] = kManifestVersion;
+    doc["base_solution_hash"] = manifest.base_solution_hash;
+    doc["seed"] = manifest.seed;
+    doc["options"] = Json(values_to_json(manifest.options));
+    if (has_chunk_folders(problem_dir_) || has_chunk_folders(forced_dir_)) doc["adopted"] = true;
+    write_file_atomic(path, doc.dump(2) + "\n");
+  }
+  lock_ = std::move(lock);
+}
+
+void RolloutStore::end_writing() { lock_.reset(); }
+
+void RolloutStore::require_writer(const char* what) const {
+  if (!lock_)
+    throw Error(fmt::format("RolloutStore::{}: {}: this store is not the folder's writer; call begin_writing first",
+                            what, problem_dir_));
+}
+
 std::string RolloutStore::layout_dir(const std::string& root, const std::string& kind, std::int64_t problem_index) {
   if (kind.empty()) throw Error("RolloutStore::layout_dir: empty kind (e.g. \"correct\")");
   if (problem_index < 0) throw Error(fmt::format("RolloutStore::layout_dir: problem index {} < 0", problem_index));
@@ -93,6 +223,7 @@ std::string RolloutStore::solutions_path(std::size_t chunk_idx, bool forced) con
 }
 
 void RolloutStore::write_problem(const Problem& p) const {
+  require_writer("write_problem");
   Json j = Json::object();
   j["problem"] = p.text;
   j["level"] = p.level;
@@ -104,6 +235,7 @@ void RolloutStore::write_problem(const Problem& p) const {
 }
 
 void RolloutStore::write_base_solution(const BaseSolution& b) const {
+  require_writer("write_base_solution");
   Json j = Json::object();
   j["prompt"] = b.prompt;
   j["solution"] = b.solution;
@@ -115,6 +247,7 @@ void RolloutStore::write_base_solution(const BaseSolution& b) const {
 
 void RolloutStore::write_chunks(const std::string& source_text, const std::string& solution_text,
                                 const std::vector<std::string>& chunks) const {
+  require_writer("write_chunks");
   Json j = Json::object();
   j["source_text"] = source_text;
   j["solution_text"] = solution_text;
@@ -179,6 +312,7 @@ std::vector<std::int64_t> RolloutStore::missing_indices(std::size_t chunk_idx, b
 }
 
 void RolloutStore::append_rollouts(std::size_t chunk_idx, bool forced, const std::vector<RolloutRecord>& records) const {
+  require_writer("append_rollouts");
   const std::string path = solutions_path(chunk_idx, forced);
   std::lock_guard lock(*mutex_);
   const Json old = read_records(path, chunk_idx);
@@ -201,6 +335,7 @@ void RolloutStore::append_rollouts(std::size_t chunk_idx, bool forced, const std
 }
 
 std::size_t RolloutStore::remove_temp_files() const {
+  require_writer("remove_temp_files");
   static const std::regex kTemp(R"(.*\.json\.tmp\.[0-9a-f]+)");
   std::size_t removed = 0;
   for (const std::string& root : {problem_dir_, forced_dir_}) {

@@ -9,6 +9,7 @@
 #include "anchors/core/answers.h"
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "anchors/core/hash.h"
 #include "anchors/core/reference_schema.h"
 #include "anchors/core/segmentation.h"
 #include "anchors/core/utf8.h"
@@ -25,7 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 
 using detail::capped_max_tokens;
-using detail::fnv1a64;
 using detail::splitmix64;
 
 std::uint64_t base_seed(std::uint64_t seed, std::int64_t attempt) {
@@ -123,26 +123,33 @@ ProblemRollouts read_base(const std::string& dir) {
 
 // ---- step 3: the store of a trace -----------------------------------------
 // The problem's folder that holds this base solution with these sentences: an
-// existing one (any kind: one labelled by another outcome is reused), else
-// <out_root>/<kind>_base_solution/problem_N with problem.json,
+// existing one (any kind: one labelled by another outcome is found, though
+// its manifest then refuses this run unless the outcome's name is the same),
+// else <out_root>/<kind>_base_solution/problem_N with problem.json,
 // base_solution.json and chunks.json (the trace's sentences as given)
 // written, chunks.json last (it marks the base complete). Another base
 // solution in a folder of another kind is left alone (a correct and an
 // incorrect base of one problem live side by side, as `--base` makes them);
-// in the folder this one would be written to, it is an error.
-std::string open_store(const Trace& trace, const Problem& problem, const BaseSolution& base,
-                       const std::string& out_root) {
+// in the folder this one would be written to, it is an error. The store comes
+// back as the folder's writer (rollout_store.h): its lock held, `manifest`
+// checked against the folder's, so a second writer at the same time, or a
+// later one with another seed, base solution or generation setting, is
+// refused instead of mixed in.
+RolloutStore open_store(const Trace& trace, const Problem& problem, const BaseSolution& base,
+                        const std::string& out_root, const RunManifest& manifest) {
   std::vector<std::string> chunks;
   for (const auto& s : trace.sentences) chunks.push_back(s.text);
   const std::string own_dir =
       (fs::path(out_root) / (kind_of(base.is_correct) + "_base_solution") / problem_folder_name(problem)).string();
-  for (const auto& dir : existing_problem_dirs(problem, out_root, {"correct", "incorrect", "unknown"})) {
+  // Whether a folder with a complete base holds this one (false: another base
+  // solution in a folder of another kind); an error for a mismatch.
+  const auto holds_this_base = [&](const std::string& dir) {
     const ProblemRollouts existing = read_base(dir);
     if (existing.problem.text != problem.text)
       throw Error(fmt::format("resampling: {} holds another problem (\"{}\"); use another output folder", dir,
                               existing.problem.text.substr(0, 60)));
     if (existing.base_solution.solution != base.solution) {
-      if (dir != own_dir) continue;
+      if (dir != own_dir) return false;
       throw Error(fmt::format("resampling: {} holds another base solution of this problem; use another output folder",
                               dir));
     }
@@ -151,13 +158,26 @@ std::string open_store(const Trace& trace, const Problem& problem, const BaseSol
     if (existing.chunks != chunks)
       throw Error(fmt::format("resampling: {}/chunks.json holds other sentences than the trace's ({} vs {})", dir,
                               existing.chunks.size(), chunks.size()));
-    return dir;
+    return true;
+  };
+  std::string dir = own_dir;
+  for (const auto& existing : existing_problem_dirs(problem, out_root, {"correct", "incorrect", "unknown"}))
+    if (holds_this_base(existing)) {
+      dir = existing;
+      break;
+    }
+  RolloutStore store(dir);
+  store.begin_writing(manifest);
+  // Under the lock, again: another writer may have completed the folder since
+  // the look above (begin_writing has checked its base solution's hash).
+  if (store.has_problem()) {
+    holds_this_base(dir);
+  } else {
+    store.write_problem(problem);
+    store.write_base_solution(base);
+    store.write_chunks(base.full_cot, solution_reasoning(base.solution), chunks);
   }
-  RolloutStore store(own_dir);
-  store.write_problem(problem);
-  store.write_base_solution(base);
-  store.write_chunks(base.full_cot, solution_reasoning(base.solution), chunks);
-  return own_dir;
+  return store;
 }
 
 // ---- step 4: the rollout plan ----------------------------------------------
@@ -243,8 +263,10 @@ AnalyzeResult resample(RolloutProvider& provider, const model::Tokenizer& tokeni
   const BaseSolution base = base_solution_of(trace, problem, *outcome);
 
   AnalyzeResult out;
-  out.problem_dir = open_store(trace, problem, base, out_root);
-  RolloutStore store(out.problem_dir);
+  RunManifest manifest = detail::run_manifest(base.prompt, base.solution, options, *outcome);
+  manifest.options["forced_max_tokens"] = options.forced_max_tokens;
+  RolloutStore store = open_store(trace, problem, base, out_root, manifest);  // the writer until we return
+  out.problem_dir = store.problem_dir();
   store.remove_temp_files();
   const auto plan = plan_rollouts(trace, problem, base.prompt, tokenizer, *outcome, options);
   const detail::RolloutCounts counts =

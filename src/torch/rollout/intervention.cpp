@@ -11,6 +11,7 @@
 #include "anchors/core/distribution.h"
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "anchors/core/hash.h"
 #include "anchors/model/prompt.h"
 #include "anchors/model/tokenizer.h"
 #include "anchors/rollout/rollout_store.h"
@@ -21,7 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-using detail::fnv1a64;
 
 bool takes_text(InterventionKind k) { return k == InterventionKind::kInsert || k == InterventionKind::kSubstitute; }
 
@@ -197,9 +197,13 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
   detail::RolloutCounts counts;
   std::int64_t done = 0;
   const std::int64_t total = options.num_rollouts * static_cast<std::int64_t>(all.size());
+  // Each edit's folder is written by this call alone, with this run's settings
+  // (rollout_store.h): its lock is held until the end, and its manifest (the
+  // prompt and prefix the rollouts continue, the seed, the options) must match.
   std::vector<std::unique_ptr<RolloutStore>> stores;
   for (const Job* j : all) {
     stores.push_back(std::make_unique<RolloutStore>(j->dir));
+    stores.back()->begin_writing(detail::run_manifest(prompt, j->prefix, options, *outcome));
     done += options.num_rollouts -
             static_cast<std::int64_t>(stores.back()->missing(0, false, static_cast<std::size_t>(options.num_rollouts)));
   }

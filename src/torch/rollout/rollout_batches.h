@@ -52,6 +52,29 @@ SamplingSettings sampling_settings(const Options& o) {
   return s;
 }
 
+// The manifest an engine's run checks each folder it writes against, and
+// records in a new one (rollout_store.h): the hash of what the rollouts
+// continue (prompt + text: the base solution, or an edit's prefix), the seed,
+// and the settings that change a rollout or its record (the engines' option
+// names; analyze adds forced_max_tokens). num_rollouts and forced only say how
+// many to make, and max_positions is the model's context, which the CLI and
+// the registry fill differently: they stay out.
+template <typename Options>
+RunManifest run_manifest(const std::string& prompt, const std::string& text, const Options& o,
+                         const Outcome& outcome) {
+  RunManifest m;
+  m.base_solution_hash = base_solution_hash(prompt, text);
+  m.seed = o.seed;
+  m.options = {{"temperature", o.temperature},
+               {"top_p", o.top_p},
+               {"min_p", o.min_p},
+               {"repetition_penalty", o.repetition_penalty},
+               {"max_tokens", o.max_tokens},
+               {"batch", o.batch},
+               {"outcome", outcome.name()}};
+  return m;
+}
+
 // anchors::Error "<who>: ..." for num_rollouts < 1, batch < 1, max_tokens < 1,
 // a temperature that is not >= 0 or a top_p outside (0, 1] — the checks every
 // engine makes before any generation.
@@ -90,8 +113,5 @@ std::string first_sentence(const std::string& text);
 
 // splitmix64: seeds that differ in one bit give unrelated streams.
 std::uint64_t splitmix64(std::uint64_t x);
-
-// FNV-1a 64 of a string: stable names (problem folders, edit ids) and seeds.
-std::uint64_t fnv1a64(const std::string& s);
 
 }  // namespace anchors::rollout::detail

@@ -1,20 +1,29 @@
 // The rollout store (anchors/rollout/rollout_store.h): what it writes reads back
 // through read_problem_rollouts, every write is atomic (no temporary files left,
-// a crash's half-written temp file is ignored), and the resume rules (missing,
-// missing_indices, error records dropped on the next append).
+// a crash's half-written temp file is ignored), the resume rules (missing,
+// missing_indices, error records dropped on the next append), one writer per
+// folder (the lock: a second writer is refused naming the holder, a killed
+// one blocks nobody) and one run per folder (the manifest: another seed, base
+// solution or option is refused naming the field).
 #include "anchors/rollout/rollout_store.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "expect_error.h"
 #include "test_paths.h"
 
 namespace anchors::rollout {
@@ -51,10 +60,56 @@ std::vector<std::string> files_under(const fs::path& root) {
   return out;
 }
 
+// The run every fixture writer is: the base solution of write_problem_files.
+RunManifest the_run() {
+  RunManifest m;
+  m.base_solution_hash = base_solution_hash("PROMPT ", "First. Second. \\boxed{42}");
+  m.seed = 3;
+  m.options = {{"temperature", 0.6}, {"max_tokens", std::int64_t{64}}, {"outcome", std::string("boxed")}};
+  return m;
+}
+
+// A writer in another process: it takes the folder's lock, says so through a
+// pipe, holds it for `hold_ms` and then _exits without releasing anything
+// (the kernel must). Returns its pid once it holds the lock.
+pid_t writer_in_child(const std::string& dir, const RunManifest& manifest, int hold_ms) {
+  int ready[2];
+  if (pipe(ready) != 0) throw std::runtime_error("pipe");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(ready[0]);
+    char got = 0;
+    try {
+      RolloutStore child(dir);
+      child.begin_writing(manifest);
+      got = 1;
+      [[maybe_unused]] const ssize_t n = write(ready[1], &got, 1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));
+    } catch (...) {
+      [[maybe_unused]] const ssize_t n = write(ready[1], &got, 1);
+    }
+    _exit(got ? 0 : 1);  // no destructors run: the lock is left to the kernel
+  }
+  close(ready[1]);
+  char got = 0;
+  const bool told = read(ready[0], &got, 1) == 1;
+  close(ready[0]);
+  EXPECT_TRUE(told && got == 1) << "the child did not get the lock";
+  return pid;
+}
+
+int exit_status(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
 struct RolloutStoreTest : ::testing::Test {
   anchors::testing::ScratchDir scratch{"rollout-store"};
   std::string dir = RolloutStore::layout_dir(scratch.path(), "correct", 7);
   RolloutStore store{dir};
+
+  RolloutStoreTest() { store.begin_writing(the_run()); }
 
   void write_problem_files() {
     Problem p;
@@ -144,8 +199,8 @@ TEST_F(RolloutStoreTest, WritesLeaveNoTemporaryFiles) {
   write_problem_files();
   for (int k = 0; k < 5; ++k) store.append_rollouts(0, false, {record(make_rollout("First.", "x \\boxed{1}", "1", false))});
   store.append_rollouts(0, true, {record(make_rollout("First.", "1}", "1", false))});
-  EXPECT_EQ(files_under(dir), (std::vector<std::string>{"base_solution.json", "chunk_0/solutions.json",
-                                                         "chunks.json", "problem.json"}));
+  EXPECT_EQ(files_under(dir), (std::vector<std::string>{".anchors.lock", "base_solution.json", "chunk_0/solutions.json",
+                                                         "chunks.json", "manifest.json", "problem.json"}));
   EXPECT_EQ(files_under(store.forced_dir()), (std::vector<std::string>{"chunk_0/solutions.json"}));
   EXPECT_EQ(store.load_rollouts(0, false).rollouts.size(), 5u);
   EXPECT_EQ(store.remove_temp_files(), 0u);
@@ -227,8 +282,8 @@ TEST_F(RolloutStoreTest, HalfWrittenTempFileFromACrashIsIgnored) {
   store.append_rollouts(0, false, {record(ok, 2)});
   EXPECT_EQ(store.missing(0, false, 3), 0u);
   EXPECT_EQ(store.remove_temp_files(), 3u);
-  EXPECT_EQ(files_under(dir), (std::vector<std::string>{"base_solution.json", "chunk_0/solutions.json",
-                                                         "chunks.json", "problem.json"}));
+  EXPECT_EQ(files_under(dir), (std::vector<std::string>{".anchors.lock", "base_solution.json", "chunk_0/solutions.json",
+                                                         "chunks.json", "manifest.json", "problem.json"}));
 }
 
 TEST_F(RolloutStoreTest, MalformedExistingFileIsAnErrorAndIsNotOverwritten) {
@@ -272,6 +327,195 @@ TEST_F(RolloutStoreTest, InvalidUtf8IsWrittenAsReplacementCharacters) {
   const SentenceRollouts read = store.load_rollouts(0, false);
   ASSERT_EQ(read.rollouts.size(), 1u);
   EXPECT_EQ(read.rollouts[0].rollout, "bad \xEF\xBF\xBD byte");
+}
+
+// ---- one writer per folder -------------------------------------------------
+
+TEST_F(RolloutStoreTest, WritesNeedTheWriterLockAndReadsDoNot) {
+  write_problem_files();
+  store.append_rollouts(0, false, {record(make_rollout("First.", "x \\boxed{1}", "1", false), 0)});
+  RolloutStore reader(dir);
+  EXPECT_FALSE(reader.writing());
+  EXPECT_ANCHORS_ERROR(reader.append_rollouts(0, false, {}), dir, "begin_writing");
+  EXPECT_ANCHORS_ERROR(reader.write_problem(Problem{}), dir, "begin_writing");
+  EXPECT_ANCHORS_ERROR(reader.remove_temp_files(), dir, "begin_writing");
+  // Readers need no lock, while a writer holds it.
+  EXPECT_EQ(reader.missing(0, false, 3), 2u);
+  EXPECT_EQ(reader.read().resampled[0].rollouts.size(), 1u);
+  EXPECT_EQ(read_problem_rollouts(dir).chunks.size(), 3u);
+  // The holder's note while it writes; cleared when it stops.
+  const json note = json::parse(read_text_file(dir + "/.anchors.lock"));
+  EXPECT_EQ(note["pid"], static_cast<long long>(getpid()));
+  EXPECT_TRUE(note.contains("host") && note.contains("since"));
+  store.end_writing();
+  EXPECT_FALSE(store.writing());
+  EXPECT_EQ(read_text_file(dir + "/.anchors.lock"), "");
+  EXPECT_ANCHORS_ERROR(store.append_rollouts(0, false, {}), "begin_writing");
+}
+
+TEST_F(RolloutStoreTest, SecondWriterInThisProcessIsRefusedNamingTheHolder) {
+  RolloutStore second(dir);
+  EXPECT_ANCHORS_ERROR(second.begin_writing(the_run()), dir, "another writer holds this folder",
+                       fmt::format("this process (pid {})", getpid()), ".anchors.lock", "another output folder");
+  EXPECT_FALSE(second.writing());
+  EXPECT_ANCHORS_ERROR(store.begin_writing(the_run()), "already writes");
+  // A store that is moved keeps the lock; the folder is free once it is gone.
+  {
+    RolloutStore moved = std::move(store);
+    EXPECT_TRUE(moved.writing());
+    EXPECT_THROW(second.begin_writing(the_run()), Error);
+  }
+  second.begin_writing(the_run());
+  EXPECT_TRUE(second.writing());
+}
+
+TEST_F(RolloutStoreTest, WriterInAnotherProcessIsNamedAndAKilledOneBlocksNobody) {
+  store.end_writing();  // (before fork: a child would share the parent's lock)
+  const pid_t child = writer_in_child(dir, the_run(), 60000);
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  RolloutStore second(dir);
+  EXPECT_ANCHORS_ERROR(second.begin_writing(the_run()), dir, "another writer holds this folder",
+                       fmt::format("host {}, pid {}, since ", host, child));
+  // Waiting a while does not help while it lives ...
+  EXPECT_ANCHORS_ERROR(second.begin_writing(the_run(), {.wait_seconds = 0.2}), fmt::format("pid {}", child),
+                       "still held it after 0.2 s");
+  // ... but SIGKILL releases the lock: the note it left does not block.
+  kill(child, SIGKILL);
+  EXPECT_TRUE(WIFSIGNALED(exit_status(child)));
+  EXPECT_NE(read_text_file(dir + "/.anchors.lock").find(std::to_string(child)), std::string::npos);
+  second.begin_writing(the_run());
+  second.append_rollouts(0, false, {});
+}
+
+TEST_F(RolloutStoreTest, AWaitingWriterGetsTheFolderWhenTheHolderEnds) {
+  store.end_writing();
+  const pid_t child = writer_in_child(dir, the_run(), 1000);  // then _exits without releasing
+  RolloutStore second(dir);
+  EXPECT_THROW(second.begin_writing(the_run()), Error);  // held: no wait, no lock
+  second.begin_writing(the_run(), {.wait_seconds = 30});
+  EXPECT_TRUE(second.writing());
+  const int status = exit_status(child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+// ---- one run per folder -----------------------------------------------------
+
+TEST_F(RolloutStoreTest, LaterWriterWithOtherSettingsIsRefusedNamingTheField) {
+  write_problem_files();
+  const Rollout ok = make_rollout("First.", "Yes. \\boxed{42}", "42", true);
+  store.append_rollouts(0, false, {record(ok, 0)});
+  const std::string recorded = read_text_file(dir + "/manifest.json");
+  const json manifest = json::parse(recorded);
+  EXPECT_EQ(manifest["seed"], 3);
+  EXPECT_EQ(manifest["base_solution_hash"], the_run().base_solution_hash);
+  EXPECT_EQ(manifest["options"]["temperature"], 0.6);
+  EXPECT_FALSE(manifest.contains("adopted"));
+  store.end_writing();
+
+  RolloutStore later(dir);
+  RunManifest seed = the_run();
+  seed.seed = 4;
+  EXPECT_ANCHORS_ERROR(later.begin_writing(seed), dir, "another seed", "\"seed\" recorded 3, this run 4",
+                       "another output folder", "delete");
+  RunManifest base = the_run();
+  base.base_solution_hash = base_solution_hash("PROMPT ", "Another. \\boxed{41}");
+  EXPECT_ANCHORS_ERROR(later.begin_writing(base), "another base solution", "\"base_solution_hash\" recorded",
+                       base.base_solution_hash);
+  RunManifest option = the_run();
+  option.options["temperature"] = 0.7;
+  EXPECT_ANCHORS_ERROR(later.begin_writing(option), "another temperature",
+                       "\"options\".\"temperature\" recorded 0.6, this run 0.7");
+  RunManifest added = the_run();
+  added.options["min_p"] = 0.05;
+  EXPECT_ANCHORS_ERROR(later.begin_writing(added), "\"options\".\"min_p\" recorded (none), this run 0.05");
+  RunManifest dropped = the_run();
+  dropped.options.erase("outcome");
+  EXPECT_ANCHORS_ERROR(later.begin_writing(dropped), "\"options\".\"outcome\" recorded \"boxed\", this run (none)");
+  EXPECT_EQ(read_text_file(dir + "/manifest.json"), recorded);  // refused writers change nothing ...
+  EXPECT_FALSE(later.writing());                                // ... and keep no lock
+
+  // The same settings resume (an integer option given as a double compares by value).
+  RunManifest same = the_run();
+  same.options["max_tokens"] = 64.0;
+  later.begin_writing(same);
+  EXPECT_EQ(later.missing_indices(0, false, 2), (std::vector<std::int64_t>{1}));
+  later.append_rollouts(0, false, {record(ok, 1)});
+  EXPECT_EQ(later.missing(0, false, 2), 0u);
+  EXPECT_EQ(read_text_file(dir + "/manifest.json"), recorded);
+}
+
+TEST_F(RolloutStoreTest, FolderWithoutManifestIsAdoptedWhenItsBaseSolutionIsThisRuns) {
+  // What an older version leaves: the files and rollouts, no manifest.
+  write_problem_files();
+  store.append_rollouts(0, false, {record(make_rollout("First.", "Yes. \\boxed{42}", "42", true), 0)});
+  store.end_writing();
+  fs::remove(dir + "/manifest.json");
+  RolloutStore later(dir);
+  RunManifest other = the_run();
+  other.base_solution_hash = base_solution_hash("PROMPT ", "Another. \\boxed{41}");
+  EXPECT_ANCHORS_ERROR(later.begin_writing(other), dir, "another base solution", dir + "/base_solution.json",
+                       "the hash of \"prompt\" and \"solution\"");
+  EXPECT_FALSE(fs::exists(dir + "/manifest.json"));
+  RunManifest run = the_run();
+  run.seed = 11;  // the old rollouts' seed was never recorded: nothing to compare it with
+  later.begin_writing(run);
+  const json adopted = json::parse(read_text_file(dir + "/manifest.json"));
+  EXPECT_EQ(adopted["adopted"], true);
+  EXPECT_EQ(adopted["seed"], 11);
+  later.end_writing();
+  EXPECT_ANCHORS_ERROR(later.begin_writing(the_run()), "another seed");  // from now on it is recorded
+
+  // The authors' folder (no chunks written by us) is adopted the same way.
+  const std::string authors = anchors::testing::reference_dirs()[1];
+  const std::string copy = scratch.file("authors/correct_base_solution/problem_2189");
+  fs::create_directories(copy);
+  fs::copy(authors, copy, fs::copy_options::recursive);
+  const json theirs = json::parse(read_text_file(copy + "/base_solution.json"));
+  RunManifest theirs_run = the_run();
+  theirs_run.base_solution_hash = base_solution_hash(theirs["prompt"], theirs["solution"]);
+  RolloutStore adopting(copy);
+  EXPECT_ANCHORS_ERROR(adopting.begin_writing(the_run()), "another base solution");
+  adopting.begin_writing(theirs_run);
+  EXPECT_FALSE(json::parse(read_text_file(copy + "/manifest.json")).contains("adopted"));
+}
+
+TEST_F(RolloutStoreTest, BaseSolutionReplacedBehindTheManifestIsRefused) {
+  write_problem_files();
+  store.end_writing();
+  // A writer that checked nothing (an older version) replaced the base solution.
+  json base = json::parse(read_text_file(dir + "/base_solution.json"));
+  base["solution"] = "Another. \\boxed{41}";
+  write_file_atomic(dir + "/base_solution.json", base.dump());
+  RolloutStore later(dir);
+  EXPECT_ANCHORS_ERROR(later.begin_writing(the_run()), "another base solution", dir + "/base_solution.json");
+}
+
+TEST_F(RolloutStoreTest, ManifestThatIsNotOursOrNewerIsAnError) {
+  store.end_writing();
+  RolloutStore later(dir);
+  const std::string path = dir + "/manifest.json";
+  for (const std::string bad : {std::string("{"), std::string("[1]"), std::string("{\"format\": 1}"),
+                                std::string("{\"format\": \"thought-anchors/rollout-manifest\"}")}) {
+    SCOPED_TRACE(bad);
+    write_file_atomic(path, bad);
+    EXPECT_ANCHORS_ERROR(later.begin_writing(the_run()), path);
+    EXPECT_EQ(read_text_file(path), bad);
+  }
+  write_file_atomic(path, R"({"format": "thought-anchors/rollout-manifest", "version": 2})");
+  EXPECT_ANCHORS_ERROR(later.begin_writing(the_run()), path, "newer version");
+  RunManifest no_hash = the_run();
+  no_hash.base_solution_hash.clear();
+  EXPECT_ANCHORS_ERROR(later.begin_writing(no_hash), "no base_solution_hash");
+}
+
+TEST(BaseSolutionHash, IsStableAndTellsPromptFromText) {
+  EXPECT_EQ(base_solution_hash("PROMPT ", "First."), base_solution_hash("PROMPT ", "First."));
+  EXPECT_NE(base_solution_hash("PROMPT ", "First."), base_solution_hash("PROMPT", " First."));
+  EXPECT_EQ(base_solution_hash("", "").rfind("fnv1a64:", 0), 0u);
+  EXPECT_EQ(base_solution_hash("", "").size(), 8u + 16u);
+  // Invalid UTF-8 hashes as base_solution.json holds it (U+FFFD).
+  EXPECT_EQ(base_solution_hash("", "bad \xff"), base_solution_hash("", "bad \xEF\xBF\xBD"));
 }
 
 }  // namespace

@@ -4,8 +4,12 @@
 // all three prompt modes (ids, text, chat), and survive a server that fails
 // and stalls requests; client errors are immediate; the concurrency bound
 // holds; what goes over the wire in each mode (a recording httplib server);
-// make_method("resampling") generates exactly what analyze_problem does.
+// make_method("resampling") generates exactly what analyze_problem does, and
+// refuses a folder that another writer holds or another seed wrote.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -914,6 +918,18 @@ TEST(ResamplingMethodTest, OptionsAndBadInput) {
   Trace other = tiny_trace();
   other = base_trace_of(tiny_problem(), "", "I add 3 and 2 this time. So the answer is \\boxed{5}.", BoxedAnswer());
   fails_with(other, context, "another base solution");
+  // A later run with another seed is refused, not mixed in (the folder's manifest.json) ...
+  Context reseeded = context;
+  reseeded.options["seed"] = std::int64_t{9};
+  fails_with(tiny_trace(), reseeded, "another seed");
+  // ... and so is any run while another writer holds the folder (its lock).
+  const std::string folder = scratch.path() + "/correct_base_solution/" + problem_folder_name(tiny_problem());
+  const int held = open((folder + "/.anchors.lock").c_str(), O_RDWR);
+  ASSERT_GE(held, 0);
+  ASSERT_EQ(flock(held, LOCK_EX | LOCK_NB), 0);
+  fails_with(tiny_trace(), context, "another writer holds this folder");
+  close(held);
+  method->run(tiny_trace(), context);  // the same settings resume
   // ... but an incorrect base of the same problem has a folder of its own beside the correct one (as
   // analyze_problem with base "incorrect" makes it after a run with base "correct").
   const Trace incorrect =
