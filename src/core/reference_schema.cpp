@@ -441,12 +441,12 @@ StepImportanceSummary parse_summary(const std::string& json_text, const std::str
 }
 
 std::vector<LabeledChunk> read_chunks_labeled(const std::string& path) {
-  return parse_chunks_labeled(read_text_file(path), path);
+  return parse_chunks_labeled(read_text_file(path, kDataFileLimit), path);
 }
 StepImportance read_step_importance(const std::string& path) {
-  return parse_step_importance(read_text_file(path), path);
+  return parse_step_importance(read_text_file(path, kDataFileLimit), path);
 }
-StepImportanceSummary read_summary(const std::string& path) { return parse_summary(read_text_file(path), path); }
+StepImportanceSummary read_summary(const std::string& path) { return parse_summary(read_text_file(path, kDataFileLimit), path); }
 
 // ---------------------------------------------------------------------------
 // Writers

@@ -42,7 +42,7 @@ TEST(ReferenceSchema, AuthorsFilesRoundTrip) {
       const std::string written = chunks_labeled_to_json(chunks);
       EXPECT_EQ(parse_chunks_labeled(written), chunks);
       // Same bytes as the authors' Python json.dump(indent=2).
-      EXPECT_EQ(written, read_text_file(labels_path));
+      EXPECT_EQ(written, read_text_file(labels_path, kDataFileLimit));
       ++files;
     }
     for (const char* name : {"/step_importance.json", "/step_importance_supp.json"}) {
@@ -52,7 +52,7 @@ TEST(ReferenceSchema, AuthorsFilesRoundTrip) {
       ASSERT_FALSE(rows.empty());
       EXPECT_EQ(parse_step_importance(step_importance_to_json(rows)), rows);
       if (std::string(name) == "/step_importance.json") {
-        EXPECT_EQ(step_importance_to_json(rows), read_text_file(path));
+        EXPECT_EQ(step_importance_to_json(rows), read_text_file(path, kDataFileLimit));
       }
       ++files;
     }
@@ -64,7 +64,7 @@ TEST(ReferenceSchema, AuthorsFilesRoundTrip) {
       const std::string written = summary_to_json(summary);
       EXPECT_EQ(parse_summary(written), summary);
       // Old step_text copies keep their own key order and extra keys.
-      EXPECT_EQ(written, read_text_file(summary_path));
+      EXPECT_EQ(written, read_text_file(summary_path, kDataFileLimit));
       ++files;
     }
   }
@@ -114,7 +114,7 @@ TEST(ReferenceSchema, SummaryOfAuthorsStepImportanceReproducesTheirSummary) {
     // problem_330's summary was written from the same chunks_labeled.json: all equal.
     if (dir.find("problem_330") != std::string::npos) {
       EXPECT_EQ(got, expected);
-      EXPECT_EQ(summary_to_json(got), read_text_file(dir + "/summary.json"));
+      EXPECT_EQ(summary_to_json(got), read_text_file(dir + "/summary.json", kDataFileLimit));
     }
     ++checked;
   }
