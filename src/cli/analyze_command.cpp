@@ -109,7 +109,7 @@ torch::Dtype parse_dtype(const std::string& name) {
 }
 
 Problem read_problem_file(const std::string& path) {
-  const std::string text = read_text_file(path);
+  const std::string text = read_text_file(path, kDataFileLimit);
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(text);

@@ -33,7 +33,7 @@ namespace {
 using json = nlohmann::json;
 
 std::string read_input(const std::string& path, std::istream& in) {
-  if (path != "-") return read_text_file(path);
+  if (path != "-") return read_text_file(path, kDataFileLimit);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 

@@ -33,7 +33,7 @@ namespace {
 
 std::string read_text_argument(const std::string& path, std::istream& in) {
   if (path == "-") return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return read_text_file(path);
+  return read_text_file(path, kDataFileLimit);
 }
 
 std::string usage_for(const std::string& command, const std::string& method) {
@@ -112,7 +112,7 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
       trace.prompt = model::render_prompt_text(model::PromptFormat::kRaw, *problem);
       trace.metadata["problem"] = *problem;
     } else if (const auto prompt = args.option("prompt")) {
-      trace.prompt = read_text_file(*prompt);
+      trace.prompt = read_text_file(*prompt, kDataFileLimit);
     } else {
       throw UsageError("--text needs --problem TEXT or --prompt FILE");
     }

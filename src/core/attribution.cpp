@@ -287,7 +287,7 @@ void save_result(const AnalysisResult& result, const std::string& path) {
 }
 
 AnalysisResult load_result(const std::string& path) {
-  return result_from_json(read_text_file(path), path);
+  return result_from_json(read_text_file(path, kDataFileLimit), path);
 }
 
 }  // namespace anchors

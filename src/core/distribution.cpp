@@ -35,6 +35,15 @@ double kl_term(double p, double q) {
   return p * std::log(p / q);
 }
 
+// Every count is at most the total, so checking the total once before any
+// change keeps all of them from wrapping.
+void check_total(std::size_t total, std::size_t added, const char* function) {
+  if (added > std::numeric_limits<std::size_t>::max() - total) {
+    throw Error(fmt::format("{}: adding {} to a total of {} overflows the count (at most {})", function, added,
+                            total, std::numeric_limits<std::size_t>::max()));
+  }
+}
+
 }  // namespace
 
 AnswerDistribution AnswerDistribution::from_answers(const std::vector<std::string>& answers,
@@ -48,11 +57,13 @@ void AnswerDistribution::add(const std::string& answer, std::size_t count, bool 
   if (count == 0) return;
   std::string key = normalize ? normalize_answer(answer) : answer;
   if (key.empty()) return;
+  check_total(total_, count, "AnswerDistribution::add");
   counts_[std::move(key)] += count;
   total_ += count;
 }
 
 void AnswerDistribution::merge(const AnswerDistribution& other) {
+  check_total(total_, other.total_, "AnswerDistribution::merge");
   for (const auto& [answer, c] : other.counts_) counts_[answer] += c;
   total_ += other.total_;
 }

@@ -115,7 +115,7 @@ std::pair<std::string, std::string> ordered_key(const std::string& a, const std:
 }  // namespace
 
 std::shared_ptr<TableSimilarity> TableSimilarity::read_file(const std::string& path) {
-  const nlohmann::json doc = json_fields::read_file(path);
+  const nlohmann::json doc = json_fields::read_file(path, kDataFileLimit);
   if (!doc.is_array()) throw Error(fmt::format("{}: expected a JSON list of [sentence_a, sentence_b, cosine]", path));
   auto table = std::make_shared<TableSimilarity>();
   for (std::size_t i = 0; i < doc.size(); ++i) {

@@ -22,9 +22,10 @@ Json parse(const std::string& text, const std::string& source) {
   }
 }
 
+// The file read as a whole, within `limit` (file_io.h).
 template <class Json = nlohmann::json>
-Json read_file(const std::string& path) {
-  return parse<Json>(read_text_file(path), path);
+Json read_file(const std::string& path, const ReadLimit& limit) {
+  return parse<Json>(read_text_file(path, limit), path);
 }
 
 template <class Json>

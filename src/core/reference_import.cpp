@@ -18,7 +18,7 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 json read_json_object(const std::string& path) {
-  json doc = json_fields::read_file(path);
+  json doc = json_fields::read_file(path, kDataFileLimit);
   if (!doc.is_object()) throw Error(fmt::format("{}: expected a JSON object, got {}", path, doc.type_name()));
   return doc;
 }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <numeric>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -360,6 +361,24 @@ std::vector<InfluentialStep> influential_from_json(const Json& list, const char*
 
 double schema_value(double v) { return std::isnan(v) ? 0.0 : v; }
 
+// depends_on names sentences by chunk_idx; in a chunks_labeled.json list each
+// entry must name one of the list's own chunks, or the dependency graph has
+// an edge to nowhere. (The step_text copies in summary.json stand alone and
+// cannot be checked.)
+void check_depends_on(const std::vector<LabeledChunk>& chunks, const std::string& source) {
+  std::set<std::string> names;
+  for (const auto& c : chunks) names.insert(std::to_string(c.chunk_idx));
+  for (std::size_t k = 0; k < chunks.size(); ++k) {
+    for (const std::string& d : chunks[k].depends_on) {
+      if (names.count(d) == 0) {
+        bad(fmt::format("{}: entry {} (chunk_idx {})", source, k, chunks[k].chunk_idx),
+            fmt::format("depends_on entry {} names no sentence (no entry has that chunk_idx)",
+                        Json(d).dump(-1, ' ', true, Json::error_handler_t::replace)));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool LabeledChunk::operator==(const LabeledChunk& o) const {
@@ -387,6 +406,7 @@ std::vector<LabeledChunk> parse_chunks_labeled(const std::string& json_text, con
   for (std::size_t k = 0; k < doc.size(); ++k) {
     out.push_back(labeled_chunk_from_json(doc[k], fmt::format("{}: entry {}", source, k)));
   }
+  check_depends_on(out, source);
   return out;
 }
 
@@ -441,18 +461,19 @@ StepImportanceSummary parse_summary(const std::string& json_text, const std::str
 }
 
 std::vector<LabeledChunk> read_chunks_labeled(const std::string& path) {
-  return parse_chunks_labeled(read_text_file(path), path);
+  return parse_chunks_labeled(read_text_file(path, kDataFileLimit), path);
 }
 StepImportance read_step_importance(const std::string& path) {
-  return parse_step_importance(read_text_file(path), path);
+  return parse_step_importance(read_text_file(path, kDataFileLimit), path);
 }
-StepImportanceSummary read_summary(const std::string& path) { return parse_summary(read_text_file(path), path); }
+StepImportanceSummary read_summary(const std::string& path) { return parse_summary(read_text_file(path, kDataFileLimit), path); }
 
 // ---------------------------------------------------------------------------
 // Writers
 // ---------------------------------------------------------------------------
 
 std::string chunks_labeled_to_json(const std::vector<LabeledChunk>& chunks) {
+  check_depends_on(chunks, "chunks_labeled");  // what is written must read back
   Json doc = Json::array();
   for (const auto& c : chunks) doc.push_back(labeled_chunk_to_json(c));
   return dump(doc);
@@ -498,6 +519,7 @@ std::string summary_to_json(const StepImportanceSummary& s) {
 }
 
 void write_chunks_labeled(const std::vector<LabeledChunk>& chunks, const std::string& path) {
+  check_depends_on(chunks, path);  // the error names the file that was to be written
   write_file_atomic(path, chunks_labeled_to_json(chunks));
 }
 void write_step_importance(const StepImportance& rows, const std::string& path) {

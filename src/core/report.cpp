@@ -297,7 +297,7 @@ SentenceAlternatives read_reference_alternatives(const std::string& path, const 
   const std::string file =
       directory_exists(path) ? (fs::path(path) / "chunks_resampled.json").string() : path;
   if (!file_exists(file)) throw Error(fmt::format("{}: no such file", file));
-  const json doc = json_fields::read_file(file);
+  const json doc = json_fields::read_file(file, kDataFileLimit);
   if (!doc.is_object())
     throw Error(fmt::format("{}: expected an object {{\"chunk_idx\": [sentence, ...]}}, got {}", file, doc.type_name()));
   SentenceAlternatives out;

@@ -53,3 +53,15 @@ def test_distribution_and_kl_against_formula():
     assert ta.kl_divergence(p, q, alpha=alpha) == pytest.approx(expected, rel=1e-12)
     assert ta.kl_divergence(p, p) == 0.0
     assert ta.kl_divergence(p, ta.AnswerDistribution()) == 0.0
+
+
+def test_distribution_total_that_would_wrap_is_an_error():
+    d = ta.AnswerDistribution()
+    d.add("1", 2**64 - 1)  # the largest total is still a total
+    with pytest.raises(ta.Error, match="AnswerDistribution::add: adding 1 to a total of 18446744073709551615 overflows"):
+        d.add("2", 1)  # used to wrap the total to 0
+    assert d.total == 2**64 - 1 and d.counts == {"1": 2**64 - 1}
+    other = ta.AnswerDistribution.from_answers(["1"])
+    with pytest.raises(ta.Error, match="AnswerDistribution::merge"):
+        other.merge(d)
+    assert other.total == 1

@@ -24,8 +24,10 @@ class AnswerDistribution {
 
   // Adds `count` occurrences of `answer` (normalized with normalize_answer if
   // `normalize`; pass false for answers that are normalized already); empty
-  // answers and count 0 are ignored.
+  // answers and count 0 are ignored. anchors::Error if total() would pass
+  // SIZE_MAX (the count would wrap); the distribution is then unchanged.
   void add(const std::string& answer, std::size_t count = 1, bool normalize = true);
+  // Adds every count of `other`; the same overflow error as add.
   void merge(const AnswerDistribution& other);
 
   std::size_t total() const { return total_; }

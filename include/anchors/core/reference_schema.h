@@ -30,7 +30,8 @@ struct LabeledChunk {
   std::string chunk;
   std::size_t chunk_idx = 0;
   std::vector<std::string> function_tags;  // docs/design.md §3 taxonomy, e.g. "plan_generation"
-  std::vector<std::string> depends_on;     // chunk indices as strings, as the reference
+  std::vector<std::string> depends_on;     // chunk indices as strings, as the reference; each
+                                           // names an entry of the same chunks_labeled.json
   std::optional<double> accuracy;
   std::optional<double> resampling_importance_accuracy;
   std::optional<double> resampling_importance_kl;
@@ -115,6 +116,9 @@ struct StepImportanceSummary {
 };
 
 // -- readers: anchors::Error naming the file (or source_name) and the problem --
+// In chunks_labeled.json every depends_on entry must be the chunk_idx of an
+// entry of the same list ("<file>: entry 4 (chunk_idx 4): depends_on entry
+// \"9\" names no sentence ..."); the writers refuse such lists alike.
 std::vector<LabeledChunk> parse_chunks_labeled(const std::string& json_text,
                                                const std::string& source_name = "<chunks_labeled>");
 StepImportance parse_step_importance(const std::string& json_text,

@@ -68,7 +68,8 @@ const char* architecture_label(Architecture architecture);
 
 // Parses config.json text; `source` names the file in errors.
 ModelConfig parse_model_config(const std::string& json_text, const std::string& source = "config.json");
-// Reads <path> (a config.json file, or a folder containing one).
+// Reads <path> (a config.json file, or a folder containing one), a regular
+// file within kConfigFileLimit (core/file_io.h); anchors::Error otherwise.
 ModelConfig read_model_config(const std::string& path);
 
 }  // namespace anchors::model

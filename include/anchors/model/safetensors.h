@@ -36,7 +36,9 @@ struct TensorInfo {
 
 class MappedFile;  // internal: the mmap, unmapped when the last user is gone
 
-// One .safetensors file. open() validates the whole header: length within the
+// One .safetensors file. open() maps regular files only (a FIFO, device or
+// directory is an anchors::Error "<path>: not a regular file (a FIFO)", at
+// once; core/file_io.h RegularFile) and validates the whole header: length within the
 // file (and below 100 MB), valid JSON, known dtypes (unknown names are an
 // error naming the dtype), shapes of non-negative integers, offsets inside the
 // data section, begin <= end, non-overlapping, and

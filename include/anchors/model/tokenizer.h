@@ -54,6 +54,9 @@ class Tokenizer {
 
   // Reads `tokenizer_json_or_dir` (a tokenizer.json, or a directory holding
   // one). A tokenizer_config.json beside it, if present, supplies bos/eos.
+  // Both are read within core/file_io.h's limits (kModelFileLimit for
+  // tokenizer.json, kConfigFileLimit for tokenizer_config.json); a FIFO,
+  // device or directory in their place is an anchors::Error naming it.
   static std::shared_ptr<Tokenizer> load(const std::string& tokenizer_json_or_dir);
   // Same, from the JSON text; `source` names it in error messages.
   static std::shared_ptr<Tokenizer> from_json(std::string_view json, const std::string& source = "<memory>");

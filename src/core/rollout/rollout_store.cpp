@@ -53,7 +53,7 @@ Json record_json(const RolloutRecord& record) {
 Json read_records(const std::string& path, std::size_t chunk_idx) {
   if (!file_exists(path)) return Json::array();
   read_sentence_rollouts(path, chunk_idx);  // anchors::Error naming the file and record
-  return json_fields::read_file<Json>(path);
+  return json_fields::read_file<Json>(path, kDataFileLimit);
 }
 
 // "sample_index" of a record, or -1 when absent.

@@ -18,7 +18,7 @@ using nlohmann::json;
 namespace {
 
 // Parses a whole file; every failure names the file.
-json parse_json_file(const std::string& path) { return json_fields::read_file(path); }
+json parse_json_file(const std::string& path) { return json_fields::read_file(path, kDataFileLimit); }
 
 // "what" names the place in the file, e.g. "record 3" or "top level".
 [[noreturn]] void wrong_type(const std::string& path, const std::string& what,

@@ -56,7 +56,7 @@ struct PipelineSpec {
 
 json read_json(const std::string& path) {
   try {
-    return json::parse(read_text_file(path));
+    return json::parse(read_text_file(path, kConfigFileLimit));
   } catch (const json::exception& e) {
     throw Error(fmt::format("{}: not valid JSON ({})", path, e.what()));
   }

@@ -394,7 +394,7 @@ ModelConfig read_model_config(const std::string& path) {
   if (!fs::exists(path, ec))
     throw Error(fmt::format("{}: no such file or folder (expected a config.json or a folder holding one)", path));
   const std::string file = fs::is_directory(path, ec) ? (fs::path(path) / "config.json").string() : path;
-  return parse_model_config(read_text_file(file), file);
+  return parse_model_config(read_text_file(file, kConfigFileLimit), file);
 }
 
 const char* architecture_label(Architecture architecture) {

@@ -1,9 +1,6 @@
 #include "anchors/model/safetensors.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -83,35 +80,22 @@ class MappedFile {
   }
 
   static std::shared_ptr<MappedFile> map(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      const int err = errno;
-      ::close(fd);
-      throw Error(fmt::format("{}: cannot stat ({})", path, std::strerror(err)));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      ::close(fd);
-      throw Error(fmt::format("{}: not a regular file", path));
-    }
+    // RegularFile refuses FIFOs, devices and directories before anything is
+    // mapped or read (a FIFO would otherwise block the open; /dev/zero maps
+    // as an endless file of zeros).
+    const RegularFile handle = RegularFile::open(path);
     std::shared_ptr<MappedFile> file(new MappedFile());
-    file->size_ = static_cast<std::size_t>(st.st_size);
+    file->size_ = static_cast<std::size_t>(handle.size());
     if (file->size_ > 0) {
       // Read-only: a writable private mapping would be charged in full against
       // the commit limit (a 140 GB checkpoint on a 128 GB machine would fail to
       // map), while read-only pages cost nothing until touched and are shared
       // with the page cache.
-      void* data = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (data == MAP_FAILED) {
-        const int err = errno;
-        ::close(fd);
-        throw Error(fmt::format("{}: cannot mmap ({})", path, std::strerror(err)));
-      }
+      void* data = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, handle.fd(), 0);
+      if (data == MAP_FAILED) throw Error(fmt::format("{}: cannot mmap ({})", path, std::strerror(errno)));
       file->data_ = data;
     }
-    ::close(fd);  // the mapping keeps its own reference to the file
-    return file;
+    return file;  // the mapping keeps its own reference to the file; handle closes the descriptor
   }
 
   const std::uint8_t* bytes() const { return static_cast<const std::uint8_t*>(data_); }
@@ -294,7 +278,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 // weight_map of an index file: tensor name -> shard file name.
 std::map<std::string, std::string> read_weight_map(const std::string& index_path) {
-  const std::string text = read_text_file(index_path);
+  const std::string text = read_text_file(index_path, kModelFileLimit);
   json index;
   try {
     index = json::parse(text);
@@ -333,13 +317,15 @@ Checkpoint Checkpoint::open(const std::string& dir) {
   std::optional<std::string> index_file;
   if (fs::is_directory(dir, ec)) {
     const fs::path folder(dir);
-    if (fs::is_regular_file(folder / kSingleFileName, ec))
+    // exists, not is_regular_file: a FIFO or device of that name is refused
+    // by name when opened (RegularFile) rather than reported missing.
+    if (fs::exists(folder / kSingleFileName, ec))
       single_file = (folder / kSingleFileName).string();
-    else if (fs::is_regular_file(folder / kIndexFileName, ec))
+    else if (fs::exists(folder / kIndexFileName, ec))
       index_file = (folder / kIndexFileName).string();
     else
       throw Error(fmt::format("{}: no {} or {} in this folder", dir, kSingleFileName, kIndexFileName));
-  } else if (fs::is_regular_file(dir, ec)) {
+  } else if (fs::exists(dir, ec)) {
     if (ends_with(dir, ".index.json"))
       index_file = dir;
     else
@@ -361,7 +347,7 @@ Checkpoint Checkpoint::open(const std::string& dir) {
     auto it = shard_index.find(shard);
     if (it == shard_index.end()) {
       const std::string shard_path = (folder / shard).string();
-      if (!fs::is_regular_file(shard_path, ec))
+      if (!fs::exists(shard_path, ec))
         throw Error(fmt::format("{}: shard \"{}\" (holding \"{}\") does not exist at {}", *index_file, shard,
                                 name, shard_path));
       checkpoint.files_.push_back(SafetensorsFile::open(shard_path));

@@ -3,26 +3,13 @@
 #include <fmt/format.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "anchors/core/error.h"
+#include "anchors/core/file_io.h"
 #include "tokenizer_json.h"
 #include "tokenizer_pipeline.h"
 
 namespace anchors::model {
-namespace {
-
-std::string read_file(const std::filesystem::path& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("{} {}: cannot be opened", what, path.string()));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) throw Error(fmt::format("{} {}: read error", what, path.string()));
-  return buffer.str();
-}
-
-}  // namespace
 
 std::vector<std::pair<std::size_t, std::size_t>> code_point_offsets(std::string_view text,
                                                                     const std::vector<CharSpan>& byte_offsets) {
@@ -54,13 +41,15 @@ std::shared_ptr<Tokenizer> Tokenizer::load(const std::string& tokenizer_json_or_
   std::filesystem::path path(tokenizer_json_or_dir);
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) path /= "tokenizer.json";
-  if (!std::filesystem::is_regular_file(path, ec)) {
+  // A path that exists but is no regular file (a FIFO, a device) reaches
+  // read_text_file, which refuses it by name instead of blocking on it.
+  if (!std::filesystem::exists(path, ec)) {
     throw Error(fmt::format("tokenizer {}: no such file", path.string()));
   }
-  const std::string text = read_file(path, "tokenizer");
+  const std::string text = read_text_file(path.string(), kModelFileLimit);
   const std::filesystem::path config_path = path.parent_path() / "tokenizer_config.json";
   std::optional<std::string> config;
-  if (std::filesystem::is_regular_file(config_path, ec)) config = read_file(config_path, "tokenizer config");
+  if (std::filesystem::exists(config_path, ec)) config = read_text_file(config_path.string(), kConfigFileLimit);
   return std::shared_ptr<Tokenizer>(
       new Tokenizer(tokenizer_detail::read_pipeline(text, path.string(), config, config_path.string())));
 }

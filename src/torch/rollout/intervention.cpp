@@ -184,7 +184,7 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
     if (file_exists(spec_path)) {
       json existing;
       try {
-        existing = json::parse(read_text_file(spec_path));
+        existing = json::parse(read_text_file(spec_path, kDataFileLimit));
       } catch (const json::exception& e) {
         throw Error(fmt::format("{}: not valid JSON ({})", spec_path, e.what()));
       }

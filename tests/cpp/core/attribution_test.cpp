@@ -181,7 +181,7 @@ TEST(FileIo, AtomicWriteReplacesAndLeavesNoTemporaries) {
   const std::string path = dir.file("out.txt");
   write_file_atomic(path, "first");
   write_file_atomic(path, "second version");
-  EXPECT_EQ(read_text_file(path), "second version");
+  EXPECT_EQ(read_text_file(path, kDataFileLimit), "second version");
   std::size_t files = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) (void)e, ++files;
   EXPECT_EQ(files, 1u);
@@ -190,12 +190,12 @@ TEST(FileIo, AtomicWriteReplacesAndLeavesNoTemporaries) {
 TEST(FileIo, ErrorsNameThePath) {
   testing::ScratchDir dir("io");
   try {
-    read_text_file(dir.file("missing.json"));
+    read_text_file(dir.file("missing.json"), kDataFileLimit);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("missing.json"), std::string::npos);
   }
-  EXPECT_THROW(read_text_file(dir.path()), Error);  // a directory
+  EXPECT_THROW(read_text_file(dir.path(), kDataFileLimit), Error);  // a directory
   // Writing below a regular file cannot create the directory.
   write_file_atomic(dir.file("plain"), "x");
   EXPECT_THROW(write_file_atomic(dir.file("plain/child.json"), "y"), Error);

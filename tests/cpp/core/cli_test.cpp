@@ -44,12 +44,12 @@ TEST(Cli, SegmentPrintsCodePointSpans) {
 
 TEST(Cli, SegmentFileMatchesReferenceChunks) {
   const std::string dir = testing::reference_dirs()[0];
-  const json base = json::parse(read_text_file(dir + "/base_solution.json"));
+  const json base = json::parse(read_text_file(dir + "/base_solution.json", kDataFileLimit));
   testing::ScratchDir scratch("cli");
   write_file_atomic(scratch.file("solution.txt"), base["solution"].get<std::string>());
   const CliRun r = cli({"segment", scratch.file("solution.txt")});
   ASSERT_EQ(r.code, 0) << r.err;
-  const json labels = json::parse(read_text_file(dir + "/chunks_labeled.json"));
+  const json labels = json::parse(read_text_file(dir + "/chunks_labeled.json", kDataFileLimit));
   const json list = json::parse(r.out);
   ASSERT_EQ(list.size(), labels.size());
   for (std::size_t i = 0; i < list.size(); ++i) EXPECT_EQ(list[i]["text"], labels[i]["chunk"]);

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "anchors/core/error.h"
+#include "expect_error.h"
 
 namespace {
 
@@ -101,6 +102,29 @@ TEST(DistributionCounts, AddWithCountAndMerge) {
   EXPECT_EQ(a.size(), 2u);
   EXPECT_EQ(a, AnswerDistribution::from_answers({"7", "7", "7", "7", "9", "9"}));
   EXPECT_NE(a, b);
+}
+
+TEST(DistributionCounts, TotalThatWouldWrapIsAnError) {
+  constexpr std::size_t kMax = std::numeric_limits<std::size_t>::max();
+  AnswerDistribution a;
+  a.add("7", kMax - 1);  // the largest total is still a total
+  a.add("8");
+  EXPECT_EQ(a.total(), kMax);
+  const AnswerDistribution before = a;
+  // Before the check, total wrapped to 0 and the counts of "7" to 1.
+  EXPECT_ANCHORS_ERROR(a.add("7", 2), "AnswerDistribution::add", "overflows");
+  EXPECT_ANCHORS_ERROR(a.add("9"), "AnswerDistribution::add", "overflows");
+  EXPECT_EQ(a, before);  // unchanged
+  EXPECT_EQ(a.total(), kMax);
+  EXPECT_NO_THROW(a.add("9", 0));  // nothing added, nothing to overflow
+  EXPECT_NO_THROW(a.add("", 5));   // empty answers are not counted
+
+  AnswerDistribution b;
+  b.add("7", 2);
+  EXPECT_ANCHORS_ERROR(a.merge(b), "AnswerDistribution::merge", "overflows");
+  EXPECT_EQ(a, before);
+  EXPECT_ANCHORS_ERROR(b.merge(a), "AnswerDistribution::merge", "overflows");
+  EXPECT_EQ(b.total(), 2u);
 }
 
 TEST(DistributionCounts, EmptyDistribution) {

@@ -21,7 +21,7 @@ TEST(ReferenceImport, EveryReferenceTraceMatchesItsLabels) {
   for (const auto& dir : testing::reference_dirs()) {
     SCOPED_TRACE(dir);
     const AnalysisResult r = import_reference_folder(dir);
-    const json labels = json::parse(read_text_file(dir + "/chunks_labeled.json"));
+    const json labels = json::parse(read_text_file(dir + "/chunks_labeled.json", kDataFileLimit));
     ASSERT_EQ(r.trace.sentences.size(), labels.size());
     const Attribution& a = r.attribution("resampling");
     for (std::size_t i = 0; i < labels.size(); ++i) {
@@ -30,7 +30,7 @@ TEST(ReferenceImport, EveryReferenceTraceMatchesItsLabels) {
       EXPECT_EQ(a.score("counterfactual_importance_kl")[i], labels[i]["counterfactual_importance_kl"].get<double>());
       EXPECT_EQ(a.score("accuracy")[i], labels[i]["accuracy"].get<double>());
     }
-    const json base = json::parse(read_text_file(dir + "/base_solution.json"));
+    const json base = json::parse(read_text_file(dir + "/base_solution.json", kDataFileLimit));
     EXPECT_EQ(r.trace.text, base["solution"].get<std::string>());
     EXPECT_EQ(r.trace.answer, base["answer"].get<std::string>());
     EXPECT_EQ(r.trace.metadata.at("is_correct"), base["is_correct"].get<bool>() ? "true" : "false");
@@ -43,7 +43,7 @@ TEST(ReferenceImport, StepImportanceBecomesSourceByTargetMatrix) {
   const std::string dir = testing::reference_dirs()[0];  // problem_330 carries step_importance.json
   const AnalysisResult r = import_reference_folder(dir);
   const Matrix& m = r.attribution("resampling").matrix("sentence_to_sentence");
-  const json rows = json::parse(read_text_file(dir + "/step_importance.json"));
+  const json rows = json::parse(read_text_file(dir + "/step_importance.json", kDataFileLimit));
   ASSERT_EQ(m.rows, r.trace.sentences.size());
   std::size_t cells = 0;
   for (const auto& row : rows) {
@@ -102,7 +102,7 @@ TEST_F(BrokenReference, BinaryGarbage) {
 }
 
 TEST_F(BrokenReference, LabelsForAnotherTrace) {
-  json labels = json::parse(read_text_file(dir.file("chunks_labeled.json")));
+  json labels = json::parse(read_text_file(dir.file("chunks_labeled.json"), kDataFileLimit));
   labels.erase(labels.begin());
   write("chunks_labeled.json", labels.dump());
   expect_error("reference segmentation");

@@ -15,6 +15,7 @@
 
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "expect_error.h"
 #include "test_paths.h"
 
 namespace anchors {
@@ -42,7 +43,7 @@ TEST(ReferenceSchema, AuthorsFilesRoundTrip) {
       const std::string written = chunks_labeled_to_json(chunks);
       EXPECT_EQ(parse_chunks_labeled(written), chunks);
       // Same bytes as the authors' Python json.dump(indent=2).
-      EXPECT_EQ(written, read_text_file(labels_path));
+      EXPECT_EQ(written, read_text_file(labels_path, kDataFileLimit));
       ++files;
     }
     for (const char* name : {"/step_importance.json", "/step_importance_supp.json"}) {
@@ -52,7 +53,7 @@ TEST(ReferenceSchema, AuthorsFilesRoundTrip) {
       ASSERT_FALSE(rows.empty());
       EXPECT_EQ(parse_step_importance(step_importance_to_json(rows)), rows);
       if (std::string(name) == "/step_importance.json") {
-        EXPECT_EQ(step_importance_to_json(rows), read_text_file(path));
+        EXPECT_EQ(step_importance_to_json(rows), read_text_file(path, kDataFileLimit));
       }
       ++files;
     }
@@ -64,7 +65,7 @@ TEST(ReferenceSchema, AuthorsFilesRoundTrip) {
       const std::string written = summary_to_json(summary);
       EXPECT_EQ(parse_summary(written), summary);
       // Old step_text copies keep their own key order and extra keys.
-      EXPECT_EQ(written, read_text_file(summary_path));
+      EXPECT_EQ(written, read_text_file(summary_path, kDataFileLimit));
       ++files;
     }
   }
@@ -114,7 +115,7 @@ TEST(ReferenceSchema, SummaryOfAuthorsStepImportanceReproducesTheirSummary) {
     // problem_330's summary was written from the same chunks_labeled.json: all equal.
     if (dir.find("problem_330") != std::string::npos) {
       EXPECT_EQ(got, expected);
-      EXPECT_EQ(summary_to_json(got), read_text_file(dir + "/summary.json"));
+      EXPECT_EQ(summary_to_json(got), read_text_file(dir + "/summary.json", kDataFileLimit));
     }
     ++checked;
   }
@@ -251,10 +252,12 @@ TEST(ReferenceSchema, UnknownKeysNullsAndKeyOrderSurviveARoundTrip) {
     "chunk_idx": 3,
     "accuracy": null,
     "depends_on": [1, "2"]
-  }
+  },
+  {"chunk": "One.", "chunk_idx": 1},
+  {"chunk": "Two.", "chunk_idx": 2}
 ])";
   const auto chunks = parse_chunks_labeled(text, "x.json");
-  ASSERT_EQ(chunks.size(), 1u);
+  ASSERT_EQ(chunks.size(), 3u);
   const LabeledChunk& c = chunks[0];
   EXPECT_EQ(c.chunk_idx, 3u);
   EXPECT_EQ(c.summary, "s");
@@ -358,6 +361,34 @@ TEST(ReferenceSchema, BadChunksLabeledIsAnError) {
     expect_error([&] { parse_chunks_labeled(text, "f.json"); }, parts);
   }
   expect_error([] { read_chunks_labeled("/nonexistent/chunks_labeled.json"); }, {"/nonexistent/chunks_labeled.json"});
+}
+
+TEST(ReferenceSchema, DependsOnThatNamesNoSentenceIsAnError) {
+  // Accepted silently before: an edge of the dependency graph to nowhere.
+  const std::string two = R"({"chunk": "a", "chunk_idx": 0}, {"chunk": "b", "chunk_idx": 1)";
+  EXPECT_ANCHORS_ERROR(parse_chunks_labeled("[" + two + R"(, "depends_on": ["0", 5]}])", "f.json"), "f.json",
+                       "entry 1 (chunk_idx 1)", "depends_on entry \"5\" names no sentence");
+  for (const char* name : {R"("-1")", "-1", R"("x")", R"("")", R"(" 0")", R"("00")", "2"}) {
+    SCOPED_TRACE(name);
+    EXPECT_ANCHORS_ERROR(parse_chunks_labeled("[" + two + ", \"depends_on\": [" + name + "]}]", "f.json"),
+                         "f.json", "entry 1", "names no sentence");
+  }
+  // Chunk indices need not start at 0 or be contiguous; a sentence may be named by itself.
+  const auto ok = parse_chunks_labeled(
+      R"([{"chunk": "a", "chunk_idx": 4}, {"chunk": "b", "chunk_idx": 9, "depends_on": [4, "9"]}])", "f.json");
+  EXPECT_EQ(ok[1].depends_on, (std::vector<std::string>{"4", "9"}));
+
+  // Through the file reader, and the writers refuse what the reader would.
+  testing::ScratchDir dir("depends-on");
+  const std::string path = dir.file("chunks_labeled.json");
+  write_file_atomic(path, "[" + two + R"(, "depends_on": ["7"]}])");
+  EXPECT_ANCHORS_ERROR(read_chunks_labeled(path), path, "entry 1 (chunk_idx 1)", "\"7\" names no sentence");
+  std::vector<LabeledChunk> chunks = ok;
+  chunks[1].depends_on = {"5"};
+  EXPECT_ANCHORS_ERROR(chunks_labeled_to_json(chunks), "entry 1 (chunk_idx 9)", "\"5\" names no sentence");
+  const std::string out = dir.file("out.json");
+  EXPECT_ANCHORS_ERROR(write_chunks_labeled(chunks, out), out, "\"5\" names no sentence");
+  EXPECT_FALSE(file_exists(out));
 }
 
 TEST(ReferenceSchema, BadStepImportanceIsAnError) {

@@ -183,14 +183,14 @@ TEST_F(RolloutStoreTest, RoundTripThroughTheReader) {
   EXPECT_EQ(store.read(true).forced, read.forced);
 
   // The records are written in the authors' key order, with sample_index added.
-  const json doc = json::parse(read_text_file(store.solutions_path(0, false)));
+  const json doc = json::parse(read_text_file(store.solutions_path(0, false), kDataFileLimit));
   ASSERT_EQ(doc.size(), 4u);
   EXPECT_EQ(doc[0]["sample_index"], 0);
   EXPECT_TRUE(doc[2]["is_correct"].is_null());
   EXPECT_EQ(doc[3]["error"], "HTTP 500");
   EXPECT_EQ(doc[3]["chunk_removed"], "First.");
   EXPECT_FALSE(doc[3].contains("answer"));
-  const std::string text = read_text_file(store.solutions_path(0, false));
+  const std::string text = read_text_file(store.solutions_path(0, false), kDataFileLimit);
   EXPECT_LT(text.find("\"chunk_removed\""), text.find("\"chunk_resampled\""));
   EXPECT_LT(text.find("\"rollout\""), text.find("\"answer\""));
 }
@@ -260,7 +260,7 @@ TEST_F(RolloutStoreTest, HalfWrittenTempFileFromACrashIsIgnored) {
   const Rollout ok = make_rollout("First.", "Yes. \\boxed{42}", "42", true);
   store.append_rollouts(0, false, {record(ok, 0), record(ok, 1)});
   const std::string final_path = store.solutions_path(0, false);
-  const std::string before = read_text_file(final_path);
+  const std::string before = read_text_file(final_path, kDataFileLimit);
   // What a SIGKILL during write_file_atomic leaves: a truncated temp file next
   // to the intact old file (also one for a chunk that has no file yet).
   const std::string half = before.substr(0, before.size() / 2);
@@ -270,7 +270,7 @@ TEST_F(RolloutStoreTest, HalfWrittenTempFileFromACrashIsIgnored) {
     std::ofstream(store.solutions_path(1, false) + ".tmp.ff", std::ios::binary) << "[{\"chunk_removed\": ";
     std::ofstream(fs::path(dir) / "chunks.json.tmp.0", std::ios::binary) << "{";
   }
-  EXPECT_EQ(read_text_file(final_path), before);
+  EXPECT_EQ(read_text_file(final_path, kDataFileLimit), before);
   EXPECT_EQ(store.missing(0, false, 3), 1u);
   EXPECT_EQ(store.missing(1, false, 3), 3u);
   EXPECT_FALSE(store.load_rollouts(1, false).present);
@@ -300,7 +300,7 @@ TEST_F(RolloutStoreTest, MalformedExistingFileIsAnErrorAndIsNotOverwritten) {
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("chunk_0"), std::string::npos) << e.what();
     }
-    EXPECT_EQ(read_text_file(path), bad);
+    EXPECT_EQ(read_text_file(path, kDataFileLimit), bad);
   }
   EXPECT_THROW(store.missing_indices(0, false, 3), Error);
   std::ofstream(path, std::ios::binary | std::ios::trunc) << "[{\"answer\": 42}]";

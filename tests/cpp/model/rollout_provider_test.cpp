@@ -58,7 +58,8 @@ std::shared_ptr<model::CausalLM> tiny_model() {
 // merges) so that everything it encodes or decodes fits the model.
 std::shared_ptr<const model::Tokenizer> tiny_tokenizer() {
   static const std::shared_ptr<const model::Tokenizer> tokenizer = [] {
-    json doc = json::parse(read_text_file(anchors::testing::data_dir() + "/tokenizers/qwen2/tokenizer.json"));
+    json doc = json::parse(
+        read_text_file(anchors::testing::data_dir() + "/tokenizers/qwen2/tokenizer.json", kModelFileLimit));
     const std::int64_t vocab = tiny_model()->config().vocab_size;
     json kept = json::object();
     for (const auto& [token, id] : doc["model"]["vocab"].items())
@@ -796,7 +797,7 @@ std::map<std::string, std::string> solutions_files(const std::string& root) {
   std::map<std::string, std::string> files;
   for (const auto& e : std::filesystem::recursive_directory_iterator(root))
     if (e.path().filename() == "solutions.json")
-      files[std::filesystem::relative(e.path(), root).string()] = read_text_file(e.path().string());
+      files[std::filesystem::relative(e.path(), root).string()] = read_text_file(e.path().string(), kDataFileLimit);
   return files;
 }
 
