@@ -93,7 +93,7 @@ std::string shown(const nlohmann::json* value) { return value ? value->dump() : 
 std::string hash_of_base_file(const std::string& dir) {
   const std::string path = (fs::path(dir) / "base_solution.json").string();
   if (!file_exists(path)) return {};
-  const Json doc = json_fields::read_file<Json>(path);
+  const Json doc = json_fields::read_file<Json>(path, kDataFileLimit);
   return base_solution_hash(json_fields::optional_string(doc, "prompt", path),
                             json_fields::require_string(doc, "solution", path));
 }
@@ -110,7 +110,7 @@ bool has_chunk_folders(const std::string& dir) {
 // Compares `manifest` with the one recorded at `path` (anchors::Error for the
 // first difference, or for a file that is no manifest of ours).
 void check_manifest(const std::string& dir, const std::string& path, const RunManifest& manifest) {
-  const nlohmann::json doc = json_fields::read_file(path);
+  const nlohmann::json doc = json_fields::read_file(path, kConfigFileLimit);
   if (!doc.is_object() || !doc.contains("format") || doc["format"] != kManifestFormat || !doc.contains("version") ||
       !doc["version"].is_number_integer())
     throw Error(fmt::format("{}: not a rollout manifest (expected {{\"format\": \"{}\", \"version\": {}, ...}}); "

@@ -344,12 +344,12 @@ TEST_F(RolloutStoreTest, WritesNeedTheWriterLockAndReadsDoNot) {
   EXPECT_EQ(reader.read().resampled[0].rollouts.size(), 1u);
   EXPECT_EQ(read_problem_rollouts(dir).chunks.size(), 3u);
   // The holder's note while it writes; cleared when it stops.
-  const json note = json::parse(read_text_file(dir + "/.anchors.lock"));
+  const json note = json::parse(read_text_file(dir + "/.anchors.lock", kConfigFileLimit));
   EXPECT_EQ(note["pid"], static_cast<long long>(getpid()));
   EXPECT_TRUE(note.contains("host") && note.contains("since"));
   store.end_writing();
   EXPECT_FALSE(store.writing());
-  EXPECT_EQ(read_text_file(dir + "/.anchors.lock"), "");
+  EXPECT_EQ(read_text_file(dir + "/.anchors.lock", kConfigFileLimit), "");
   EXPECT_ANCHORS_ERROR(store.append_rollouts(0, false, {}), "begin_writing");
 }
 
@@ -383,7 +383,7 @@ TEST_F(RolloutStoreTest, WriterInAnotherProcessIsNamedAndAKilledOneBlocksNobody)
   // ... but SIGKILL releases the lock: the note it left does not block.
   kill(child, SIGKILL);
   EXPECT_TRUE(WIFSIGNALED(exit_status(child)));
-  EXPECT_NE(read_text_file(dir + "/.anchors.lock").find(std::to_string(child)), std::string::npos);
+  EXPECT_NE(read_text_file(dir + "/.anchors.lock", kConfigFileLimit).find(std::to_string(child)), std::string::npos);
   second.begin_writing(the_run());
   second.append_rollouts(0, false, {});
 }
@@ -405,7 +405,7 @@ TEST_F(RolloutStoreTest, LaterWriterWithOtherSettingsIsRefusedNamingTheField) {
   write_problem_files();
   const Rollout ok = make_rollout("First.", "Yes. \\boxed{42}", "42", true);
   store.append_rollouts(0, false, {record(ok, 0)});
-  const std::string recorded = read_text_file(dir + "/manifest.json");
+  const std::string recorded = read_text_file(dir + "/manifest.json", kConfigFileLimit);
   const json manifest = json::parse(recorded);
   EXPECT_EQ(manifest["seed"], 3);
   EXPECT_EQ(manifest["base_solution_hash"], the_run().base_solution_hash);
@@ -432,7 +432,7 @@ TEST_F(RolloutStoreTest, LaterWriterWithOtherSettingsIsRefusedNamingTheField) {
   RunManifest dropped = the_run();
   dropped.options.erase("outcome");
   EXPECT_ANCHORS_ERROR(later.begin_writing(dropped), "\"options\".\"outcome\" recorded \"boxed\", this run (none)");
-  EXPECT_EQ(read_text_file(dir + "/manifest.json"), recorded);  // refused writers change nothing ...
+  EXPECT_EQ(read_text_file(dir + "/manifest.json", kConfigFileLimit), recorded);  // refused writers change nothing ...
   EXPECT_FALSE(later.writing());                                // ... and keep no lock
 
   // The same settings resume (an integer option given as a double compares by value).
@@ -442,7 +442,7 @@ TEST_F(RolloutStoreTest, LaterWriterWithOtherSettingsIsRefusedNamingTheField) {
   EXPECT_EQ(later.missing_indices(0, false, 2), (std::vector<std::int64_t>{1}));
   later.append_rollouts(0, false, {record(ok, 1)});
   EXPECT_EQ(later.missing(0, false, 2), 0u);
-  EXPECT_EQ(read_text_file(dir + "/manifest.json"), recorded);
+  EXPECT_EQ(read_text_file(dir + "/manifest.json", kConfigFileLimit), recorded);
 }
 
 TEST_F(RolloutStoreTest, FolderWithoutManifestIsAdoptedWhenItsBaseSolutionIsThisRuns) {
@@ -460,7 +460,7 @@ TEST_F(RolloutStoreTest, FolderWithoutManifestIsAdoptedWhenItsBaseSolutionIsThis
   RunManifest run = the_run();
   run.seed = 11;  // the old rollouts' seed was never recorded: nothing to compare it with
   later.begin_writing(run);
-  const json adopted = json::parse(read_text_file(dir + "/manifest.json"));
+  const json adopted = json::parse(read_text_file(dir + "/manifest.json", kConfigFileLimit));
   EXPECT_EQ(adopted["adopted"], true);
   EXPECT_EQ(adopted["seed"], 11);
   later.end_writing();
@@ -471,20 +471,20 @@ TEST_F(RolloutStoreTest, FolderWithoutManifestIsAdoptedWhenItsBaseSolutionIsThis
   const std::string copy = scratch.file("authors/correct_base_solution/problem_2189");
   fs::create_directories(copy);
   fs::copy(authors, copy, fs::copy_options::recursive);
-  const json theirs = json::parse(read_text_file(copy + "/base_solution.json"));
+  const json theirs = json::parse(read_text_file(copy + "/base_solution.json", kDataFileLimit));
   RunManifest theirs_run = the_run();
   theirs_run.base_solution_hash = base_solution_hash(theirs["prompt"], theirs["solution"]);
   RolloutStore adopting(copy);
   EXPECT_ANCHORS_ERROR(adopting.begin_writing(the_run()), "another base solution");
   adopting.begin_writing(theirs_run);
-  EXPECT_FALSE(json::parse(read_text_file(copy + "/manifest.json")).contains("adopted"));
+  EXPECT_FALSE(json::parse(read_text_file(copy + "/manifest.json", kConfigFileLimit)).contains("adopted"));
 }
 
 TEST_F(RolloutStoreTest, BaseSolutionReplacedBehindTheManifestIsRefused) {
   write_problem_files();
   store.end_writing();
   // A writer that checked nothing (an older version) replaced the base solution.
-  json base = json::parse(read_text_file(dir + "/base_solution.json"));
+  json base = json::parse(read_text_file(dir + "/base_solution.json", kDataFileLimit));
   base["solution"] = "Another. \\boxed{41}";
   write_file_atomic(dir + "/base_solution.json", base.dump());
   RolloutStore later(dir);
@@ -500,7 +500,7 @@ TEST_F(RolloutStoreTest, ManifestThatIsNotOursOrNewerIsAnError) {
     SCOPED_TRACE(bad);
     write_file_atomic(path, bad);
     EXPECT_ANCHORS_ERROR(later.begin_writing(the_run()), path);
-    EXPECT_EQ(read_text_file(path), bad);
+    EXPECT_EQ(read_text_file(path, kConfigFileLimit), bad);
   }
   write_file_atomic(path, R"({"format": "thought-anchors/rollout-manifest", "version": 2})");
   EXPECT_ANCHORS_ERROR(later.begin_writing(the_run()), path, "newer version");
