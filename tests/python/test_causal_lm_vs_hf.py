@@ -150,6 +150,9 @@ def test_sampling_through_python():
     assert stopped.finish_reason == "stop" and stopped.ids[-1] == stop and stop not in stopped.ids[:-1]
     with pytest.raises(ta.Error):
         model.sample(prompt, 0)
+    if not torch.cuda.is_available():  # was a RuntimeError from inside torch
+        with pytest.raises(ta.Error, match="no usable CUDA device"):
+            ta.Model.load(str(model_dir), device="cuda")
 
 
 def test_sampling_is_bounded_by_memory():

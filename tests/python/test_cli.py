@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 
 from conftest import EXAMPLE, REFERENCE_DIRS, load_json
@@ -42,3 +43,16 @@ def test_errors_exit_nonzero_with_message(anchors_cli, tmp_path):
     assert out.returncode == 2 and "unknown option" in out.stderr
     out = run(anchors_cli)
     assert out.returncode == 2 and "usage" in out.stderr
+
+
+def test_non_utf8_argument_names_the_file_instead_of_a_traceback(anchors_cli, tmp_path):
+    """`anchors show $'caf\\xe9.json'` printed a Python traceback (UnicodeEncodeError): the console script now
+    passes the shell's bytes on, so the file is found, and a missing one is a plain error."""
+    name = b"caf\xe9"  # Latin-1, not UTF-8
+    missing = subprocess.run([anchors_cli.encode(), b"show", bytes(tmp_path) + b"/" + name], capture_output=True)
+    assert missing.returncode == 1 and b"Traceback" not in missing.stderr, missing.stderr
+    assert missing.stderr.startswith(b"anchors: error:") and name in missing.stderr, missing.stderr
+    os.symlink(EXAMPLE, tmp_path / os.fsdecode(name))  # the example's reference folder under that name
+    found = subprocess.run([anchors_cli.encode(), b"show", bytes(tmp_path) + b"/" + name], capture_output=True)
+    assert found.returncode == 0, found.stderr
+    assert b"139 sentences" in found.stdout

@@ -24,7 +24,9 @@ def main(argv=None) -> int:
 
     _default_minilm_dir()
     args = list(sys.argv[1:] if argv is None else argv)
-    return _C.run_cli(args)
+    # Arguments reach the C++ command line as the bytes the shell gave: a file name that is not UTF-8
+    # (sys.argv holds it with surrogate escapes) names the same file, instead of a UnicodeEncodeError.
+    return _C.run_cli([os.fsencode(a) if isinstance(a, str) else a for a in args])
 
 
 if __name__ == "__main__":

@@ -154,8 +154,8 @@ void read_sampling(const Json& body, ParsedRequest& out) {
     const Json& seed = body.at("seed");
     if (seed.is_number_unsigned()) {
       out.seed = seed.get<std::uint64_t>();
-    } else if (seed.is_number_integer()) {
-      out.seed = static_cast<std::uint64_t>(seed.get<std::int64_t>());
+    } else if (seed.is_number_integer()) {  // negative: Python's ta.Error for seed=-1, a 400 here
+      throw Error(fmt::format("\"seed\" must be a non-negative integer, got {}", seed.dump()));
     } else {
       throw Error(fmt::format("\"seed\" must be an integer, got {}", seed.is_number() ? seed.dump() : seed.type_name()));
     }

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "anchors/core/error.h"
+#include "anchors/model/device.h"
 #include "anchors/core/file_io.h"
 #include "anchors/model/safetensors.h"
 #include "anchors/model/tokenizer.h"
@@ -181,6 +182,7 @@ BertEmbedder::BertEmbedder(std::unique_ptr<State> state) : state_(std::move(stat
 BertEmbedder::~BertEmbedder() = default;
 
 std::shared_ptr<BertEmbedder> BertEmbedder::load(const std::string& dir, torch::Device device) {
+  check_device(device, fmt::format("BertEmbedder::load({})", dir));
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error(fmt::format("{}: not a model folder", dir));
   auto state = std::make_unique<State>();

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "anchors/core/error.h"
+#include "anchors/model/device.h"
 #include "anchors/model/safetensors.h"
 #include "anchors/model/tokenizer.h"
 #include "decoder_kernels.h"
@@ -301,6 +302,7 @@ std::shared_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptio
   if (options.dtype != torch::kFloat32 && options.dtype != torch::kBFloat16 && options.dtype != torch::kFloat16)
     throw Error(fmt::format("CausalLM::load({}): dtype must be float32, bfloat16 or float16, got {}", dir,
                             c10::toString(options.dtype)));
+  check_device(options.device, fmt::format("CausalLM::load({})", dir));
   ModelConfig config = read_model_config(dir);
   const std::string source = dir + "/config.json";
   auto weights = std::make_shared<Weights>();

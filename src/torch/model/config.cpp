@@ -39,6 +39,17 @@ class FieldReader {
     if (value <= 0) throw Error(fmt::format("{}: \"{}\"{} must be positive, got {}", source_, key, where_, value));
     return value;
   }
+  // num_hidden_layers: positive and at most kMaxLayers, so that a corrupt
+  // value is an error naming the field rather than a failed allocation of
+  // per-layer tables (the checkpoint's tensors are checked layer by layer later).
+  std::int64_t layer_count(std::int64_t fallback) const {
+    constexpr std::int64_t kMaxLayers = 100000;  // the deepest released LMs have ~200
+    const std::int64_t value = positive_integer("num_hidden_layers", fallback);
+    if (value > kMaxLayers)
+      throw Error(fmt::format("{}: \"num_hidden_layers\"{} is {}, more than any model has (at most {})", source_,
+                              where_, value, kMaxLayers));
+    return value;
+  }
   std::optional<std::int64_t> optional_integer(const char* key) const {
     if (!has(key)) return std::nullopt;
     return integer(key, 0);
@@ -235,7 +246,7 @@ void read_decoder(const FieldReader& fields, const std::string& source, ModelCon
   config.vocab_size = fields.positive_integer("vocab_size", llama ? 32000 : 151936);
   config.hidden_size = fields.positive_integer("hidden_size", 4096);
   config.intermediate_size = fields.positive_integer("intermediate_size", llama ? 11008 : 22016);
-  config.num_hidden_layers = fields.positive_integer("num_hidden_layers", 32);
+  config.num_hidden_layers = fields.layer_count( 32);
   config.num_attention_heads = fields.positive_integer("num_attention_heads", 32);
   config.max_position_embeddings = fields.positive_integer("max_position_embeddings", llama ? 2048 : 32768);
   config.rms_norm_eps = fields.positive_number("rms_norm_eps", 1e-6);
@@ -303,7 +314,7 @@ void read_bert(const FieldReader& fields, const std::string& source, ModelConfig
   // Defaults of BertConfig.
   config.vocab_size = fields.positive_integer("vocab_size", 30522);
   config.hidden_size = fields.positive_integer("hidden_size", 768);
-  config.num_hidden_layers = fields.positive_integer("num_hidden_layers", 12);
+  config.num_hidden_layers = fields.layer_count( 12);
   config.num_attention_heads = fields.positive_integer("num_attention_heads", 12);
   config.intermediate_size = fields.positive_integer("intermediate_size", 3072);
   config.max_position_embeddings = fields.positive_integer("max_position_embeddings", 512);
@@ -381,6 +392,11 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   } else if (llama && !fields.object_has_key("eos_token_id")) {
     config.eos_token_ids.push_back(2);  // LlamaConfig's default
   }
+  // An end-of-sequence id the model cannot produce would never stop a rollout.
+  for (const std::int64_t id : config.eos_token_ids)
+    if (id < 0 || id >= config.vocab_size)
+      throw Error(fmt::format("{}: \"eos_token_id\" {} is outside the vocabulary [0, {})", source, id,
+                              config.vocab_size));
   if (!config.eos_token_ids.empty()) config.eos_token_id = config.eos_token_ids.front();
   if (config.is_decoder()) {
     if (const auto pad = fields.optional_integer("pad_token_id")) config.pad_token_id = *pad;

@@ -131,6 +131,9 @@ TEST(OpenAIFormatTest, InvalidRequestsAreErrors) {
             std::string::npos);
   EXPECT_NE(message(R"({"prompt": [1], "logit_bias": {"5": 100}})").find("logit_bias"), std::string::npos);
   EXPECT_NE(message(R"({"prompt": [1], "seed": 1.5})").find("seed"), std::string::npos);
+  // A negative seed used to wrap to a huge unsigned one (Python refuses seed=-1 too).
+  EXPECT_NE(message(R"({"prompt": [1], "seed": -1})").find("\"seed\" must be a non-negative integer, got -1"),
+            std::string::npos);
 }
 
 TEST(OpenAIFormatTest, ResponseRoundTripAndOrdering) {

@@ -404,3 +404,24 @@ TEST(ModelConfigTest, ReadsFileOrFolder) {
 }
 
 }  // namespace
+
+namespace {
+
+// A corrupt layer count is an error naming the field, not a failed allocation
+// of per-layer tables (it was a MemoryError through Python); an end-of-sequence
+// id outside the vocabulary, which could never stop a rollout, is refused.
+TEST(ModelConfigTest, ImplausibleLayerCountAndEosOutsideTheVocabularyAreErrors) {
+  const std::string qwen2 = R"({"architectures": ["Qwen2ForCausalLM"], "vocab_size": 100, "hidden_size": 8,
+    "intermediate_size": 16, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 64,)";
+  expect_rejected(qwen2 + R"("num_hidden_layers": 1000000000000})",
+                  {"\"num_hidden_layers\"", "1000000000000", "at most 100000"});
+  expect_rejected(qwen2 + R"("num_hidden_layers": 2, "eos_token_id": 100})",
+                  {"\"eos_token_id\" 100", "outside the vocabulary [0, 100)"});
+  expect_rejected(qwen2 + R"("num_hidden_layers": 2, "eos_token_id": [5, -1]})", {"\"eos_token_id\" -1"});
+  const ModelConfig ok = parse(qwen2 + R"("num_hidden_layers": 2, "eos_token_id": [99, 5]})");
+  EXPECT_EQ(ok.eos_token_id, 99);
+  expect_rejected(R"({"architectures": ["BertModel"], "num_hidden_layers": 1000000000000})",
+                  {"\"num_hidden_layers\"", "at most 100000"});
+}
+
+}  // namespace
