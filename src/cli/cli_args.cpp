@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "anchors/core/error.h"
+#include "anchors/core/file_io.h"
 
 namespace anchors::cli {
 
@@ -113,5 +114,10 @@ Value parse_option_value(const std::string& name, const std::string& text, const
   return text;
 }
 
+
+std::string read_input(const std::string& path, std::istream& in) {
+  if (path == "-") return read_stream(in, "<stdin>", kDataFileLimit);
+  return read_text_file(path, kDataFileLimit);
+}
 
 }  // namespace anchors::cli

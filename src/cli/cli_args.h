@@ -1,6 +1,7 @@
 #pragma once
 // Minimal argument parsing for the subcommands: positionals, --flag, --key VALUE
 // and --key=VALUE. Unknown options are usage errors, never silently ignored.
+#include <iosfwd>
 #include <map>
 #include <optional>
 #include <set>
@@ -42,5 +43,10 @@ class Args {
 // yes/no), "--temperature 0.7" (number), "--layers 4,5,6" / "--heads 2:3,5:0"
 // (integer list), anything else as a string. UsageError naming --name otherwise.
 Value parse_option_value(const std::string& name, const std::string& text, const Value& default_value);
+
+// The text of an input argument: the file at `path`, or standard input for
+// "-", each bounded by the limit for data files (anchors/core/file_io.h).
+// anchors::Error naming the file or "<stdin>".
+std::string read_input(const std::string& path, std::istream& in);
 
 }  // namespace anchors::cli

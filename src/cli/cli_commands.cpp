@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
-#include <iterator>
 #include <limits>
 #include <sstream>
 
@@ -31,11 +30,6 @@
 namespace anchors::cli {
 namespace {
 using json = nlohmann::json;
-
-std::string read_input(const std::string& path, std::istream& in) {
-  if (path != "-") return read_text_file(path, kDataFileLimit);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 // ---------------------------------------------------------------- segment
 const char* kSegmentUsage =

@@ -1,7 +1,6 @@
 #include "model_commands.h"
 
 #include <filesystem>
-#include <iterator>
 #include <map>
 #include <sstream>
 
@@ -127,7 +126,7 @@ int run_tokenize(const std::vector<std::string>& raw, std::istream& in, std::ost
   args.expect_positionals(2, "MODEL_DIR and TEXT");
   const auto tokenizer = model::Tokenizer::load(args.positionals()[0]);
   std::string text = args.positionals()[1];
-  if (text == "-") text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (text == "-") text = read_stream(in, "<stdin>", kDataFileLimit);
   if (!utf8::is_valid(text)) throw Error("TEXT is not valid UTF-8");
   const auto encoding = tokenizer->encode(text, args.flag("special"));
   json tokens = json::array();

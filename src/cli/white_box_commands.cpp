@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
-#include <iterator>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -30,11 +29,6 @@
 
 namespace anchors::cli {
 namespace {
-
-std::string read_text_argument(const std::string& path, std::istream& in) {
-  if (path == "-") return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return read_text_file(path, kDataFileLimit);
-}
 
 std::string usage_for(const std::string& command, const std::string& method) {
   std::string text = fmt::format(
@@ -106,7 +100,7 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
   } else if (const auto text_path = args.option("text")) {
     if (out_path.empty()) throw UsageError("missing --out RESULT.json");
     Trace& trace = result.trace;
-    trace.text = read_text_argument(*text_path, in);
+    trace.text = read_input(*text_path, in);
     if (const auto problem = args.option("problem")) {
       if (args.option("prompt")) throw UsageError("give --problem or --prompt, not both");
       trace.prompt = model::render_prompt_text(model::PromptFormat::kRaw, *problem);

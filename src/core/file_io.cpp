@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <istream>
 #include <random>
 #include <string_view>
 
@@ -142,6 +143,25 @@ std::string read_text_file(const std::string& path, const ReadLimit& limit) {
                             "over {}; {}",
                             path, bound.max_bytes, file.size(), bound.described, bound.remedy));
   text.resize(filled);
+  return text;
+}
+
+std::string read_stream(std::istream& in, const std::string& name, const ReadLimit& limit) {
+  const EffectiveLimit bound = effective_limit(limit);
+  std::string text;
+  constexpr std::size_t kPiece = 64 * 1024;
+  while (in && text.size() <= bound.max_bytes) {
+    const std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(kPiece, bound.max_bytes + 1 - text.size()));
+    const std::size_t filled = text.size();
+    text.resize(filled + want);
+    in.read(text.data() + filled, static_cast<std::streamsize>(want));
+    text.resize(filled + static_cast<std::size_t>(in.gcount()));
+  }
+  if (in.bad()) throw Error(fmt::format("{}: read error", name));
+  if (text.size() > bound.max_bytes)
+    throw Error(fmt::format("{}: more than {} bytes, over {}; {}", name, bound.max_bytes, bound.described,
+                            bound.remedy));
   return text;
 }
 

@@ -114,6 +114,23 @@ def test_tokenizer_matches_hf_tokenizers(ours):
     assert len(ids) == 7
 
 
+def test_out_of_range_ids_and_seeds(ours):
+    """decode skips ids past the vocabulary as HF does, and refuses negative ids as HF does (OverflowError
+    there, ta.Error here); a seed outside [0, 2**64 - 1] is ta.Error naming it, not pybind11's TypeError."""
+    hf = HfTokenizer.from_file(str(MODEL / "tokenizer.json"))
+    tok = ours.tokenizer
+    a = tok.encode("a", add_special_tokens=False).ids[0]
+    assert tok.decode([a, 10**6]) == hf.decode([a, 10**6]) == "a"
+    with pytest.raises(OverflowError):
+        hf.decode([a, -1])
+    with pytest.raises(ta.Error, match="token id -1 at position 1 is negative"):
+        tok.decode([a, -1])
+    for seed in (-1, 2**64):
+        with pytest.raises(ta.Error, match=rf"seed {seed} is outside \[0, 2\*\*64 - 1\]"):
+            ours.sample([a], 1, max_new_tokens=1, seed=seed)
+    assert len(ours.sample([a], 1, max_new_tokens=1, seed=2**64 - 1)) == 1
+
+
 def test_logits_match_transformers(ours):
     hf_model = transformers.Qwen2ForCausalLM.from_pretrained(str(MODEL), dtype=torch.float32)
     hf_model.eval()

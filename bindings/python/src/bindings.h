@@ -55,4 +55,22 @@ void bind_rollout(py::module_& m);   // analyze (the black-box pipeline)
 void bind_function_tags(py::module_& m);  // rule-based tagger, chat-model labeller
 void bind_report(py::module_& m);    // HTML report (render_report_html, write_report, read_alternatives)
 
+// A seed= argument: any Python int in [0, 2**64 - 1]. Anything else is
+// ta.Error naming the value, where a plain std::uint64_t parameter would give
+// pybind11's TypeError ("incompatible function arguments") for seed=-1.
+struct Seed {
+  std::uint64_t value = 0;
+};
+
 }  // namespace anchors::python
+
+namespace pybind11::detail {
+template <>
+struct type_caster<anchors::python::Seed> {
+  PYBIND11_TYPE_CASTER(anchors::python::Seed, const_name("int"));
+  bool load(handle src, bool);
+  static handle cast(anchors::python::Seed seed, return_value_policy, handle) {
+    return PyLong_FromUnsignedLongLong(seed.value);
+  }
+};
+}  // namespace pybind11::detail

@@ -180,7 +180,7 @@ void bind_model(py::module_& m) {
           "sample",
           [](const model::CausalLM& lm, const std::vector<std::int64_t>& prompt, std::int64_t n, double temperature,
              double top_p, std::int64_t top_k, std::int64_t max_new_tokens, std::vector<std::int64_t> stop_ids,
-             std::vector<std::string> stop_strings, std::uint64_t seed, double min_p, double repetition_penalty,
+             std::vector<std::string> stop_strings, Seed seed, double min_p, double repetition_penalty,
              std::int64_t max_batch_bytes) {
             model::SamplingOptions options;
             options.max_batch_bytes = max_batch_bytes;
@@ -192,7 +192,7 @@ void bind_model(py::module_& m) {
             options.max_new_tokens = max_new_tokens;
             options.stop_ids = std::move(stop_ids);
             options.stop_strings = std::move(stop_strings);
-            options.seed = seed;
+            options.seed = seed.value;
             py::gil_scoped_release release;
             torch::NoGradGuard no_grad;
             return model::sample(lm, prompt, n, options, lm.tokenizer().get());

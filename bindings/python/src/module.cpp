@@ -9,6 +9,25 @@
 #include "anchors/model/allocation_failure.h"
 #include "anchors/version.h"
 
+bool pybind11::detail::type_caster<anchors::python::Seed>::load(handle src, bool) {
+  // Not a whole number (a float, a string): pybind11's TypeError, as for any
+  // argument of the wrong type. bool is an int to Python but not a seed.
+  if (!src || PyBool_Check(src.ptr()) || !PyIndex_Check(src.ptr())) return false;
+  const object index = reinterpret_steal<object>(PyNumber_Index(src.ptr()));
+  if (!index) {
+    PyErr_Clear();
+    return false;
+  }
+  const unsigned long long v = PyLong_AsUnsignedLongLong(index.ptr());
+  if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw anchors::Error("seed " + str(index).cast<std::string>() +
+                         " is outside [0, 2**64 - 1]: seeds are non-negative whole numbers");
+  }
+  value.value = v;
+  return true;
+}
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "thought_anchors compiled core (C++/LibTorch)";
   m.attr("__version__") = ANCHORS_VERSION;

@@ -172,7 +172,7 @@ void bind_providers(py::module_& m) {
           "complete",
           [](rollout::RolloutProvider& provider, std::vector<std::int64_t> prompt_ids, std::int64_t n,
              double temperature, double top_p, std::int64_t top_k, std::int64_t max_tokens,
-             std::vector<std::string> stop, std::uint64_t seed, std::string prompt_text, const py::object& messages,
+             std::vector<std::string> stop, Seed seed, std::string prompt_text, const py::object& messages,
              double min_p, double repetition_penalty, double presence_penalty, double frequency_penalty) {
             rollout::CompletionRequest request;
             request.prompt_ids = std::move(prompt_ids);
@@ -184,7 +184,7 @@ void bind_providers(py::module_& m) {
             request.top_k = top_k;
             request.max_tokens = max_tokens;
             request.stop = std::move(stop);
-            request.seed = seed;
+            request.seed = seed.value;
             request.min_p = min_p;
             request.repetition_penalty = repetition_penalty;
             request.presence_penalty = presence_penalty;
@@ -295,7 +295,7 @@ void bind_interventions(py::module_& m) {
       [](std::shared_ptr<rollout::RolloutProvider> provider, std::shared_ptr<model::Tokenizer> tokenizer,
          const Trace& trace, const std::string& prompt, const std::string& target,
          const std::vector<rollout::Intervention>& interventions, const std::string& out_dir,
-         std::int64_t num_rollouts, bool baseline, std::uint64_t seed, double temperature, double top_p,
+         std::int64_t num_rollouts, bool baseline, Seed seed, double temperature, double top_p,
          double min_p, double repetition_penalty, std::int64_t max_tokens, std::int64_t max_positions, std::int64_t batch, std::shared_ptr<Outcome> outcome,
          std::optional<py::function> progress) {
         if (!provider) throw Error("intervene: provider is None");
@@ -303,7 +303,7 @@ void bind_interventions(py::module_& m) {
         rollout::InterventionOptions o;
         o.num_rollouts = num_rollouts;
         o.baseline = baseline;
-        o.seed = seed;
+        o.seed = seed.value;
         o.temperature = temperature;
         o.top_p = top_p;
         o.min_p = min_p;

@@ -11,6 +11,7 @@
 // hitting one means the path names the wrong thing (docs/design.md §2,
 // "Reading files").
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 
 namespace anchors {
@@ -89,6 +90,13 @@ class RegularFile {
 // 16 MiB for config files; set ANCHORS_MAX_FILE_BYTES to a larger number of
 // bytes to read it".
 std::string read_text_file(const std::string& path, const ReadLimit& limit);
+
+// Reads a stream to its end under the same limit (the CLI's "-" for standard
+// input: a pipe that never ends, or /dev/zero redirected, must not fill
+// memory). Reads in 64 KiB pieces, up to one byte past the limit.
+// anchors::Error "<name>: read error" or "<name>: more than N bytes, over the
+// limit of 1 GiB for data files; set ANCHORS_MAX_FILE_BYTES ...".
+std::string read_stream(std::istream& in, const std::string& name, const ReadLimit& limit);
 
 // Writes `content` to a temporary file in the same directory, flushes it and
 // renames it over `path`. Creates missing parent directories.

@@ -72,8 +72,9 @@ class Tokenizer {
   Encoding encode(std::string_view text, bool add_special_tokens = false) const;
   // encode(text).ids.size(), the count assign_token_spans needs.
   std::size_t count_tokens(std::string_view text) const;
-  // HF `Tokenizer.decode`: ids unknown to the tokenizer are skipped, as HF does;
-  // invalid UTF-8 from byte-level tokens becomes U+FFFD.
+  // HF `Tokenizer.decode`: ids unknown to the tokenizer (>= vocab_size) are
+  // skipped, as HF does; invalid UTF-8 from byte-level tokens becomes U+FFFD.
+  // anchors::Error for a negative id (HF: OverflowError).
   std::string decode(const std::vector<std::int64_t>& ids, bool skip_special_tokens = false) const;
 
   // One past the largest id of the model vocabulary and the added tokens.

@@ -65,6 +65,14 @@ Tokenizer::Encoding Tokenizer::encode(std::string_view text, bool add_special_to
 std::size_t Tokenizer::count_tokens(std::string_view text) const { return pipeline_->encode(text, false).ids.size(); }
 
 std::string Tokenizer::decode(const std::vector<std::int64_t>& ids, bool skip_special_tokens) const {
+  // Ids past the vocabulary are skipped (a model's padded embedding rows can
+  // be sampled); a negative id comes from no model and is a caller's bug, an
+  // error in HF too (OverflowError).
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0)
+      throw Error(fmt::format("decode: token id {} at position {} is negative (ids run from 0 to {})", ids[i], i,
+                              vocab_size() - 1));
+  }
   return pipeline_->decode(ids, skip_special_tokens);
 }
 

@@ -9,6 +9,7 @@
 #include "anchors/core/attribution.h"
 #include "anchors/core/file_io.h"
 #include "anchors/core/utf8.h"
+#include "scoped_max_bytes.h"
 #include "test_paths.h"
 
 namespace anchors {
@@ -103,6 +104,19 @@ TEST(Cli, ErrorsAndUsage) {
   EXPECT_EQ(cli({"help", "segment"}).code, 0);
   EXPECT_EQ(cli({"--version"}).code, 0);
   EXPECT_EQ(cli({"show", "--help"}).code, 0);
+}
+
+TEST(Cli, StandardInputIsBoundedLikeAFile) {
+  // "-" reads standard input under the limit for data files, as a file is:
+  // an endless pipe is an error naming <stdin> and the limit, not a hang.
+  testing::ScopedMaxBytes lower("64");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"segment", "-"}, std::vector<std::string>{"tag", "-"}}) {
+    const CliRun over = cli(args, std::string(65, 'a'));
+    EXPECT_EQ(over.code, 1);
+    EXPECT_NE(over.err.find("<stdin>: more than 64 bytes"), std::string::npos) << over.err;
+  }
+  EXPECT_EQ(cli({"segment", "-"}, "One. Two.").code, 0);
 }
 
 TEST(Cli, MethodsListsRegistry) {

@@ -16,7 +16,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include "anchors/core/error.h"
@@ -135,6 +137,32 @@ TEST(ReadTextFile, LimitHoldsWhileReadingAFileThatReportsNoSize) {
   EXPECT_GT(text.size(), 16u);
   EXPECT_ANCHORS_ERROR(read_text_file(status, ReadLimit{16, "test files"}), status, "more than 16 bytes",
                        "reported 0 bytes", "over the limit of 16 bytes for test files");
+}
+
+TEST(ReadStream, ReadsToTheEndUnderTheLimit) {
+  ScopedMaxBytes unset(nullptr);
+  const ReadLimit ten{10, "test files"};
+  std::istringstream exact("0123456789");
+  EXPECT_EQ(read_stream(exact, "<stdin>", ten), "0123456789");
+  std::istringstream empty("");
+  EXPECT_EQ(read_stream(empty, "<stdin>", ten), "");
+  std::istringstream over("0123456789a");
+  EXPECT_ANCHORS_ERROR(read_stream(over, "<stdin>", ten), "<stdin>: more than 10 bytes",
+                       "over the limit of 10 bytes for test files", "set ANCHORS_MAX_FILE_BYTES");
+  // More than one 64 KiB piece, binary content.
+  std::string big(300 * 1024, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 % 251);
+  std::istringstream in(big);
+  EXPECT_EQ(read_stream(in, "<stdin>", kDataFileLimit), big);
+}
+
+TEST(ReadStream, AnEndlessStreamStopsAtTheLimit) {
+  // /dev/zero never ends: without the bound the read would fill memory.
+  ScopedMaxBytes lower("100000");
+  std::ifstream zero("/dev/zero", std::ios::binary);
+  ASSERT_TRUE(zero) << "the test needs Linux's /dev/zero";
+  EXPECT_ANCHORS_ERROR(read_stream(zero, "<stdin>", kDataFileLimit), "<stdin>: more than 100000 bytes",
+                       "set by ANCHORS_MAX_FILE_BYTES");
 }
 
 TEST(ReadTextFile, EnvironmentVariableReplacesEveryLimit) {

@@ -23,6 +23,7 @@
 #include "anchors/core/segmentation.h"
 #include "anchors/core/utf8.h"
 #include "anchors/model/prompt.h"
+#include "expect_error.h"
 
 namespace fs = std::filesystem;
 using anchors::CharSpan;
@@ -269,6 +270,7 @@ TEST(TokenizerDecode, RoundTripsText) {
   const auto think = *tok->token_to_id("<think>");
   EXPECT_EQ(tok->decode({think, *tok->token_to_id("a")}, true), "a");
   EXPECT_EQ(tok->decode({think, 999999}), "<think>");  // unknown ids are skipped, as in HF
+  EXPECT_ANCHORS_ERROR(tok->decode({think, -1}), "token id -1 at position 1 is negative");
 }
 
 TEST(TokenizerDecode, IncompleteUtf8BecomesReplacementCharacter) {
