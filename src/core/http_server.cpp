@@ -23,6 +23,7 @@
 #include <ctime>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -279,8 +280,8 @@ bool parse_head(std::string_view text, Head& head, Refusal& refusal) {
   bool close = false;
   bool keep_alive = false;
   bool have_length = false;
-  const std::string* transfer_encoding = nullptr;
-  const std::string* expect = nullptr;
+  std::optional<std::size_t> transfer_encoding;  // indices into r.headers
+  std::optional<std::size_t> expect;
   for (std::size_t k = 1; k < lines.size(); ++k) {
     const std::string_view field = lines[k];
     if (field.front() == ' ' || field.front() == '\t')
@@ -307,9 +308,9 @@ bool parse_head(std::string_view text, Head& head, Refusal& refusal) {
       head.content_length = length;
       have_length = true;
     } else if (iequals(name, "transfer-encoding")) {
-      transfer_encoding = &r.headers.back().second;
+      transfer_encoding = r.headers.size() - 1;
     } else if (iequals(name, "expect")) {
-      expect = &r.headers.back().second;
+      expect = r.headers.size() - 1;
     } else if (iequals(name, "connection")) {
       std::string_view rest = value;
       while (!rest.empty()) {
@@ -322,19 +323,21 @@ bool parse_head(std::string_view text, Head& head, Refusal& refusal) {
     }
   }
   head.keep_alive = r.version_minor == 1 ? !close : keep_alive && !close;
-  if (transfer_encoding != nullptr) {
-    std::string_view codings = *transfer_encoding;
+  if (transfer_encoding) {
+    const std::string& codings_text = r.headers[*transfer_encoding].second;
+    const std::string_view codings = codings_text;
     const std::size_t comma = codings.rfind(',');
     const std::string_view last = trim(comma == codings.npos ? codings : codings.substr(comma + 1));
     if (iequals(last, "chunked"))
       return refuse(refusal, 411, "chunked request bodies are not supported: send the body with a Content-Length");
     return refuse(refusal, 501, fmt::format("Transfer-Encoding \"{}\" is not supported: send the body with a "
                                             "Content-Length",
-                                            *transfer_encoding));
+                                            codings_text));
   }
-  if (expect != nullptr) {
-    if (!iequals(*expect, "100-continue"))
-      return refuse(refusal, 417, fmt::format("Expect \"{}\" is not supported", *expect));
+  if (expect) {
+    const std::string& expectation = r.headers[*expect].second;
+    if (!iequals(expectation, "100-continue"))
+      return refuse(refusal, 417, fmt::format("Expect \"{}\" is not supported", expectation));
     head.expect_continue = r.version_minor == 1;  // HTTP/1.0's is ignored (RFC 9110 §10.1.1)
   }
   return true;
@@ -574,7 +577,8 @@ struct Server::Impl {
     return it == connections.end() || it->second->closed ? nullptr : it->second.get();
   }
 
-  Connection& add_connection(int fd, std::string peer, bool counted) {
+  // The new connection, or nullptr (fd closed, logged) when epoll cannot take it.
+  Connection* add_connection(int fd, std::string peer, bool counted) {
     auto c = std::make_unique<Connection>();
     c->id = next_id++;
     c->fd = fd;
@@ -585,9 +589,9 @@ struct Server::Impl {
     ev.events = EPOLLIN;
     ev.data.u64 = c->id;
     if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      const int e = errno;
+      log(fmt::format("{}: cannot watch the connection ({}); closed", c->peer, errno_text(errno)));
       ::close(fd);
-      throw Error(fmt::format("http::Server: epoll_ctl: {}", errno_text(e)));
+      return nullptr;
     }
     if (counted) {
       ++active;
@@ -595,8 +599,8 @@ struct Server::Impl {
     } else {
       ++closing;
     }
-    Connection& ref = *c;
-    connections.emplace(ref.id, std::move(c));
+    Connection* ref = c.get();
+    connections.emplace(ref->id, std::move(c));
     return ref;
   }
 
@@ -689,6 +693,7 @@ struct Server::Impl {
     }
     c.state = State::kHeaders;
     c.request = Request();
+    c.head_method = false;
     c.scan = 0;
     c.idle = c.in.empty();
     set_deadline(c, after(c.idle ? options.idle_timeout_seconds : options.header_timeout_seconds));
@@ -945,13 +950,14 @@ struct Server::Impl {
           ::close(fd);
           continue;
         }
-        Connection& c = add_connection(fd, std::move(peer), /*counted=*/false);
-        c.keep_alive = false;
-        start_write(c, error_response(503, message));
+        if (Connection* c = add_connection(fd, std::move(peer), /*counted=*/false)) {
+          c->keep_alive = false;
+          start_write(*c, error_response(503, message));
+        }
         continue;
       }
-      Connection& c = add_connection(fd, std::move(peer), /*counted=*/true);
-      set_deadline(c, after(options.header_timeout_seconds));
+      if (Connection* c = add_connection(fd, std::move(peer), /*counted=*/true))
+        set_deadline(*c, after(options.header_timeout_seconds));
     }
   }
 

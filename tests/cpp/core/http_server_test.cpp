@@ -290,6 +290,13 @@ TEST(HttpServer, AnswersGetAndPost) {
   EXPECT_TRUE(h.body.empty());
   EXPECT_NE(h.header("content-length"), "0");  // the length of the body a GET would get
   EXPECT_EQ(json::parse(head.read().body)["path"], "/after");  // framing intact after the HEAD answer
+  // An error after a HEAD request on the same connection still has its body.
+  Client again(server.port());
+  ASSERT_TRUE(again.send("HEAD /y HTTP/1.1\r\n\r\nBROKEN\r\n\r\n"));
+  EXPECT_EQ(again.read(5.0, false, /*head=*/true).status, 200);
+  const Reply broken = again.read();
+  EXPECT_EQ(broken.status, 400);
+  EXPECT_NE(broken.error_message().find("malformed request line"), std::string::npos) << broken.body;
 }
 
 TEST(HttpServer, KeepAliveReusesOneConnection) {
@@ -586,6 +593,16 @@ TEST(HttpServer, MalformedRequestsAreClientErrors) {
   }
   EXPECT_EQ(server->stats().requests, 0u);  // none reached the handler
   EXPECT_EQ(server->stats().bad_requests, cases.size());
+  // The refusal names the coding and the expectation, however many headers follow them.
+  std::string many;
+  for (int k = 0; k < 40; ++k) many += "X-" + std::to_string(k) + ": v\r\n";
+  const Reply coding = fetch(server.port(), "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n" + many + "\r\n");
+  EXPECT_EQ(coding.status, 501);
+  EXPECT_NE(coding.error_message().find("\"gzip\""), std::string::npos) << coding.body;
+  const Reply expectation =
+      fetch(server.port(), "POST / HTTP/1.1\r\nExpect: magic\r\n" + many + "Content-Length: 1\r\n\r\nx");
+  EXPECT_EQ(expectation.status, 417);
+  EXPECT_NE(expectation.error_message().find("\"magic\""), std::string::npos) << expectation.body;
   // Bare LF line ends are accepted.
   EXPECT_EQ(fetch(server.port(), "GET /lf HTTP/1.1\nHost: t\nConnection: close\n\n").status, 200);
 }
