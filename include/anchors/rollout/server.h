@@ -66,7 +66,7 @@ struct ServerOptions {
   // Threads that run requests; 0: max(4, hardware threads). With
   // serialize_requests the completions still run one at a time (the others
   // wait in their workers), but /v1/models and invalid requests are answered
-  // while one runs.
+  // while one runs when a worker is free.
   int workers = 0;
   int max_connections = 512;  // open connections; over it a new one is answered 503 and closed
   // Complete requests waiting for a free worker; over it: 503. Waiting is the
