@@ -27,7 +27,8 @@ namespace {
 
 const char* kServeUsage =
     "usage: anchors serve --model DIR [--port P] [--dtype float32|bfloat16|float16] [--device cpu|cuda]\n"
-    "                     [--name NAME] [--max-n N] [--chat-format raw|deepseek_r1|qwen3]\n\n"
+    "                     [--name NAME] [--max-n N] [--chat-format raw|deepseek_r1|qwen3]\n"
+    "                     [--workers N] [--max-connections N] [--max-queue N]\n\n"
     "Serve a checkpoint folder as an OpenAI-compatible completions endpoint on 127.0.0.1:\n"
     "POST /v1/completions (prompt as token ids or text, n, temperature, top_p, top_k, min_p,\n"
     "repetition_penalty, max_tokens, stop, seed; choices carry a token_ids extension),\n"
@@ -42,7 +43,13 @@ const char* kServeUsage =
     "  --max-n N     largest n accepted per request (default 1024)\n"
     "  --chat-format F  how chat messages become a prompt: the library's prompt format F\n"
     "                (default raw: the reference prompt around the user message), not the\n"
-    "                checkpoint's Jinja chat template\n";
+    "                checkpoint's Jinja chat template\n"
+    "  --workers N   threads that take requests (default max(4, cores)); completions still\n"
+    "                run one at a time\n"
+    "  --max-connections N  open connections (default 512); more are answered 503\n"
+    "  --max-queue N  requests waiting for a worker (default 256); more are answered 503\n\n"
+    "Slow clients cannot hold the server: request headers must arrive within 10 s and a\n"
+    "body within 60 s (then 408), bodies over 64 MiB are refused (413).\n";
 
 std::atomic<bool> g_stop_requested{false};
 extern "C" void on_stop_signal(int) { g_stop_requested.store(true); }
@@ -78,7 +85,8 @@ class StopSignals {
 };
 
 int run_serve(const std::vector<std::string>& raw, std::istream&, std::ostream& out, std::ostream& err) {
-  Args args(raw, {}, {"model", "port", "dtype", "device", "name", "max-n", "chat-format"});
+  Args args(raw, {}, {"model", "port", "dtype", "device", "name", "max-n", "chat-format", "workers",
+                      "max-connections", "max-queue"});
   args.expect_positionals(0, "no positional arguments (use --model DIR)");
   const auto dir = args.option("model");
   if (!dir) throw UsageError("--model DIR is required");
@@ -87,6 +95,15 @@ int run_serve(const std::vector<std::string>& raw, std::istream&, std::ostream& 
   if (port < 0 || port > 65535) throw UsageError(fmt::format("--port {} outside [0, 65535]", port));
   const long max_n = args.integer_or("max-n", 1024);
   if (max_n < 1) throw UsageError(fmt::format("--max-n {} < 1", max_n));
+  const long workers = args.integer_or("workers", 0);
+  if (workers < 0 || workers > 4096)
+    throw UsageError(fmt::format("--workers {} outside [0, 4096] (0: the default)", workers));
+  const long max_connections = args.integer_or("max-connections", 512);
+  if (max_connections < 1 || max_connections > 1000000)
+    throw UsageError(fmt::format("--max-connections {} outside [1, 1000000]", max_connections));
+  const long max_queue = args.integer_or("max-queue", 256);
+  if (max_queue < 0 || max_queue > 1000000)
+    throw UsageError(fmt::format("--max-queue {} outside [0, 1000000]", max_queue));
   model::PromptFormat chat_format = model::PromptFormat::kRaw;
   try {
     chat_format = model::parse_prompt_format(args.option_or("chat-format", "raw"));
@@ -112,6 +129,9 @@ int run_serve(const std::vector<std::string>& raw, std::istream&, std::ostream& 
   options.port = static_cast<int>(port);
   options.model_name = args.option_or("name", folder.filename().string());
   options.max_n = max_n;
+  options.workers = static_cast<int>(workers);
+  options.max_connections = static_cast<int>(max_connections);
+  options.max_queue = static_cast<int>(max_queue);
   if (const auto tokenizer = model->tokenizer()) {
     // As OpenAI-compatible servers do: text prompts get the tokenizer's special tokens (e.g. BOS).
     options.tokenize = [tokenizer](const std::string& text) { return tokenizer->encode(text, true).ids; };

@@ -99,7 +99,8 @@ class OpenAIProvider : public RolloutProvider {
   };
   Stats stats() const;
 
-  // True when this build has cpp-httplib (OpenAIProvider and CompletionServer work).
+  // True when this build has cpp-httplib, so that OpenAIProvider works
+  // (CompletionServer needs no cpp-httplib: it runs on core/http_server.h).
   static bool available();
 
  private:

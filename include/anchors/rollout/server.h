@@ -24,7 +24,14 @@
 // With serialize_requests (the default) requests reach the provider one at a
 // time, so every answer equals what the provider gives for that request alone.
 //
-// Needs cpp-httplib at build time (OpenAIProvider::available()).
+// Transport: the library's own HTTP/1.1 server (core/http_server.h), so slow
+// clients cannot starve it: one I/O thread reads every request whole, under
+// total deadlines for headers and body, and only complete requests go to the
+// `workers` threads that call handle(); open connections and waiting requests
+// are capped (ServerOptions below; over a cap: 503 with Retry-After). Errors
+// of the transport itself (408, 413, 431, 503, ...) have the same JSON shape.
+// No cpp-httplib is needed for the server (the client, OpenAIProvider, needs it).
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -49,8 +56,28 @@ struct ServerOptions {
   // Renders the messages of /v1/chat/completions into a prompt; empty: chat
   // requests are a 400. chat_renderer() makes one from a prompt format.
   openai::ChatRenderer render_chat;
-  // One line per request ("POST /v1/completions 200 n=4 1.23s"); empty: silent.
+  // One line per request ("POST /v1/completions 200 1.23s"), and one per
+  // request the transport refuses or connection it cuts ("127.0.0.1:51234: 408
+  // the request line and headers were not received within 10s ..."); called
+  // from several threads at once. Empty: silent.
   std::function<void(const std::string&)> log;
+
+  // --- the HTTP transport (core/http_server.h has the details) ---
+  // Threads that run requests; 0: max(4, hardware threads). With
+  // serialize_requests the completions still run one at a time (the others
+  // wait in their workers), but /v1/models and invalid requests are answered
+  // while one runs when a worker is free.
+  int workers = 0;
+  int max_connections = 512;  // open connections; over it a new one is answered 503 and closed
+  // Complete requests waiting for a free worker; over it: 503. Waiting is the
+  // normal case for a serialized provider under concurrent clients, so this
+  // is large.
+  int max_queue = 256;
+  double header_timeout_seconds = 10;  // total, for the request line and headers: then 408
+  double body_timeout_seconds = 60;    // total, for the body: then 408
+  double idle_timeout_seconds = 5;     // a kept-alive connection without a request is closed
+  double write_timeout_seconds = 30;   // a client that does not read its answer is disconnected
+  std::size_t max_body_bytes = 64 << 20;  // larger: 413 (headers: 64 KiB, then 431)
 
   // --- fault injection, for tests only: never set these in a real server ---
   // Every fail_every-th completion request (counting from 1) answers HTTP 500
@@ -84,18 +111,22 @@ openai::ChatRenderer chat_renderer(std::shared_ptr<const model::Tokenizer> token
 
 class CompletionServer {
  public:
-  // anchors::Error for a null provider or invalid options.
+  // anchors::Error for a null provider or invalid options (including the
+  // transport's: non-positive timeouts, max_connections < 1, ...).
   explicit CompletionServer(std::shared_ptr<RolloutProvider> provider, ServerOptions options = {});
   ~CompletionServer();  // stops
   CompletionServer(const CompletionServer&) = delete;
   CompletionServer& operator=(const CompletionServer&) = delete;
 
-  // Binds 127.0.0.1:port and serves on a background thread; returns once the
-  // server accepts connections. anchors::Error if the port cannot be bound,
-  // if already started, or in a build without cpp-httplib.
+  // Binds 127.0.0.1:port (SO_REUSEADDR only: a port another server holds is
+  // an error, never shared) and serves on background threads; returns once the
+  // server accepts connections. anchors::Error naming 127.0.0.1:port and the
+  // reason if it cannot be bound, or if already started (a stopped server is
+  // not restarted).
   void start();
-  // Stops accepting, lets requests in progress finish (a stall is cut short),
-  // joins the thread. Idempotent.
+  // Stops accepting, closes idle connections, answers requests still waiting
+  // for a worker with 503, lets requests in progress finish (a stall is cut
+  // short) and sends their answers, joins the threads. Idempotent.
   void stop();
   bool running() const;
   // Blocks until stop() is called from another thread (or the server fails).

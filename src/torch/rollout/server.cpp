@@ -7,21 +7,13 @@
 #include <ctime>
 #include <mutex>
 #include <random>
-#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "anchors/core/error.h"
+#include "anchors/core/http_server.h"
 #include "anchors/rollout/openai_format.h"
-
-#ifndef ANCHORS_WITH_HTTPLIB
-#define ANCHORS_WITH_HTTPLIB 0
-#endif
-#if ANCHORS_WITH_HTTPLIB
-#include <httplib.h>
-#include <sys/socket.h>
-#endif
 
 namespace anchors::rollout {
 
@@ -37,6 +29,30 @@ std::string roles_of(const std::vector<ChatMessage>& messages) {
 ServerResponse error_response(int status, const std::string& message) {
   const char* type = status == 400 ? "invalid_request_error" : status == 404 ? "not_found_error" : "server_error";
   return {status, openai::error_body(message, type)};
+}
+
+// The transport's errors ("http::Server: cannot bind ...") as this class's.
+Error renamed(const Error& e) {
+  std::string message = e.what();
+  const std::string prefix = "http::Server: ";
+  if (message.rfind(prefix, 0) == 0) message.erase(0, prefix.size());
+  return Error("CompletionServer: " + message);
+}
+
+anchors::http::ServerOptions transport_options(const ServerOptions& o) {
+  anchors::http::ServerOptions h;
+  h.host = kHost;
+  h.port = o.port;
+  h.workers = o.workers;
+  h.max_connections = o.max_connections;
+  h.max_queue = o.max_queue;
+  h.header_timeout_seconds = o.header_timeout_seconds;
+  h.body_timeout_seconds = o.body_timeout_seconds;
+  h.idle_timeout_seconds = o.idle_timeout_seconds;
+  h.write_timeout_seconds = o.write_timeout_seconds;
+  h.max_body_bytes = o.max_body_bytes;
+  h.log = o.log;
+  return h;
 }
 }  // namespace
 
@@ -72,12 +88,9 @@ struct CompletionServer::Impl {
   bool started = false;
   bool stopping = false;
   bool finished = false;
-  int port = 0;
-  std::thread thread;
-  std::mutex join_mutex;
-#if ANCHORS_WITH_HTTPLIB
-  std::unique_ptr<httplib::Server> http;
-#endif
+  // The transport (core/http_server.h): made by the constructor (which so
+  // checks its options), started by start(). Its handler calls handle().
+  std::unique_ptr<anchors::http::Server> http;
 
   // Sleeps up to `seconds`, cut short by stop().
   void stall(double seconds) {
@@ -146,6 +159,21 @@ CompletionServer::CompletionServer(std::shared_ptr<RolloutProvider> provider, Se
     throw Error("CompletionServer: fail_every, stall_every and stall_seconds must be >= 0");
   impl_->provider = std::move(provider);
   impl_->options = std::move(options);
+  const auto serve = [this](const anchors::http::Request& request) {
+    const auto begin = std::chrono::steady_clock::now();
+    // HEAD is answered as GET without the body (the transport drops it).
+    ServerResponse answer = handle(request.method == "HEAD" ? "GET" : request.method, request.path, request.body);
+    if (impl_->options.log) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      impl_->options.log(fmt::format("{} {} {} {:.2f}s", request.method, request.path, answer.status, seconds));
+    }
+    return anchors::http::Response{answer.status, std::move(answer.body), "application/json", {}};
+  };
+  try {
+    impl_->http = std::make_unique<anchors::http::Server>(serve, transport_options(impl_->options));
+  } catch (const Error& e) {
+    throw renamed(e);
+  }
 }
 
 CompletionServer::~CompletionServer() {
@@ -177,24 +205,27 @@ ServerResponse CompletionServer::handle(const std::string& method, const std::st
 
 std::int64_t CompletionServer::completion_requests() const { return impl_->counter.load(); }
 
-int CompletionServer::port() const {
-  std::lock_guard lock(impl_->state_mutex);
-  return impl_->port;
-}
+int CompletionServer::port() const { return impl_->http->port(); }
 
 std::string CompletionServer::url() const { return fmt::format("http://{}:{}", kHost, port()); }
 
 bool CompletionServer::running() const {
   std::lock_guard lock(impl_->state_mutex);
-  return impl_->started && !impl_->finished;
+  return impl_->started && !impl_->finished && impl_->http->running();
 }
 
 void CompletionServer::wait() {
-  std::unique_lock lock(impl_->state_mutex);
-  impl_->state_cv.wait(lock, [&] { return !impl_->started || impl_->finished; });
+  {
+    std::lock_guard lock(impl_->state_mutex);
+    if (!impl_->started) return;
+  }
+  impl_->http->wait();  // until stop(), or a failure of the transport (logged)
+  {
+    std::lock_guard lock(impl_->state_mutex);
+    impl_->finished = true;
+  }
+  impl_->state_cv.notify_all();
 }
-
-#if ANCHORS_WITH_HTTPLIB
 
 void CompletionServer::start() {
   Impl& impl = *impl_;
@@ -202,65 +233,15 @@ void CompletionServer::start() {
     std::lock_guard lock(impl.state_mutex);
     if (impl.started) throw Error("CompletionServer: already started");
   }
-  auto http = std::make_unique<httplib::Server>();
-  const auto serve = [this](const httplib::Request& req, httplib::Response& res) {
-    const auto begin = std::chrono::steady_clock::now();
-    const ServerResponse answer = handle(req.method, req.path, req.body);
-    res.status = answer.status;
-    res.set_content(answer.body, "application/json");
-    if (impl_->options.log) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-      impl_->options.log(fmt::format("{} {} {} {:.2f}s", req.method, req.path, answer.status, seconds));
-    }
-  };
-  http->Get(".*", serve);
-  http->Post(".*", serve);
-  http->Put(".*", serve);
-  http->Delete(".*", serve);
-  http->set_keep_alive_timeout(2);
-  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a
-  // second server bind a port already in use and share its connections.
-  http->set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-
-  int port = impl.options.port;
-  if (port == 0) {
-    port = http->bind_to_any_port(kHost);
-    if (port <= 0) throw Error(fmt::format("CompletionServer: cannot bind a free port on {}", kHost));
-  } else if (!http->bind_to_port(kHost, port)) {
-    throw Error(fmt::format("CompletionServer: cannot bind {}:{} (in use, or not permitted)", kHost, port));
+  try {
+    impl.http->start();  // binds 127.0.0.1:port (SO_REUSEADDR only, never SO_REUSEPORT)
+  } catch (const Error& e) {
+    throw renamed(e);
   }
-  httplib::Server* raw = http.get();
-  {
-    std::lock_guard lock(impl.state_mutex);
-    impl.http = std::move(http);
-    impl.port = port;
-    impl.started = true;
-    impl.stopping = false;
-    impl.finished = false;
-  }
-  impl.thread = std::thread([&impl, raw] {
-    raw->listen_after_bind();
-    std::lock_guard lock(impl.state_mutex);
-    impl.finished = true;
-    impl.state_cv.notify_all();
-  });
-  // stop() is a no-op until listening has begun: wait for it.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!raw->is_running()) {
-    {
-      std::lock_guard lock(impl.state_mutex);
-      if (impl.finished) break;
-    }
-    if (std::chrono::steady_clock::now() > deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  if (!raw->is_running()) {
-    stop();
-    throw Error(fmt::format("CompletionServer: the server on {}:{} did not start", kHost, port));
-  }
+  std::lock_guard lock(impl.state_mutex);
+  impl.started = true;
+  impl.stopping = false;
+  impl.finished = false;
 }
 
 void CompletionServer::stop() {
@@ -270,25 +251,13 @@ void CompletionServer::stop() {
     if (!impl.started) return;
     impl.stopping = true;
   }
-  impl.state_cv.notify_all();  // cuts stalls short
-  if (impl.http) impl.http->stop();
+  impl.state_cv.notify_all();  // cuts stalls short, so that the requests in progress finish
+  impl.http->stop();           // stops accepting; answers the requests in progress; joins
   {
-    std::lock_guard join_lock(impl.join_mutex);
-    if (impl.thread.joinable() && impl.thread.get_id() != std::this_thread::get_id()) impl.thread.join();
+    std::lock_guard lock(impl.state_mutex);
+    impl.finished = true;
   }
-  std::lock_guard lock(impl.state_mutex);
-  impl.finished = true;
   impl.state_cv.notify_all();
 }
-
-#else
-
-void CompletionServer::start() {
-  throw Error("CompletionServer: this build of the library has no HTTP server (built without cpp-httplib; "
-              "install libcpp-httplib-dev and rebuild)");
-}
-void CompletionServer::stop() {}
-
-#endif
 
 }  // namespace anchors::rollout

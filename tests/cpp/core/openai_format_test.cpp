@@ -136,6 +136,26 @@ TEST(OpenAIFormatTest, InvalidRequestsAreErrors) {
             std::string::npos);
 }
 
+// nlohmann throws out_of_range, not parse_error, for a number no double
+// holds: it used to escape the parser and be a 500 at the server.
+TEST(OpenAIFormatTest, NumbersOutOfRangeAreMalformedJson) {
+  const auto render = [](const std::vector<ChatMessage>&, bool) { return ChatPrompt{"x", {1}}; };
+  for (const std::string body : {R"({"prompt": [1], "temperature": 1e309})", R"({"prompt": [1], "top_p": -1e400})",
+                                 R"({"prompt": [1e309]})", R"({"prompt": [1], "n": 1e999})"}) {
+    try {
+      parse_request_body(body);
+      ADD_FAILURE() << "no error for " << body;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("malformed JSON"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("number overflow"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(parse_chat_request_body(R"({"messages": [{"role": "user", "content": "x"}], "temperature": 1e309})",
+                                       render),
+               Error);
+  EXPECT_THROW(parse_response_body(R"({"created": 1e309, "choices": [{"text": "a"}]})", 1), Error);
+}
+
 TEST(OpenAIFormatTest, ResponseRoundTripAndOrdering) {
   const std::vector<Completion> completions = {{{1, 2}, "ab", "stop"}, {{}, "", "length"}, {{3}, "c\xE2\x82\xAC", "length"}};
   const std::string body = response_body(completions, "tiny", "cmpl-1", 1700000000, 4);

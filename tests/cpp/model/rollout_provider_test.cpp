@@ -6,9 +6,13 @@
 // holds; what goes over the wire in each mode (a recording httplib server);
 // make_method("resampling") generates exactly what analyze_problem does, and
 // refuses a folder that another writer holds or another seed wrote.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <torch/torch.h>
 
@@ -503,6 +507,74 @@ TEST(CompletionServerTest, HandleAnswersWithoutHttp) {
   EXPECT_EQ(ids_only.handle("POST", "/v1/completions", R"({"prompt": "hi"})").status, 400);
   EXPECT_THROW(CompletionServer(nullptr), Error);
   EXPECT_THROW(CompletionServer(local_provider(), ServerOptions{.port = 70000}), Error);
+  EXPECT_THROW(CompletionServer(local_provider(), ServerOptions{.header_timeout_seconds = 0}), Error);
+  // A number no double holds is the client's error (it was a 500 "number overflow").
+  const auto overflow = server.handle("POST", "/v1/completions", R"({"prompt": [1, 2], "temperature": 1e309})");
+  EXPECT_EQ(overflow.status, 400) << overflow.body;
+  EXPECT_NE(json::parse(overflow.body)["error"]["message"].get<std::string>().find("malformed JSON"),
+            std::string::npos);
+}
+
+// Issue 17 item 4: twelve connections that trickle a header byte every 100 ms
+// held cpp-httplib's workers and stalled every other request. Now completions
+// go through while they trickle, and each of them is answered 408 at
+// header_timeout.
+TEST(CompletionServerTest, SlowClientsDoNotStarveTheServer) {
+  REQUIRE_HTTP();
+  ServerOptions so = server_options();
+  so.workers = 2;
+  so.header_timeout_seconds = 4.0;
+  std::mutex log_mutex;
+  std::vector<std::string> log;
+  so.log = [&](const std::string& line) {
+    std::lock_guard lock(log_mutex);
+    log.push_back(line);
+  };
+  CompletionServer server(local_provider(), so);
+  server.start();
+  std::vector<int> slow;
+  for (int k = 0; k < 12; ++k) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(server.port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    slow.push_back(fd);
+  }
+  const auto begin = std::chrono::steady_clock::now();
+  std::atomic<bool> stop_trickling{false};
+  std::thread trickle([&] {
+    const std::string head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nX-Pad: ";
+    for (std::size_t i = 0; !stop_trickling; ++i) {
+      const char byte = i < head.size() ? head[i] : 'a';
+      for (const int fd : slow) ::send(fd, &byte, 1, MSG_NOSIGNAL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  OpenAIProvider client(client_for(server));
+  const auto reference = local_provider();
+  for (std::uint64_t seed = 0; seed < 4; ++seed) {
+    const CompletionRequest r = request(kBase, 2, seed);
+    EXPECT_EQ(client.complete(r), reference->complete(r)) << "seed " << seed;
+  }
+  EXPECT_EQ(client.list_models(), (std::vector<std::string>{"tiny"}));
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count(), 3.5)
+      << "the requests waited behind the slow clients";
+  for (const int fd : slow) {
+    timeval wait{6, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    char answer[64] = {0};
+    EXPECT_GT(::recv(fd, answer, sizeof answer - 1, 0), 12);
+    EXPECT_EQ(std::string(answer).rfind("HTTP/1.1 408", 0), 0u) << answer;
+  }
+  stop_trickling = true;
+  trickle.join();
+  for (const int fd : slow) ::close(fd);
+  std::lock_guard lock(log_mutex);
+  EXPECT_TRUE(std::any_of(log.begin(), log.end(), [](const std::string& l) { return l.find(": 408 ") != l.npos; }));
+  EXPECT_TRUE(std::any_of(log.begin(), log.end(),
+                          [](const std::string& l) { return l.rfind("POST /v1/completions 200 ", 0) == 0; }));
 }
 
 TEST(CompletionServerTest, BusyPortIsAnError) {
