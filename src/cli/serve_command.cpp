@@ -49,7 +49,7 @@ const char* kServeUsage =
     "  --max-connections N  open connections (default 512); more are answered 503\n"
     "  --max-queue N  requests waiting for a worker (default 256); more are answered 503\n\n"
     "Slow clients cannot hold the server: request headers must arrive within 10 s and a\n"
-    "body within 60 s (then 408), bodies over 64 MiB are refused (413).\n";
+    "body within 60 s (then 408), bodies over 16 MiB are refused (413).\n";
 
 std::atomic<bool> g_stop_requested{false};
 extern "C" void on_stop_signal(int) { g_stop_requested.store(true); }

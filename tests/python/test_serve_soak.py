@@ -22,10 +22,11 @@ from pathlib import Path
 from conftest import REPO  # noqa: E402
 
 MODEL = REPO / "models" / "tiny-reasoner"
-REQUESTS = 960          # normal requests in all
+REQUESTS = 3200         # normal requests in all (about 15 s here: longer than the header deadline)
 CONCURRENCY = 32        # client threads sending them
 SLOW_CLIENTS = 12       # connections that send one header byte every SLOW_INTERVAL seconds
 SLOW_INTERVAL = 0.2
+HEADER_DEADLINE = 10.0  # anchors serve's header_timeout_seconds (rollout/server.h)
 TIME_LIMIT = 240.0      # seconds for the whole soak
 WARM_UP = 0.25          # share of the requests after which RSS must stay flat
 
@@ -128,15 +129,18 @@ def test_soak_with_slow_clients(anchors_cli, tmp_path):
         print(f"\nsoak: {REQUESTS} requests, concurrency {CONCURRENCY}, {SLOW_CLIENTS} slow clients, "
               f"{elapsed:.1f} s ({REQUESTS / elapsed:.0f} req/s); latency p50 {p50 * 1000:.0f} ms, "
               f"p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms; peak RSS {peak / 2**20:.1f} MiB, "
-              f"growth after warm-up {growth / 2**20:.2f} MiB; slow clients: {slow_outcomes}")
+              f"growth after warm-up {growth / 2**20:.2f} MiB; slow clients: {sorted(set(slow_outcomes))}")
         # The server runs one completion at a time: with 32 clients a request waits for the ones ahead of
         # it, so p99 is about 32 requests' work. Slow clients holding workers would push it to their
         # header deadline (10 s) or beyond.
         assert p99 < 5.0, f"p99 latency {p99:.2f} s"
         assert growth < 32 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB after warm-up"
-        # The slow clients were cut at the header deadline (408) or were still trickling, never served.
+        # The slow clients were cut at the header deadline (408), never served; a soak shorter than the
+        # deadline (a much faster machine) may end while they still trickle.
         assert len(slow_outcomes) == SLOW_CLIENTS
-        assert all(o.startswith("HTTP/1.1 408") or o.startswith("still") for o in slow_outcomes), slow_outcomes
+        cut = elapsed > HEADER_DEADLINE + 2.0
+        assert all(o.startswith("HTTP/1.1 408") or (not cut and o.startswith("still")) for o in slow_outcomes), \
+            slow_outcomes
         assert proc.poll() is None, "the server died during the soak"
     finally:
         proc.terminate()

@@ -77,7 +77,10 @@ struct ServerOptions {
   double body_timeout_seconds = 60;    // total, for the body: then 408
   double idle_timeout_seconds = 5;     // a kept-alive connection without a request is closed
   double write_timeout_seconds = 30;   // a client that does not read its answer is disconnected
-  std::size_t max_body_bytes = 64 << 20;  // larger: 413 (headers: 64 KiB, then 431)
+  // Larger: 413 (headers: 64 KiB, then 431). 16 MiB holds a prompt of a
+  // million tokens as ids and bounds what max_connections clients can make
+  // the server hold at once (512 x 16 MiB).
+  std::size_t max_body_bytes = 16 << 20;
 
   // --- fault injection, for tests only: never set these in a real server ---
   // Every fail_every-th completion request (counting from 1) answers HTTP 500
