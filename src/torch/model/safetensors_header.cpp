@@ -86,7 +86,11 @@ Header parse_header(const std::string& path, const std::uint8_t* bytes, std::uin
   const std::uint64_t data_size = file_size - result.data_offset;
   std::vector<TensorEntry>& tensors = result.tensors;
 
-  for (const auto& [name, entry] : header.items()) {
+  for (const auto& item : header.items()) {
+    // Named references, not a structured binding: `fail` captures `name`,
+    // which clang before 16 refuses for bindings (the fuzz build).
+    const std::string& name = item.key();
+    const json& entry = item.value();
     if (name == "__metadata__") {
       if (!entry.is_object()) throw Error(fmt::format("{}: \"__metadata__\" is not an object", path));
       for (const auto& [key, value] : entry.items()) {

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -247,6 +248,14 @@ TEST(Rollouts, MalformedJsonNamesTheFile) {
   write_text(f.forced / "chunk_0" / "solutions.json", "[{]");
   expect_error([&] { read_problem_rollouts(f.problem.string()); },
                {"forced_answer", "chunk_0", "solutions.json", "malformed JSON"});
+}
+
+TEST(Rollouts, ParsedTextEqualsTheFileRead) {
+  RolloutFolder f;
+  const fs::path path = f.problem / "chunk_0" / "solutions.json";
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(parse_sentence_rollouts(text, path.string(), 0, true), read_sentence_rollouts(path.string(), 0, true));
 }
 
 TEST(Rollouts, BinaryGarbageIsAnError) {
