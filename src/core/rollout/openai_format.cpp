@@ -113,7 +113,7 @@ Json parse_object(const std::string& text) {
   Json body;
   try {
     body = Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e309
     throw Error(fmt::format("malformed JSON body ({})", e.what()));
   }
   if (!body.is_object()) throw Error(fmt::format("the body must be a JSON object, got {}", body.type_name()));
@@ -334,7 +334,7 @@ std::vector<Completion> parse_response_body(const std::string& text, std::int64_
   Json body;
   try {
     body = Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e309
     throw Error(fmt::format("{}: malformed JSON ({})", source, e.what()));
   }
   if (!body.is_object()) throw Error(fmt::format("{}: expected a JSON object, got {}", source, body.type_name()));

@@ -354,7 +354,7 @@ std::unique_ptr<Pipeline> read_pipeline(std::string_view text, const std::string
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e309
     r.fail(fmt::format("not valid JSON ({})", e.what()));
   }
   if (!root.is_object()) r.fail("the top level must be a JSON object");
@@ -400,7 +400,7 @@ std::unique_ptr<Pipeline> read_pipeline(std::string_view text, const std::string
     json config;
     try {
       config = json::parse(*config_text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // as above
       throw Error(fmt::format("tokenizer config {}: not valid JSON ({})", config_source, e.what()));
     }
     if (config.is_object()) {

@@ -132,6 +132,21 @@ TEST(ResultJson, RejectsBadDocuments) {
   expect_error(mutate("0.5,", ""), "has 2 values for 3 sentences");
 }
 
+// Found by fuzzing (fuzz/corpus/result_json/number_overflow.json): a number
+// beyond a double's range is an out_of_range that nlohmann throws while
+// parsing; it escaped as that instead of an anchors::Error.
+TEST(ResultJson, NumberBeyondADoubleIsMalformedJson) {
+  std::string text = result_to_json(sample_result());
+  text.replace(text.find("0.5,"), 4, "-1e309,");
+  try {
+    result_from_json(text, "doc.json");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("doc.json: malformed JSON"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("number overflow"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ResultJson, RejectsOverlappingSentences) {
   AnalysisResult r = sample_result();
   r.trace.sentences[1].chars.begin = r.trace.sentences[0].chars.begin;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 
@@ -133,6 +134,31 @@ TEST(OpenAIFormatTest, InvalidRequestsAreErrors) {
   EXPECT_NE(message(R"({"prompt": [1], "seed": 1.5})").find("seed"), std::string::npos);
   // A negative seed used to wrap to a huge unsigned one (Python refuses seed=-1 too).
   EXPECT_NE(message(R"({"prompt": [1], "seed": -1})").find("\"seed\" must be a non-negative integer, got -1"),
+            std::string::npos);
+}
+
+// Found by fuzzing (fuzz/corpus/openai_format/number_overflow.json): a number
+// beyond a double's range is an out_of_range that nlohmann throws while
+// parsing; it escaped as that, and `anchors serve` answered 500 "number
+// overflow" instead of 400.
+TEST(OpenAIFormatTest, NumberBeyondADoubleIsA400) {
+  const auto message = [](const std::function<void()>& parse) -> std::string {
+    try {
+      parse();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_NE(message([] { parse_request_body(R"({"prompt": [1], "temperature": 1e309})"); }).find("malformed JSON"),
+            std::string::npos);
+  EXPECT_NE(message([] {
+              parse_chat_request_body(R"({"messages": [{"role": "user", "content": "x"}], "top_p": -1e309})",
+                                      [](const std::vector<ChatMessage>&, bool) { return ChatPrompt{"x", {1}}; });
+            }).find("malformed JSON"),
+            std::string::npos);
+  EXPECT_NE(message([] { parse_response_body(R"({"choices": [{"text": "a", "token_ids": [1e400]}]})", 1, "answer"); })
+                .find("answer: malformed JSON"),
             std::string::npos);
 }
 

@@ -408,6 +408,26 @@ TEST(WordPieceModel, GreedySubwordsUnknownsAndSpecials) {
 
 // ----------------------------------------------------------------------------- errors
 
+// The result_json fuzzer's finding, in tokenizer.json's own parse (input:
+// fuzz/corpus/tokenizer_json/number_overflow.json): a number beyond a
+// double's range is an out_of_range that nlohmann throws while parsing; it
+// escaped as that instead of an anchors::Error naming the file.
+TEST(TokenizerErrors, NumberBeyondADoubleIsInvalidJson) {
+  json big = tiny_bpe(false);
+  const std::string text = big.dump();
+  const std::string with_overflow = text.substr(0, text.size() - 1) + ", \"x\": 1e309}";
+  const std::string message = error_of([&] { Tokenizer::from_json(with_overflow, "big.json"); });
+  EXPECT_NE(message.find("big.json"), std::string::npos) << message;
+  EXPECT_NE(message.find("not valid JSON"), std::string::npos) << message;
+
+  ScratchDir dir;
+  dir.write("tokenizer.json", text);
+  const std::string config = dir.write("tokenizer_config.json", R"({"model_max_length": -1e999})");
+  const std::string config_message = error_of([&] { Tokenizer::load(dir.path()); });
+  EXPECT_NE(config_message.find(config), std::string::npos) << config_message;
+  EXPECT_NE(config_message.find("not valid JSON"), std::string::npos) << config_message;
+}
+
 TEST(TokenizerErrors, BadFilesNameTheFileAndTheProblem) {
   ScratchDir dir;
   auto load_error = [&](const std::string& name, const std::string& text) {
