@@ -9,8 +9,9 @@ cd "$ROOT"
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
-# --- Debian packages (compiler, CMake, header-only C++ deps, GoogleTest, Chromium) -
+# --- Debian packages (compilers, CMake, header-only C++ deps, GoogleTest, Chromium) -
 APT_PACKAGES=(build-essential cmake ninja-build git pkg-config
+              clang libclang-rt-14-dev   # libFuzzer and the sanitizers, for scripts/fuzz.sh
               libeigen3-dev libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev
               libcpp-httplib-dev libpcre2-dev
               python3 python3-dev python3-venv

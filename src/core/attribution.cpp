@@ -48,10 +48,13 @@ Matrix matrix_from_json(const json& j, const std::string& where) {
   const json& data = j["data"];
   if (!data.is_array() || data.size() != rows)
     throw Error(fmt::format("{}: data must be an array of {} rows", where, rows));
-  Matrix m(rows, cols);
-  for (std::size_t r = 0; r < rows; ++r) {
+  // Every row is checked before the matrix is allocated: rows x cols is then
+  // at most the number of values in the file, never a size the file merely claims.
+  for (std::size_t r = 0; r < rows; ++r)
     if (!data[r].is_array() || data[r].size() != cols)
       throw Error(fmt::format("{}: row {} must have {} values", where, r, cols));
+  Matrix m(rows, cols);
+  for (std::size_t r = 0; r < rows; ++r) {
     for (std::size_t c = 0; c < cols; ++c)
       m(r, c) = number_from(data[r][c], fmt::format("{}[{}][{}]", where, r, c));
   }
@@ -223,7 +226,10 @@ std::string result_to_json(const AnalysisResult& result, int indent) {
 
 AnalysisResult result_from_json(const std::string& json_text, const std::string& source) {
   const json doc = json_fields::parse(json_text, source);
-  if (!doc.is_object() || doc.value("format", std::string()) != kFormat)
+  // find, not value("format", ""): value() throws nlohmann's type_error when
+  // "format" holds something other than a string.
+  const auto format = doc.is_object() ? doc.find("format") : doc.end();
+  if (format == doc.end() || *format != kFormat)
     throw Error(fmt::format("{}: not a thought-anchors result (missing \"format\": \"{}\")", source, kFormat));
   const json& version = require(doc, "version", source);
   if (!version.is_number_integer() || version.get<int>() > kFormatVersion)

@@ -12,12 +12,14 @@
 
 namespace anchors::json_fields {
 
-// "<source>: malformed JSON (<what and where>)".
+// "<source>: malformed JSON (<what and where>)". Json::exception, not only
+// parse_error: a number too large for a double (1e309) is an out_of_range
+// thrown while parsing.
 template <class Json = nlohmann::json>
 Json parse(const std::string& text, const std::string& source) {
   try {
     return Json::parse(text);
-  } catch (const typename Json::parse_error& e) {
+  } catch (const typename Json::exception& e) {
     throw Error(fmt::format("{}: malformed JSON ({})", source, e.what()));
   }
 }

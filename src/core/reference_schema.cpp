@@ -99,7 +99,11 @@ LabeledChunk labeled_chunk_from_json(const Json& object, const std::string& wher
   LabeledChunk c;
   c.chunk = as_string(require(object, "chunk", where), where, "chunk");
   c.chunk_idx = as_index(require(object, "chunk_idx", where), where, "chunk_idx");
-  for (const auto& [key, value] : object.items()) {
+  for (const auto& item : object.items()) {
+    // Named references, not a structured binding: the lambda below captures
+    // `key`, which clang before 16 refuses for bindings (the fuzz build).
+    const std::string& key = item.key();
+    const Json& value = item.value();
     c.key_order.push_back(key);
     if (key == "chunk" || key == "chunk_idx") continue;
     // A known key holding null has no typed value: keep it verbatim.

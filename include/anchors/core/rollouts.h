@@ -142,6 +142,9 @@ ProblemRollouts read_problem_rollouts(const std::string& problem_dir,
 // Reads one solutions.json (a list of records). anchors::Error on bad input.
 SentenceRollouts read_sentence_rollouts(const std::string& solutions_json_path,
                                         std::size_t chunk_idx, bool keep_full_texts = false);
+// The same from the file's text; `source` names it in errors.
+SentenceRollouts parse_sentence_rollouts(const std::string& json_text, const std::string& source,
+                                         std::size_t chunk_idx, bool keep_full_texts = false);
 
 // Where the authors' generator puts the forced-answer rollouts of a problem
 // folder: ".../X_base_solution[_suffix]/problem_N" ->

@@ -3,6 +3,7 @@
 // chat_labeler.cpp, next to OpenAIProvider's.)
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <map>
 #include <optional>
 #include <string>
@@ -80,8 +81,9 @@ std::optional<std::size_t> index_of(const json& v) {
     return std::nullopt;
   }
   if (v.is_number_float()) {
+    // A whole number below 2^64 ("3.0"); converting a larger double to size_t is undefined.
     const double d = v.get<double>();
-    if (d >= 0 && d == static_cast<double>(static_cast<std::size_t>(d))) return static_cast<std::size_t>(d);
+    if (d >= 0 && d < 0x1p64 && std::trunc(d) == d) return static_cast<std::size_t>(d);
     return std::nullopt;
   }
   if (v.is_string()) {

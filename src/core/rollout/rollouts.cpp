@@ -112,7 +112,12 @@ std::optional<std::int64_t> ProblemRollouts::problem_index() const {
 
 SentenceRollouts read_sentence_rollouts(const std::string& path, std::size_t chunk_idx,
                                         bool keep_full_texts) {
-  const json doc = parse_json_file(path);
+  return parse_sentence_rollouts(read_text_file(path, kDataFileLimit), path, chunk_idx, keep_full_texts);
+}
+
+SentenceRollouts parse_sentence_rollouts(const std::string& json_text, const std::string& path,
+                                         std::size_t chunk_idx, bool keep_full_texts) {
+  const json doc = json_fields::parse(json_text, path);
   if (!doc.is_array()) {
     throw Error(fmt::format("{}: expected a JSON list of rollout records, got {}", path,
                             doc.type_name()));

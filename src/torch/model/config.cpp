@@ -1,5 +1,6 @@
 #include "anchors/model/config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <utility>
 
@@ -223,7 +224,9 @@ void check_sliding_window(const FieldReader& fields, const std::string& source, 
                                 source, type, i));
     }
   } else if (window) {
-    for (std::int64_t i = max_window_layers; i < config.num_hidden_layers; ++i)
+    // Layers i >= max_window_layers slide, as in transformers' Qwen2Config: a
+    // negative value means every layer (and must not index before the first).
+    for (std::int64_t i = std::max<std::int64_t>(max_window_layers, 0); i < config.num_hidden_layers; ++i)
       sliding[static_cast<std::size_t>(i)] = true;
   }
   for (std::size_t i = 0; i < sliding.size(); ++i) {

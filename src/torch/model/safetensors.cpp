@@ -2,69 +2,49 @@
 
 #include <sys/mman.h>
 
-#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <limits>
 #include <optional>
 #include <utility>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
-#include <nlohmann/json.hpp>
 
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "safetensors_header.h"
 
 namespace anchors::model {
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 static_assert(std::endian::native == std::endian::little,
               "safetensors data is little-endian; views assume a little-endian host");
 
 namespace {
 
-// The reference implementation refuses headers above 100 MB; a larger length
-// field is a corrupt (or hostile) file, not a big model.
-constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
-// Legitimate headers nest three deep (root, tensor entry, shape array).
-constexpr int kMaxHeaderDepth = 8;
+namespace st = safetensors_detail;
 
-struct DtypeSpec {
-  const char* name;
-  torch::ScalarType type;
-  std::uint64_t size;  // bytes per element
-};
-
-// Every standard safetensors dtype with a whole-byte element size.
-constexpr DtypeSpec kDtypes[] = {
-    {"F32", torch::kFloat32, 4},           {"F16", torch::kFloat16, 2},
-    {"BF16", torch::kBFloat16, 2},         {"F64", torch::kFloat64, 8},
-    {"I64", torch::kInt64, 8},             {"I32", torch::kInt32, 4},
-    {"I16", torch::kInt16, 2},             {"I8", torch::kInt8, 1},
-    {"U64", torch::kUInt64, 8},            {"U32", torch::kUInt32, 4},
-    {"U16", torch::kUInt16, 2},            {"U8", torch::kUInt8, 1},
-    {"BOOL", torch::kBool, 1},             {"F8_E4M3", torch::kFloat8_e4m3fn, 1},
-    {"F8_E5M2", torch::kFloat8_e5m2, 1},   {"F8_E8M0", torch::kFloat8_e8m0fnu, 1},
-};
-
-const DtypeSpec* find_dtype(const std::string& name) {
-  for (const auto& spec : kDtypes)
-    if (name == spec.name) return &spec;
-  return nullptr;
-}
-
-std::uint64_t element_size(torch::ScalarType type) {
-  for (const auto& spec : kDtypes)
-    if (spec.type == type) return spec.size;
-  return 0;
-}
-
-std::string shape_string(const std::vector<std::int64_t>& shape) {
-  return fmt::format("[{}]", fmt::join(shape, ", "));
+torch::ScalarType torch_type(st::DtypeId id) {
+  switch (id) {
+    case st::DtypeId::kF32: return torch::kFloat32;
+    case st::DtypeId::kF16: return torch::kFloat16;
+    case st::DtypeId::kBF16: return torch::kBFloat16;
+    case st::DtypeId::kF64: return torch::kFloat64;
+    case st::DtypeId::kI64: return torch::kInt64;
+    case st::DtypeId::kI32: return torch::kInt32;
+    case st::DtypeId::kI16: return torch::kInt16;
+    case st::DtypeId::kI8: return torch::kInt8;
+    case st::DtypeId::kU64: return torch::kUInt64;
+    case st::DtypeId::kU32: return torch::kUInt32;
+    case st::DtypeId::kU16: return torch::kUInt16;
+    case st::DtypeId::kU8: return torch::kUInt8;
+    case st::DtypeId::kBool: return torch::kBool;
+    case st::DtypeId::kF8E4M3: return torch::kFloat8_e4m3fn;
+    case st::DtypeId::kF8E5M2: return torch::kFloat8_e5m2;
+    case st::DtypeId::kF8E8M0: return torch::kFloat8_e8m0fnu;
+  }
+  throw Error("safetensors: unknown dtype id");  // unreachable: the switch covers every DtypeId
 }
 
 }  // namespace
@@ -110,115 +90,24 @@ class MappedFile {
 
 namespace {
 
-// Parses and validates the header of `file`; fills tensors and metadata and
-// returns the byte offset of the data section.
+// Validates the header of the mapped `file` (safetensors_header.cpp); fills
+// tensors and metadata and returns the byte offset of the data section.
 std::uint64_t parse_header(const std::string& path, const MappedFile& file, std::vector<TensorInfo>& tensors,
                            std::map<std::string, std::string>& metadata) {
-  const std::uint64_t file_size = file.size();
-  if (file_size < 8)
-    throw Error(fmt::format("{}: truncated safetensors file ({} bytes; the 8-byte header length is missing)",
-                            path, file_size));
-  std::uint64_t header_len = 0;
-  std::memcpy(&header_len, file.bytes(), 8);  // little-endian host (static_assert above)
-  if (header_len > kMaxHeaderBytes)
-    throw Error(fmt::format("{}: header length {} exceeds the {}-byte limit (corrupt or not a safetensors file)",
-                            path, header_len, kMaxHeaderBytes));
-  if (header_len > file_size - 8)
-    throw Error(fmt::format("{}: header length {} runs past the end of the file ({} bytes): truncated file?",
-                            path, header_len, file_size));
-  if (header_len < 2) throw Error(fmt::format("{}: header of {} bytes cannot hold a JSON object", path, header_len));
-
-  const char* header_begin = reinterpret_cast<const char*>(file.bytes() + 8);
-  json header;
-  try {
-    // Deep nesting cannot occur in a valid header; refuse it early rather than
-    // build a huge tree from a hostile file.
-    json::parser_callback_t limit_depth = [&path](int depth, json::parse_event_t, json&) {
-      if (depth > kMaxHeaderDepth)
-        throw Error(fmt::format("{}: header JSON nests deeper than {} levels", path, kMaxHeaderDepth));
-      return true;
-    };
-    header = json::parse(header_begin, header_begin + header_len, limit_depth);
-  } catch (const json::exception& e) {
-    throw Error(fmt::format("{}: header is not valid JSON ({})", path, e.what()));
-  }
-  if (!header.is_object()) throw Error(fmt::format("{}: header JSON is not an object", path));
-
-  const std::uint64_t data_offset = 8 + header_len;
-  const std::uint64_t data_size = file_size - data_offset;
-
-  for (const auto& [name, entry] : header.items()) {
-    if (name == "__metadata__") {
-      if (!entry.is_object()) throw Error(fmt::format("{}: \"__metadata__\" is not an object", path));
-      for (const auto& [key, value] : entry.items()) {
-        if (!value.is_string())
-          throw Error(fmt::format("{}: \"__metadata__\" entry \"{}\" is not a string", path, key));
-        metadata[key] = value.get<std::string>();
-      }
-      continue;
-    }
-    const auto fail = [&](const std::string& problem) {
-      return Error(fmt::format("{}: tensor \"{}\": {}", path, name, problem));
-    };
-    if (!entry.is_object()) throw fail("entry is not an object");
-
+  st::Header header = st::parse_header(path, file.bytes(), file.size());
+  tensors.reserve(header.tensors.size());
+  for (auto& entry : header.tensors) {
     TensorInfo info;
-    info.name = name;
-
-    const auto dtype_it = entry.find("dtype");
-    if (dtype_it == entry.end() || !dtype_it->is_string()) throw fail("\"dtype\" is missing or not a string");
-    info.dtype_name = dtype_it->get<std::string>();
-    const DtypeSpec* spec = find_dtype(info.dtype_name);
-    if (spec == nullptr)
-      throw fail(fmt::format("unknown dtype \"{}\" (supported: F32, F16, BF16)", info.dtype_name));
-    info.dtype = spec->type;
-
-    const auto shape_it = entry.find("shape");
-    if (shape_it == entry.end() || !shape_it->is_array()) throw fail("\"shape\" is missing or not an array");
-    std::uint64_t numel = 1;
-    for (const auto& dim : *shape_it) {
-      if (!dim.is_number_unsigned()) throw fail(fmt::format("\"shape\" entry {} is not a non-negative integer", dim.dump()));
-      const auto extent = dim.get<std::uint64_t>();
-      if (extent > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ||
-          __builtin_mul_overflow(numel, extent, &numel))
-        throw fail(fmt::format("shape {} overflows", shape_it->dump()));
-      info.shape.push_back(static_cast<std::int64_t>(extent));
-    }
-    std::uint64_t nbytes = 0;
-    if (__builtin_mul_overflow(numel, spec->size, &nbytes)) throw fail(fmt::format("shape {} overflows", shape_it->dump()));
-
-    const auto offsets_it = entry.find("data_offsets");
-    if (offsets_it == entry.end() || !offsets_it->is_array() || offsets_it->size() != 2 ||
-        !(*offsets_it)[0].is_number_unsigned() || !(*offsets_it)[1].is_number_unsigned())
-      throw fail("\"data_offsets\" must be two non-negative integers [begin, end]");
-    info.data_begin = (*offsets_it)[0].get<std::uint64_t>();
-    info.data_end = (*offsets_it)[1].get<std::uint64_t>();
-    if (info.data_begin > info.data_end)
-      throw fail(fmt::format("data_offsets [{}, {}] end before they begin", info.data_begin, info.data_end));
-    if (info.data_end > data_size)
-      throw fail(fmt::format("data_offsets [{}, {}] run past the end of the data section ({} bytes): truncated file?",
-                             info.data_begin, info.data_end, data_size));
-    if (info.data_end - info.data_begin != nbytes)
-      throw fail(fmt::format("data_offsets [{}, {}] span {} bytes but {} {} needs {}", info.data_begin,
-                             info.data_end, info.data_end - info.data_begin, info.dtype_name,
-                             shape_string(info.shape), nbytes));
+    info.name = std::move(entry.name);
+    info.dtype_name = entry.dtype->name;
+    info.dtype = torch_type(entry.dtype->id);
+    info.shape = std::move(entry.shape);
+    info.data_begin = entry.data_begin;
+    info.data_end = entry.data_end;
     tensors.push_back(std::move(info));
   }
-
-  // No two tensors may share bytes (empty tensors occupy none).
-  std::vector<const TensorInfo*> by_offset;
-  for (const auto& t : tensors)
-    if (t.data_end > t.data_begin) by_offset.push_back(&t);
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](const TensorInfo* a, const TensorInfo* b) { return a->data_begin < b->data_begin; });
-  for (std::size_t k = 1; k < by_offset.size(); ++k) {
-    const TensorInfo& prev = *by_offset[k - 1];
-    const TensorInfo& next = *by_offset[k];
-    if (next.data_begin < prev.data_end)
-      throw Error(fmt::format("{}: tensors \"{}\" [{}, {}] and \"{}\" [{}, {}] overlap", path, prev.name,
-                              prev.data_begin, prev.data_end, next.name, next.data_begin, next.data_end));
-  }
-  return data_offset;
+  metadata = std::move(header.metadata);
+  return header.data_offset;
 }
 
 }  // namespace
@@ -252,7 +141,7 @@ torch::Tensor SafetensorsFile::view(const std::string& name) const {
   const auto options = torch::TensorOptions().dtype(t.dtype).device(torch::kCPU);
   if (t.data_end == t.data_begin) return torch::empty(t.shape, options);
   std::uint8_t* data = file_->mutable_bytes() + data_offset_ + t.data_begin;
-  if (reinterpret_cast<std::uintptr_t>(data) % element_size(t.dtype) != 0) {
+  if (reinterpret_cast<std::uintptr_t>(data) % st::find_dtype(t.dtype_name)->size != 0) {
     auto copy = torch::empty(t.shape, options);
     std::memcpy(copy.data_ptr(), data, t.data_end - t.data_begin);
     return copy;
@@ -278,32 +167,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 // weight_map of an index file: tensor name -> shard file name.
 std::map<std::string, std::string> read_weight_map(const std::string& index_path) {
-  const std::string text = read_text_file(index_path, kModelFileLimit);
-  json index;
-  try {
-    index = json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(fmt::format("{}: not valid JSON ({})", index_path, e.what()));
-  }
-  if (!index.is_object()) throw Error(fmt::format("{}: not a JSON object", index_path));
-  const auto map_it = index.find("weight_map");
-  if (map_it == index.end() || !map_it->is_object())
-    throw Error(fmt::format("{}: \"weight_map\" is missing or not an object", index_path));
-  std::map<std::string, std::string> weight_map;
-  for (const auto& [name, shard] : map_it->items()) {
-    if (!shard.is_string())
-      throw Error(fmt::format("{}: weight_map entry \"{}\" is not a file name", index_path, name));
-    const std::string shard_name = shard.get<std::string>();
-    const fs::path shard_path(shard_name);
-    // Shards live next to the index; refuse names that point elsewhere.
-    const bool escapes = std::any_of(shard_path.begin(), shard_path.end(), [](const fs::path& part) { return part == ".."; });
-    if (shard_name.empty() || shard_path.is_absolute() || escapes)
-      throw Error(fmt::format("{}: weight_map entry \"{}\" names shard \"{}\", which is not a file in the checkpoint folder",
-                              index_path, name, shard_name));
-    weight_map[name] = shard_name;
-  }
-  if (weight_map.empty()) throw Error(fmt::format("{}: \"weight_map\" is empty", index_path));
-  return weight_map;
+  return st::parse_weight_map(index_path, read_text_file(index_path, kModelFileLimit));
 }
 
 }  // namespace
@@ -386,8 +250,8 @@ torch::Tensor Checkpoint::load(const std::string& name, torch::ScalarType dtype,
   const TensorInfo& t = file.info(name);
   // Check the shape before touching (or copying) any data.
   if (!expected_shape.empty() && t.shape != expected_shape)
-    throw Error(fmt::format("{}: tensor \"{}\" has shape {}, expected {}", file.path(), name, shape_string(t.shape),
-                            shape_string(expected_shape)));
+    throw Error(fmt::format("{}: tensor \"{}\" has shape {}, expected {}", file.path(), name, st::shape_string(t.shape),
+                            st::shape_string(expected_shape)));
   return file.view(name).to(device, dtype);
 }
 

@@ -354,7 +354,7 @@ std::unique_ptr<Pipeline> read_pipeline(std::string_view text, const std::string
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e309
     r.fail(fmt::format("not valid JSON ({})", e.what()));
   }
   if (!root.is_object()) r.fail("the top level must be a JSON object");
@@ -396,11 +396,25 @@ std::unique_ptr<Pipeline> read_pipeline(std::string_view text, const std::string
 
   pipeline->finish();
 
+  // The special tokens the post-processor adds must be ids of this vocabulary:
+  // encode() would hand any other id to the model's embedding.
+  const std::int64_t vocab_size = pipeline->vocab_size();
+  for (const PostStep& step : pipeline->post_processor) {
+    for (const auto& [ids, tokens] : {std::pair{&step.prefix_ids, &step.prefix_tokens},
+                                      std::pair{&step.suffix_ids, &step.suffix_tokens}}) {
+      for (std::size_t k = 0; k < ids->size(); ++k) {
+        if ((*ids)[k] < 0 || (*ids)[k] >= vocab_size)
+          r.fail(fmt::format("post_processor special token \"{}\" has id {}, outside the vocabulary (ids 0 to {})",
+                             (*tokens)[k], (*ids)[k], vocab_size - 1));
+      }
+    }
+  }
+
   if (config_text) {
     json config;
     try {
       config = json::parse(*config_text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // as above
       throw Error(fmt::format("tokenizer config {}: not valid JSON ({})", config_source, e.what()));
     }
     if (config.is_object()) {

@@ -132,6 +132,56 @@ TEST(ResultJson, RejectsBadDocuments) {
   expect_error(mutate("0.5,", ""), "has 2 values for 3 sentences");
 }
 
+// Found by fuzzing (fuzz/corpus/result_json/number_overflow.json): a number
+// beyond a double's range is an out_of_range that nlohmann throws while
+// parsing; it escaped as that instead of an anchors::Error.
+TEST(ResultJson, NumberBeyondADoubleIsMalformedJson) {
+  std::string text = result_to_json(sample_result());
+  text.replace(text.find("0.5,"), 4, "-1e309,");
+  try {
+    result_from_json(text, "doc.json");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("doc.json: malformed JSON"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("number overflow"), std::string::npos) << e.what();
+  }
+}
+
+// Found by fuzzing (fuzz/corpus/result_json/format_not_a_string.json):
+// {"format": 1, ...} escaped as nlohmann's type_error from json::value().
+TEST(ResultJson, FormatThatIsNotAStringIsNotAResult) {
+  for (const std::string format : {"1", "null", "[\"thought-anchors/result\"]", "{}"}) {
+    SCOPED_TRACE(format);
+    try {
+      result_from_json(R"({"format": )" + format + R"(, "version": 1})", "doc.json");
+      FAIL() << "no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("doc.json: not a thought-anchors result"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Found while writing the result_json fuzz target (its input:
+// fuzz/corpus/result_json/matrix_claims_huge_size.json): a matrix was
+// allocated at the size its "rows" and "cols" claim before its rows were
+// checked, so one short row asking for 2^61 columns was a
+// std::length_error (and 10^10 columns an 80 GB allocation).
+TEST(ResultJson, MatrixSizeIsCheckedAgainstItsDataBeforeAllocating) {
+  const std::string doc =
+      R"({"format": "thought-anchors/result", "version": 1,
+          "trace": {"prompt": "", "text": "", "answer": "", "sentences": []},
+          "attributions": [{"method": "m", "scores": {},
+                            "matrices": {"big": {"rows": 1, "cols": 2305843009213693952, "data": [[]]}}}]})";
+  try {
+    result_from_json(doc, "doc.json");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("matrices.big: row 0 must have 2305843009213693952 values"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(ResultJson, RejectsOverlappingSentences) {
   AnalysisResult r = sample_result();
   r.trace.sentences[1].chars.begin = r.trace.sentences[0].chars.begin;

@@ -148,6 +148,21 @@ TEST(ChatLabelsTest, LenientMapsToUnknownAndDrops) {
   EXPECT_THROW(parse_chat_labels("no json", 3, false), Error);
 }
 
+// Found while writing the chat_labels fuzz target (its input:
+// fuzz/corpus/chat_labels/float_index_beyond_size_t.txt): a float index of
+// 2^64 or more was converted to size_t, which is undefined behaviour (UBSan
+// reports it in the fuzz build; a plain build happens to give no sentence);
+// it is simply not a sentence index.
+TEST(ChatLabelsTest, FloatIndicesBeyondSizeTAreNoSentences) {
+  EXPECT_NE(error_of(R"({"0": {"function_tags": ["unknown"], "depends_on": [1e30]}})", 1).find("depends on 1e+30"),
+            std::string::npos);
+  const ChatLabels parsed = parse_chat_labels(
+      R"([{"chunk_idx": 1.8446744073709552e19, "function_tags": ["unknown"]},
+          {"chunk_idx": 0.0, "function_tags": ["self_checking"], "depends_on": [1e300, 0]}])",
+      1, /*strict=*/false);
+  EXPECT_EQ(parsed.sentences[0], (SentenceLabels{{"self_checking"}, {0}}));
+}
+
 TEST(ChatLabelsTest, AnswerContent) {
   std::string model;
   EXPECT_EQ(chat_answer_content(R"({"model": "m", "choices": [{"message": {"role": "assistant", "content": "hi"}}]})",

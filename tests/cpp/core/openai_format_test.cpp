@@ -137,7 +137,8 @@ TEST(OpenAIFormatTest, InvalidRequestsAreErrors) {
 }
 
 // nlohmann throws out_of_range, not parse_error, for a number no double
-// holds: it used to escape the parser and be a 500 at the server.
+// holds: it used to escape the parser and be a 500 at the server (also found
+// by fuzzing: fuzz/corpus/openai_format/number_overflow.json).
 TEST(OpenAIFormatTest, NumbersOutOfRangeAreMalformedJson) {
   const auto render = [](const std::vector<ChatMessage>&, bool) { return ChatPrompt{"x", {1}}; };
   for (const std::string body : {R"({"prompt": [1], "temperature": 1e309})", R"({"prompt": [1], "top_p": -1e400})",

@@ -363,6 +363,18 @@ TEST(ReferenceSchema, BadChunksLabeledIsAnError) {
   expect_error([] { read_chunks_labeled("/nonexistent/chunks_labeled.json"); }, {"/nonexistent/chunks_labeled.json"});
 }
 
+// The result_json fuzzer's finding, in the parser these readers share: a
+// number beyond a double's range (nlohmann's out_of_range while parsing)
+// escaped instead of being an anchors::Error.
+TEST(ReferenceSchema, NumberBeyondADoubleIsMalformedJson) {
+  expect_error([] { parse_chunks_labeled(R"([{"chunk": "a", "chunk_idx": 0, "accuracy": 1e309}])", "f.json"); },
+               {"f.json", "malformed JSON", "number overflow"});
+  expect_error([] { parse_step_importance(R"([{"source_chunk_idx": 0, "importance_score": -2e308}])", "s.json"); },
+               {"s.json", "malformed JSON", "number overflow"});
+  expect_error([] { parse_summary(R"({"avg_importance": 1e400})", "m.json"); },
+               {"m.json", "malformed JSON", "number overflow"});
+}
+
 TEST(ReferenceSchema, DependsOnThatNamesNoSentenceIsAnError) {
   // Accepted silently before: an edge of the dependency graph to nowhere.
   const std::string two = R"({"chunk": "a", "chunk_idx": 0}, {"chunk": "b", "chunk_idx": 1)";

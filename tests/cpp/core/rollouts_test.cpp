@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -247,6 +248,25 @@ TEST(Rollouts, MalformedJsonNamesTheFile) {
   write_text(f.forced / "chunk_0" / "solutions.json", "[{]");
   expect_error([&] { read_problem_rollouts(f.problem.string()); },
                {"forced_answer", "chunk_0", "solutions.json", "malformed JSON"});
+}
+
+// The result_json fuzzer's finding, in the parser these readers share: a
+// number beyond a double's range (nlohmann's out_of_range while parsing)
+// escaped instead of being an anchors::Error naming the file.
+TEST(Rollouts, NumberBeyondADoubleIsMalformedJson) {
+  expect_error([] { parse_sentence_rollouts(R"([{"answer": "4", "score": 1e309}])", "chunk_3/solutions.json", 3); },
+               {"chunk_3/solutions.json", "malformed JSON", "number overflow"});
+  RolloutFolder f;
+  write_text(f.problem / "problem.json", R"({"problem": "x", "gt_answer": -1e999})");
+  expect_error([&] { read_problem_rollouts(f.problem.string()); }, {"problem.json", "malformed JSON"});
+}
+
+TEST(Rollouts, ParsedTextEqualsTheFileRead) {
+  RolloutFolder f;
+  const fs::path path = f.problem / "chunk_0" / "solutions.json";
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(parse_sentence_rollouts(text, path.string(), 0, true), read_sentence_rollouts(path.string(), 0, true));
 }
 
 TEST(Rollouts, BinaryGarbageIsAnError) {

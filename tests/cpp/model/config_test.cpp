@@ -311,6 +311,18 @@ TEST(ModelConfigTest, SlidingWindow) {
     "layer_types": ["full_attention"]})", {"layer_types"});
 }
 
+// Found while writing the model_config fuzz target (its input:
+// fuzz/corpus/model_config/negative_max_window_layers.json): a negative max_window_layers with use_sliding_window indexed the per-layer
+// table before its first entry (AddressSanitizer: heap-buffer-overflow). As
+// in transformers (layer i slides when i >= max_window_layers) it means every
+// layer.
+TEST(ModelConfigTest, NegativeMaxWindowLayersWindowsEveryLayer) {
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true, "sliding_window": 128,
+    "num_hidden_layers": 2, "max_window_layers": -3})", {"sliding_window", "128", "layer 0"});
+  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true,
+    "sliding_window": 65536, "num_hidden_layers": 2, "max_window_layers": -9223372036854775808})"));
+}
+
 // ---------------------------------------------------------------------------
 // Unsupported options and malformed files
 // ---------------------------------------------------------------------------

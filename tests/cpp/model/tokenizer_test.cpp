@@ -410,6 +410,49 @@ TEST(WordPieceModel, GreedySubwordsUnknownsAndSpecials) {
 
 // ----------------------------------------------------------------------------- errors
 
+// The result_json fuzzer's finding, in tokenizer.json's own parse (input:
+// fuzz/corpus/tokenizer_json/number_overflow.json): a number beyond a
+// double's range is an out_of_range that nlohmann throws while parsing; it
+// escaped as that instead of an anchors::Error naming the file.
+TEST(TokenizerErrors, NumberBeyondADoubleIsInvalidJson) {
+  json big = tiny_bpe(false);
+  const std::string text = big.dump();
+  const std::string with_overflow = text.substr(0, text.size() - 1) + ", \"x\": 1e309}";
+  const std::string message = error_of([&] { Tokenizer::from_json(with_overflow, "big.json"); });
+  EXPECT_NE(message.find("big.json"), std::string::npos) << message;
+  EXPECT_NE(message.find("not valid JSON"), std::string::npos) << message;
+
+  ScratchDir dir;
+  dir.write("tokenizer.json", text);
+  const std::string config = dir.write("tokenizer_config.json", R"({"model_max_length": -1e999})");
+  const std::string config_message = error_of([&] { Tokenizer::load(dir.path()); });
+  EXPECT_NE(config_message.find(config), std::string::npos) << config_message;
+  EXPECT_NE(config_message.find("not valid JSON"), std::string::npos) << config_message;
+}
+
+// Found by fuzzing (fuzz/corpus/tokenizer_json/post_processor_id_outside_vocabulary.json):
+// a post-processor whose special token carried an id outside the vocabulary
+// loaded, and encode(text, true) returned that id (8991 for a vocabulary of
+// 1010) for the model's embedding to look up.
+TEST(TokenizerErrors, PostProcessorIdsOutsideTheVocabularyAreRefused) {
+  for (const std::int64_t id : {std::int64_t{22}, std::int64_t{9999}, std::int64_t{-1}}) {
+    SCOPED_TRACE(id);
+    json roberta = tiny_bpe(false);  // ids 0..21 (vocabulary and added tokens)
+    roberta["post_processor"] = {{"type", "RobertaProcessing"}, {"cls", json::array({"<think>", 20})},
+                                 {"sep", json::array({"</s>", id})}};
+    const std::string message = error_of([&] { Tokenizer::from_json(roberta.dump(), "roberta.json"); });
+    EXPECT_NE(message.find("roberta.json"), std::string::npos) << message;
+    EXPECT_NE(message.find("\"</s>\" has id " + std::to_string(id) + ", outside the vocabulary (ids 0 to 21)"),
+              std::string::npos)
+        << message;
+  }
+  json in_range = tiny_bpe(false);
+  in_range["post_processor"] = {{"type", "BertProcessing"}, {"cls", json::array({"<think>", 20})},
+                                {"sep", json::array({"cab", 21})}};
+  EXPECT_EQ(Tokenizer::from_json(in_range.dump(), "bert.json")->encode("ab", true).ids,
+            (std::vector<std::int64_t>{20, 4, 21}));
+}
+
 TEST(TokenizerErrors, BadFilesNameTheFileAndTheProblem) {
   ScratchDir dir;
   auto load_error = [&](const std::string& name, const std::string& text) {
