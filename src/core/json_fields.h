@@ -9,14 +9,17 @@
 
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "anchors/core/json_depth.h"
 
 namespace anchors::json_fields {
 
 // "<source>: malformed JSON (<what and where>)". Json::exception, not only
 // parse_error: a number too large for a double (1e309) is an out_of_range
-// thrown while parsing.
+// thrown while parsing. Deeper nesting than kMaxJsonDepth is refused first
+// (core/json_depth.h).
 template <class Json = nlohmann::json>
 Json parse(const std::string& text, const std::string& source) {
+  check_json_depth(text, source);
   try {
     return Json::parse(text);
   } catch (const typename Json::exception& e) {

@@ -15,6 +15,7 @@
 
 #include "anchors/core/error.h"
 #include "anchors/core/function_tags.h"
+#include "anchors/core/json_depth.h"
 #include "anchors/rollout/chat_labeler.h"
 
 namespace anchors::rollout {
@@ -197,6 +198,7 @@ std::string chat_label_request_body(const Trace& trace, const ChatLabelerOptions
 }
 
 std::string chat_answer_content(const std::string& body, const std::string& source, std::string* model) {
+  check_json_depth(body, source);
   json doc;
   try {
     doc = json::parse(body);
@@ -242,6 +244,7 @@ ChatLabels parse_chat_labels(const std::string& content, std::size_t sentence_co
   }
   std::optional<std::vector<std::pair<json, json>>> entries;
   for (const std::string& candidate : candidates) {
+    if (json_nests_deeper_than(candidate)) continue;  // no labelling nests that deep; copying it would recurse
     const json doc = json::parse(candidate, nullptr, /*allow_exceptions=*/false);
     if (doc.is_discarded()) continue;
     entries = entries_of(doc);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "anchors/core/error.h"
+#include "anchors/core/json_depth.h"
 
 namespace anchors::rollout::openai {
 namespace {
@@ -110,6 +111,7 @@ void put_sampling(Json& j, const CompletionRequest& r) {
 }
 
 Json parse_object(const std::string& text) {
+  check_json_depth(text, "the body");
   Json body;
   try {
     body = Json::parse(text);
@@ -333,6 +335,7 @@ std::string chat_response_body(const std::vector<Completion>& completions, const
 }
 
 std::vector<Completion> parse_response_body(const std::string& text, std::int64_t n, const std::string& source) {
+  check_json_depth(text, source);
   Json body;
   try {
     body = Json::parse(text);
@@ -398,21 +401,24 @@ std::string error_body(const std::string& message, const std::string& type) {
 }
 
 std::string error_message(const std::string& text) {
-  try {
-    const Json body = Json::parse(text);
-    if (body.is_object()) {
-      const auto error = body.find("error");
-      if (error != body.end()) {
-        if (error->is_string()) return error->get<std::string>();
-        if (error->is_object() && error->contains("message") && (*error)["message"].is_string())
-          return (*error)["message"].get<std::string>();
+  // A body too deep to print is shown as text (below).
+  if (!json_nests_deeper_than(text)) {
+    try {
+      const Json body = Json::parse(text);
+      if (body.is_object()) {
+        const auto error = body.find("error");
+        if (error != body.end()) {
+          if (error->is_string()) return error->get<std::string>();
+          if (error->is_object() && error->contains("message") && (*error)["message"].is_string())
+            return (*error)["message"].get<std::string>();
+        }
+        const auto detail = body.find("detail");
+        if (detail != body.end()) return detail->is_string() ? detail->get<std::string>() : dump(*detail);
+        const auto message = body.find("message");
+        if (message != body.end() && message->is_string()) return message->get<std::string>();
       }
-      const auto detail = body.find("detail");
-      if (detail != body.end()) return detail->is_string() ? detail->get<std::string>() : dump(*detail);
-      const auto message = body.find("message");
-      if (message != body.end() && message->is_string()) return message->get<std::string>();
+    } catch (const Json::exception&) {
     }
-  } catch (const Json::exception&) {
   }
   constexpr std::size_t kMax = 500;
   if (text.size() <= kMax) return text;

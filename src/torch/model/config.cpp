@@ -9,6 +9,7 @@
 
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "anchors/core/json_depth.h"
 
 namespace anchors::model {
 namespace {
@@ -351,6 +352,7 @@ void read_bert(const FieldReader& fields, const std::string& source, ModelConfig
 }  // namespace
 
 ModelConfig parse_model_config(const std::string& json_text, const std::string& source) {
+  check_json_depth(json_text, source);
   json root;
   try {
     root = json::parse(json_text);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "anchors/core/error.h"
+#include "anchors/core/json_depth.h"
 #include "tokenizer_json.h"
 
 namespace anchors::model::tokenizer_detail {
@@ -351,6 +352,8 @@ std::unique_ptr<Pipeline> read_pipeline(std::string_view text, const std::string
                                         const std::optional<std::string>& config_text,
                                         const std::string& config_source) {
   const Reader r(source);
+  // Sequence normalizers, pre-tokenizers and decoders are read recursively.
+  check_json_depth(text, "tokenizer " + source);
   json root;
   try {
     root = json::parse(text);
@@ -412,6 +415,7 @@ std::unique_ptr<Pipeline> read_pipeline(std::string_view text, const std::string
 
   if (config_text) {
     json config;
+    check_json_depth(*config_text, "tokenizer config " + config_source);
     try {
       config = json::parse(*config_text);
     } catch (const json::exception& e) {  // as above

@@ -327,6 +327,15 @@ TEST(ModelConfigTest, NegativeMaxWindowLayersWindowsEveryLayer) {
 // Unsupported options and malformed files
 // ---------------------------------------------------------------------------
 
+// Found with the fuzz targets (tests/cpp/core/json_depth_test.cpp has the
+// story): a wrong type deep inside a field was quoted in the error message,
+// and printing 100,000 nested arrays overflowed the stack.
+TEST(ModelConfigTest, DeepNestingIsRefusedBeforeParsing) {
+  expect_rejected(R"({"model_type": "qwen2", "num_hidden_layers": )" + std::string(100000, '[') +
+                      std::string(100000, ']') + "}",
+                  {"JSON nests deeper than 512"});
+}
+
 TEST(ModelConfigTest, UnsupportedArchitectures) {
   expect_rejected(R"({"architectures": ["MistralForCausalLM"], "model_type": "mistral"})",
                   {"MistralForCausalLM", "unsupported architecture"});

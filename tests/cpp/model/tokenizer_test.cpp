@@ -453,6 +453,28 @@ TEST(TokenizerErrors, PostProcessorIdsOutsideTheVocabularyAreRefused) {
             (std::vector<std::int64_t>{20, 4, 21}));
 }
 
+// Found with the fuzz targets (tests/cpp/core/json_depth_test.cpp has the
+// story): "Sequence" decoders are read recursively, and 20,000 of them nested
+// overflowed the stack.
+TEST(TokenizerErrors, DeepNestingIsRefusedBeforeParsing) {
+  std::string deep;
+  for (int k = 0; k < 20000; ++k) deep += R"({"type": "Sequence", "decoders": [)";
+  deep += R"({"type": "WordPiece"})";
+  for (int k = 0; k < 20000; ++k) deep += "]}";
+  json wordpiece = tiny_wordpiece();
+  wordpiece["decoder"] = nullptr;
+  std::string text = wordpiece.dump();
+  text.replace(text.find("\"decoder\":null"), 14, "\"decoder\":" + deep);
+  const std::string message = error_of([&] { Tokenizer::from_json(text, "deep.json"); });
+  EXPECT_NE(message.find("tokenizer deep.json: JSON nests deeper than 512"), std::string::npos) << message;
+
+  ScratchDir dir;
+  dir.write("tokenizer.json", tiny_wordpiece().dump());
+  dir.write("tokenizer_config.json", R"({"eos_token": )" + std::string(100000, '[') + std::string(100000, ']') + "}");
+  EXPECT_NE(error_of([&] { Tokenizer::load(dir.path()); }).find("tokenizer_config.json: JSON nests deeper than 512"),
+            std::string::npos);
+}
+
 TEST(TokenizerErrors, BadFilesNameTheFileAndTheProblem) {
   ScratchDir dir;
   auto load_error = [&](const std::string& name, const std::string& text) {
