@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: set up (idempotent), build the C++ library and its
-# GoogleTest suite, run ctest, then pytest against the installed package.
+# GoogleTest suite, run ctest, fuzz every parser for about two minutes
+# (scripts/fuzz.sh), then pytest against the installed package.
 # A missing dependency is an error, never a skip.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +25,9 @@ cmake --build "$BUILD" -j "$JOBS"
 echo "[test] ctest" >&2
 # Tests run JOBS at a time; one LibTorch thread each avoids oversubscribing the cores.
 OMP_NUM_THREADS=1 ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" --no-tests=error
+
+echo "[test] fuzzing (scripts/fuzz.sh)" >&2
+bash scripts/fuzz.sh
 
 echo "[test] pytest" >&2
 .venv/bin/python -m pytest -q tests/python
