@@ -10,7 +10,7 @@
 namespace anchors::fuzz {
 
 // Encodes `text` (valid UTF-8) with and without special tokens, which must
-// not fail (encode refuses invalid UTF-8 only, decode skips unknown ids), and
+// not fail (encode refuses invalid UTF-8 only, decode skips ids past the vocabulary), and
 // checks what callers rely on: one offset per id, offsets inside the text on
 // character boundaries (so code_point_offsets converts them), ids inside the
 // vocabulary, count_tokens agreeing with encode, and decodes that are valid

@@ -6,7 +6,8 @@
 //   selector % 5                 which tokenizer
 //   selector & 0x80 clear        encode the text (invalid UTF-8 must be an Error)
 //   selector & 0x80 set          decode the rest read as little-endian int32 ids
-//                                (any id, negative ones included: never an error)
+//                                (ids past the vocabulary are skipped; negative ones are anchors::Error)
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -48,6 +49,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::int32_t id = 0;
       std::memcpy(&id, rest.data() + at, 4);
       ids.push_back(id);
+    }
+    if (std::any_of(ids.begin(), ids.end(), [](std::int64_t id) { return id < 0; })) {
+      // A negative id is a caller's bug: anchors::Error (any other exception escapes: a finding).
+      for (const bool skip : {false, true}) {
+        bool refused = false;
+        try {
+          tokenizer.decode(ids, skip);
+        } catch (const anchors::Error&) {
+          refused = true;
+        }
+        FUZZ_CHECK(refused, "decode accepted a negative id");
+      }
+      return 0;
     }
     anchors::fuzz::expect_no_exception("decode", [&] {
       for (const bool skip : {false, true})
