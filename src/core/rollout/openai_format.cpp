@@ -8,6 +8,7 @@
 
 #include "anchors/core/error.h"
 #include "anchors/core/json_depth.h"
+#include "json_fields.h"
 
 namespace anchors::rollout::openai {
 namespace {
@@ -335,13 +336,7 @@ std::string chat_response_body(const std::vector<Completion>& completions, const
 }
 
 std::vector<Completion> parse_response_body(const std::string& text, std::int64_t n, const std::string& source) {
-  check_json_depth(text, source);
-  Json body;
-  try {
-    body = Json::parse(text);
-  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e309
-    throw Error(fmt::format("{}: malformed JSON ({})", source, e.what()));
-  }
+  const Json body = json_fields::parse<Json>(text, source);
   if (!body.is_object()) throw Error(fmt::format("{}: expected a JSON object, got {}", source, body.type_name()));
   const auto choices = body.find("choices");
   if (choices == body.end() || !choices->is_array())
