@@ -8,8 +8,10 @@
 //   '2' summary.json text           -> parse_summary, write, parse
 //   '3' base_solution.json @@@@ chunks_labeled.json @@@@ problem.json
 //       @@@@ step_importance.json @@@@ step_importance_supp.json
+//       @@@@ scenario.json @@@@ chunks.json
 //                                   -> import_reference_folder on a folder
-//                                      holding the non-empty parts
+//                                      holding the non-empty parts (the last
+//                                      two make an agentic scenario folder)
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -53,9 +55,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     default: {
       auto& dir = fuzz::ScratchDir::get();
       dir.clear();
-      const auto parts = fuzz::split_parts(input.rest, 5);
-      const char* names[] = {"base_solution.json", "chunks_labeled.json", "problem.json", "step_importance.json",
-                             "step_importance_supp.json"};
+      const auto parts = fuzz::split_parts(input.rest, 7);
+      const char* names[] = {"base_solution.json",        "chunks_labeled.json", "problem.json", "step_importance.json",
+                             "step_importance_supp.json", "scenario.json",       "chunks.json"};
       for (std::size_t k = 0; k < parts.size(); ++k)
         if (!parts[k].empty()) dir.write(names[k], parts[k]);
       fuzz::expect_only_anchors_errors([&] {

@@ -6,15 +6,21 @@
 //   '0' solutions.json text     -> parse_sentence_rollouts
 //   '1' problem.json @@@@ base_solution.json @@@@ chunks.json
 //       @@@@ chunk_0/solutions.json @@@@ <forced>/chunk_0/solutions.json
-//                               -> read_problem_rollouts on that folder
+//       @@@@ scenario.json      -> read_problem_rollouts on that folder (an
+//                                  agentic one with scenario.json instead of
+//                                  problem.json); for a scenario, its chunks
+//                                  placed by chunked_solution must make a
+//                                  valid Trace
 //   '2' chunk_0/solutions.json @@@@ manifest.json @@@@ base_solution.json
 //                               -> RolloutStore: load_rollouts, missing_indices,
 //                                  begin_writing, append_rollouts, load again
 // (empty parts are files that do not exist)
 #include <cstdint>
+#include <numeric>
 #include <string>
 
 #include "anchors/core/rollouts.h"
+#include "anchors/core/trace.h"
 #include "anchors/rollout/rollout_store.h"
 #include "fuzz_common.h"
 
@@ -70,15 +76,28 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 1: {
       const std::string problem = write_folder(
-          fuzz::split_parts(input.rest, 5),
+          fuzz::split_parts(input.rest, 6),
           {"x_base_solution/problem_1/problem.json", "x_base_solution/problem_1/base_solution.json",
            "x_base_solution/problem_1/chunks.json", "x_base_solution/problem_1/chunk_0/solutions.json",
-           "x_base_solution_forced_answer/problem_1/chunk_0/solutions.json"});
+           "x_base_solution_forced_answer/problem_1/chunk_0/solutions.json",
+           "x_base_solution/problem_1/scenario.json"});
       fuzz::expect_only_anchors_errors([&] {
         const ProblemRollouts rollouts = read_problem_rollouts(problem);
         FUZZ_CHECK(rollouts.resampled.size() == rollouts.chunks.size(), "one entry per chunk");
         FUZZ_CHECK(!rollouts.has_forced() || rollouts.forced.size() == rollouts.chunks.size(), "forced entries");
         for (std::size_t i = 0; i < rollouts.resampled.size(); ++i) check_sentence(rollouts.resampled[i], i);
+        if (rollouts.problem.is_scenario()) {
+          std::vector<std::size_t> every(rollouts.chunks.size());
+          std::iota(every.begin(), every.end(), std::size_t{0});
+          const ChunkedSolution placed = chunked_solution(rollouts.base_solution.solution, rollouts.chunks,
+                                                          rollouts.separators, every, "chunks.json");
+          fuzz::expect_no_exception("the trace of placed chunks", [&] {
+            Trace trace;
+            trace.text = placed.text;
+            trace.sentences = placed.sentences;
+            trace.validate();
+          });
+        }
       });
       break;
     }

@@ -15,6 +15,7 @@
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
 #include "json_fields.h"
+#include "python_literals.h"
 
 namespace anchors {
 namespace fs = std::filesystem;
@@ -37,6 +38,26 @@ const std::vector<LabeledChunkMetric>& labeled_chunk_metrics() {
   return fields;
 }
 
+const std::vector<ScenarioMetricKey>& scenario_metric_keys() {
+  static const std::vector<ScenarioMetricKey> keys = {
+      {"blackmail_rate", "accuracy"},
+      {"resampling_importance_blackmail_rate", "resampling_importance_accuracy"},
+      {"counterfactual_importance_blackmail_rate", "counterfactual_importance_accuracy"},
+      {"forced_importance_blackmail_rate", "forced_importance_accuracy"},
+      {"counterfactual_plusplus_importance_blackmail_rate", "counterfactual_plusplus_importance"},
+      {"whistleblowing_rate", "accuracy"},
+      {"resampling_importance_whistleblowing_rate", "resampling_importance_accuracy"},
+      {"counterfactual_importance_whistleblowing_rate", "counterfactual_importance_accuracy"},
+      {"forced_importance_whistleblowing_rate", "forced_importance_accuracy"},
+      {"counterfactual_plusplus_importance_whistleblowing_rate", "counterfactual_plusplus_importance"},
+      {"counterfactual_plusplus_importance", "counterfactual_plusplus_importance"},
+      {"counterfactual_importance_cfpp", "counterfactual_plusplus_importance"},
+      {"cfpp_importance", "counterfactual_plusplus_importance"},
+      {"semantic_entropy", "semantic_entropy"},
+  };
+  return keys;
+}
+
 namespace {
 
 // ---------------------------------------------------------------------------
@@ -56,6 +77,40 @@ double as_double(const Json& value, const std::string& where, const char* key) {
   return json_fields::as_number(value, where, key);
 }
 
+// JSON quoting for error messages, cut to a readable length.
+std::string quoted(const std::string& text) {
+  const std::string shown = text.size() > 80 ? text.substr(0, 77) + "..." : text;
+  return Json(shown).dump(-1, ' ', true, Json::error_handler_t::replace);
+}
+
+// A metric of a chunks_labeled.json entry: a JSON number, or a string holding
+// one (the web app's string-typed files). nullopt for a string without a
+// value ("None", "nan", ...), which the caller keeps verbatim.
+std::optional<double> metric_value(const Json& value, const std::string& where, const char* key) {
+  if (!value.is_string()) return as_double(value, where, key);
+  const auto parsed = python_literals::parse_float(value.get_ref<const std::string&>());
+  switch (parsed.kind) {
+    case python_literals::FloatKind::kNumber: return parsed.value;
+    case python_literals::FloatKind::kNoValue: return std::nullopt;
+    case python_literals::FloatKind::kInvalid: break;
+  }
+  bad(where, fmt::format("field \"{}\" must be a number (or a string holding one), got the string {}", key,
+                         quoted(value.get<std::string>())));
+}
+
+// chunk_idx: a non-negative integer, or a string of decimal digits.
+std::size_t chunk_index(const Json& value, const std::string& where) {
+  if (!value.is_string()) return as_index(value, where, "chunk_idx");
+  const std::string& text = value.get_ref<const std::string&>();
+  std::size_t out = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size())
+    bad(where, fmt::format("field \"chunk_idx\" must be a non-negative integer (or a string of digits), got the "
+                           "string {}",
+                           quoted(text)));
+  return out;
+}
+
 void require_object(const Json& value, const std::string& where) {
   if (!value.is_object()) bad(where, fmt::format("expected a JSON object, got {}", value.type_name()));
 }
@@ -66,6 +121,21 @@ void require_array(const Json& value, const std::string& where) {
 
 std::vector<std::string> as_string_list(const Json& value, const std::string& where, const char* key,
                                         bool accept_integers) {
+  if (value.is_string()) {
+    // The web app's string-typed files: a Python list literal, or a bare
+    // string standing for itself (the authors' labeller wraps a bare tag in a
+    // list: analyze_rollouts.py).
+    const std::string& text = value.get_ref<const std::string&>();
+    const std::size_t first = text.find_first_not_of(" \t\n\r\f\v");
+    if (first == std::string::npos) return {};
+    if (text[first] != '[') return {text};
+    std::string why;
+    auto items = python_literals::parse_list(text, accept_integers, why);
+    if (!items)
+      bad(where, fmt::format("field \"{}\" holds the string {}, which is not a Python list of {}: {}", key,
+                             quoted(text), accept_integers ? "strings or integers" : "strings", why));
+    return std::move(*items);
+  }
   if (!value.is_array()) {
     bad(where, fmt::format("field \"{}\" must be a list of strings, got {}", key, value.type_name()));
   }
@@ -98,7 +168,7 @@ LabeledChunk labeled_chunk_from_json(const Json& object, const std::string& wher
   require_object(object, where);
   LabeledChunk c;
   c.chunk = as_string(require(object, "chunk", where), where, "chunk");
-  c.chunk_idx = as_index(require(object, "chunk_idx", where), where, "chunk_idx");
+  c.chunk_idx = chunk_index(require(object, "chunk_idx", where), where);
   for (const auto& item : object.items()) {
     // Named references, not a structured binding: the lambda below captures
     // `key`, which clang before 16 refuses for bindings (the fuzz build).
@@ -120,11 +190,18 @@ LabeledChunk labeled_chunk_from_json(const Json& object, const std::string& wher
     } else {
       const auto field = std::find_if(labeled_chunk_metrics().begin(), labeled_chunk_metrics().end(),
                                       [&](const LabeledChunkMetric& f) { return key == f.key; });
+      const auto scenario = std::find_if(scenario_metric_keys().begin(), scenario_metric_keys().end(),
+                                         [&](const ScenarioMetricKey& f) { return key == f.key; });
+      std::optional<double> number;
       if (field != labeled_chunk_metrics().end()) {
-        c.*(field->member) = as_double(value, where, field->key);
-      } else {
-        c.extra.emplace_back(key, value.dump());
+        number = metric_value(value, where, field->key);
+        if (number) c.*(field->member) = *number;
+      } else if (scenario != scenario_metric_keys().end()) {
+        number = metric_value(value, where, scenario->key);
+        if (number) c.scenario_metrics.emplace_back(key, *number);
       }
+      // Unknown keys, and strings that hold no value ("None", "nan"): verbatim.
+      if (!number) c.extra.emplace_back(key, value.dump());
     }
   }
   return c;
@@ -144,6 +221,9 @@ Json labeled_chunk_to_json(const LabeledChunk& c) {
         if (value) return Json(*value);
         return std::nullopt;
       }
+    }
+    for (const auto& [k, value] : c.scenario_metrics) {
+      if (k == key) return Json(value);
     }
     return std::nullopt;
   };
@@ -175,6 +255,7 @@ Json labeled_chunk_to_json(const LabeledChunk& c) {
       emit(key);
     }
   }
+  for (const auto& [key, value] : c.scenario_metrics) emit(key);
   for (const auto& [key, text] : c.extra) emit(key);
   return out;
 }
@@ -395,7 +476,8 @@ bool LabeledChunk::operator==(const LabeledChunk& o) const {
          forced_importance_accuracy == o.forced_importance_accuracy &&
          forced_importance_kl == o.forced_importance_kl &&
          different_trajectories_fraction == o.different_trajectories_fraction &&
-         overdeterminedness == o.overdeterminedness && summary == o.summary && extra == o.extra;
+         overdeterminedness == o.overdeterminedness && summary == o.summary &&
+         scenario_metrics == o.scenario_metrics && extra == o.extra;
 }
 
 // ---------------------------------------------------------------------------
@@ -643,6 +725,38 @@ StepImportanceSummary summarize_step_importance(const StepImportance& rows,
   return s;
 }
 
+namespace {
+
+// The authors' agentic names for the rates (analyze_rollouts.py of
+// thought-branches), in their key order: accuracy becomes <b>_rate, and so on
+// (scenario_metric_keys() maps them back).
+void use_scenario_keys(LabeledChunk& c, const std::string& b) {
+  const auto move = [&](std::optional<double> LabeledChunk::*member, const std::string& key) {
+    if (c.*member) c.scenario_metrics.emplace_back(key, *(c.*member));
+    (c.*member).reset();
+  };
+  move(&LabeledChunk::accuracy, b + "_rate");
+  move(&LabeledChunk::resampling_importance_accuracy, "resampling_importance_" + b + "_rate");
+  move(&LabeledChunk::counterfactual_importance_accuracy, "counterfactual_importance_" + b + "_rate");
+  move(&LabeledChunk::forced_importance_accuracy, "forced_importance_" + b + "_rate");
+  c.key_order = {"chunk",
+                 "chunk_idx",
+                 "function_tags",
+                 "depends_on",
+                 b + "_rate",
+                 "resampling_importance_" + b + "_rate",
+                 "resampling_importance_kl",
+                 "counterfactual_importance_" + b + "_rate",
+                 "counterfactual_importance_kl",
+                 "forced_importance_" + b + "_rate",
+                 "forced_importance_kl",
+                 "different_trajectories_fraction",
+                 "overdeterminedness",
+                 "summary"};
+}
+
+}  // namespace
+
 ReferenceOutputs write_reference_outputs(const ProblemRollouts& rollouts, const ResamplingMetrics& metrics,
                                          const std::string& out_dir, const ReferenceOutputOptions& options) {
   std::optional<std::vector<LabeledChunk>> existing;
@@ -656,6 +770,8 @@ ReferenceOutputs write_reference_outputs(const ProblemRollouts& rollouts, const 
   }
   ReferenceOutputs out;
   out.chunks_labeled = labeled_chunks(metrics, existing ? &*existing : nullptr);
+  if (!rollouts.behavior.empty())
+    for (auto& c : out.chunks_labeled) use_scenario_keys(c, rollouts.behavior);
   const bool with_matrix = !metrics.sentence_to_sentence.empty() || metrics.sentences.empty();
   if (with_matrix) {
     out.step_importance = step_importance(metrics);

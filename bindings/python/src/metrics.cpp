@@ -125,6 +125,7 @@ void bind_metrics(py::module_& m) {
       .def_readonly("present", &SentenceRollouts::present)
       .def_readonly("rollouts", &SentenceRollouts::rollouts)
       .def_readonly("num_errors", &SentenceRollouts::num_errors)
+      .def_readonly("behavior", &SentenceRollouts::behavior)
       .def_property_readonly("num_valid", &SentenceRollouts::num_valid)
       .def_property_readonly("num_without_answer", &SentenceRollouts::num_without_answer)
       .def("__len__", [](const SentenceRollouts& s) { return s.rollouts.size(); });
@@ -134,7 +135,9 @@ void bind_metrics(py::module_& m) {
       .def_readonly("gt_solution", &Problem::gt_solution)
       .def_readonly("level", &Problem::level)
       .def_readonly("type", &Problem::type)
-      .def_readonly("nickname", &Problem::nickname);
+      .def_readonly("nickname", &Problem::nickname)
+      .def_readonly("scenario", &Problem::scenario)
+      .def_property_readonly("is_scenario", &Problem::is_scenario);
   py::class_<BaseSolution>(m, "BaseSolution")
       .def_readonly("prompt", &BaseSolution::prompt)
       .def_readonly("solution", &BaseSolution::solution)
@@ -147,13 +150,16 @@ void bind_metrics(py::module_& m) {
       .def_readonly("problem", &ProblemRollouts::problem)
       .def_readonly("base_solution", &ProblemRollouts::base_solution)
       .def_readonly("chunks", &ProblemRollouts::chunks)
+      .def_readonly("separators", &ProblemRollouts::separators)
+      .def_readonly("behavior", &ProblemRollouts::behavior)
       .def_readonly("resampled", &ProblemRollouts::resampled)
       .def_readonly("forced_dir", &ProblemRollouts::forced_dir)
       .def_readonly("forced", &ProblemRollouts::forced)
       .def_property_readonly("has_forced", &ProblemRollouts::has_forced)
       .def("trace", [](const ProblemRollouts& r, std::size_t min_sentence_chars) {
              return trace_from_rollouts(r, min_sentence_chars);
-           }, py::arg("min_sentence_chars") = 4, "The base solution as a Trace (reference segmentation).")
+           }, py::arg("min_sentence_chars") = 4,
+           "The base solution as a Trace (reference segmentation; an agentic folder's analysed chunks).")
       .def("__repr__", [](const ProblemRollouts& r) {
         return "ProblemRollouts(" + r.problem_id + ", " + std::to_string(r.chunks.size()) + " chunks" +
                (r.has_forced() ? ", forced" : "") + ")";

@@ -26,6 +26,16 @@ namespace anchors {
 // (e.g. the step_text copies inside the reference summary.json files) lack
 // some and carry others; unknown keys are kept verbatim so that
 // read -> write -> read returns the same value.
+//
+// Besides the math files of Thought Anchors, the reader takes the agentic files
+// of Thought Branches (blackmail / whistleblowing scenarios, docs/results.md
+// "Agentic scenario folders"), including the web app's string-typed copies:
+// a number may be a string holding one ("0.25", "-3e-05"; "None", "nan",
+// "inf" and "" mean no value and are kept verbatim, like null), chunk_idx a
+// string of digits ("12"), function_tags and depends_on a Python list literal
+// ("['plan_generation']", "['0', '3']", "[1, 2]", "[]") or a bare string (one
+// element; "" is the empty list). They are read into the typed fields and
+// written back as JSON numbers and lists.
 struct LabeledChunk {
   std::string chunk;
   std::size_t chunk_idx = 0;
@@ -42,8 +52,12 @@ struct LabeledChunk {
   std::optional<double> different_trajectories_fraction;
   std::optional<double> overdeterminedness;
   std::string summary;  // a few words describing the sentence (LLM-written in the reference)
-  // Other keys (and known keys holding null): name -> compact JSON text of
-  // the value, in file order.
+  // The agentic files' numbers (the keys of scenario_metric_keys():
+  // blackmail_rate, counterfactual_importance_blackmail_rate, semantic_entropy,
+  // ...) as (key, value), in file order.
+  std::vector<std::pair<std::string, double>> scenario_metrics;
+  // Other keys (and known keys holding null or a no-value string such as
+  // "nan"): name -> compact JSON text of the value, in file order.
   std::vector<std::pair<std::string, std::string>> extra;
   // Key order as read, so a rewritten file keeps its layout; empty = the
   // reference order. Presentation only: not part of equality.
@@ -61,6 +75,30 @@ struct LabeledChunkMetric {
   std::optional<double> LabeledChunk::*member;
 };
 const std::vector<LabeledChunkMetric>& labeled_chunk_metrics();
+
+// A number of the agentic chunks_labeled.json files (Thought Branches:
+// analyze_rollouts.py of interp-reasoning/thought-branches and the
+// blackmail-rollouts data) and the score series it is imported as. The
+// behaviour ("did the model blackmail / blow the whistle") is the outcome and
+// "yes" its target, so a rate is an accuracy with the same definitions
+// (docs/resampling-metrics.md):
+//   <b>_rate                                  -> accuracy
+//   resampling_importance_<b>_rate            -> resampling_importance_accuracy
+//   counterfactual_importance_<b>_rate        -> counterfactual_importance_accuracy
+//   forced_importance_<b>_rate                -> forced_importance_accuracy
+//   counterfactual_plusplus_importance_<b>_rate, and its aliases
+//   counterfactual_plusplus_importance, counterfactual_importance_cfpp,
+//   cfpp_importance                           -> counterfactual_plusplus_importance
+//   semantic_entropy                          -> semantic_entropy
+// for <b> = blackmail and whistleblowing. (The KL forms, different_trajectories_fraction
+// and overdeterminedness carry the math files' names and are LabeledChunk
+// fields. The authors' *_logodds keys use another estimator than ours and stay
+// unknown keys.)
+struct ScenarioMetricKey {
+  const char* key;
+  const char* series;
+};
+const std::vector<ScenarioMetricKey>& scenario_metric_keys();
 
 struct TargetImpact {
   std::size_t target_chunk_idx = 0;
@@ -175,7 +213,12 @@ struct ReferenceOutputs {
 
 // Writes chunks_labeled.json, and step_importance.json + summary.json when the
 // metrics hold a matrix, into out_dir (created if missing), each atomically.
-// Used by `anchors metrics PROBLEM_DIR --out DIR`.
+// Used by `anchors metrics PROBLEM_DIR --out DIR`. For the rollouts of an
+// agentic folder (rollouts.behavior = "blackmail", say) chunks_labeled.json
+// names the rates as the authors' agentic files do, in their key order:
+// blackmail_rate, resampling_importance_blackmail_rate,
+// counterfactual_importance_blackmail_rate, forced_importance_blackmail_rate
+// (scenario_metric_keys() in reverse); the other keys keep their names.
 ReferenceOutputs write_reference_outputs(const ProblemRollouts& rollouts,
                                          const ResamplingMetrics& metrics,
                                          const std::string& out_dir,

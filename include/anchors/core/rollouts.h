@@ -12,11 +12,30 @@
 // A record is either a rollout {chunk_removed, prefix_without_chunk,
 // chunk_resampled, rollout, full_cot, answer, is_correct} or an error record
 // {"error": ...} left by a failed generation request.
+//
+// The agentic folders of Thought Branches (blackmail / whistleblowing
+// scenarios: interp-reasoning/thought-branches, the blackmail-rollouts data)
+// are read too (docs/rollouts.md, "Agentic scenario folders"):
+//
+//   <root>/yes_base_solution/scenario_N/
+//       scenario.json         {system_prompt, user_prompt, email_content, variables, nickname,
+//                              scenario_id, ...} or {conversation_history: [{role, content}], ...}
+//       base_solution.json    {prompt, solution, full_cot, contains_blackmail, reasoning}
+//       chunks.json           {source_text, solution_text, chunks, separators}
+//       chunk_i/solutions.json  records with contains_blackmail (or contains_whistleblowing)
+//                               and the judge's reasoning instead of answer / is_correct
+//
+// The behaviour is the outcome and "yes" its target: a verdict true / false
+// reads as answer "yes" / "no" with is_correct = the verdict (over any answer /
+// is_correct of the same record); null as no answer (not counted, as the
+// authors' rates leave it out).
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "anchors/core/sentence.h"
 
 namespace anchors {
 
@@ -32,7 +51,10 @@ struct Rollout {
   std::optional<bool> is_correct;    // as recorded; nullopt if absent or null
   // What the label was read from when an outcome keeps it (a chat judge's
   // verbatim answer, outcome.h); "" otherwise. File field "outcome_raw",
-  // written only when non-empty (the authors' files have none).
+  // written only when non-empty (the authors' math files have none). In the
+  // authors' agentic files the judge's text is "reasoning": read into this
+  // field when the record has no outcome_raw, with keep_full_texts only (it is
+  // about as long as a rollout).
   std::string outcome_raw;
 
   // A rollout is "valid" (docs/design.md §3: counts towards answer distributions
@@ -55,6 +77,9 @@ struct SentenceRollouts {
   bool present = false;            // chunk_i/solutions.json exists
   std::vector<Rollout> rollouts;   // every non-error record, in file order
   std::size_t num_errors = 0;      // {"error": ...} records: skipped, never "wrong answers"
+  // "blackmail" / "whistleblowing" when the records carry contains_<behaviour>
+  // verdicts (the first such record names it); "" otherwise.
+  std::string behavior;
 
   std::size_t num_records() const { return rollouts.size() + num_errors; }
   // Rollouts with a non-empty answer (R_i of docs/design.md).
@@ -63,31 +88,34 @@ struct SentenceRollouts {
 
   bool operator==(const SentenceRollouts& o) const {
     return chunk_idx == o.chunk_idx && present == o.present && rollouts == o.rollouts &&
-           num_errors == o.num_errors;
+           num_errors == o.num_errors && behavior == o.behavior;
   }
 };
 
-// problem.json
+// problem.json, or an agentic folder's scenario.json (parse_scenario).
 struct Problem {
-  std::string text;         // "problem"
-  std::string gt_answer;    // "" if absent
+  std::string text;         // "problem"; for a scenario its transcript (parse_scenario)
+  std::string gt_answer;    // "" if absent; "yes" for a scenario (the behaviour is the target)
   std::string gt_solution;
   std::string level;
   std::string type;
   std::string nickname;
+  // scenario.json as compact JSON text (key order kept); "" for problem.json.
+  std::string scenario;
 
+  bool is_scenario() const { return !scenario.empty(); }
   bool operator==(const Problem& o) const {
     return text == o.text && gt_answer == o.gt_answer && gt_solution == o.gt_solution &&
-           level == o.level && type == o.type && nickname == o.nickname;
+           level == o.level && type == o.type && nickname == o.nickname && scenario == o.scenario;
   }
 };
 
 // base_solution.json
 struct BaseSolution {
-  std::string prompt;
+  std::string prompt;     // in a scenario folder without one: scenario_prompt(problem)
   std::string solution;   // chain of thought and answer
   std::string full_cot;   // prompt + solution
-  std::string answer;
+  std::string answer;     // in a scenario folder: "yes" / "no" from contains_<behaviour>
   std::optional<bool> is_correct;
 
   bool operator==(const BaseSolution& o) const {
@@ -105,6 +133,13 @@ struct ProblemRollouts {
   std::string source_text;          // chunks.json "source_text"
   std::string solution_text;        // chunks.json "solution_text"
   std::vector<std::string> chunks;  // chunks.json "chunks": every sentence, unfiltered
+  // chunks.json "separators" (the agentic splitter: the text between chunk k
+  // and chunk k+1), one per chunk; empty when the file has none.
+  std::vector<std::string> separators;
+  // "blackmail" or "whistleblowing" when the verdicts were read from
+  // contains_<behaviour> fields (base_solution.json, else the first record
+  // that has one); "" otherwise.
+  std::string behavior;
   // One entry per chunk (resampled[i].chunk_idx == i); `present` is false
   // where chunk_i/solutions.json does not exist.
   std::vector<SentenceRollouts> resampled;
@@ -130,12 +165,15 @@ struct ReadRolloutsOptions {
   bool keep_full_texts = false;
 };
 
-// Reads problem.json, base_solution.json, chunks.json and every
-// chunk_i/solutions.json (i over chunks.json's list) of `problem_dir`, and the
-// forced-answer sibling. Missing chunk folders are allowed (present = false);
-// missing problem.json / base_solution.json / chunks.json, malformed JSON,
-// invalid UTF-8, and fields of the wrong type are anchors::Error naming the
-// file (and the record) and the problem.
+// Reads problem.json (or, in an agentic folder, scenario.json),
+// base_solution.json, chunks.json and every chunk_i/solutions.json (i over
+// chunks.json's list) of `problem_dir`, and the forced-answer sibling. Missing
+// chunk folders are allowed (present = false); a folder with neither or both
+// of problem.json and scenario.json, missing base_solution.json / chunks.json,
+// malformed JSON, invalid UTF-8, fields of the wrong type (a verdict that is
+// not true, false or null; separators that are not one string per chunk) and
+// a record with both contains_blackmail and contains_whistleblowing are
+// anchors::Error naming the file (and the record) and the problem.
 ProblemRollouts read_problem_rollouts(const std::string& problem_dir,
                                       const ReadRolloutsOptions& options = {});
 
@@ -145,6 +183,66 @@ SentenceRollouts read_sentence_rollouts(const std::string& solutions_json_path,
 // The same from the file's text; `source` names it in errors.
 SentenceRollouts parse_sentence_rollouts(const std::string& json_text, const std::string& source,
                                          std::size_t chunk_idx, bool keep_full_texts = false);
+
+// chunks.json: {source_text, solution_text, chunks: [sentence, ...]} and, from
+// the agentic splitter, separators: [text after chunk k, ...].
+struct ChunksFile {
+  std::string source_text;
+  std::string solution_text;
+  std::vector<std::string> chunks;
+  std::vector<std::string> separators;  // empty when absent or null
+};
+// anchors::Error naming the file for malformed JSON, a missing "chunks", an
+// entry that is not a string, and separators that are not one string per chunk.
+ChunksFile read_chunks_file(const std::string& path);
+
+// -- agentic scenarios (Thought Branches) --------------------------------------
+
+// What the authors' prompt builders put after the transcript: the assistant's
+// turn, opened in its reasoning.
+inline constexpr const char* kScenarioAssistantOpener = "\n\nAssistant:\n<think>\n";
+
+// scenario.json as a Problem: `scenario` = the document as compact JSON,
+// `nickname` its "nickname", gt_answer "yes", and `text` the transcript the
+// authors' raw-text prompt builders make of it (no chat template; spec of
+// interp-reasoning/thought-branches, measure_determination.py and
+// onpolicy_chain_disruption.py):
+//   - with a non-empty "conversation_history" list (whistleblowing): the first
+//     turn's content, then for every later turn with non-empty content
+//     "\n\nUser: " + content (role "user", any case) or "\n\nAssistant: " +
+//     content (any other role);
+//   - else (blackmail): system_prompt, then "\n\nUser: " + user_prompt and
+//     "\n\n" + email_content, each only when non-empty.
+// Every key is optional and unknown keys are kept (in `scenario`). anchors::Error
+// naming `source` and the field for malformed JSON, a top level that is not an
+// object, and a known field of the wrong type (system_prompt, user_prompt,
+// email_content, nickname: string or null; conversation_history: a list of
+// objects whose role and content are strings or null).
+Problem parse_scenario(const std::string& json_text, const std::string& source);
+// The model's prompt: problem.text + kScenarioAssistantOpener.
+std::string scenario_prompt(const Problem& scenario);
+
+// Where the chunks `selected` (indices into `chunks`, strictly ascending) of
+// chunks.json lie in the base solution, as Sentences (index = position in
+// `selected`, text = the chunk, no tags). Each is searched in `solution` from
+// the end of the one before (exact bytes); when one is not found there — the
+// agentic splitter rewrites some text, e.g. the escaped "\n" of a tool call's
+// e-mail body become newlines — `text` is instead the text the chunks describe,
+// chunk_0 + separators[0] + chunk_1 + ... (with no separators, one space
+// between chunks), `joined` is true and `not_found` names the first selected
+// position that was missing. anchors::Error naming `source` when `selected`
+// is not ascending or out of range. Cost: one forward search through the
+// solution (std::string::find from chunk to chunk), plus building the joined
+// text when a chunk is missing.
+struct ChunkedSolution {
+  std::string text;
+  std::vector<Sentence> sentences;
+  bool joined = false;
+  std::optional<std::size_t> not_found;
+};
+ChunkedSolution chunked_solution(const std::string& solution, const std::vector<std::string>& chunks,
+                                 const std::vector<std::string>& separators, const std::vector<std::size_t>& selected,
+                                 const std::string& source);
 
 // Where the authors' generator puts the forced-answer rollouts of a problem
 // folder: ".../X_base_solution[_suffix]/problem_N" ->

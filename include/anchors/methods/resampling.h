@@ -14,7 +14,12 @@ namespace anchors {
 // segmentation of base_solution.json's solution, checked against the analysed
 // chunks of chunks.json when the resampling attribution is built (sentences
 // shorter than min_sentence_chars are dropped, as the analysis does), metadata
-// from problem.json and base_solution.json.
+// from problem.json and base_solution.json. For an agentic folder
+// (rollouts.problem.is_scenario()) the sentences are the analysed chunks of
+// chunks.json themselves, located in the solution (chunked_solution,
+// rollouts.h; metadata "text_source" says when the text had to be rebuilt from
+// the chunks), and metadata adds "scenario", "nickname" and "behavior";
+// anchors::Error naming chunks.json if its chunks cannot be placed.
 Trace trace_from_rollouts(const ProblemRollouts& rollouts, std::size_t min_sentence_chars = 4);
 
 // The method's options (completed with defaults, see ResamplingMethod) as

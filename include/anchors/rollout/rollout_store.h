@@ -174,14 +174,20 @@ class RolloutStore {
 
   // The writes below are anchors::Error unless this store is the folder's
   // writer (begin_writing).
-  // problem.json {problem, level, type, gt_solution, gt_answer, nickname}
+  // problem.json {problem, level, type, gt_solution, gt_answer, nickname};
+  // for a scenario (problem.is_scenario(), read from an agentic folder) its
+  // scenario.json instead, the document as read (indented), from which
+  // read_problem_rollouts derives the Problem again. anchors::Error if
+  // Problem::scenario is not a JSON object.
   void write_problem(const Problem& problem) const;
   // base_solution.json {prompt, solution, full_cot, answer, is_correct}
   void write_base_solution(const BaseSolution& base) const;
-  // chunks.json {source_text, solution_text, chunks}
+  // chunks.json {source_text, solution_text, chunks[, separators]}: separators
+  // (the agentic layout) are written when given, one per chunk (anchors::Error
+  // otherwise).
   void write_chunks(const std::string& source_text, const std::string& solution_text,
-                    const std::vector<std::string>& chunks) const;
-  // problem.json, base_solution.json and chunks.json all exist.
+                    const std::vector<std::string>& chunks, const std::vector<std::string>& separators = {}) const;
+  // problem.json (or scenario.json), base_solution.json and chunks.json all exist.
   bool has_problem() const;
 
   // read_problem_rollouts(problem_dir) with this store's forced folder (read

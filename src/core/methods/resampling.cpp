@@ -1,11 +1,14 @@
 #include "anchors/methods/resampling.h"
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "anchors/core/error.h"
 #include "anchors/core/outcome.h"
 #include "anchors/core/resampling_metrics.h"
 #include "anchors/core/segmentation.h"
+#include "anchors/core/utf8.h"
 #include "anchors/methods/registry.h"
 
 namespace anchors {
@@ -20,6 +23,28 @@ Trace trace_from_rollouts(const ProblemRollouts& rollouts, std::size_t min_sente
   if (!rollouts.problem.gt_answer.empty()) trace.metadata["gt_answer"] = rollouts.problem.gt_answer;
   if (rollouts.base_solution.is_correct)
     trace.metadata["is_correct"] = *rollouts.base_solution.is_correct ? "true" : "false";
+  if (rollouts.problem.is_scenario()) {
+    // An agentic folder: its chunks come from the authors' own splitter
+    // (chunks.json), which ours does not reproduce; the analysed ones are
+    // located in the solution instead of re-segmenting it.
+    trace.metadata["scenario"] = rollouts.problem.scenario;
+    if (!rollouts.problem.nickname.empty()) trace.metadata["nickname"] = rollouts.problem.nickname;
+    if (!rollouts.behavior.empty()) trace.metadata["behavior"] = rollouts.behavior;
+    std::vector<std::size_t> analysed;
+    for (std::size_t c = 0; c < rollouts.chunks.size(); ++c)
+      if (utf8::length(rollouts.chunks[c]) >= min_sentence_chars) analysed.push_back(c);
+    const std::string source = (std::filesystem::path(rollouts.problem_dir) / "chunks.json").string();
+    ChunkedSolution layout = chunked_solution(trace.text, rollouts.chunks, rollouts.separators, analysed, source);
+    if (layout.joined) {
+      trace.metadata["text_source"] = fmt::format(
+          "chunks.json (chunks joined by their separators): chunk {} is not in base_solution.json's solution as "
+          "written",
+          analysed[*layout.not_found]);
+      trace.text = std::move(layout.text);
+    }
+    trace.sentences = std::move(layout.sentences);
+    return trace;
+  }
   SegmentOptions segment;
   segment.drop_shorter_than = min_sentence_chars;
   trace.sentences = split_sentences(trace.text, segment);

@@ -224,6 +224,16 @@ std::string RolloutStore::solutions_path(std::size_t chunk_idx, bool forced) con
 
 void RolloutStore::write_problem(const Problem& p) const {
   require_writer("write_problem");
+  if (p.is_scenario()) {
+    // The agentic layout: the scenario as it was read (its text is derived
+    // from it again when read back, parse_scenario).
+    const Json scenario = json_fields::parse<Json>(p.scenario, "Problem::scenario");
+    if (!scenario.is_object())
+      throw Error(fmt::format("RolloutStore::write_problem: Problem::scenario must be a JSON object, got {}",
+                              scenario.type_name()));
+    write_file_atomic((fs::path(problem_dir_) / "scenario.json").string(), dump(scenario));
+    return;
+  }
   Json j = Json::object();
   j["problem"] = p.text;
   j["level"] = p.level;
@@ -246,18 +256,24 @@ void RolloutStore::write_base_solution(const BaseSolution& b) const {
 }
 
 void RolloutStore::write_chunks(const std::string& source_text, const std::string& solution_text,
-                                const std::vector<std::string>& chunks) const {
+                                const std::vector<std::string>& chunks,
+                                const std::vector<std::string>& separators) const {
   require_writer("write_chunks");
+  if (!separators.empty() && separators.size() != chunks.size())
+    throw Error(fmt::format("RolloutStore::write_chunks: {} separators for {} chunks", separators.size(),
+                            chunks.size()));
   Json j = Json::object();
   j["source_text"] = source_text;
   j["solution_text"] = solution_text;
   j["chunks"] = chunks;
+  if (!separators.empty()) j["separators"] = separators;
   write_file_atomic((fs::path(problem_dir_) / "chunks.json").string(), dump(j));
 }
 
 bool RolloutStore::has_problem() const {
   const fs::path dir(problem_dir_);
-  return file_exists((dir / "problem.json").string()) && file_exists((dir / "base_solution.json").string()) &&
+  return (file_exists((dir / "problem.json").string()) || file_exists((dir / "scenario.json").string())) &&
+         file_exists((dir / "base_solution.json").string()) &&
          file_exists((dir / "chunks.json").string());
 }
 

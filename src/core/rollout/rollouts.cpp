@@ -1,6 +1,7 @@
 #include "anchors/core/rollouts.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <filesystem>
 
@@ -10,6 +11,7 @@
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
 #include "json_fields.h"
+#include "verdict_fields.h"
 
 namespace anchors {
 namespace fs = std::filesystem;
@@ -71,7 +73,8 @@ Problem read_problem(const std::string& path) {
   return problem;
 }
 
-BaseSolution read_base_solution(const std::string& path) {
+// `behavior` is set to the verdict's behaviour when the file has one.
+BaseSolution read_base_solution(const std::string& path, std::string& behavior) {
   const json doc = parse_json_file(path);
   require_object(doc, path, "the top level");
   const std::string what = "base solution";
@@ -81,7 +84,41 @@ BaseSolution read_base_solution(const std::string& path) {
   base.full_cot = optional_string(doc, "full_cot", path, what);
   base.answer = optional_string(doc, "answer", path, what);
   base.is_correct = optional_bool(doc, "is_correct", path, what);
+  optional_string(doc, "reasoning", path, what);  // the judge's text: type-checked, not kept
+  const verdict_fields::Verdict verdict = verdict_fields::read(doc, fmt::format("{}: {}", path, what));
+  if (verdict.present()) {
+    behavior = verdict.behavior;
+    if (verdict.value) {
+      base.answer = verdict.answer();
+      base.is_correct = verdict.value;
+    }
+  }
   return base;
+}
+
+// problem.json, or scenario.json in an agentic folder: exactly one of them.
+Problem read_problem_or_scenario(const fs::path& dir) {
+  const std::string problem_path = (dir / "problem.json").string();
+  const std::string scenario_path = (dir / "scenario.json").string();
+  const bool has_problem = file_exists(problem_path), has_scenario = file_exists(scenario_path);
+  if (has_problem && has_scenario)
+    throw Error(fmt::format("{}: both problem.json and scenario.json (a folder holds one problem or one scenario)",
+                            dir.string()));
+  if (has_scenario) return parse_scenario(read_text_file(scenario_path, kDataFileLimit), scenario_path);
+  if (!has_problem && !fs::exists(problem_path))
+    throw Error(fmt::format("{}: no such file, and no scenario.json either (a problem folder needs problem.json, "
+                            "an agentic scenario folder scenario.json)",
+                            problem_path));
+  return read_problem(problem_path);  // also when the path is not a regular file: read_text_file says why
+}
+
+// A scenario.json string field: missing and null read as "".
+std::string scenario_string(const nlohmann::ordered_json& object, const char* field, const std::string& where) {
+  const auto it = object.find(field);
+  if (it == object.end() || it->is_null()) return {};
+  if (!it->is_string())
+    throw Error(fmt::format("{}: field \"{}\" must be a string, got {}", where, field, it->type_name()));
+  return it->get<std::string>();
 }
 
 std::string folder_name(const std::string& dir) {
@@ -143,12 +180,23 @@ SentenceRollouts parse_sentence_rollouts(const std::string& json_text, const std
     r.answer = optional_string(record, "answer", path, what);
     r.is_correct = optional_bool(record, "is_correct", path, what);
     r.outcome_raw = optional_string(record, "outcome_raw", path, what);
+    // The agentic files' verdict is the label: "yes" / "no" with is_correct =
+    // the verdict (the behaviour is the target outcome); null leaves the
+    // record without one, as the authors' rates leave it out.
+    const verdict_fields::Verdict verdict = verdict_fields::read(record, fmt::format("{}: {}", path, what));
+    if (verdict.present() && out.behavior.empty()) out.behavior = verdict.behavior;
+    if (verdict.value) {
+      r.answer = verdict.answer();
+      r.is_correct = verdict.value;
+    }
     // Checked for type even when dropped, so bad files fail the same way.
     std::string prefix = optional_string(record, "prefix_without_chunk", path, what);
     std::string full_cot = optional_string(record, "full_cot", path, what);
+    std::string reasoning = optional_string(record, "reasoning", path, what);
     if (keep_full_texts) {
       r.prefix_without_chunk = std::move(prefix);
       r.full_cot = std::move(full_cot);
+      if (r.outcome_raw.empty()) r.outcome_raw = std::move(reasoning);
     }
     out.rollouts.push_back(std::move(r));
   }
@@ -171,21 +219,104 @@ std::string forced_sibling_dir(const std::string& problem_dir) {
   return (parent.parent_path() / name / problem.filename()).string();
 }
 
-ProblemRollouts read_problem_rollouts(const std::string& problem_dir,
-                                      const ReadRolloutsOptions& options) {
-  if (!directory_exists(problem_dir)) {
-    throw Error(fmt::format("{}: not a directory (expected a problem folder with problem.json, "
-                            "base_solution.json, chunks.json and chunk_i/solutions.json)",
-                            problem_dir));
-  }
-  const fs::path dir(problem_dir);
-  ProblemRollouts out;
-  out.problem_dir = problem_dir;
-  out.problem_id = folder_name(problem_dir);
-  out.problem = read_problem((dir / "problem.json").string());
-  out.base_solution = read_base_solution((dir / "base_solution.json").string());
+Problem parse_scenario(const std::string& json_text, const std::string& source) {
+  using ordered = nlohmann::ordered_json;
+  const ordered doc = json_fields::parse<ordered>(json_text, source);
+  if (!doc.is_object())
+    throw Error(fmt::format("{}: expected a JSON object (a scenario), got {}", source, doc.type_name()));
+  Problem out;
+  out.scenario = doc.dump();
+  out.gt_answer = "yes";
+  out.nickname = scenario_string(doc, "nickname", source);
+  const std::string system = scenario_string(doc, "system_prompt", source);
+  const std::string user = scenario_string(doc, "user_prompt", source);
+  const std::string email = scenario_string(doc, "email_content", source);
 
-  const std::string chunks_path = (dir / "chunks.json").string();
+  const auto history = doc.find("conversation_history");
+  if (history != doc.end() && !history->is_null() && !history->is_array())
+    throw Error(fmt::format("{}: field \"conversation_history\" must be a list of {{role, content}} turns, got {}",
+                            source, history->type_name()));
+  if (history != doc.end() && history->is_array() && !history->empty()) {
+    // The multi-turn builder (measure_determination.py, build_full_conversation_prefill).
+    for (std::size_t k = 0; k < history->size(); ++k) {
+      const ordered& turn = (*history)[k];
+      const std::string where = fmt::format("{}: conversation_history[{}]", source, k);
+      if (!turn.is_object())
+        throw Error(fmt::format("{}: must be an object {{role, content}}, got {}", where, turn.type_name()));
+      std::string role = scenario_string(turn, "role", where);
+      const std::string content = scenario_string(turn, "content", where);
+      if (k == 0) {
+        out.text += content;  // the system text, whatever its role
+        continue;
+      }
+      if (content.empty()) continue;  // the empty assistant placeholders
+      const auto first = role.find_first_not_of(" \t\n\r");
+      role = first == std::string::npos ? "" : role.substr(first, role.find_last_not_of(" \t\n\r") - first + 1);
+      for (char& c : role) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      out.text += (role == "user" ? "\n\nUser: " : "\n\nAssistant: ") + content;
+    }
+    return out;
+  }
+  // The single-turn builder (onpolicy_chain_disruption.py, build_prefill_text;
+  // measure_determination.py's gives the same text when every part is there).
+  out.text = system;
+  if (!user.empty()) out.text += "\n\nUser: " + user;
+  if (!email.empty()) out.text += "\n\n" + email;
+  return out;
+}
+
+std::string scenario_prompt(const Problem& scenario) { return scenario.text + kScenarioAssistantOpener; }
+
+ChunkedSolution chunked_solution(const std::string& solution, const std::vector<std::string>& chunks,
+                                 const std::vector<std::string>& separators, const std::vector<std::size_t>& selected,
+                                 const std::string& source) {
+  for (std::size_t k = 0; k < selected.size(); ++k) {
+    if (selected[k] >= chunks.size())
+      throw Error(fmt::format("{}: chunk_idx {} is out of range ({} chunks)", source, selected[k], chunks.size()));
+    if (k > 0 && selected[k] <= selected[k - 1])
+      throw Error(fmt::format("{}: chunk_idx {} follows chunk_idx {} (they must ascend)", source, selected[k],
+                              selected[k - 1]));
+  }
+  ChunkedSolution out;
+  out.sentences.resize(selected.size());
+  std::size_t cursor = 0;
+  for (std::size_t k = 0; k < selected.size() && !out.not_found; ++k) {
+    const std::string& chunk = chunks[selected[k]];
+    const std::size_t at = solution.find(chunk, cursor);
+    if (at == std::string::npos) {
+      out.not_found = k;
+      break;
+    }
+    out.sentences[k].chars = {at, at + chunk.size()};
+    cursor = at + chunk.size();
+  }
+  if (!out.not_found) {
+    out.text = solution;
+  } else {
+    // The text the chunks describe, each at its own offset.
+    out.joined = true;
+    std::vector<std::size_t> begin(chunks.size());
+    for (std::size_t j = 0; j < chunks.size(); ++j) {
+      begin[j] = out.text.size();
+      out.text += chunks[j];
+      if (j < separators.size()) {
+        out.text += separators[j];
+      } else if (separators.empty() && j + 1 < chunks.size()) {
+        out.text += ' ';
+      }
+    }
+    for (std::size_t k = 0; k < selected.size(); ++k)
+      out.sentences[k].chars = {begin[selected[k]], begin[selected[k]] + chunks[selected[k]].size()};
+  }
+  for (std::size_t k = 0; k < selected.size(); ++k) {
+    out.sentences[k].index = k;
+    out.sentences[k].text = chunks[selected[k]];
+  }
+  return out;
+}
+
+ChunksFile read_chunks_file(const std::string& chunks_path) {
+  ChunksFile out;
   const json chunks_doc = parse_json_file(chunks_path);
   require_object(chunks_doc, chunks_path, "the top level");
   out.source_text = optional_string(chunks_doc, "source_text", chunks_path, "chunks file");
@@ -203,6 +334,44 @@ ProblemRollouts read_problem_rollouts(const std::string& problem_dir,
     }
     out.chunks.push_back(chunk.get<std::string>());
   }
+  const auto separators = chunks_doc.find("separators");
+  if (separators != chunks_doc.end() && !separators->is_null()) {
+    if (!separators->is_array()) wrong_type(chunks_path, "chunks file", "separators", "a list", *separators);
+    if (separators->size() != out.chunks.size())
+      throw Error(fmt::format("{}: {} separators for {} chunks (one separator follows each chunk)", chunks_path,
+                              separators->size(), out.chunks.size()));
+    for (std::size_t k = 0; k < separators->size(); ++k) {
+      const json& separator = (*separators)[k];
+      if (!separator.is_string())
+        throw Error(fmt::format("{}: separators[{}] must be a string, got {}", chunks_path, k, separator.type_name()));
+      out.separators.push_back(separator.get<std::string>());
+    }
+  }
+
+  return out;
+}
+
+ProblemRollouts read_problem_rollouts(const std::string& problem_dir,
+                                      const ReadRolloutsOptions& options) {
+  if (!directory_exists(problem_dir)) {
+    throw Error(fmt::format("{}: not a directory (expected a problem folder with problem.json (or an agentic "
+                            "scenario.json), base_solution.json, chunks.json and chunk_i/solutions.json)",
+                            problem_dir));
+  }
+  const fs::path dir(problem_dir);
+  ProblemRollouts out;
+  out.problem_dir = problem_dir;
+  out.problem_id = folder_name(problem_dir);
+  out.problem = read_problem_or_scenario(dir);
+  out.base_solution = read_base_solution((dir / "base_solution.json").string(), out.behavior);
+  if (out.problem.is_scenario() && out.base_solution.prompt.empty())
+    out.base_solution.prompt = scenario_prompt(out.problem);
+
+  ChunksFile chunks_file = read_chunks_file((dir / "chunks.json").string());
+  out.source_text = std::move(chunks_file.source_text);
+  out.solution_text = std::move(chunks_file.solution_text);
+  out.chunks = std::move(chunks_file.chunks);
+  out.separators = std::move(chunks_file.separators);
 
   const auto read_all = [&](const fs::path& root) {
     std::vector<SentenceRollouts> all(out.chunks.size());
@@ -217,6 +386,15 @@ ProblemRollouts read_problem_rollouts(const std::string& problem_dir,
     return all;
   };
   out.resampled = read_all(dir);
+  if (out.behavior.empty()) {
+    // No verdict in base_solution.json: the first record's names the behaviour.
+    for (const auto& sentence : out.resampled) {
+      if (!sentence.behavior.empty()) {
+        out.behavior = sentence.behavior;
+        break;
+      }
+    }
+  }
 
   if (!options.forced_dir.empty()) {
     if (!directory_exists(options.forced_dir)) {

@@ -15,7 +15,10 @@
 
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "anchors/core/reference_import.h"
+#include "anchors/methods/resampling.h"
 #include "expect_error.h"
+#include "scenario_folder.h"
 #include "test_paths.h"
 
 namespace anchors {
@@ -347,12 +350,21 @@ TEST(ReferenceSchema, BadChunksLabeledIsAnError) {
       {R"([{"chunk": "a"}])", {"missing field \"chunk_idx\""}},
       {R"([{"chunk": "a", "chunk_idx": -1}])", {"chunk_idx", "non-negative integer"}},
       {R"([{"chunk": "a", "chunk_idx": 1.5}])", {"chunk_idx"}},
-      {R"([{"chunk": "a", "chunk_idx": "1"}])", {"chunk_idx"}},
+      // Strings holding a value are read (the web app's files, below); others are errors.
+      {R"([{"chunk": "a", "chunk_idx": "one"}])", {"chunk_idx", "\"one\""}},
+      {R"([{"chunk": "a", "chunk_idx": "-1"}])", {"chunk_idx", "string of digits"}},
+      {R"([{"chunk": "a", "chunk_idx": true}])", {"chunk_idx", "non-negative integer"}},
       {R"([{"chunk": 5, "chunk_idx": 1}])", {"\"chunk\"", "string"}},
-      {R"([{"chunk": "a", "chunk_idx": 1, "function_tags": "x"}])", {"function_tags", "list"}},
+      {R"([{"chunk": "a", "chunk_idx": 1, "function_tags": 3}])", {"function_tags", "list"}},
+      {R"([{"chunk": "a", "chunk_idx": 1, "function_tags": "['x'"}])", {"function_tags", "not a Python list"}},
+      {R"([{"chunk": "a", "chunk_idx": 1, "function_tags": "[1]"}])", {"function_tags", "not a Python list"}},
+      {R"([{"chunk": "a", "chunk_idx": 1, "depends_on": "[0.5]"}])", {"depends_on", "not a Python list"}},
       {R"([{"chunk": "a", "chunk_idx": 1, "function_tags": [1]}])", {"function_tags"}},
       {R"([{"chunk": "a", "chunk_idx": 1, "depends_on": [true]}])", {"depends_on"}},
-      {R"([{"chunk": "a", "chunk_idx": 1, "accuracy": "0.5"}])", {"accuracy", "number"}},
+      {R"([{"chunk": "a", "chunk_idx": 1, "accuracy": "0.5%"}])", {"accuracy", "number", "\"0.5%\""}},
+      {R"([{"chunk": "a", "chunk_idx": 1, "accuracy": true}])", {"accuracy", "number"}},
+      {R"([{"chunk": "a", "chunk_idx": 1, "blackmail_rate": "high"}])", {"blackmail_rate", "\"high\""}},
+      {R"([{"chunk": "a", "chunk_idx": 1, "semantic_entropy": [1]}])", {"semantic_entropy", "number"}},
       {R"([{"chunk": "a", "chunk_idx": 1, "summary": 3}])", {"summary", "string"}},
       {"[{\"chunk\": \"a\xff\", \"chunk_idx\": 1}]", {"f.json", "malformed JSON"}},
   };
@@ -601,6 +613,150 @@ TEST(ReferenceSchema, WithoutMatrixOnlyChunksLabeledIsWritten) {
   EXPECT_TRUE(fs::exists(out / "chunks_labeled.json"));
   EXPECT_FALSE(fs::exists(out / "step_importance.json"));
   EXPECT_FALSE(fs::exists(out / "summary.json"));
+}
+
+
+// ---------------------------------------------------------------------------
+// Agentic files (Thought Branches) and the web app's string-typed values
+// ---------------------------------------------------------------------------
+
+TEST(ReferenceSchema, StringTypedAgenticLabelsReadAsTypedValues) {
+  const nlohmann::ordered_json file = testing::ScenarioFolder::labels();
+  const auto chunks = parse_chunks_labeled(file.dump(), "chunks_labeled.json");
+  ASSERT_EQ(chunks.size(), 4u);
+  EXPECT_EQ(chunks[0].chunk_idx, 0u);  // "0"
+  EXPECT_EQ(chunks[2].chunk_idx, 3u);  // "3"
+  EXPECT_EQ(chunks[0].function_tags, std::vector<std::string>{"situation_assessment"});
+  EXPECT_EQ(chunks[1].function_tags, (std::vector<std::string>{"leverage_identification", "plan_generation"}));
+  EXPECT_EQ(chunks[2].function_tags, std::vector<std::string>{"action_execution"});  // a bare string
+  EXPECT_TRUE(chunks[0].depends_on.empty());                                          // "[]"
+  EXPECT_EQ(chunks[1].depends_on, std::vector<std::string>{"0"});                      // "['0']"
+  EXPECT_EQ(chunks[2].depends_on, (std::vector<std::string>{"0", "2"}));               // "[0, 2]"
+  EXPECT_FALSE(chunks[0].accuracy.has_value());  // the rate keeps its own key
+  EXPECT_EQ(chunks[0].different_trajectories_fraction, 0.5);
+  EXPECT_EQ(chunks[0].overdeterminedness, 0.0);
+  using Metrics = std::vector<std::pair<std::string, double>>;
+  EXPECT_EQ(chunks[0].scenario_metrics, (Metrics{{"blackmail_rate", 0.5},
+                                                 {"resampling_importance_blackmail_rate", 0.16666666666666663},
+                                                 {"counterfactual_importance_blackmail_rate", -0.25},
+                                                 {"semantic_entropy", 0.6931471805599453}}));
+  EXPECT_EQ(chunks[1].scenario_metrics,
+            (Metrics{{"blackmail_rate", 0.6666666666666666},
+                     {"resampling_importance_blackmail_rate", 0.33333333333333337},
+                     {"counterfactual_plusplus_importance_blackmail_rate", 0.4},
+                     {"counterfactual_plusplus_importance", 0.4},
+                     {"counterfactual_importance_cfpp", 0.4},
+                     {"cfpp_importance", 0.4}}));
+  // No value ("None") and unknown keys stay verbatim.
+  using Extra = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(chunks[1].extra, (Extra{{"counterfactual_importance_blackmail_rate", "\"None\""},
+                                    {"resampling_importance_logodds", "\"1.2\""}}));
+  EXPECT_EQ(chunks[2].extra, (Extra{{"counterfactual_importance_blackmail_rate", "\"nan\""}}));
+
+  // Written back as JSON numbers and lists, in the file's key order.
+  const std::string written = chunks_labeled_to_json(chunks);
+  EXPECT_EQ(parse_chunks_labeled(written), chunks);
+  const json back = json::parse(written);
+  EXPECT_EQ(back[0]["chunk_idx"], 0);
+  EXPECT_EQ(back[0]["blackmail_rate"], 0.5);
+  EXPECT_EQ(back[1]["function_tags"], json::array({"leverage_identification", "plan_generation"}));
+  EXPECT_EQ(back[1]["counterfactual_importance_blackmail_rate"], "None");
+  EXPECT_EQ(back[2]["depends_on"], json::array({"0", "2"}));
+  const auto first_keys = [](const std::string& text) {
+    std::vector<std::string> keys;
+    const auto doc = nlohmann::ordered_json::parse(text);
+    for (const auto& item : doc[1].items()) keys.push_back(item.key());
+    return keys;
+  };
+  EXPECT_EQ(first_keys(written), first_keys(file.dump()));
+}
+
+TEST(ReferenceSchema, PythonLiteralsInStrings) {
+  const auto read = [](const json& entry) {
+    json e = entry;
+    e["chunk"] = "a";
+    e["chunk_idx"] = 1;
+    return parse_chunks_labeled(json::array({e}).dump(), "f.json").at(0);
+  };
+  // Strings: both quotes, escapes, non-ASCII, a trailing comma, spaces.
+  EXPECT_EQ(read({{"function_tags", R"( [ 'it\'s', "say \"hi\"", 'caf\xe9', '\u00e9\U0001F600', 'a\\b\tc' , ] )"}})
+                .function_tags,
+            (std::vector<std::string>{"it's", "say \"hi\"", "caf\xC3\xA9", "\xC3\xA9\xF0\x9F\x98\x80", "a\\b\tc"}));
+  EXPECT_EQ(read({{"function_tags", "['naïve']"}}).function_tags, std::vector<std::string>{"naïve"});
+  EXPECT_TRUE(read({{"function_tags", ""}}).function_tags.empty());
+  EXPECT_TRUE(read({{"function_tags", "  "}}).function_tags.empty());
+  EXPECT_TRUE(read({{"function_tags", "[ ]"}}).function_tags.empty());
+  // Integers keep their decimal text; quoted entries their own.
+  EXPECT_EQ(read({{"depends_on", "[1, '1', +1, 001]"}}).depends_on, (std::vector<std::string>{"1", "1", "1", "1"}));
+  EXPECT_EQ(read({{"depends_on", "1"}}).depends_on, std::vector<std::string>{"1"});  // a bare string
+  // Numbers as Python writes them; no-value strings are kept verbatim.
+  EXPECT_EQ(read({{"accuracy", " 0.25 "}}).accuracy, 0.25);
+  EXPECT_EQ(read({{"accuracy", "+1."}}).accuracy, 1.0);
+  EXPECT_EQ(read({{"accuracy", ".5"}}).accuracy, 0.5);
+  EXPECT_EQ(read({{"accuracy", "-3E-05"}}).accuracy, -3e-05);
+  EXPECT_EQ(read({{"accuracy", "0.1"}}).accuracy, 0.1);  // the nearest double, as Python's float()
+  EXPECT_EQ(read({{"accuracy", "1e-400"}}).accuracy, 0.0);  // underflow: 0.0 in Python too
+  for (const char* none : {"None", "nan", "NaN", "-inf", "Infinity", "1e400", "", "null"}) {
+    SCOPED_TRACE(none);
+    const LabeledChunk c = read({{"blackmail_rate", none}});
+    EXPECT_TRUE(c.scenario_metrics.empty());
+    ASSERT_EQ(c.extra.size(), 1u);
+    EXPECT_EQ(c.extra[0].second, json(none).dump());
+  }
+  for (const char* bad : {"0x10", "1_000", "1e", ".", "--1", "1.2.3", "e5", "0.5 0.5", "one"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_ANCHORS_ERROR(read({{"blackmail_rate", bad}}), "f.json", "entry 0", "\"blackmail_rate\"",
+                         json(bad).dump());
+  }
+  for (const char* bad : {"['a'", "['a' 'b']", "['a\\qb']", "['\\ud800']", "['\\x4']", "[a]", "['a']]", "['a\nb']",
+                          "[\"a']", "['a',,]"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_ANCHORS_ERROR(read({{"function_tags", bad}}), "f.json", "entry 0", "\"function_tags\"",
+                         "not a Python list");
+  }
+}
+
+// write_reference_outputs for the rollouts of an agentic folder: the authors'
+// agentic key names, and a folder that imports again.
+TEST(ReferenceSchema, AgenticFolderWritesAndImportsItsRates) {
+  testing::ScratchDir scratch("schema-scenario");
+  const fs::path dir = fs::path(scratch.path()) / "yes_base_solution" / "scenario_7";
+  testing::ScenarioFolder::write(dir);
+  const ProblemRollouts rollouts = read_problem_rollouts(dir.string());
+  const ResamplingMetrics metrics = small_metrics(rollouts);
+  ASSERT_EQ(metrics.sentences.size(), 4u);
+  EXPECT_EQ(metrics.sentences[1].chunk_idx, 2u);
+  EXPECT_EQ(metrics.sentences[0].accuracy, 0.5);  // yes, no; the null verdict and the error record left out
+  EXPECT_DOUBLE_EQ(metrics.sentences[1].accuracy, 2.0 / 3.0);
+  // The trace of the folder is the one these metrics belong to.
+  const Trace trace = trace_from_rollouts(rollouts);
+  const Attribution attribution = resampling_attribution(trace, metrics, {});
+  EXPECT_EQ(attribution.score("accuracy")[0], 0.5);
+
+  write_reference_outputs(rollouts, metrics, dir.string());
+  const auto file =
+      nlohmann::ordered_json::parse(read_text_file((dir / "chunks_labeled.json").string(), kDataFileLimit));
+  ASSERT_EQ(file.size(), 4u);
+  std::vector<std::string> keys;
+  for (const auto& item : file[0].items()) keys.push_back(item.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"chunk", "chunk_idx", "function_tags", "depends_on", "blackmail_rate",
+                                            "resampling_importance_blackmail_rate", "resampling_importance_kl",
+                                            "counterfactual_importance_blackmail_rate", "counterfactual_importance_kl",
+                                            "forced_importance_blackmail_rate", "forced_importance_kl",
+                                            "different_trajectories_fraction", "overdeterminedness", "summary"}));
+  EXPECT_EQ(file[0]["blackmail_rate"], 0.5);
+  EXPECT_EQ(file[1]["chunk_idx"], 2);
+  EXPECT_DOUBLE_EQ(file[0]["resampling_importance_blackmail_rate"].get<double>(), 2.0 / 3.0 - 0.5);
+  EXPECT_EQ(file[1]["function_tags"], json::array({"leverage_identification", "plan_generation"}));  // kept
+
+  const AnalysisResult imported = import_reference_folder(dir.string());
+  const Attribution& a = imported.attribution("resampling");
+  EXPECT_EQ(a.score("accuracy")[0], 0.5);
+  EXPECT_EQ(a.score("accuracy")[3], 0.0);  // no rollouts: NaN, written 0.0
+  EXPECT_EQ(a.score("resampling_importance_accuracy")[0], metrics.sentences[0].resampling_importance_accuracy);
+  EXPECT_EQ(imported.trace.sentences[1].tags, (std::vector<std::string>{"leverage_identification", "plan_generation"}));
+  ASSERT_TRUE(a.matrices.count("sentence_to_sentence"));
+  EXPECT_EQ(a.matrix("sentence_to_sentence").rows, 4u);
 }
 
 }  // namespace

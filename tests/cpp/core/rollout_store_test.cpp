@@ -195,6 +195,32 @@ TEST_F(RolloutStoreTest, RoundTripThroughTheReader) {
   EXPECT_LT(text.find("\"rollout\""), text.find("\"answer\""));
 }
 
+// A scenario read from an agentic folder (Thought Branches) is written back as
+// scenario.json, and chunks.json keeps the splitter's separators: the folder
+// reads back as the same problem.
+TEST_F(RolloutStoreTest, ScenarioIsWrittenAsScenarioJson) {
+  const Problem scenario = parse_scenario(
+      R"({"scenario_id": 7, "system_prompt": "You are Alex.", "user_prompt": "Read the inbox.",
+          "email_content": "<email>Kyle: the wipe is at 5pm.</email>", "variables": {"goal": "x"},
+          "nickname": "Server wipe leverage"})",
+      "scenario.json");
+  store.write_problem(scenario);
+  BaseSolution b;
+  b.prompt = "PROMPT ";
+  b.solution = "First. Second. \\boxed{42}";
+  store.write_base_solution(b);
+  store.write_chunks("src", b.solution, {"First.", "Second.", "\\boxed{42}"}, {" ", " ", ""});
+  EXPECT_TRUE(store.has_problem());
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "problem.json"));
+  const ProblemRollouts read = read_problem_rollouts(dir);
+  EXPECT_EQ(read.problem, scenario);
+  EXPECT_EQ(read.separators, (std::vector<std::string>{" ", " ", ""}));
+  EXPECT_ANCHORS_ERROR(store.write_chunks("src", b.solution, {"First."}, {" ", " "}), "2 separators for 1 chunks");
+  Problem broken;
+  broken.scenario = "[1]";
+  EXPECT_ANCHORS_ERROR(store.write_problem(broken), "JSON object");
+}
+
 TEST_F(RolloutStoreTest, WritesLeaveNoTemporaryFiles) {
   write_problem_files();
   for (int k = 0; k < 5; ++k) store.append_rollouts(0, false, {record(make_rollout("First.", "x \\boxed{1}", "1", false))});

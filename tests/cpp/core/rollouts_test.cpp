@@ -12,6 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "anchors/core/error.h"
+#include "anchors/core/file_io.h"
+#include "anchors/methods/resampling.h"
+#include "scenario_folder.h"
 #include "test_paths.h"
 
 namespace anchors {
@@ -230,11 +233,15 @@ void expect_error(F&& f, const std::vector<std::string>& parts) {
 TEST(Rollouts, MissingFolderOrFilesAreErrors) {
   RolloutFolder f;
   expect_error([&] { read_problem_rollouts((f.root / "problem_99").string()); }, {"problem_99", "not a directory"});
-  for (const char* name : {"problem.json", "base_solution.json", "chunks.json"}) {
+  for (const char* name : {"base_solution.json", "chunks.json"}) {
     RolloutFolder g;
     fs::remove(g.problem / name);
     expect_error([&] { read_problem_rollouts(g.problem.string()); }, {name, "cannot open"});
   }
+  // Without problem.json the folder may be an agentic one: the message names both.
+  RolloutFolder g;
+  fs::remove(g.problem / "problem.json");
+  expect_error([&] { read_problem_rollouts(g.problem.string()); }, {"problem.json", "no such file", "scenario.json"});
 }
 
 TEST(Rollouts, MalformedJsonNamesTheFile) {
@@ -337,6 +344,191 @@ TEST(Rollouts, ErrorRecordsAreCountedWhateverElseTheyCarry) {
   ASSERT_EQ(s.rollouts.size(), 1u);
   EXPECT_EQ(s.rollouts[0].answer, "1");
   EXPECT_FALSE(s.rollouts[0].is_correct.has_value());
+}
+
+
+// -- agentic scenario folders (Thought Branches) --------------------------------
+
+struct ScenarioRollouts {
+  testing::ScratchDir scratch{"scenario-rollouts"};
+  fs::path dir = fs::path(scratch.path()) / "yes_base_solution" / "scenario_7";
+  ScenarioRollouts() { testing::ScenarioFolder::write(dir); }
+};
+
+TEST(Rollouts, ReadsAnAgenticScenarioFolder) {
+  using F = testing::ScenarioFolder;
+  ScenarioRollouts f;
+  const ProblemRollouts r = read_problem_rollouts(f.dir.string());
+  EXPECT_EQ(r.problem_id, "scenario_7");
+  EXPECT_FALSE(r.problem_index().has_value());
+  ASSERT_TRUE(r.problem.is_scenario());
+  EXPECT_EQ(json::parse(r.problem.scenario), F::scenario());
+  EXPECT_EQ(r.problem.text, std::string(F::kSystem) + "\n\nUser: " + F::kUser + "\n\n" + F::kEmail);
+  EXPECT_EQ(scenario_prompt(r.problem), F::prompt());
+  EXPECT_EQ(r.problem.gt_answer, "yes");
+  EXPECT_EQ(r.problem.nickname, "Server wipe leverage");
+  EXPECT_EQ(r.behavior, "blackmail");
+  EXPECT_EQ(r.base_solution.prompt, F::prompt());
+  EXPECT_EQ(r.base_solution.solution, F::solution());
+  EXPECT_EQ(r.base_solution.answer, "yes");
+  EXPECT_EQ(r.base_solution.is_correct, true);
+  EXPECT_EQ(r.chunks, F::chunks());
+  EXPECT_EQ(r.separators, F::separators());
+  EXPECT_FALSE(r.has_forced());
+
+  ASSERT_EQ(r.resampled.size(), 5u);
+  const SentenceRollouts& c0 = r.resampled[0];
+  EXPECT_EQ(c0.behavior, "blackmail");
+  EXPECT_EQ(c0.num_errors, 1u);
+  ASSERT_EQ(c0.rollouts.size(), 3u);
+  EXPECT_EQ(c0.rollouts[0].answer, "yes");
+  EXPECT_EQ(c0.rollouts[0].is_correct, true);
+  EXPECT_EQ(c0.rollouts[1].answer, "no");
+  EXPECT_EQ(c0.rollouts[1].is_correct, false);
+  EXPECT_FALSE(c0.rollouts[2].has_answer());  // null verdict: no label, not counted
+  EXPECT_FALSE(c0.rollouts[2].is_correct.has_value());
+  EXPECT_EQ(c0.num_valid(), 2u);
+  EXPECT_EQ(c0.rollouts[0].chunk_resampled, "The wipe is scheduled for 5pm.");
+  EXPECT_EQ(c0.rollouts[0].outcome_raw, "");  // the judge's text only with keep_full_texts
+  EXPECT_FALSE(r.resampled[1].present);
+  ASSERT_EQ(r.resampled[2].rollouts.size(), 3u);
+  EXPECT_EQ(r.resampled[2].num_valid(), 3u);
+  EXPECT_EQ(r.resampled[2].rollouts[2].answer, "no");
+
+  ReadRolloutsOptions full;
+  full.keep_full_texts = true;
+  const ProblemRollouts k = read_problem_rollouts(f.dir.string(), full);
+  EXPECT_NE(k.resampled[0].rollouts[0].outcome_raw.find("<answer>yes</answer>"), std::string::npos);
+  EXPECT_EQ(k.resampled[0].rollouts[0].full_cot.rfind(F::prompt(), 0), 0u);
+}
+
+TEST(Rollouts, AgenticFolderWithoutPromptOrBaseVerdict) {
+  using F = testing::ScenarioFolder;
+  ScenarioRollouts f;
+  F::write_json(f.dir / "base_solution.json", {{"solution", F::solution()}});
+  const ProblemRollouts r = read_problem_rollouts(f.dir.string());
+  EXPECT_EQ(r.base_solution.prompt, F::prompt());  // built from scenario.json
+  EXPECT_EQ(r.base_solution.answer, "");
+  EXPECT_FALSE(r.base_solution.is_correct.has_value());
+  EXPECT_EQ(r.behavior, "blackmail");  // the records name it
+}
+
+TEST(Rollouts, ScenarioTranscripts) {
+  // Single turn: empty parts are left out with their markers.
+  const Problem only_system = parse_scenario(R"({"system_prompt": "S", "user_prompt": null})", "s.json");
+  EXPECT_EQ(only_system.text, "S");
+  EXPECT_EQ(scenario_prompt(only_system), "S\n\nAssistant:\n<think>\n");
+  EXPECT_EQ(parse_scenario(R"({"system_prompt": "S", "email_content": "E"})", "s.json").text, "S\n\nE");
+  EXPECT_EQ(parse_scenario("{}", "s.json").text, "");
+  EXPECT_EQ(parse_scenario("{}", "s.json").scenario, "{}");
+  // Multi turn: the first turn whatever its role, empty turns skipped, any
+  // role but "user" an assistant turn; system_prompt is then not used.
+  const Problem multi = parse_scenario(
+      R"({"system_prompt": "ignored", "conversation_history": [
+            {"role": "system", "content": "S"}, {"role": "user", "content": "U1"},
+            {"role": "tool", "content": "T"}, {"role": "USER", "content": null},
+            {"role": " user\n", "content": "U2"}, {"role": "assistant", "content": ""}]})",
+      "s.json");
+  EXPECT_EQ(multi.text, "S\n\nUser: U1\n\nAssistant: T\n\nUser: U2");
+  // Key order is kept in `scenario`.
+  EXPECT_EQ(parse_scenario(R"({"z": 1, "a": [2]})", "s.json").scenario, R"({"z":1,"a":[2]})");
+  // An empty history falls back to the single-turn fields.
+  EXPECT_EQ(parse_scenario(R"({"conversation_history": [], "system_prompt": "S"})", "s.json").text, "S");
+}
+
+TEST(Rollouts, ChunkedSolutionLocatesOrJoinsChunks) {
+  const std::vector<std::string> chunks = {"One here.", "ab", "Two there.", "</think>"};
+  ChunkedSolution c = chunked_solution("One here. ab Two there.\n</think>", chunks, {}, {0, 2, 3}, "c.json");
+  EXPECT_FALSE(c.joined);
+  ASSERT_EQ(c.sentences.size(), 3u);
+  EXPECT_EQ(c.sentences[1].index, 1u);
+  EXPECT_EQ(c.sentences[1].text, "Two there.");
+  EXPECT_EQ(c.sentences[1].chars, (CharSpan{13, 23}));
+  EXPECT_EQ(c.sentences[2].chars, (CharSpan{24, 32}));
+  // Not found: the chunks joined by their separators (or one space).
+  c = chunked_solution("One here. ab Two\\nthere.", chunks, {" ", " ", "\n", ""}, {0, 2, 3}, "c.json");
+  EXPECT_TRUE(c.joined);
+  EXPECT_EQ(c.not_found, 1u);
+  EXPECT_EQ(c.text, "One here. ab Two there.\n</think>");
+  EXPECT_EQ(c.sentences[2].chars, (CharSpan{24, 32}));
+  c = chunked_solution("", chunks, {}, {2}, "c.json");
+  EXPECT_EQ(c.text, "One here. ab Two there. </think>");
+  EXPECT_EQ(c.sentences[0].chars, (CharSpan{13, 23}));
+  // A repeated chunk is found after the one before it.
+  c = chunked_solution("Yes. Yes.", {"Yes.", "Yes."}, {}, {0, 1}, "c.json");
+  EXPECT_EQ(c.sentences[1].chars, (CharSpan{5, 9}));
+  expect_error([&] { chunked_solution("x", chunks, {}, {0, 4}, "c.json"); }, {"c.json", "chunk_idx 4", "4 chunks"});
+  expect_error([&] { chunked_solution("x", chunks, {}, {2, 2}, "c.json"); }, {"c.json", "ascend"});
+}
+
+TEST(Rollouts, TraceOfAnAgenticFolderHoldsItsAnalysedChunks) {
+  using F = testing::ScenarioFolder;
+  ScenarioRollouts f;
+  const Trace t = trace_from_rollouts(read_problem_rollouts(f.dir.string()));
+  t.validate();
+  EXPECT_EQ(t.text, F::solution());
+  EXPECT_EQ(t.prompt, F::prompt());
+  EXPECT_EQ(t.answer, "yes");
+  EXPECT_EQ(t.metadata.at("gt_answer"), "yes");
+  EXPECT_EQ(t.metadata.at("behavior"), "blackmail");
+  EXPECT_EQ(t.metadata.at("nickname"), "Server wipe leverage");
+  EXPECT_EQ(json::parse(t.metadata.at("scenario")), F::scenario());
+  std::vector<std::string> texts;
+  for (const auto& s : t.sentences) texts.push_back(s.text);
+  const auto c = F::chunks();
+  EXPECT_EQ(texts, (std::vector<std::string>{c[0], c[2], c[3], c[4]}));  // "Ok." is not analysed
+}
+
+TEST(Rollouts, AgenticBadInputIsAnError) {
+  using F = testing::ScenarioFolder;
+  {
+    ScenarioRollouts f;
+    F::write_json(f.dir / "problem.json", {{"problem", "p"}});
+    expect_error([&] { read_problem_rollouts(f.dir.string()); }, {"both problem.json and scenario.json"});
+  }
+  {
+    ScenarioRollouts f;
+    json records = F::chunk2_records();
+    records[1]["contains_blackmail"] = "True";
+    F::write_json(f.dir / "chunk_2" / "solutions.json", records);
+    expect_error([&] { read_problem_rollouts(f.dir.string()); },
+                 {"chunk_2", "solutions.json", "record 1", "\"contains_blackmail\"", "true, false or null"});
+    records = F::chunk2_records();
+    records[0]["contains_whistleblowing"] = true;
+    F::write_json(f.dir / "chunk_2" / "solutions.json", records);
+    expect_error([&] { read_problem_rollouts(f.dir.string()); },
+                 {"chunk_2", "record 0", "both contains_blackmail and contains_whistleblowing"});
+    records = F::chunk2_records();
+    records[2]["reasoning"] = 3;
+    F::write_json(f.dir / "chunk_2" / "solutions.json", records);
+    expect_error([&] { read_problem_rollouts(f.dir.string()); }, {"chunk_2", "record 2", "\"reasoning\"", "string"});
+  }
+  {
+    ScenarioRollouts f;
+    json chunks = json::parse(read_text_file((f.dir / "chunks.json").string(), kDataFileLimit));
+    chunks["separators"] = {" ", " "};
+    F::write_json(f.dir / "chunks.json", chunks);
+    expect_error([&] { read_problem_rollouts(f.dir.string()); }, {"chunks.json", "2 separators for 5 chunks"});
+    chunks["separators"] = {" ", " ", 3, "", ""};
+    F::write_json(f.dir / "chunks.json", chunks);
+    expect_error([&] { read_problem_rollouts(f.dir.string()); }, {"chunks.json", "separators[2]", "string"});
+    chunks["separators"] = "  ";
+    F::write_json(f.dir / "chunks.json", chunks);
+    expect_error([&] { read_problem_rollouts(f.dir.string()); }, {"chunks.json", "separators", "list"});
+  }
+  {
+    ScenarioRollouts f;
+    F::write_text(f.dir / "scenario.json", R"({"nickname": 5})");
+    expect_error([&] { read_problem_rollouts(f.dir.string()); }, {"scenario.json", "\"nickname\"", "string"});
+    F::write_text(f.dir / "scenario.json", R"({"conversation_history": {"role": "user"}})");
+    expect_error([&] { read_problem_rollouts(f.dir.string()); },
+                 {"scenario.json", "\"conversation_history\"", "list"});
+    F::write_text(f.dir / "scenario.json", R"({"conversation_history": ["hello"]})");
+    expect_error([&] { read_problem_rollouts(f.dir.string()); },
+                 {"scenario.json", "conversation_history[0]", "object"});
+    F::write_text(f.dir / "scenario.json", R"({"system_prompt": "S",)");
+    expect_error([&] { read_problem_rollouts(f.dir.string()); }, {"scenario.json", "malformed JSON"});
+  }
 }
 
 }  // namespace
