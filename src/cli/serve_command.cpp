@@ -135,6 +135,7 @@ int run_serve(const std::vector<std::string>& raw, std::istream&, std::ostream& 
   if (const auto tokenizer = model->tokenizer()) {
     // As OpenAI-compatible servers do: text prompts get the tokenizer's special tokens (e.g. BOS).
     options.tokenize = [tokenizer](const std::string& text) { return tokenizer->encode(text, true).ids; };
+    options.token_text = [tokenizer](std::int64_t id) { return tokenizer->decode({id}, false); };
     options.render_chat = rollout::chat_renderer(tokenizer, chat_format);
   }
   auto log_mutex = std::make_shared<std::mutex>();

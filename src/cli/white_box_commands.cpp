@@ -23,6 +23,7 @@
 #include "anchors/methods/white_box.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/prompt.h"
+#include "black_box_setup.h"
 #include "cli_args.h"
 #include "model_commands.h"
 #include "progress_line.h"
@@ -33,11 +34,15 @@ namespace {
 std::string usage_for(const std::string& command, const std::string& method) {
   std::string text = fmt::format(
       "usage: anchors {} {}--model DIR (--result RESULT.json | --text FILE (--problem TEXT | --prompt FILE))\n"
-      "       [--out RESULT.json] [--<option> VALUE ...]\n\n",
+      "       [--out RESULT.json] [--<option> VALUE ...]\n"
+      "       black-box methods also: --rollouts-dir DIR [--gt-answer A] [--server URL [--server-model NAME]]\n"
+      "       [--embedder DIR] [--outcome SPEC [--judge-model M --judge-prompt P --judge-labels L]]\n\n",
       command, method.empty() ? "METHOD " : "");
   text +=
-      "Run a white-box attribution method on one trace with the model at DIR (a Hugging Face\n"
-      "checkpoint folder with tokenizer.json) and write the result JSON.\n\n"
+      "Run an attribution method on one trace and write the result JSON: a white-box method with the\n"
+      "model at DIR (a Hugging Face checkpoint folder with tokenizer.json), a black-box method\n"
+      "(resilience, resampling) with rollouts sampled from that model or from --server, kept in the\n"
+      "resumable folder --rollouts-dir (run the same command again to resume).\n\n"
       "input (one of):\n"
       "  --result FILE    a result JSON: its trace is analysed and the new attribution is\n"
       "                   added to it (written back to FILE unless --out is given)\n"
@@ -48,7 +53,13 @@ std::string usage_for(const std::string& command, const std::string& method) {
       "  --out FILE       where to write the result (required with --text)\n"
       "  --dtype NAME     float32 (default), bfloat16 or float16\n"
       "  --device NAME    cpu (default) or cuda[:N]\n"
-      "  --quiet          no progress on stderr\n\n";
+      "  --quiet          no progress on stderr\n"
+      "black-box methods:\n"
+      "  --rollouts-dir DIR  the resumable rollout folder (required)\n"
+      "  --gt-answer A    the label the outcome rates count (default: the result's trace metadata)\n"
+      "  --server URL     sample from an OpenAI-compatible server; --model DIR still gives the tokenizer\n"
+      "  --embedder DIR   all-MiniLM-L6-v2 folder (default $ANCHORS_MINILM_DIR)\n"
+      "  --outcome SPEC   boxed (default), regex:PATTERN, choice:ABCD or judge:URL (docs/outcomes.md)\n\n";
   const auto describe = [&text](const MethodInfo& info) {
     text += fmt::format("{} options (defaults):\n", info.name);
     for (const auto& [name, value] : info.default_options) {
@@ -58,17 +69,10 @@ std::string usage_for(const std::string& command, const std::string& method) {
     }
   };
   for (const MethodInfo& info : methods()) {
-    if (!info.needs.model) continue;
+    if (!info.needs.model && !info.needs.rollouts) continue;
     if (method.empty() || info.name == method) describe(info);
   }
   return text;
-}
-
-torch::Dtype parse_dtype(const std::string& name) {
-  if (name == "float32" || name == "fp32") return torch::kFloat32;
-  if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
-  if (name == "float16" || name == "fp16") return torch::kFloat16;
-  throw UsageError(fmt::format("--dtype must be float32, bfloat16 or float16, got \"{}\"", name));
 }
 
 int run_white_box(const std::string& command, std::string method, std::vector<std::string> raw, std::istream& in,
@@ -79,11 +83,17 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
     raw.erase(raw.begin());
   }
   const auto instance = make_method(method);
-  if (!instance->needs().model)
-    throw UsageError(fmt::format("`anchors {}` runs the white-box methods; {} is not one of them", command, method));
+  const bool black_box = !instance->needs().model;
+  if (black_box && !instance->needs().rollouts)
+    throw UsageError(fmt::format("`anchors {}` runs methods that need a model or rollouts; {} needs neither", command,
+                                 method));
   const ValueMap defaults = instance->default_options();
 
   std::set<std::string> options = {"model", "result", "text", "problem", "prompt", "out", "dtype", "device"};
+  if (black_box) {
+    options.merge(std::set<std::string>(black_box_option_names()));
+    options.insert({"rollouts-dir", "gt-answer"});
+  }
   for (const auto& [name, value] : defaults) options.insert(name);
   Args args(raw, {"quiet"}, options);
   args.expect_positionals(0, "no positional arguments besides the method");
@@ -120,20 +130,43 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
   for (const auto& [name, value] : defaults)
     if (const auto text = args.option(name)) given[name] = parse_option_value(name, *text, value);
 
-  model::LoadOptions load;
-  load.dtype = parse_dtype(args.option_or("dtype", "float32"));
-  try {
-    load.device = torch::Device(args.option_or("device", "cpu"));
-  } catch (const std::exception&) {
-    throw UsageError(fmt::format("--device must be like cpu or cuda:0, got \"{}\"", args.option_or("device", "")));
-  }
-
   Context context;
-  context.model = model::CausalLM::load(*model_dir, load);
-  context.options = given;
+  Attribution attribution;
   ProgressLine line(err, method, args.flag("quiet"));
-  context.control.progress = std::ref(line);
-  Attribution attribution = instance->run(result.trace, context);
+  if (black_box) {
+    const auto rollouts_dir = args.option("rollouts-dir");
+    if (!rollouts_dir) throw UsageError(fmt::format("{} generates rollouts: missing --rollouts-dir DIR", method));
+    if (const auto gt = args.option("gt-answer")) result.trace.metadata["gt_answer"] = *gt;
+    BlackBoxSetup setup = black_box_setup(args, method, instance->needs().similarity);
+    if (!given.count("max_positions") && defaults.count("max_positions")) given["max_positions"] = setup.max_positions;
+    context.provider = setup.provider;
+    context.tokenizer = setup.tokenizer;
+    context.similarity = setup.similarity;
+    context.outcome = setup.outcome;
+    context.output_dir = *rollouts_dir;
+    context.options = given;
+    context.control.progress = std::ref(line);
+    CancelSignals signals;
+    context.control.cancel = cancel_flag();
+    try {
+      attribution = instance->run(result.trace, context);
+    } catch (...) {
+      line.finish();
+      throw;
+    }
+  } else {
+    model::LoadOptions load;
+    load.dtype = parse_dtype(args.option_or("dtype", "float32"));
+    try {
+      load.device = torch::Device(args.option_or("device", "cpu"));
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("--device must be like cpu or cuda:0, got \"{}\"", args.option_or("device", "")));
+    }
+    context.model = model::CausalLM::load(*model_dir, load);
+    context.options = given;
+    context.control.progress = std::ref(line);
+    attribution = instance->run(result.trace, context);
+  }
   line.finish();
   attribution.metadata["model"] = *model_dir;
   result.set_attribution(attribution);
@@ -145,8 +178,11 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
   for (std::size_t i = 0; i < values.size(); ++i)
     if (std::isfinite(values[i])) order.push_back(i);
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return values[a] > values[b]; });
-  out << fmt::format("{}: {} sentences, {} tokens; wrote {}\n", method, result.trace.sentences.size(),
-                     std::get<std::int64_t>(attribution.metadata.at("num_tokens")), out_path);
+  const auto tokens = attribution.metadata.find("num_tokens");
+  out << fmt::format("{}: {} sentences{}; wrote {}\n", method, result.trace.sentences.size(),
+                     tokens == attribution.metadata.end() ? std::string()
+                                                          : fmt::format(", {} tokens", to_string(tokens->second)),
+                     out_path);
   out << fmt::format("top sentences by {}:\n", score);
   for (std::size_t rank = 0; rank < std::min<std::size_t>(5, order.size()); ++rank) {
     const Sentence& s = result.trace.sentences[order[rank]];

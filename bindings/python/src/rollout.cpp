@@ -95,6 +95,28 @@ class PyRolloutProvider : public rollout::RolloutProvider, public py::trampoline
     return completions_from(result, r.n);
   }
 
+  // A subclass may define prompt_logprobs(self, prompt_ids) -> list of floats
+  // (one per id, the first NaN); without it, the base class's error.
+  std::vector<double> prompt_logprobs(const rollout::CompletionRequest& r) override {
+    py::gil_scoped_acquire gil;
+    const py::function override =
+        py::get_override(static_cast<const rollout::RolloutProvider*>(this), "prompt_logprobs");
+    if (!override) return rollout::RolloutProvider::prompt_logprobs(r);
+    std::vector<double> values;
+    try {
+      values = override(r.prompt_ids).cast<std::vector<double>>();
+    } catch (py::error_already_set& e) {
+      if (e.matches(PyExc_KeyboardInterrupt) || e.matches(PyExc_SystemExit)) throw;
+      throw Error(python_name() + ": prompt_logprobs() raised " + e.what());
+    } catch (const py::cast_error&) {
+      throw Error(python_name() + ": prompt_logprobs() must return a list of floats");
+    }
+    if (values.size() != r.prompt_ids.size())
+      throw Error(python_name() + ": prompt_logprobs() returned " + std::to_string(values.size()) +
+                  " values for " + std::to_string(r.prompt_ids.size()) + " prompt ids");
+    return values;
+  }
+
  private:
   // name(): a method, a property or a plain string attribute of the subclass;
   // none of those: "python:<class name>".
@@ -204,6 +226,19 @@ void bind_providers(py::module_& m) {
           "n continuations of the prompt (prompt_ids, prompt_text and/or messages: a list of {role, content} "
           "dicts or (role, content) pairs, the last the assistant's partial message), in lane order; lane k "
           "depends only on (prompt, options, seed, k).")
+      .def(
+          "prompt_logprobs",
+          [](rollout::RolloutProvider& provider, std::vector<std::int64_t> prompt_ids) {
+            rollout::CompletionRequest request;
+            request.prompt_ids = std::move(prompt_ids);
+            py::gil_scoped_release release;
+            torch::NoGradGuard no_grad;
+            return provider.prompt_logprobs(request);
+          },
+          py::arg("prompt_ids"),
+          "log p(prompt_ids[k] | prompt_ids[:k]) under the model at temperature 1, one per id (NaN for the first). "
+          "LocalProvider runs one forward pass; OpenAIProvider asks /v1/completions with echo and logprobs; a "
+          "Python subclass may define prompt_logprobs(self, prompt_ids).")
       .def("__repr__", [](const rollout::RolloutProvider& p) { return "<RolloutProvider " + p.name() + ">"; });
 
   py::class_<rollout::LocalProvider, rollout::RolloutProvider, py::smart_holder>(

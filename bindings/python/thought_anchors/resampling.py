@@ -113,7 +113,78 @@ def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, 
                 options=dict(options, num_rollouts=num_rollouts))
 
 
-class Resampling:
+class _BlackBoxMethod:
+    """A registered black-box method that generates its own rollouts through a provider."""
+
+    name = ""
+
+    def __init__(self, provider=None, *, tokenizer=None, similarity=None, out_dir: Optional[str] = None,
+                 outcome=None, **options):
+        cls = type(self).__name__
+        if provider is None:
+            raise _C.Error(f"{cls} needs provider=: a ta.Model, ta.LocalProvider(model), "
+                           "ta.OpenAIProvider(url, model=...) or a server URL")
+        self.provider, self.tokenizer, self.max_positions = _provider_and_tokenizer(provider, tokenizer, cls)
+        self.similarity = similarity
+        self.out_dir = out_dir
+        self.outcome = as_outcome(outcome, cls)
+        if self.max_positions and "max_positions" not in options:
+            options["max_positions"] = self.max_positions
+        self.options = checked_options(self.name, options)
+
+    @classmethod
+    def default_options(cls) -> dict:
+        """The method's options and their defaults (ta.method_info(name).option_docs says what each means)."""
+        return dict(_C.method_info(cls.name).default_options)
+
+    def _check_metadata(self, metadata: dict) -> None:
+        """What a method needs in the trace's metadata (after problem= / gt_answer=); nothing by default."""
+
+    def run(self, trace, *, problem: Optional[str] = None, gt_answer: Optional[str] = None, progress=None,
+            into=None):
+        """Run the method on `trace` (a ta.Trace or an AnalysisResult's trace); returns an AnalysisResult.
+
+        problem / gt_answer: set the trace's metadata "problem" (the prompt, when the trace has none) and
+        "gt_answer" (the label rates count; without it only the KL forms are defined).
+        progress: True prints to stderr, or a callable(done, total, unit). into: an AnalysisResult of the
+        same trace that receives the attribution.
+        """
+        if isinstance(trace, _C.AnalysisResult):
+            trace = trace.trace
+        if not isinstance(trace, _C.Trace):
+            raise _C.Error(f"{type(self).__name__}.run: expected a ta.Trace or ta.AnalysisResult, "
+                           f"got {type(trace).__name__}")
+        metadata = dict(trace.metadata)
+        if problem is not None:
+            metadata["problem"] = str(problem)
+        if gt_answer is not None:
+            metadata["gt_answer"] = str(gt_answer)
+        self._check_metadata(metadata)
+        if metadata != dict(trace.metadata):
+            trace = copy.copy(trace)
+            trace.metadata = metadata
+        similarity = self.similarity if self.similarity is not None else default_embedder()
+        if progress is True:
+            progress = _progress_printer(self.name)
+        with tempfile.TemporaryDirectory(prefix=f"thought-anchors-{self.name}-") as scratch:
+            attribution = _C.run_method(self.name, trace, provider=self.provider, tokenizer=self.tokenizer,
+                                        output_dir=self.out_dir or scratch, similarity=similarity,
+                                        outcome=self.outcome, options=self.options, progress=progress or None)
+        if into is not None:
+            into.set_attribution(attribution)
+            return into
+        return _C.AnalysisResult(trace, [attribution])
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in sorted(self.options.items()))
+        name = self.provider.name
+        if callable(name):  # a Python subclass may define name() as a method
+            name = name()
+        return f"{type(self).__name__}({shown}, provider={name!r})"
+
+
+
+class Resampling(_BlackBoxMethod):
     """Black-box resampling of an existing trace: `num_rollouts` continuations from before every sentence.
 
     provider: a ta.Model (our sampler), a ta.RolloutProvider (ta.LocalProvider, ta.OpenAIProvider, or a
@@ -132,26 +203,13 @@ class Resampling:
 
     name = "resampling"
 
-    def __init__(self, num_rollouts: int = 100, provider=None, *, tokenizer=None, similarity=None,
-                 out_dir: Optional[str] = None, outcome=None, **options):
-        if provider is None:
-            raise _C.Error("Resampling needs provider=: a ta.Model, ta.LocalProvider(model), "
-                           "ta.OpenAIProvider(url, model=...) or a server URL")
-        self.provider, self.tokenizer, self.max_positions = _provider_and_tokenizer(provider, tokenizer,
-                                                                                    "Resampling")
-        self.similarity = similarity
-        self.out_dir = out_dir
-        self.outcome = as_outcome(outcome, "Resampling")
-        # The method's own options (ta.method_info("resampling")), checked now.
-        if self.max_positions and "max_positions" not in options:
-            options["max_positions"] = self.max_positions
-        self.options = checked_options(self.name, dict(options, num_rollouts=num_rollouts))
+    def __init__(self, num_rollouts: int = 100, provider=None, **kwargs):
+        super().__init__(provider, num_rollouts=num_rollouts, **kwargs)
 
-    @classmethod
-    def default_options(cls) -> dict:
-        """The "resampling" method's options and their defaults (ta.method_info("resampling").option_docs
-        says what each means)."""
-        return dict(_C.method_info(cls.name).default_options)
+    def _check_metadata(self, metadata: dict) -> None:
+        if not metadata.get("problem"):
+            raise _C.Error("Resampling.run: the trace names no problem; pass problem=... or make the trace "
+                           "with metadata={'problem': ...}")
 
     def run(self, trace, *, problem: Optional[str] = None, gt_answer: Optional[str] = None, progress=None,
             into=None):
@@ -166,36 +224,4 @@ class Resampling:
         AnalysisResult of the same trace that receives the attribution.
         progress: True prints to stderr, or a callable(done, total, unit) (unit "rollouts").
         """
-        if isinstance(trace, _C.AnalysisResult):
-            trace = trace.trace
-        if not isinstance(trace, _C.Trace):
-            raise _C.Error(f"Resampling.run: expected a ta.Trace or ta.AnalysisResult, got {type(trace).__name__}")
-        metadata = dict(trace.metadata)
-        if problem is not None:
-            metadata["problem"] = str(problem)
-        if gt_answer is not None:
-            metadata["gt_answer"] = str(gt_answer)
-        if not metadata.get("problem"):
-            raise _C.Error("Resampling.run: the trace names no problem; pass problem=... or make the trace "
-                           "with metadata={'problem': ...}")
-        if metadata != dict(trace.metadata):
-            trace = copy.copy(trace)
-            trace.metadata = metadata
-        similarity = self.similarity if self.similarity is not None else default_embedder()
-        if progress is True:
-            progress = _progress_printer(self.name)
-        with tempfile.TemporaryDirectory(prefix="thought-anchors-resampling-") as scratch:
-            attribution = _C.run_method(self.name, trace, provider=self.provider, tokenizer=self.tokenizer,
-                                        output_dir=self.out_dir or scratch, similarity=similarity,
-                                        outcome=self.outcome, options=self.options, progress=progress or None)
-        if into is not None:
-            into.set_attribution(attribution)
-            return into
-        return _C.AnalysisResult(trace, [attribution])
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in sorted(self.options.items()))
-        name = self.provider.name
-        if callable(name):  # a Python subclass may define name() as a method
-            name = name()
-        return f"Resampling({shown}, provider={name!r})"
+        return super().run(trace, problem=problem, gt_answer=gt_answer, progress=progress, into=into)

@@ -43,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "anchors/core/distribution.h"
 #include "anchors/core/outcome.h"
 #include "anchors/core/run_control.h"
 #include "anchors/core/trace.h"
@@ -111,6 +112,9 @@ struct EditOutcome {
   double rate_shift = 0;                  // rate - baseline_rate
   double kl_from_baseline = 0;            // KL(labels ‖ baseline labels), α = 1e-9 smoothing
 };
+
+// The edit's labels as a distribution (keys as counted: not normalised again).
+AnswerDistribution label_distribution(const EditOutcome& edit);
 
 struct InterventionResult {
   std::string out_dir;

@@ -66,6 +66,13 @@ class LocalProvider : public RolloutProvider {
   // ignored).
   std::vector<Completion> complete(const CompletionRequest& request) override;
 
+  // One forward pass over request.prompt_ids (no KV cache reuse, the model
+  // shared with complete() under the same lock), log_softmax of the float32
+  // logits, in slices of 256 positions so only 256 x vocabulary floats live at
+  // once. anchors::Error for no or out-of-range ids, or more ids than the
+  // model's positions.
+  std::vector<double> prompt_logprobs(const CompletionRequest& request) override;
+
   const model::CausalLM& model() const { return *model_; }
   std::shared_ptr<const model::Tokenizer> tokenizer() const { return tokenizer_; }
   const std::vector<std::int64_t>& stop_ids() const { return stop_ids_; }

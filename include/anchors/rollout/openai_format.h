@@ -53,10 +53,15 @@ std::string chat_request_body(const CompletionRequest& request, const std::strin
 // one of those. The penalties are passed on: the provider refuses what it
 // cannot honour (LocalProvider: presence / frequency penalties).
 // anchors::Error (HTTP 400) for malformed JSON, wrong types, invalid values,
-// batched prompts, or options the engine cannot honour: stream, echo,
-// logprobs, best_of > n, suffix, a non-empty logit_bias.
+// batched prompts, or options the engine cannot honour: stream, logprobs
+// without echo, echo with n > 1, best_of > n, suffix, a non-empty logit_bias.
 struct ParsedRequest {
   CompletionRequest request;
+  // "echo": true with integer "logprobs" (prompt scoring; /v1/completions
+  // only, n must be 1): the answer holds the prompt's and the completion's
+  // tokens with their log-probabilities (echo_response_body). "logprobs"
+  // without echo stays unsupported.
+  bool echo = false;
   std::string model;                  // "" when absent
   std::optional<std::uint64_t> seed;  // absent: the server picks one (request.seed is then 0)
 };
@@ -85,6 +90,26 @@ using ChatRenderer = std::function<ChatPrompt(const std::vector<ChatMessage>& me
 // and "tools" / "response_format" / "logprobs" / "top_logprobs".
 ParsedRequest parse_chat_request_body(const std::string& body, const ChatRenderer& render);
 
+// Prompt scoring (RolloutProvider::prompt_logprobs over HTTP): the body that
+// asks for the log-probability of every token of request.prompt_ids --
+// {"model", "prompt": [ids], "max_tokens": 1, "echo": true, "logprobs": 1,
+// "temperature": 0} -- and the first `prompt_tokens` values of the answer's
+// choices[0].logprobs.token_logprobs (the first may be null: NaN). vLLM's
+// echo answers one more entry for the generated token, which is dropped.
+// anchors::Error naming `source` for an answer without that many values or
+// with a non-number after the first.
+std::string score_request_body(const CompletionRequest& request, const std::string& model);
+std::vector<double> parse_score_response(const std::string& body, std::size_t prompt_tokens,
+                                         const std::string& source = "response");
+// The answer to an echo request: one choice, text = prompt_text +
+// completion.text, logprobs = {"tokens", "token_logprobs" (null for NaN),
+// "text_offset" (code points of the tokens' texts, accumulated), "top_logprobs":
+// null} over the prompt's and the completion's tokens (token_texts and
+// logprobs: one per token, in order).
+std::string echo_response_body(const Completion& completion, const std::string& prompt_text,
+                               const std::vector<std::string>& token_texts, const std::vector<double>& logprobs,
+                               const std::string& model, const std::string& id, std::int64_t created,
+                               std::int64_t prompt_tokens);
 // The answer to a request: one choice per completion, index = lane.
 std::string response_body(const std::vector<Completion>& completions, const std::string& model,
                           const std::string& id, std::int64_t created, std::int64_t prompt_tokens);

@@ -83,6 +83,12 @@ class OpenAIProvider : public RolloutProvider {
   // an invalid request (including one without the prompt form prompt_mode
   // needs; checked before any network), a 4xx answer other than 429, a
   // malformed answer, or when every attempt failed (with the last failure).
+  // One POST /v1/completions with echo and logprobs (openai::score_request_body;
+  // the prompt always as token ids, whatever prompt_mode says: the values
+  // must line up with request.prompt_ids), with the same retries, timeouts and
+  // concurrency as complete(). anchors::Error for a server that does not
+  // answer them (vLLM and `anchors serve` do).
+  std::vector<double> prompt_logprobs(const CompletionRequest& request) override;
   std::vector<Completion> complete(const CompletionRequest& request) override;
 
   // The ids of GET {base_url}/v1/models, with the same retries (e.g. to wait

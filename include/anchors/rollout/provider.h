@@ -16,6 +16,7 @@
 // Plain C++: this header needs no LibTorch.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace anchors::rollout {
@@ -79,7 +80,26 @@ class RolloutProvider {
   // invalid request or a failure the provider cannot recover from.
   // Implementations are safe to call from several threads at once.
   virtual std::vector<Completion> complete(const CompletionRequest& request) = 0;
+  // How likely the model finds a text (docs/thought-branches.md,
+  // "Log-probabilities"): log p(prompt_ids[k] | prompt_ids[0..k-1]) under the
+  // model at temperature 1, one per prompt id, NaN for k = 0 (no context).
+  // request.prompt_ids must be given; the sampling fields are ignored.
+  // Default: anchors::Error "<name>: cannot score prompts"; LocalProvider (one
+  // forward pass) and OpenAIProvider (/v1/completions with echo and logprobs)
+  // can.
+  virtual std::vector<double> prompt_logprobs(const CompletionRequest& request);
 };
+
+// The mean (and sum) of `logprobs` over the tokens whose byte span [begin,
+// end) overlaps [span_begin, span_end) -- a token that straddles the edge of
+// the text counts, as the authors' scorer counts it -- skipping NaN (the first
+// token); tokens = how many were counted (mean NaN when none).
+struct SpanLogprob {
+  double mean = 0, sum = 0;
+  std::int64_t tokens = 0;
+};
+SpanLogprob span_logprob(const std::vector<double>& logprobs, const std::vector<std::pair<std::size_t, std::size_t>>& spans,
+                         std::size_t span_begin, std::size_t span_end);
 
 // Which form of the prompt a provider reads.
 enum class PromptForm {

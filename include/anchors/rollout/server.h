@@ -53,6 +53,9 @@ struct ServerOptions {
   // Tokenises string prompts (e.g. the model's tokenizer without special
   // tokens); empty: string prompts are a 400.
   std::function<std::vector<std::int64_t>(const std::string&)> tokenize;
+  // The text of one token, for the "tokens" of an echo answer (prompt
+  // scoring); empty: the id as a decimal string.
+  std::function<std::string(std::int64_t)> token_text;
   // Renders the messages of /v1/chat/completions into a prompt; empty: chat
   // requests are a 400. chat_renderer() makes one from a prompt format.
   openai::ChatRenderer render_chat;

@@ -8,6 +8,7 @@
 
 #include "anchors/core/error.h"
 #include "anchors/core/json_depth.h"
+#include "anchors/core/utf8.h"
 #include "json_fields.h"
 
 namespace anchors::rollout::openai {
@@ -126,7 +127,7 @@ Json parse_object(const std::string& text) {
 }
 
 // Everything but the prompt, shared by both endpoints.
-void read_sampling(const Json& body, ParsedRequest& out) {
+void read_sampling(const Json& body, ParsedRequest& out, bool echo_allowed) {
   CompletionRequest& r = out.request;
   if (!absent(body, "model")) {
     if (!body.at("model").is_string()) throw Error("\"model\" must be a string");
@@ -168,10 +169,18 @@ void read_sampling(const Json& body, ParsedRequest& out) {
   }
   // Options this engine cannot honour are refused rather than ignored.
   if (get_bool(body, "stream")) throw Error("\"stream\": true is not supported");
-  if (get_bool(body, "echo")) throw Error("\"echo\": true is not supported");
-  if (!absent(body, "logprobs") && !(body.at("logprobs").is_number_integer() && body.at("logprobs").get<std::int64_t>() == 0) &&
-      !(body.at("logprobs").is_boolean() && !body.at("logprobs").get<bool>()))
-    throw Error("\"logprobs\" is not supported (send null)");
+  // Prompt scoring: echo with integer logprobs (the prompt's log-probabilities).
+  out.echo = get_bool(body, "echo");
+  if (out.echo) {
+    if (!echo_allowed) throw Error("\"echo\": true is not supported here (only by /v1/completions)");
+    if (absent(body, "logprobs") || !body.at("logprobs").is_number_unsigned())
+      throw Error("\"echo\": true is supported for prompt scoring only: send an integer \"logprobs\" >= 0 with it");
+    if (r.n != 1) throw Error(fmt::format("\"echo\": true needs n = 1, got {}", r.n));
+  } else if (!absent(body, "logprobs") &&
+             !(body.at("logprobs").is_number_integer() && body.at("logprobs").get<std::int64_t>() == 0) &&
+             !(body.at("logprobs").is_boolean() && !body.at("logprobs").get<bool>())) {
+    throw Error("\"logprobs\" is supported only with \"echo\": true (prompt scoring); send null");
+  }
   if (get_int(body, "best_of", r.n) != r.n) throw Error("\"best_of\" other than n is not supported");
   if (!absent(body, "suffix")) throw Error("\"suffix\" is not supported");
   if (!absent(body, "logit_bias") && !(body.at("logit_bias").is_object() && body.at("logit_bias").empty()))
@@ -243,7 +252,7 @@ ParsedRequest parse_request_body(const std::string& text,
                                           : "missing \"prompt\"");
   }
   read_prompt(body.at("prompt"), tokenize, out.request);
-  read_sampling(body, out);
+  read_sampling(body, out, /*echo_allowed=*/true);
   validate_request(out.request, "request", PromptForm::kIds);
   return out;
 }
@@ -284,12 +293,88 @@ ParsedRequest parse_chat_request_body(const std::string& text, const ChatRendere
   if (absent(sampling, "max_tokens") && !absent(sampling, "max_completion_tokens"))
     sampling["max_tokens"] = sampling["max_completion_tokens"];
   sampling.erase("logprobs");
-  read_sampling(sampling, out);
+  read_sampling(sampling, out, /*echo_allowed=*/false);
   ChatPrompt prompt = render(r.messages, continue_final);
   r.prompt_text = std::move(prompt.text);
   r.prompt_ids = std::move(prompt.ids);
   validate_request(r, "request", PromptForm::kIds);
   return out;
+}
+
+std::string score_request_body(const CompletionRequest& r, const std::string& model) {
+  if (r.prompt_ids.empty()) throw Error("score_request_body: scoring needs the request's prompt_ids");
+  Json j = Json::object();
+  j["model"] = model;
+  j["prompt"] = r.prompt_ids;
+  j["max_tokens"] = 1;
+  j["temperature"] = 0;
+  j["echo"] = true;
+  j["logprobs"] = 1;
+  return dump(j);
+}
+
+std::vector<double> parse_score_response(const std::string& text, std::size_t prompt_tokens, const std::string& source) {
+  const Json body = json_fields::parse(text, source);
+  const Json* values = nullptr;
+  if (body.is_object() && body.contains("choices") && body["choices"].is_array() && !body["choices"].empty()) {
+    const Json& choice = body["choices"][0];
+    if (choice.is_object() && choice.contains("logprobs") && choice["logprobs"].is_object() &&
+        choice["logprobs"].contains("token_logprobs") && choice["logprobs"]["token_logprobs"].is_array())
+      values = &choice["logprobs"]["token_logprobs"];
+  }
+  if (!values)
+    throw Error(fmt::format("{}: no choices[0].logprobs.token_logprobs in the answer (does the server score prompts "
+                            "with \"echo\": true?)",
+                            source));
+  if (values->size() < prompt_tokens)
+    throw Error(fmt::format("{}: {} token log-probabilities for a prompt of {} tokens", source, values->size(),
+                            prompt_tokens));
+  std::vector<double> out;
+  for (std::size_t k = 0; k < prompt_tokens; ++k) {
+    const Json& v = (*values)[k];
+    if (v.is_number()) {
+      out.push_back(v.get<double>());
+    } else if (v.is_null() && k == 0) {
+      out.push_back(std::nan(""));
+    } else {
+      throw Error(fmt::format("{}: token_logprobs[{}] is {}, not a number", source, k, v.dump()));
+    }
+  }
+  return out;
+}
+
+std::string echo_response_body(const Completion& c, const std::string& prompt_text,
+                               const std::vector<std::string>& token_texts, const std::vector<double>& logprobs,
+                               const std::string& model, const std::string& id, std::int64_t created,
+                               std::int64_t prompt_tokens) {
+  if (token_texts.size() != logprobs.size())
+    throw Error(fmt::format("echo_response_body: {} token texts for {} log-probabilities", token_texts.size(),
+                            logprobs.size()));
+  Json tokens = Json::array(), values = Json::array(), offsets = Json::array();
+  std::size_t offset = 0;
+  for (std::size_t k = 0; k < token_texts.size(); ++k) {
+    tokens.push_back(token_texts[k]);
+    values.push_back(std::isfinite(logprobs[k]) ? Json(logprobs[k]) : Json(nullptr));
+    offsets.push_back(offset);
+    offset += utf8::length(token_texts[k]);
+  }
+  Json choice = Json::object();
+  choice["index"] = 0;
+  choice["text"] = prompt_text + c.text;
+  choice["finish_reason"] = c.finish_reason.empty() ? Json(nullptr) : Json(c.finish_reason);
+  choice["logprobs"] = {{"tokens", tokens}, {"token_logprobs", values}, {"text_offset", offsets}, {"top_logprobs", nullptr}};
+  choice["token_ids"] = c.ids;
+  Json j = Json::object();
+  j["id"] = id;
+  j["object"] = "text_completion";
+  j["created"] = created;
+  j["model"] = model;
+  j["choices"] = Json::array({choice});
+  const auto completion_tokens = static_cast<std::int64_t>(c.ids.size());
+  j["usage"] = {{"prompt_tokens", prompt_tokens},
+                {"completion_tokens", completion_tokens},
+                {"total_tokens", prompt_tokens + completion_tokens}};
+  return dump(j);
 }
 
 namespace {

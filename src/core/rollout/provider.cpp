@@ -22,6 +22,27 @@ std::string prompt_form_name(PromptForm form) {
   return "?";
 }
 
+std::vector<double> RolloutProvider::prompt_logprobs(const CompletionRequest&) {
+  throw Error(fmt::format("{}: cannot score prompts (log-probabilities need a LocalProvider, or a server that answers "
+                          "/v1/completions with echo and logprobs, such as vLLM or `anchors serve`)",
+                          name()));
+}
+
+SpanLogprob span_logprob(const std::vector<double>& logprobs, const std::vector<std::pair<std::size_t, std::size_t>>& spans,
+                         std::size_t span_begin, std::size_t span_end) {
+  if (logprobs.size() != spans.size())
+    throw Error(fmt::format("span_logprob: {} log-probabilities for {} token spans", logprobs.size(), spans.size()));
+  SpanLogprob out;
+  for (std::size_t k = 0; k < spans.size(); ++k) {
+    const auto [begin, end] = spans[k];
+    if (begin >= end || end <= span_begin || begin >= span_end || std::isnan(logprobs[k])) continue;
+    out.sum += logprobs[k];
+    ++out.tokens;
+  }
+  out.mean = out.tokens > 0 ? out.sum / static_cast<double>(out.tokens) : std::nan("");
+  return out;
+}
+
 void validate_request(const CompletionRequest& r, const std::string& where, PromptForm needs) {
   const bool has_ids = !r.prompt_ids.empty();
   const bool has_text = !r.prompt_text.empty();

@@ -12,6 +12,9 @@
 #include "anchors/methods/registry.h"
 #include "anchors/methods/white_box.h"
 #include "anchors/rollout/analyze.h"
+#include "anchors/rollout/off_policy.h"
+#include "anchors/rollout/on_policy.h"
+#include "anchors/rollout/resilience.h"
 
 #if !defined(ANCHORS_WITH_WHITE_BOX_METHODS) || !ANCHORS_WITH_WHITE_BOX_METHODS
 #error "anchors::anchors must be compiled with ANCHORS_WITH_WHITE_BOX_METHODS=1 (see builtins.h)"
@@ -29,6 +32,9 @@ void register_builtins() {
     register_method("receiver_heads", [] { return std::make_unique<ReceiverHeadsMethod>(); });
     register_method("attention_suppression", [] { return std::make_unique<AttentionSuppressionMethod>(); });
     register_method("attention_rhythm", [] { return std::make_unique<AttentionRhythmMethod>(); });
+    register_method("resilience", [] { return std::make_unique<rollout::ResilienceMethod>(); });
+    register_method("off_policy", [] { return std::make_unique<rollout::OffPolicyMethod>(); });
+    register_method("on_policy", [] { return std::make_unique<rollout::OnPolicyMethod>(); });
   });
 }
 

@@ -12,9 +12,9 @@
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
 #include "anchors/core/hash.h"
-#include "anchors/model/prompt.h"
 #include "anchors/model/tokenizer.h"
 #include "anchors/rollout/rollout_store.h"
+#include "json_fields.h"
 #include "rollout_batches.h"
 
 namespace anchors::rollout {
@@ -71,13 +71,13 @@ EditOutcome read_edit(const Intervention& in, const std::string& id, const std::
   return e;
 }
 
-AnswerDistribution distribution_of(const EditOutcome& e) {
+}  // namespace
+
+AnswerDistribution label_distribution(const EditOutcome& e) {
   AnswerDistribution d;
   for (const auto& [label, count] : e.labels) d.add(label, static_cast<std::size_t>(count), false);
   return d;
 }
-
-}  // namespace
 
 std::string to_string(InterventionKind kind) {
   switch (kind) {
@@ -132,13 +132,7 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
                              const std::vector<Intervention>& interventions, const std::string& out_dir,
                              const InterventionOptions& options) {
   if (out_dir.empty()) throw Error("intervene: empty output folder");
-  std::string prompt = given_prompt.empty() ? trace.prompt : given_prompt;
-  if (prompt.empty()) {
-    const auto problem = trace.metadata.find("problem");
-    if (problem == trace.metadata.end() || problem->second.empty())
-      throw Error("intervene: no prompt: the trace has none and names no problem (metadata \"problem\")");
-    prompt = model::render_prompt_text(model::PromptFormat::kRaw, problem->second);
-  }
+  const std::string prompt = detail::trace_prompt(trace, given_prompt, "intervene");
   if (interventions.empty()) throw Error("intervene: no interventions given");
   const detail::SamplingSettings sampling = detail::sampling_settings(options);
   detail::check_sampling("intervene", sampling, options.num_rollouts, options.max_tokens);
@@ -182,13 +176,7 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
     const std::string spec_path = (fs::path(j->dir) / "intervention.json").string();
     const json spec = intervention_json(j->in, j->prefix, prompt);
     if (file_exists(spec_path)) {
-      json existing;
-      try {
-        existing = json::parse(read_text_file(spec_path, kDataFileLimit));
-      } catch (const json::exception& e) {
-        throw Error(fmt::format("{}: not valid JSON ({})", spec_path, e.what()));
-      }
-      if (existing != spec)
+      if (json_fields::read_file(spec_path, kDataFileLimit) != spec)
         throw Error(fmt::format("intervene: {} was made for another trace or prompt; use another output folder",
                                 spec_path));
     }
@@ -222,8 +210,7 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
     task.stub = j.in.kind == InterventionKind::kTruncate ? outcome->forced_stub() : std::string();
     task.head = prompt + j.prefix + task.stub;
     task.ids = tokenizer.encode(task.head, true).ids;
-    if (const auto problem = trace.metadata.find("problem"); problem != trace.metadata.end())
-      task.messages = {{"user", problem->second}, {"assistant", j.prefix + task.stub}};
+    task.messages = detail::chat_messages(trace, j.prefix + task.stub);
     task.prefix = j.prefix;
     task.chunk_removed = j.in.kind == InterventionKind::kResample || j.in.kind == InterventionKind::kSubstitute ||
                                  j.in.kind == InterventionKind::kDelete
@@ -263,7 +250,7 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
     if (auto it = baseline_of.find(j.in.sentence); it != baseline_of.end() && j.in.kind != InterventionKind::kResample) {
       e.baseline_rate = target.empty() ? kNaN : it->second.rate;
       e.rate_shift = e.rate - e.baseline_rate;
-      const auto p = distribution_of(e), q = distribution_of(it->second);
+      const auto p = label_distribution(e), q = label_distribution(it->second);
       e.kl_from_baseline = p.total() > 0 && q.total() > 0 ? kl_divergence(p, q) : kNaN;
     }
     result.edits.push_back(std::move(e));

@@ -1,6 +1,7 @@
 #include "anchors/rollout/local_provider.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -115,6 +116,33 @@ std::vector<Completion> LocalProvider::complete(const CompletionRequest& request
     c.ids = std::move(s.ids);
     c.finish_reason = std::move(s.finish_reason);
     out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::vector<double> LocalProvider::prompt_logprobs(const CompletionRequest& request) {
+  const std::vector<std::int64_t>& ids = request.prompt_ids;
+  if (ids.empty()) throw Error("LocalProvider: prompt_logprobs needs the request's prompt_ids");
+  const auto n = static_cast<std::int64_t>(ids.size());
+  const std::int64_t positions = model_->config().max_position_embeddings;
+  if (positions > 0 && n > positions)
+    throw Error(fmt::format("LocalProvider: {} prompt tokens exceed the model's {} positions", n, positions));
+  torch::NoGradGuard no_grad;
+  std::lock_guard lock(mutex_);
+  const torch::Device device = model_->device();
+  const torch::Tensor input = torch::tensor(ids, torch::kInt64).to(device).unsqueeze(0);
+  const torch::Tensor hidden = model_->hidden_states(input, torch::arange(n, torch::TensorOptions(torch::kInt64).device(device)));
+  std::vector<double> out(static_cast<std::size_t>(n), std::nan(""));
+  constexpr std::int64_t kSlice = 256;
+  // Position k predicts token k + 1.
+  for (std::int64_t begin = 0; begin + 1 < n; begin += kSlice) {
+    const std::int64_t end = std::min(begin + kSlice, n - 1);
+    const torch::Tensor logp =
+        torch::log_softmax(model_->project_to_vocab(hidden.slice(1, begin, end)).to(torch::kFloat64), -1)[0];
+    const torch::Tensor next = input[0].slice(0, begin + 1, end + 1).unsqueeze(1);
+    const torch::Tensor picked = logp.gather(1, next).squeeze(1).cpu().contiguous();
+    const double* values = picked.data_ptr<double>();
+    for (std::int64_t k = 0; k < end - begin; ++k) out[static_cast<std::size_t>(begin + k + 1)] = values[k];
   }
   return out;
 }

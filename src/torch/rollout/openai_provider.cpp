@@ -135,6 +135,22 @@ std::vector<Completion> OpenAIProvider::complete(const CompletionRequest& reques
   return openai::parse_response_body(answer, request.n, what);
 }
 
+std::vector<double> OpenAIProvider::prompt_logprobs(const CompletionRequest& request) {
+  const std::string path = impl_->completions_path.substr(0, impl_->completions_path.rfind('/')) + "/completions";
+  const std::string what = fmt::format("OpenAIProvider {}{} (prompt scoring)", impl_->origin, path);
+  if (request.prompt_ids.empty()) throw Error(fmt::format("{}: the request has no prompt_ids", what));
+  ++impl_->requests;
+  const std::string body = openai::score_request_body(request, options_.model);
+  const std::string answer = http::run_with_retries(
+      retry_policy(options_), what,
+      [&] {
+        SlotGuard slot(impl_->slots);
+        return http::attempt_once(options_.timeout_seconds, impl_->origin, impl_->api_key, path, &body);
+      },
+      [&] { ++impl_->attempts; }, [&] { ++impl_->retries; }, [&](double bound) { return impl_->jitter(bound); });
+  return openai::parse_score_response(answer, request.prompt_ids.size(), what);
+}
+
 std::vector<std::string> OpenAIProvider::list_models() {
   const std::string what = fmt::format("OpenAIProvider {}{}", impl_->origin, impl_->models_path);
   ++impl_->requests;

@@ -7,6 +7,7 @@
 
 #include "anchors/core/error.h"
 #include "anchors/core/segmentation.h"
+#include "anchors/model/prompt.h"
 
 namespace anchors::rollout::detail {
 
@@ -34,6 +35,21 @@ void check_sampling(const std::string& who, const SamplingSettings& s, std::int6
 std::int64_t capped_max_tokens(std::int64_t wanted, std::size_t prompt_tokens, std::int64_t max_positions) {
   if (max_positions <= 0) return wanted;
   return std::min<std::int64_t>(wanted, max_positions - static_cast<std::int64_t>(prompt_tokens));
+}
+
+std::string trace_prompt(const Trace& trace, const std::string& given, const std::string& who) {
+  if (!given.empty()) return given;
+  if (!trace.prompt.empty()) return trace.prompt;
+  const auto problem = trace.metadata.find("problem");
+  if (problem == trace.metadata.end() || problem->second.empty())
+    throw Error(fmt::format("{}: no prompt: the trace has none and names no problem (metadata \"problem\")", who));
+  return model::render_prompt_text(model::PromptFormat::kRaw, problem->second);
+}
+
+std::vector<ChatMessage> chat_messages(const Trace& trace, const std::string& assistant_prefix) {
+  const auto problem = trace.metadata.find("problem");
+  if (problem == trace.metadata.end()) return {};
+  return {{"user", problem->second}, {"assistant", assistant_prefix}};
 }
 
 void label_rollout(const Outcome& outcome, const std::string& text, const std::string& target, Rollout& rollout) {

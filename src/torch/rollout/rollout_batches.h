@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "anchors/core/outcome.h"
+#include "anchors/core/trace.h"
 #include "anchors/rollout/provider.h"
 #include "anchors/rollout/rollout_store.h"
 
@@ -102,6 +103,16 @@ void generate_missing(RolloutProvider& provider, RolloutStore& store, const Roll
                       std::int64_t wanted, const std::function<std::uint64_t(std::int64_t)>& seed,
                       RolloutCounts& counts, const std::function<void()>& check_cancel,
                       const std::function<void(std::int64_t)>& after_batch);
+
+// The prompt before a trace's text: `given`, else trace.prompt, else the raw
+// reference prompt of trace.metadata["problem"]; anchors::Error "<who>: no
+// prompt ..." when there is none of them.
+std::string trace_prompt(const Trace& trace, const std::string& given, const std::string& who);
+
+// The chat form of prompt + `assistant_prefix` for chat-mode providers: the
+// trace's problem as the user message, then the assistant's partial message;
+// empty when the trace names no problem (a chat-mode provider then refuses).
+std::vector<ChatMessage> chat_messages(const Trace& trace, const std::string& assistant_prefix);
 
 // The record's label fields from a text read by `outcome`: answer = label or
 // "", is_correct = matches(label, target) when there is a target (false

@@ -141,6 +141,31 @@ struct CompletionServer::Impl {
     const std::string& model = parsed.model.empty() ? options.model_name : parsed.model;
     const auto created = static_cast<std::int64_t>(std::time(nullptr));
     const auto prompt_tokens = static_cast<std::int64_t>(parsed.request.prompt_ids.size());
+    if (parsed.echo) {
+      // Prompt scoring: the log-probabilities of the prompt's and the completion's tokens, in one pass.
+      const Completion& c = completions.front();
+      CompletionRequest scored;
+      scored.prompt_ids = parsed.request.prompt_ids;
+      scored.prompt_ids.insert(scored.prompt_ids.end(), c.ids.begin(), c.ids.end());
+      std::vector<double> logprobs;
+      try {
+        std::unique_lock<std::mutex> lock(provider_mutex, std::defer_lock);
+        if (options.serialize_requests) lock.lock();
+        logprobs = provider->prompt_logprobs(scored);
+      } catch (const Error& e) {
+        return error_response(400, e.what());
+      } catch (const std::exception& e) {
+        return error_response(500, fmt::format("the provider failed: {}", e.what()));
+      }
+      std::vector<std::string> texts;
+      for (std::int64_t id : scored.prompt_ids)
+        texts.push_back(options.token_text ? options.token_text(id) : std::to_string(id));
+      std::string prompt_text = parsed.request.prompt_text;
+      if (prompt_text.empty())
+        for (std::size_t k = 0; k < parsed.request.prompt_ids.size(); ++k) prompt_text += texts[k];
+      return {200, openai::echo_response_body(c, prompt_text, texts, logprobs, model,
+                                              fmt::format("cmpl-{}", ++next_id), created, prompt_tokens)};
+    }
     if (chat)
       return {200, openai::chat_response_body(completions, model, fmt::format("chatcmpl-{}", ++next_id), created,
                                               prompt_tokens)};

@@ -139,6 +139,59 @@ TEST(OpenAIFormatTest, InvalidRequestsAreErrors) {
 // nlohmann throws out_of_range, not parse_error, for a number no double
 // holds: it used to escape the parser and be a 500 at the server (also found
 // by fuzzing: fuzz/corpus/openai_format/number_overflow.json).
+// Prompt scoring: the request OpenAIProvider::prompt_logprobs sends, a server
+// reading it, the echo answer, and the client reading the answer back (vLLM's
+// extra entry for the generated token dropped).
+TEST(OpenAIFormatTest, PromptScoringRoundTrip) {
+  CompletionRequest r;
+  r.prompt_ids = {5, 6, 7};
+  const json body = json::parse(score_request_body(r, "m"));
+  EXPECT_EQ(body["prompt"], json::array({5, 6, 7}));
+  EXPECT_EQ(body["echo"], true);
+  EXPECT_EQ(body["logprobs"], 1);
+  EXPECT_EQ(body["max_tokens"], 1);
+  const ParsedRequest parsed = parse_request_body(body.dump());
+  EXPECT_TRUE(parsed.echo);
+  EXPECT_EQ(parsed.request.prompt_ids, r.prompt_ids);
+  EXPECT_FALSE(parse_request_body(R"({"prompt": [1]})").echo);
+  EXPECT_THROW(score_request_body(CompletionRequest{}, "m"), Error);
+
+  Completion c{{9}, "!", "length"};
+  const std::string answer =
+      echo_response_body(c, "abc", {"a", "b\xc3\xa9", "c", "!"}, {std::nan(""), -0.5, -1.25, -2.0}, "m", "id", 1, 3);
+  const json doc = json::parse(answer);
+  EXPECT_EQ(doc["choices"][0]["text"], "abc!");
+  EXPECT_TRUE(doc["choices"][0]["logprobs"]["token_logprobs"][0].is_null());
+  EXPECT_EQ(doc["choices"][0]["logprobs"]["text_offset"], json::array({0, 1, 3, 4}));  // code points: "bé" is 2
+  const std::vector<double> values = parse_score_response(answer, 3);
+  ASSERT_EQ(values.size(), 3u);
+  EXPECT_TRUE(std::isnan(values[0]));
+  EXPECT_EQ(values[1], -0.5);
+  EXPECT_EQ(values[2], -1.25);
+  // Too few values, a null after the first, no logprobs at all: errors naming the source.
+  EXPECT_THROW(parse_score_response(answer, 5, "srv"), Error);
+  EXPECT_THROW(parse_score_response(R"({"choices": [{"logprobs": {"token_logprobs": [null, null]}}]})", 2), Error);
+  try {
+    parse_score_response(R"({"choices": [{"text": "x", "logprobs": null}]})", 1, "srv");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("srv: no choices[0].logprobs"), std::string::npos) << e.what();
+  }
+  // Echo is for scoring only: it needs integer logprobs and n = 1; logprobs alone stay refused.
+  const auto message = [](const std::string& b) {
+    try {
+      parse_request_body(b);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(message(R"({"prompt": [1], "echo": true, "logprobs": 1, "n": 2})").find("n = 1"), std::string::npos);
+  EXPECT_NE(message(R"({"prompt": [1], "echo": true, "logprobs": -1})").find("integer"), std::string::npos);
+  EXPECT_NE(message(R"({"prompt": [1], "logprobs": 2})").find("only with"), std::string::npos);
+  EXPECT_EQ(message(R"({"prompt": [1], "echo": true, "logprobs": 0})"), "");
+}
+
 TEST(OpenAIFormatTest, NumbersOutOfRangeAreMalformedJson) {
   const auto render = [](const std::vector<ChatMessage>&, bool) { return ChatPrompt{"x", {1}}; };
   for (const std::string body : {R"({"prompt": [1], "temperature": 1e309})", R"({"prompt": [1], "top_p": -1e400})",

@@ -1,0 +1,87 @@
+"""The Thought Branches methods (docs/thought-branches.md), run in C++ through the method registry.
+
+    >>> import thought_anchors as ta
+    >>> model = ta.load_embedded_model()
+    >>> trace = ta.Trace.from_text(solution, metadata={"problem": problem, "gt_answer": "57"})
+    >>> result = ta.Resilience(num_rollouts=30, sentences=[2, 5], provider=model).run(trace)
+    >>> result.attribution("resilience").score("counterfactual_plusplus_importance")
+
+A run with the same out_dir resumes: finished chains and rollouts are kept, and the files equal an
+uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .resampling import _BlackBoxMethod
+
+
+class Resilience(_BlackBoxMethod):
+    """Resilience and counterfactual++ of Thought Branches: for each target sentence, `num_rollouts` chains
+    resample from before it, cut before any reappearance of its content (similarity >= threshold) and
+    resample again, up to max_iterations rounds; plus `num_rollouts` rollouts that keep the sentence.
+
+    provider: a ta.Model, a ta.RolloutProvider (also a Python subclass) or a server URL; tokenizer: makes
+    the token-id prompts (default: the model's). similarity: a ta.Embedder (default: the packaged
+    MiniLM), a dict or a callable(a, b) -> float. outcome: what a rollout ended in (default \\boxed{}).
+    out_dir: the resumable chain store (default: a temporary folder). options: the "resilience" method's
+    (ta.method_info("resilience").option_docs): sentences, num_rollouts, max_iterations,
+    similarity_threshold, kl_alpha, compat, target, seed, temperature, top_p, min_p, repetition_penalty,
+    max_tokens, max_positions, batch. Series: resilience_persistence, resilience_iterations,
+    resilience_returns, counterfactual_plusplus_importance_kl and, with a target, kept_rate,
+    abandoned_rate and counterfactual_plusplus_importance.
+    """
+
+    name = "resilience"
+
+    def __init__(self, num_rollouts: int = 30, provider=None, **kwargs):
+        super().__init__(provider, num_rollouts=num_rollouts, **kwargs)
+
+
+class OffPolicy(_BlackBoxMethod):
+    """Off-policy edits of Thought Branches: insert a text after each target sentence (or put it in the
+    sentence's place), roll out `num_rollouts` times, and report per sentence and edit the outcome shift
+    from keeping the sentence (`<edit>_rate_shift`, `<edit>_kl`) and the text's mean log-probability per
+    token under the model in place (`<edit>_logprob`; `original_logprob` for the sentence itself).
+
+    edits: names of the authors' fixed insertions (ta.method_info("off_policy").option_docs lists them),
+    as a list or comma-separated; insert_texts / substitute_texts: your own texts (lists of strings);
+    donor: another trace (a result JSON or a text file) whose sentence nearest each fixed disruption is
+    inserted (the authors' cross-model insertion). The provider must answer prompt_logprobs (a ta.Model,
+    ta.LocalProvider, a vLLM or `anchors serve` URL) unless logprobs=False. Other arguments as ta.Resilience.
+    """
+
+    name = "off_policy"
+
+    def __init__(self, num_rollouts: int = 30, provider=None, **kwargs):
+        for key in ("insert_texts", "substitute_texts"):
+            if isinstance(kwargs.get(key), (list, tuple)):
+                kwargs[key] = json.dumps([str(t) for t in kwargs[key]])
+        if isinstance(kwargs.get("edits"), (list, tuple)):
+            kwargs["edits"] = ",".join(kwargs["edits"])
+        if "donor" in kwargs and kwargs["donor"] is not None:
+            kwargs["donor"] = str(kwargs["donor"])
+        super().__init__(provider, num_rollouts=num_rollouts, **kwargs)
+
+
+class OnPolicy(_BlackBoxMethod):
+    """The on-policy intervention of Thought Branches: for each target sentence and target meaning, sample
+    `candidates` continuations from before the sentence, keep the first sentence most similar to the target
+    (ties: the likelier one), roll out from the prefix with it in the sentence's place, and compare with the
+    off-policy substitution of the target text itself. Series on_<t>_* and off_<t>_* (rate_shift, kl,
+    logprob), on_<t>_similarity, kept_rate, original_logprob, mean_rate_shift, mean_kl; the chosen sentences
+    in metadata on_<t>_<sentence>.
+
+    targets: the authors' disruption names (list or comma-separated); target_texts: your own (a list).
+    Other arguments as ta.OffPolicy; similarity= scores the candidates (default: the packaged MiniLM).
+    """
+
+    name = "on_policy"
+
+    def __init__(self, num_rollouts: int = 30, provider=None, **kwargs):
+        if isinstance(kwargs.get("target_texts"), (list, tuple)):
+            kwargs["target_texts"] = json.dumps([str(t) for t in kwargs["target_texts"]])
+        if isinstance(kwargs.get("targets"), (list, tuple)):
+            kwargs["targets"] = ",".join(kwargs["targets"])
+        super().__init__(provider, num_rollouts=num_rollouts, **kwargs)
