@@ -50,7 +50,8 @@ const char* kAnalyzeUsage =
     "reference files (chunks_labeled.json, step_importance.json, summary.json) and result.json.\n"
     "An interrupted run resumes: run the same command again.\n\n"
     "  --model DIR        checkpoint folder (its tokenizer.json is used also with --server)\n"
-    "  --problem FILE     {\"problem\": ..., \"gt_answer\": ...} (a math-rollouts problem.json)\n"
+    "  --problem FILE     {\"problem\": ..., \"gt_answer\": ...} (a math-rollouts problem.json), or a\n"
+    "                     scenario file (docs/thought-branches.md): its prompt, target and outcome\n"
     "  --out DIR          output root\n"
     "  --rollouts N       rollouts per sentence (default 100)\n"
     "  --forced           also the forced-answer rollouts\n"
@@ -84,6 +85,10 @@ Problem read_problem_file(const std::string& path) {
     throw Error(fmt::format("{}: not valid JSON ({})", path, e.what()));
   }
   if (!doc.is_object()) throw Error(fmt::format("{}: expected a JSON object {{\"problem\": ..., \"gt_answer\": ...}}", path));
+  // A scenario file (docs/thought-branches.md "Scenario files"): the authors' scenario.json fields.
+  if (!doc.contains("problem") &&
+      (doc.contains("system_prompt") || doc.contains("user_prompt") || doc.contains("conversation_history")))
+    return parse_scenario(text, path);
   const auto field = [&](const char* key, bool required) -> std::string {
     if (!doc.contains(key) || doc[key].is_null()) {
       if (required) throw Error(fmt::format("{}: no \"{}\" field (expected {{\"problem\": ..., \"gt_answer\": ...}})", path, key));
@@ -162,7 +167,8 @@ int run_analyze(const std::vector<std::string>& raw, std::istream&, std::ostream
 
   const Problem problem = read_problem_file(*problem_path);
   BlackBoxSetup setup = black_box_setup(args, "analyze", /*similarity=*/true);
-  options.outcome = setup.outcome;
+  // A scenario brings its own outcome unless --outcome says otherwise (null: \boxed{} answers).
+  options.outcome = setup.outcome ? setup.outcome : rollout::scenario_outcome(problem);
   if (!args.option("max_positions")) options.max_positions = setup.max_positions;
   rollout::RolloutProvider* provider = setup.provider.get();
   const std::shared_ptr<const model::Tokenizer> tokenizer = setup.tokenizer;

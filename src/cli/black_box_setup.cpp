@@ -48,6 +48,9 @@ std::shared_ptr<const Outcome> outcome_from_args(const Args& args) {
       judge.labels.push_back(rest.substr(0, comma));
     }
   }
+  if (!args.option("outcome") && !args.option("judge-model") && !args.option("judge-prompt") &&
+      !args.option("judge-labels"))
+    return nullptr;  // the default: a scenario's own outcome, else \boxed{} answers
   const std::string spec = args.option_or("outcome", "boxed");
   if (spec.rfind("judge:", 0) != 0 &&
       (args.option("judge-model") || args.option("judge-prompt") || args.option("judge-labels")))

@@ -31,15 +31,16 @@ const std::set<std::string>& black_box_option_names();
 // float32 / bfloat16 / float16 (and fp32, bf16, fp16); UsageError otherwise.
 torch::Dtype parse_dtype(const std::string& name);
 
-// --outcome (default "boxed") with the judge flags; UsageError for judge
-// flags without judge:URL.
+// --outcome with the judge flags; null when none is given (the engines then
+// take a scenario's own outcome, else \boxed{} answers: BoxedAnswer).
+// UsageError for judge flags without judge:URL.
 std::shared_ptr<const Outcome> outcome_from_args(const Args& args);
 
 struct BlackBoxSetup {
   std::shared_ptr<rollout::RolloutProvider> provider;
   std::shared_ptr<const model::Tokenizer> tokenizer;
   std::shared_ptr<SentenceSimilarity> similarity;  // null unless asked for
-  std::shared_ptr<const Outcome> outcome;
+  std::shared_ptr<const Outcome> outcome;          // null: not given (see outcome_from_args)
   std::int64_t max_positions = 0;                   // the checkpoint's max_position_embeddings
 };
 

@@ -566,3 +566,47 @@ def test_on_policy_equals_the_reference(model, hf_tokenizer, tmp_path, kind):
     with pytest.raises(ta.Error, match="unknown target"):
         ta.OnPolicy(provider=ScriptedScorer(), tokenizer=model, similarity=similarity, targets="wait",
                     out_dir=str(tmp_path / "x")).run(trace)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scenario files: the embedded scenario end to end, from the CLI and from Python.
+
+
+def test_embedded_scenario_from_the_cli_and_python(anchors_cli, minilm_dir, model, tmp_path):
+    path = Path(ta.embedded_model_path()) / "demo_scenario.json"
+    scenario = ta.embedded_scenario()
+    assert scenario == json.loads(path.read_text(encoding="utf-8"))
+    want_prompt = ta.render_prompt(model.tokenizer, "raw", scenario["user_prompt"]).text
+    out = tmp_path / "cli"
+    done = subprocess.run([anchors_cli, "analyze", "--model", ta.embedded_model_path(), "--problem", str(path),
+                           "--out", str(out), "--rollouts", "2", "--max_tokens", "160", "--embedder", minilm_dir,
+                           "--quiet"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    folders = list(out.glob("*_base_solution/problem_*"))
+    assert len(folders) == 1
+    folder = folders[0]
+    assert json.loads((folder / "scenario.json").read_text()) == scenario  # the folder names its scenario
+    base = json.loads((folder / "base_solution.json").read_text())
+    assert base["prompt"] == want_prompt  # prompt_format "raw": the model's own format
+    result = ta.load_result(str(folder / "result.json"))
+    a = result.attribution("resampling")
+    assert a.metadata["outcome"].startswith("regex:")  # the scenario's outcome, not \boxed{}
+    assert result.trace.metadata["gt_answer"] == "57" and result.trace.metadata["scenario"]
+    records = json.loads((folder / "chunk_0" / "solutions.json").read_text())
+    assert all(r["answer"] == "" or r["answer"].isdigit() for r in records)
+    assert all(r["is_correct"] == (r["answer"] == "57") for r in records)
+    # The folder imports back with its target; a black-box method on the result uses the scenario's outcome.
+    assert ta.import_reference(str(folder)).trace.metadata["gt_answer"] == "57"
+    run = subprocess.run([anchors_cli, "run", "resilience", "--model", ta.embedded_model_path(), "--result",
+                          str(folder / "result.json"), "--rollouts-dir", str(tmp_path / "res"), "--sentences", "1",
+                          "--num_rollouts", "2", "--max_iterations", "2", "--max_tokens", "100", "--embedder",
+                          minilm_dir, "--quiet"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert ta.load_result(str(folder / "result.json")).attribution("resilience").metadata["outcome"].startswith("regex:")
+    # From Python: the same scenario dict, the same prompt and outcome.
+    py = ta.analyze(model, scenario, str(tmp_path / "py"), num_rollouts=2, max_tokens=160)
+    assert py.trace.prompt == want_prompt
+    assert py.attribution("resampling").metadata["outcome"].startswith("regex:")
+    # What a format cannot hold is a clear error.
+    with pytest.raises(ta.Error, match="no system turn"):
+        ta.analyze(model, dict(scenario, system_prompt="Be careful."), str(tmp_path / "bad"), num_rollouts=1)

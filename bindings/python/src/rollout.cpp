@@ -386,17 +386,21 @@ void bind_rollout(py::module_& m) {
          const std::string& problem_text, const std::string& gt_answer, const std::string& out_dir,
          const py::object& similarity, const ValueMap& options, const std::string& base,
          std::optional<std::string> base_solution, const std::string& prompt, std::shared_ptr<Outcome> outcome,
-         std::optional<py::function> progress) {
+         std::optional<py::function> progress, const std::string& scenario) {
         if (!provider) throw Error("analyze: provider is None");
         if (!tokenizer) throw Error("analyze: no tokenizer (the token-id prompts need the model's tokenizer.json)");
         Problem problem;
         problem.text = problem_text;
         problem.gt_answer = gt_answer;
+        if (!scenario.empty()) {
+          problem = parse_scenario(scenario, "scenario");
+          if (!gt_answer.empty()) problem.gt_answer = gt_answer;
+        }
         rollout::AnalyzeOptions o = rollout::analyze_options(options);
         o.base = base;
         o.base_solution = std::move(base_solution);
         o.prompt = prompt;
-        o.outcome = std::move(outcome);
+        o.outcome = outcome ? std::move(outcome) : rollout::scenario_outcome(problem);
         o.control = control_from_python(progress);
         const auto sim = similarity_from_python(similarity);
         // The engine runs without the GIL (a judge or server in this process
@@ -409,7 +413,7 @@ void bind_rollout(py::module_& m) {
       py::arg("provider"), py::arg("tokenizer"), py::arg("problem"), py::arg("gt_answer"), py::arg("out_dir"),
       py::kw_only(), py::arg("similarity"), py::arg("options") = ValueMap{}, py::arg("base") = d.base,
       py::arg("base_solution") = py::none(), py::arg("prompt") = d.prompt, py::arg("outcome") = py::none(),
-      py::arg("progress") = py::none(),
+      py::arg("progress") = py::none(), py::arg("scenario") = "",
       "The black-box pipeline of `anchors analyze` (resumable): returns the AnalysisResult. options: the "
       "\"resampling\" method's options by name (ta.method_info(\"resampling\")).");
 }

@@ -40,3 +40,11 @@ def embedded_problem() -> dict:
     path = Path(embedded_model_path()) / "demo_problem.json"
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def embedded_scenario() -> dict:
+    """The bundled scenario (models/tiny-reasoner/demo_scenario.json): a chat the embedded model can play, with
+    its target and a regex outcome, in the scenario-file format of docs/thought-branches.md."""
+    path = Path(embedded_model_path()) / "demo_scenario.json"
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)

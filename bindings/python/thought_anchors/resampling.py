@@ -18,6 +18,7 @@ missing rollouts are generated.
 from __future__ import annotations
 
 import copy
+import json
 import tempfile
 from typing import Optional, Tuple, Union
 
@@ -65,7 +66,7 @@ def _provider_and_tokenizer(provider, tokenizer, where: str) -> Tuple[_C.Rollout
 
 
 def _run(provider, tokenizer, problem_text: str, gt_answer: str, out_dir: str, *, similarity, progress,
-         max_positions: int, base: str = "any", outcome=None, options: dict):
+         max_positions: int, base: str = "any", outcome=None, options: dict, scenario: str = ""):
     if similarity is None:
         similarity = default_embedder()
     if progress is True:
@@ -74,7 +75,8 @@ def _run(provider, tokenizer, problem_text: str, gt_answer: str, out_dir: str, *
     if max_positions and "max_positions" not in options:
         options["max_positions"] = max_positions
     return _C.analyze(provider, tokenizer, str(problem_text), str(gt_answer or ""), str(out_dir),
-                      similarity=similarity, options=options, base=base, outcome=outcome, progress=progress or None)
+                      similarity=similarity, options=options, base=base, outcome=outcome, progress=progress or None,
+                      scenario=scenario)
 
 
 def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, num_rollouts: int = 100,
@@ -82,7 +84,9 @@ def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, 
             progress=None, **options):
     """Generate a base trace, resample from before every sentence, compute the resampling metrics.
 
-    problem: the problem text, or a dict like problem.json ({"problem": ..., "gt_answer": ...}).
+    problem: the problem text, a dict like problem.json ({"problem": ..., "gt_answer": ...}), or a scenario
+    dict (scenario.json's fields: system_prompt / user_prompt / conversation_history, and optionally
+    target, outcome, prompt_format, judge_*; ta.embedded_scenario() is one), whose outcome is the default.
     similarity: a ta.Embedder (default: the packaged MiniLM), a dict or a callable (see resampling_metrics).
     base: "any", "correct" or "incorrect" (regenerate the base trace until it is; needs gt_answer).
     server: an OpenAI-compatible base URL (e.g. `anchors serve`) instead of running `model` locally
@@ -97,9 +101,15 @@ def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, 
     Writes the math-rollouts layout, chunks_labeled.json, step_importance.json, summary.json and
     result.json under out_dir; returns the AnalysisResult.
     """
-    if isinstance(problem, dict):
+    scenario = ""
+    if isinstance(problem, dict) and "problem" not in problem and (
+            {"system_prompt", "user_prompt", "conversation_history"} & set(problem)):
+        # A scenario (docs/thought-branches.md "Scenario files"): its prompt, target and outcome.
+        scenario, text, gt = json.dumps(problem), "", ""
+    elif isinstance(problem, dict):
         if "problem" not in problem:
-            raise _C.Error('analyze: the problem dict has no "problem" key')
+            raise _C.Error('analyze: the problem dict has no "problem" key (nor is it a scenario: system_prompt, '
+                           'user_prompt or conversation_history)')
         text, gt = problem["problem"], problem.get("gt_answer") or ""
     else:
         text, gt = problem, ""
@@ -110,7 +120,7 @@ def analyze(model, problem: Union[str, dict], out_dir: str, *, similarity=None, 
         provider, tokenizer, max_positions = _provider_and_tokenizer(model, None, "analyze")
     return _run(provider, tokenizer, text, gt, out_dir, similarity=similarity, progress=progress,
                 max_positions=max_positions, base=base, outcome=as_outcome(outcome, "analyze"),
-                options=dict(options, num_rollouts=num_rollouts))
+                options=dict(options, num_rollouts=num_rollouts), scenario=scenario)
 
 
 class _BlackBoxMethod:

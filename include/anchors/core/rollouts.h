@@ -213,11 +213,13 @@ inline constexpr const char* kScenarioAssistantOpener = "\n\nAssistant:\n<think>
 //     content (any other role);
 //   - else (blackmail): system_prompt, then "\n\nUser: " + user_prompt and
 //     "\n\n" + email_content, each only when non-empty.
+// gt_answer is "yes" (the behaviour is the target), or the scenario's own
+// "target" (our scenario files, docs/thought-branches.md "Scenario files").
 // Every key is optional and unknown keys are kept (in `scenario`). anchors::Error
 // naming `source` and the field for malformed JSON, a top level that is not an
 // object, and a known field of the wrong type (system_prompt, user_prompt,
-// email_content, nickname: string or null; conversation_history: a list of
-// objects whose role and content are strings or null).
+// email_content, nickname, target: string or null; conversation_history: a list
+// of objects whose role and content are strings or null).
 Problem parse_scenario(const std::string& json_text, const std::string& source);
 // The model's prompt: problem.text + kScenarioAssistantOpener.
 std::string scenario_prompt(const Problem& scenario);

@@ -12,7 +12,10 @@
 //   linking anchors::anchors  "resampling" that also generates rollouts
 //                             (rollout::GeneratingResamplingMethod), plus "sentence_attention",
 //                             "receiver_heads", "attention_suppression",
-//                             "attention_rhythm" (methods/white_box.h)
+//                             "attention_rhythm" (methods/white_box.h), and the
+//                             Thought Branches methods "resilience",
+//                             "off_policy", "on_policy" (rollout/resilience.h,
+//                             off_policy.h, on_policy.h)
 //
 // Why a call and not self-registration: objects of a static library that
 // nothing references are dropped by the linker, and static registrars with them.

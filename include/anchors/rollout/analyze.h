@@ -124,9 +124,28 @@ std::string problem_folder_name(const Problem& problem);
 // The seed of batch `batch_index` of sentence `sentence` (splitmix64 mixing).
 std::uint64_t rollout_batch_seed(std::uint64_t seed, std::size_t sentence, bool forced, std::int64_t batch_index);
 
-// Step 1: `prompt`, or the raw reference prompt of the problem when empty
-// (model::render_prompt_text(kRaw, problem.text)).
+// Step 1: `prompt`, or when empty: for a scenario (Problem::is_scenario())
+// its prompt in its "prompt_format" (docs/thought-branches.md "Scenario
+// files": "thought_branches", the default, is scenario_prompt(problem), the
+// authors' text layout; "raw", "deepseek_r1" and "qwen3" render the
+// single user turn -- user_prompt, and "\n\n" + email_content when present --
+// with the model's format, qwen3 after a system block when system_prompt is
+// set), else the raw reference prompt of the problem
+// (model::render_prompt_text(kRaw, problem.text)). anchors::Error naming the
+// field for an unknown prompt_format, a model format with a conversation
+// history, or a system prompt the format has no place for.
 std::string analysis_prompt(const Problem& problem, const std::string& prompt);
+
+// What a scenario says its rollouts end in: its "outcome" spec
+// (outcome_from_spec, with "judge_model", "judge_prompt" and "judge_labels"
+// for a judge). Null for a problem, or a scenario without "outcome".
+// anchors::Error naming the field for a bad spec or a field of the wrong type.
+std::shared_ptr<const Outcome> scenario_outcome(const Problem& problem);
+
+// The outcome a black-box method uses: Context::outcome, else the outcome of
+// the scenario in the trace's metadata "scenario" (base_trace_of and the
+// importer put it there), else null (the engines' default, BoxedAnswer).
+std::shared_ptr<const Outcome> method_outcome(const Context& context, const Trace& trace);
 
 // The trace of a base solution as analyze makes it: prompt (step 1), text =
 // solution, answer = the outcome's label, sentences = split_sentences with

@@ -227,6 +227,7 @@ Problem parse_scenario(const std::string& json_text, const std::string& source) 
   Problem out;
   out.scenario = doc.dump();
   out.gt_answer = "yes";
+  if (const std::string target = scenario_string(doc, "target", source); !target.empty()) out.gt_answer = target;
   out.nickname = scenario_string(doc, "nickname", source);
   const std::string system = scenario_string(doc, "system_prompt", source);
   const std::string user = scenario_string(doc, "user_prompt", source);

@@ -5,6 +5,7 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "anchors/core/answers.h"
 #include "anchors/core/error.h"
@@ -18,7 +19,9 @@
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/prompt.h"
 #include "anchors/model/tokenizer.h"
+#include "anchors/rollout/chat_judge.h"
 #include "anchors/rollout/rollout_store.h"
+#include "json_fields.h"
 #include "rollout_batches.h"
 
 namespace anchors::rollout {
@@ -87,6 +90,9 @@ Problem problem_of(const Trace& trace, const std::string& who) {
   problem.text = text->second;
   const auto gt = trace.metadata.find("gt_answer");
   if (gt != trace.metadata.end()) problem.gt_answer = gt->second;
+  // A scenario's trace keeps the scenario (base_trace_of), so its folder holds scenario.json.
+  if (const auto scenario = trace.metadata.find("scenario"); scenario != trace.metadata.end())
+    problem.scenario = scenario->second;
   return problem;
 }
 
@@ -317,8 +323,63 @@ std::uint64_t rollout_batch_seed(std::uint64_t seed, std::size_t sentence, bool 
   return splitmix64(h ^ static_cast<std::uint64_t>(batch_index));
 }
 
+namespace {
+// A string field of a scenario ("" when absent or null); anchors::Error for another type.
+std::string scenario_field(const nlohmann::json& doc, const char* key) {
+  const auto it = doc.find(key);
+  if (it == doc.end() || it->is_null()) return "";
+  if (!it->is_string())
+    throw Error(fmt::format("scenario: field \"{}\" must be a string, got {}", key, it->type_name()));
+  return it->get<std::string>();
+}
+}  // namespace
+
 std::string analysis_prompt(const Problem& problem, const std::string& prompt) {
-  return prompt.empty() ? model::render_prompt_text(model::PromptFormat::kRaw, problem.text) : prompt;
+  if (!prompt.empty()) return prompt;
+  if (!problem.is_scenario()) return model::render_prompt_text(model::PromptFormat::kRaw, problem.text);
+  const nlohmann::json doc = json_fields::parse(problem.scenario, "scenario");
+  const std::string format = scenario_field(doc, "prompt_format");
+  if (format.empty() || format == "thought_branches") return scenario_prompt(problem);
+  const model::PromptFormat f = model::parse_prompt_format(format);
+  if (const auto history = doc.find("conversation_history"); history != doc.end() && history->is_array() &&
+                                                             !history->empty())
+    throw Error(fmt::format("scenario: prompt_format \"{}\" renders one user turn; a conversation_history needs "
+                            "\"thought_branches\"",
+                            format));
+  std::string user = scenario_field(doc, "user_prompt");
+  if (const std::string email = scenario_field(doc, "email_content"); !email.empty()) user += "\n\n" + email;
+  const std::string system = scenario_field(doc, "system_prompt");
+  if (!system.empty() && f != model::PromptFormat::kQwen3)
+    throw Error(fmt::format("scenario: prompt_format \"{}\" has no system turn (leave system_prompt empty, or use "
+                            "qwen3 or thought_branches)",
+                            format));
+  const std::string head = system.empty() ? "" : "<|im_start|>system\n" + system + "<|im_end|>\n";
+  return head + model::render_prompt_text(f, user);
+}
+
+std::shared_ptr<const Outcome> scenario_outcome(const Problem& problem) {
+  if (!problem.is_scenario()) return nullptr;
+  const nlohmann::json doc = json_fields::parse(problem.scenario, "scenario");
+  const std::string spec = scenario_field(doc, "outcome");
+  if (spec.empty()) return nullptr;
+  ChatJudgeOptions judge;
+  judge.model = scenario_field(doc, "judge_model");
+  if (const std::string prompt = scenario_field(doc, "judge_prompt"); !prompt.empty()) judge.prompt = prompt;
+  if (const auto labels = doc.find("judge_labels"); labels != doc.end() && !labels->is_null()) {
+    if (!labels->is_array()) throw Error("scenario: field \"judge_labels\" must be a list of strings");
+    for (const auto& l : *labels) {
+      if (!l.is_string()) throw Error("scenario: field \"judge_labels\" must be a list of strings");
+      judge.labels.push_back(l.get<std::string>());
+    }
+  }
+  return outcome_from_spec(spec, judge);
+}
+
+std::shared_ptr<const Outcome> method_outcome(const Context& context, const Trace& trace) {
+  if (context.outcome) return context.outcome;
+  const auto scenario = trace.metadata.find("scenario");
+  if (scenario == trace.metadata.end() || scenario->second.empty()) return nullptr;
+  return scenario_outcome(parse_scenario(scenario->second, "the trace's metadata \"scenario\""));
 }
 
 Trace base_trace_of(const Problem& problem, const std::string& prompt, const std::string& solution,
@@ -328,6 +389,7 @@ Trace base_trace_of(const Problem& problem, const std::string& prompt, const std
   trace.text = solution;
   trace.metadata["problem_id"] = problem_folder_name(problem);
   trace.metadata["problem"] = problem.text;
+  if (problem.is_scenario()) trace.metadata["scenario"] = problem.scenario;
   if (!problem.gt_answer.empty()) trace.metadata["gt_answer"] = problem.gt_answer;
   const BaseSolution base = base_solution_of(trace, problem, outcome);
   trace.answer = base.answer;
@@ -462,7 +524,7 @@ Attribution GeneratingResamplingMethod::generate_and_score(const Trace& trace, c
   if (!tokenizer && context.model) tokenizer = context.model->tokenizer();
   if (!tokenizer) throw Error("resampling: the context has no tokenizer (the token-id prompts need one)");
   AnalyzeOptions options = analyze_options(context.options);
-  options.outcome = context.outcome;
+  options.outcome = method_outcome(context, trace);
   options.control = context.control;
   return resample(*context.provider, *tokenizer, trace, context.output_dir, *context.similarity, options)
       .result.attributions.front();

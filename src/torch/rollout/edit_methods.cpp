@@ -84,7 +84,7 @@ InterventionOptions intervention_options(const ValueMap& o, const Context& conte
   io.max_tokens = std::get<std::int64_t>(o.at("max_tokens"));
   io.max_positions = std::get<std::int64_t>(o.at("max_positions"));
   io.batch = std::get<std::int64_t>(o.at("batch"));
-  io.outcome = context.outcome;
+  io.outcome = context.outcome;  // the caller's method_outcome() replaces it
   io.control = context.control;
   const double alpha = std::get<double>(o.at("kl_alpha"));
   if (!(alpha >= 0) || !std::isfinite(alpha)) throw Error(fmt::format("{}: kl_alpha must be a finite number >= 0", who));

@@ -16,6 +16,7 @@
 #include "anchors/methods/registry.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/tokenizer.h"
+#include "anchors/rollout/analyze.h"
 #include "anchors/rollout/intervention.h"
 #include "edit_methods.h"
 #include "rollout_batches.h"
@@ -147,7 +148,8 @@ Attribution OffPolicyMethod::run(const Trace& trace, const Context& context) con
   const std::vector<std::size_t> targets =
       detail::target_sentences(std::get<IntList>(o.at("sentences")), S, "off_policy");
 
-  const InterventionOptions io = detail::intervention_options(o, context, "off_policy");
+  InterventionOptions io = detail::intervention_options(o, context, "off_policy");
+  io.outcome = method_outcome(context, trace);
   const double alpha = std::get<double>(o.at("kl_alpha"));
   const std::string target = detail::method_target(o, trace);
   const std::string prompt = detail::trace_prompt(trace, "", "off_policy");

@@ -12,6 +12,7 @@
 #include "anchors/core/hash.h"
 #include "anchors/methods/registry.h"
 #include "anchors/model/tokenizer.h"
+#include "anchors/rollout/analyze.h"
 #include "anchors/rollout/intervention.h"
 #include "anchors/rollout/off_policy.h"
 #include "edit_methods.h"
@@ -97,7 +98,8 @@ Attribution OnPolicyMethod::run(const Trace& trace, const Context& context) cons
   const bool logprobs = std::get<bool>(o.at("logprobs"));
   const std::vector<std::size_t> sentences =
       detail::target_sentences(std::get<IntList>(o.at("sentences")), S, "on_policy");
-  const InterventionOptions io = detail::intervention_options(o, context, "on_policy");
+  InterventionOptions io = detail::intervention_options(o, context, "on_policy");
+  io.outcome = method_outcome(context, trace);
   const std::string target = detail::method_target(o, trace);
   const std::string prompt = detail::trace_prompt(trace, "", "on_policy");
 

@@ -17,6 +17,7 @@
 #include "anchors/methods/registry.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/tokenizer.h"
+#include "anchors/rollout/analyze.h"
 #include "anchors/rollout/intervention.h"
 #include "anchors/rollout/rollout_store.h"
 #include "json_fields.h"
@@ -540,7 +541,7 @@ Attribution ResilienceMethod::run(const Trace& trace, const Context& context) co
     throw Error("resilience: the context has no output_dir (the folder of the resumable chains)");
   const auto tokenizer = detail::context_tokenizer(context, "resilience");
   ResilienceOptions options = resilience_options(context.options);
-  options.outcome = context.outcome;
+  options.outcome = method_outcome(context, trace);
   options.control = context.control;
   std::string target = std::get<std::string>(resolve_options(*this, context.options).at("target"));
   if (target.empty())

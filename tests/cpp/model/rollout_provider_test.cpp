@@ -1012,5 +1012,47 @@ TEST(ResamplingMethodTest, OptionsAndBadInput) {
   EXPECT_TRUE(std::filesystem::exists(scratch.path() + "/incorrect_base_solution"));
 }
 
+// A scenario's prompt (analysis_prompt): the authors' text layout by default,
+// a model format for a single user turn, and clear errors for what a format
+// cannot hold; its outcome and target come from the file.
+TEST(ScenarioTest, PromptFormatsTargetAndOutcome) {
+  const Problem tb = parse_scenario(
+      R"({"system_prompt": "You are an agent.", "user_prompt": "Decide.", "email_content": "From: Kyle"})", "s");
+  EXPECT_EQ(tb.gt_answer, "yes");
+  EXPECT_EQ(analysis_prompt(tb, ""), "You are an agent.\n\nUser: Decide.\n\nFrom: Kyle\n\nAssistant:\n<think>\n");
+  EXPECT_EQ(analysis_prompt(tb, "given"), "given");
+  EXPECT_EQ(scenario_outcome(tb), nullptr);
+
+  const Problem raw = parse_scenario(
+      R"j({"user_prompt": "What is 2 + 3?", "prompt_format": "raw", "target": "5", "outcome": "regex:=(\\d+)"})j", "s");
+  EXPECT_EQ(raw.gt_answer, "5");
+  EXPECT_EQ(analysis_prompt(raw, ""), model::render_prompt_text(model::PromptFormat::kRaw, "What is 2 + 3?"));
+  const auto outcome = scenario_outcome(raw);
+  ASSERT_NE(outcome, nullptr);
+  EXPECT_EQ(outcome->label("so =5").value_or(""), "5");
+
+  const Problem qwen = parse_scenario(R"({"system_prompt": "Be brief.", "user_prompt": "Hi", "prompt_format": "qwen3"})", "s");
+  EXPECT_EQ(analysis_prompt(qwen, ""),
+            "<|im_start|>system\nBe brief.<|im_end|>\n" + model::render_prompt_text(model::PromptFormat::kQwen3, "Hi"));
+
+  const auto message = [](const std::string& json) {
+    try {
+      analysis_prompt(parse_scenario(json, "s"), "");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(message(R"({"system_prompt": "x", "user_prompt": "y", "prompt_format": "raw"})").find("no system turn"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"user_prompt": "y", "prompt_format": "llama"})").find("llama"), std::string::npos);
+  EXPECT_NE(message(R"({"conversation_history": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+                        "prompt_format": "deepseek_r1"})")
+                .find("conversation_history"),
+            std::string::npos);
+  EXPECT_THROW(scenario_outcome(parse_scenario(R"({"user_prompt": "y", "outcome": "nonsense:1"})", "s")), Error);
+  EXPECT_THROW(parse_scenario(R"({"user_prompt": "y", "target": 5})", "s"), Error);
+}
+
 }  // namespace
 }  // namespace anchors::rollout
