@@ -173,7 +173,10 @@ class _BlackBoxMethod:
         if metadata != dict(trace.metadata):
             trace = copy.copy(trace)
             trace.metadata = metadata
-        similarity = self.similarity if self.similarity is not None else default_embedder()
+        similarity = self.similarity
+        # The packaged MiniLM only for a method that compares sentences (off_policy: only with a donor).
+        if similarity is None and ("similarity" in _C.method_info(self.name).needs or self.options.get("donor")):
+            similarity = default_embedder()
         if progress is True:
             progress = _progress_printer(self.name)
         with tempfile.TemporaryDirectory(prefix=f"thought-anchors-{self.name}-") as scratch:

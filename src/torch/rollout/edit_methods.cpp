@@ -1,5 +1,6 @@
 #include "edit_methods.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -10,6 +11,7 @@
 #include "anchors/core/distribution.h"
 #include "anchors/core/error.h"
 #include "anchors/model/causal_lm.h"
+#include "anchors/rollout/off_policy.h"
 #include "json_fields.h"
 
 namespace anchors::rollout::detail {
@@ -54,6 +56,28 @@ std::vector<std::size_t> target_sentences(const IntList& given, std::size_t S, c
   if (given.empty())
     for (std::size_t i = 0; i < S; ++i) targets.push_back(i);
   return targets;
+}
+
+std::vector<std::pair<std::string, std::string>> named_fixed_texts(const std::string& names, bool disruptions_only,
+                                                                   const std::string& who, const std::string& what) {
+  std::vector<std::pair<std::string, std::string>> known;
+  for (const auto& f : fixed_insertions())
+    if (!disruptions_only || (f.first != "wait" && f.first != "think")) known.push_back(f);
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string rest = names;
+  for (std::size_t comma; !rest.empty(); rest = comma == std::string::npos ? "" : rest.substr(comma + 1)) {
+    comma = rest.find(',');
+    const std::string name = rest.substr(0, comma);
+    if (name.empty()) continue;
+    const auto it = std::find_if(known.begin(), known.end(), [&](const auto& f) { return f.first == name; });
+    if (it == known.end()) {
+      std::string list;
+      for (const auto& f : known) list += (list.empty() ? "" : ", ") + f.first;
+      throw Error(fmt::format("{}: unknown {} \"{}\" (known: {})", who, what, name, list));
+    }
+    out.push_back(*it);
+  }
+  return out;
 }
 
 std::vector<std::string> text_list(const std::string& who, const std::string& option, const std::string& value) {

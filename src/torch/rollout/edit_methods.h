@@ -29,6 +29,13 @@ std::map<std::string, std::string> edit_rollout_option_docs();
 // "<who>: sentence N is not in the trace" / "is given twice".
 std::vector<std::size_t> target_sentences(const IntList& given, std::size_t S, const std::string& who);
 
+// The fixed texts (off_policy.h's fixed_insertions()) named in the
+// comma-separated `names`, in that order (empty names skipped); with
+// disruptions_only, "wait" and "think" are not among them. anchors::Error
+// "<who>: unknown <what> \"x\" (known: ...)" for any other name.
+std::vector<std::pair<std::string, std::string>> named_fixed_texts(const std::string& names, bool disruptions_only,
+                                                                   const std::string& who, const std::string& what);
+
 // A JSON list of non-empty strings ("" = none); anchors::Error naming the option otherwise.
 std::vector<std::string> text_list(const std::string& who, const std::string& option, const std::string& value);
 

@@ -104,22 +104,10 @@ Attribution OffPolicyMethod::run(const Trace& trace, const Context& context) con
     edits.push_back(std::move(e));
   };
   std::vector<std::pair<std::string, std::string>> disruptions;
-  {
-    std::string rest = std::get<std::string>(o.at("edits"));
-    for (std::size_t comma; !rest.empty(); rest = comma == std::string::npos ? "" : rest.substr(comma + 1)) {
-      comma = rest.find(',');
-      const std::string name = rest.substr(0, comma);
-      if (name.empty()) continue;
-      const auto& fixed = fixed_insertions();
-      const auto it = std::find_if(fixed.begin(), fixed.end(), [&](const auto& f) { return f.first == name; });
-      if (it == fixed.end()) {
-        std::string known;
-        for (const auto& f : fixed) known += (known.empty() ? "" : ", ") + f.first;
-        throw Error(fmt::format("off_policy: unknown edit \"{}\" (known: {})", name, known));
-      }
-      add({it->first, it->second, false});
-      if (name != "wait" && name != "think") disruptions.push_back(*it);
-    }
+  for (const auto& [name, text] :
+       detail::named_fixed_texts(std::get<std::string>(o.at("edits")), false, "off_policy", "edit")) {
+    add({name, text, false});
+    if (name != "wait" && name != "think") disruptions.emplace_back(name, text);
   }
   const auto inserts = detail::text_list("off_policy", "insert_texts", std::get<std::string>(o.at("insert_texts")));
   for (std::size_t k = 0; k < inserts.size(); ++k) add({fmt::format("insert_{}", k), inserts[k], false});

@@ -68,21 +68,9 @@ Attribution OnPolicyMethod::run(const Trace& trace, const Context& context) cons
   const std::size_t S = trace.sentences.size();
 
   // The targets, by name.
-  std::vector<std::pair<std::string, std::string>> targets;
+  std::vector<std::pair<std::string, std::string>> targets =
+      detail::named_fixed_texts(std::get<std::string>(o.at("targets")), true, "on_policy", "target");
   {
-    std::string rest = std::get<std::string>(o.at("targets"));
-    const auto& fixed = fixed_insertions();
-    for (std::size_t comma; !rest.empty(); rest = comma == std::string::npos ? "" : rest.substr(comma + 1)) {
-      comma = rest.find(',');
-      const std::string name = rest.substr(0, comma);
-      if (name.empty()) continue;
-      const auto it = std::find_if(fixed.begin(), fixed.end(), [&](const auto& f) { return f.first == name; });
-      if (it == fixed.end() || name == "wait" || name == "think")
-        throw Error(fmt::format("on_policy: unknown target \"{}\" (known: question, doubt, alternative, pause, ethical, "
-                                "consequence, self_preservation)",
-                                name));
-      targets.push_back(*it);
-    }
     const auto texts = detail::text_list("on_policy", "target_texts", std::get<std::string>(o.at("target_texts")));
     for (std::size_t k = 0; k < texts.size(); ++k) targets.emplace_back(fmt::format("target_{}", k), texts[k]);
     std::set<std::string> names;
