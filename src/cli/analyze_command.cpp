@@ -62,6 +62,8 @@ const char* kAnalyzeUsage =
     "  --temperature T    (default 0.6)   --top-p P  (default 0.95)\n"
     "  --threshold TAU    cosine below which a resampled sentence is different (default 0.8)\n"
     "  --embedder DIR     all-MiniLM-L6-v2 folder (default $ANCHORS_MINILM_DIR)\n"
+    "  --similarity judge:URL  a chat model judges sentence similarity instead of MiniLM\n"
+    "                     (--similarity-model NAME, --similarity-prompt P with {a} and {b})\n"
     "  --server URL       use an OpenAI-compatible server (vLLM, `anchors serve`) instead of the\n"
     "                     local model; --server-model NAME is the request's model (default the\n"
     "                     --model folder's name)\n"

@@ -12,6 +12,7 @@
 #include "anchors/model/config.h"
 #include "anchors/model/embedder.h"
 #include "anchors/rollout/chat_judge.h"
+#include "anchors/rollout/chat_similarity.h"
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/openai_provider.h"
 
@@ -25,8 +26,9 @@ extern "C" void on_cancel_signal(int) { g_cancel.store(true); }
 }  // namespace
 
 const std::set<std::string>& black_box_option_names() {
-  static const std::set<std::string> names = {"model",  "server",  "server-model", "device",      "dtype",
-                                              "embedder", "outcome", "judge-model", "judge-prompt", "judge-labels"};
+  static const std::set<std::string> names = {
+      "model",   "server",      "server-model", "device",       "dtype",      "embedder",         "similarity",
+      "outcome", "judge-model", "judge-prompt", "judge-labels", "similarity-model", "similarity-prompt"};
   return names;
 }
 
@@ -71,7 +73,19 @@ BlackBoxSetup black_box_setup(const Args& args, const std::string& who, bool wit
   if (device_name == "cuda" && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device available");
   const torch::Device device = device_name == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
 
-  if (with_similarity) {
+  if (const auto spec = args.option("similarity"); spec && spec->rfind("judge:", 0) != 0)
+    throw UsageError(fmt::format("--similarity {}: expected judge:URL (a chat model; without the flag: MiniLM "
+                                 "embeddings)",
+                                 *spec));
+  if (!args.option("similarity") && (args.option("similarity-model") || args.option("similarity-prompt")))
+    throw UsageError("--similarity-model and --similarity-prompt need --similarity judge:URL");
+  if (with_similarity && args.option("similarity")) {
+    rollout::ChatSimilarityOptions o;
+    o.judge.base_url = args.option("similarity")->substr(6);
+    o.judge.model = args.option_or("similarity-model", "");
+    if (const auto prompt = args.option("similarity-prompt")) o.prompt = *prompt;
+    setup.similarity = std::make_shared<rollout::ChatSimilarity>(o);
+  } else if (with_similarity) {
     std::string embedder_dir = args.option_or("embedder", "");
     if (embedder_dir.empty())
       if (const char* env = std::getenv("ANCHORS_MINILM_DIR")) embedder_dir = env;

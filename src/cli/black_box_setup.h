@@ -7,6 +7,8 @@
 //   --server-model NAME    the request's model (default: the --model folder's name)
 //   --device D, --dtype T  the local model's placement (default cuda/bfloat16 when available, else cpu/float32)
 //   --embedder DIR         the all-MiniLM-L6-v2 folder (default $ANCHORS_MINILM_DIR)
+//   --similarity judge:URL a chat model judges sentence similarity instead
+//                          (ChatSimilarity; --similarity-model, --similarity-prompt)
 //   --outcome SPEC         docs/outcomes.md; --judge-model, --judge-prompt, --judge-labels for judge:URL
 // And SIGINT/SIGTERM as a cancel flag for RunControl.
 #include <atomic>

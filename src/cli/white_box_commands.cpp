@@ -17,12 +17,15 @@
 #include "anchors/core/attribution.h"
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
+#include "anchors/core/outcome.h"
+#include "anchors/core/rollouts.h"
 #include "anchors/core/segmentation.h"
 #include "anchors/methods/builtins.h"
 #include "anchors/methods/registry.h"
 #include "anchors/methods/white_box.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/prompt.h"
+#include "anchors/rollout/analyze.h"
 #include "black_box_setup.h"
 #include "cli_args.h"
 #include "model_commands.h"
@@ -33,10 +36,11 @@ namespace {
 
 std::string usage_for(const std::string& command, const std::string& method) {
   std::string text = fmt::format(
-      "usage: anchors {} {}--model DIR (--result RESULT.json | --text FILE (--problem TEXT | --prompt FILE))\n"
+      "usage: anchors {} {}--model DIR\n"
+      "       (--result RESULT.json | --text FILE (--problem TEXT | --prompt FILE | --scenario FILE))\n"
       "       [--out RESULT.json] [--<option> VALUE ...]\n"
       "       black-box methods also: --rollouts-dir DIR [--gt-answer A] [--server URL [--server-model NAME]]\n"
-      "       [--embedder DIR] [--outcome SPEC [--judge-model M --judge-prompt P --judge-labels L]]\n\n",
+      "       [--embedder DIR | --similarity judge:URL] [--outcome SPEC [--judge-model M --judge-prompt P --judge-labels L]]\n\n",
       command, method.empty() ? "METHOD " : "");
   text +=
       "Run an attribution method on one trace and write the result JSON: a white-box method with the\n"
@@ -47,8 +51,10 @@ std::string usage_for(const std::string& command, const std::string& method) {
       "  --result FILE    a result JSON: its trace is analysed and the new attribution is\n"
       "                   added to it (written back to FILE unless --out is given)\n"
       "  --text FILE      the generated reasoning (- for stdin), segmented into sentences;\n"
-      "                   with --problem TEXT (rendered in the reference's raw prompt) or\n"
-      "                   --prompt FILE (the exact text the model saw before the reasoning)\n\n"
+      "                   with --problem TEXT (rendered in the reference's raw prompt),\n"
+      "                   --prompt FILE (the exact text the model saw before the reasoning) or\n"
+      "                   --scenario FILE (a scenario file: its prompt, and its outcome for\n"
+      "                   black-box methods; docs/thought-branches.md)\n\n"
       "options:\n"
       "  --out FILE       where to write the result (required with --text)\n"
       "  --dtype NAME     float32 (default), bfloat16 or float16\n"
@@ -59,6 +65,8 @@ std::string usage_for(const std::string& command, const std::string& method) {
       "  --gt-answer A    the label the outcome rates count (default: the result's trace metadata)\n"
       "  --server URL     sample from an OpenAI-compatible server; --model DIR still gives the tokenizer\n"
       "  --embedder DIR   all-MiniLM-L6-v2 folder (default $ANCHORS_MINILM_DIR)\n"
+      "  --similarity judge:URL  a chat model judges sentence similarity instead of MiniLM\n"
+      "                   (--similarity-model NAME, --similarity-prompt P with {a} and {b})\n"
       "  --outcome SPEC   boxed (default), regex:PATTERN, choice:ABCD or judge:URL (docs/outcomes.md)\n\n";
   const auto describe = [&text](const MethodInfo& info) {
     text += fmt::format("{} options (defaults):\n", info.name);
@@ -89,7 +97,7 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
                                  method));
   const ValueMap defaults = instance->default_options();
 
-  std::set<std::string> options = {"model", "result", "text", "problem", "prompt", "out", "dtype", "device"};
+  std::set<std::string> options = {"model", "result", "text", "problem", "prompt", "scenario", "out", "dtype", "device"};
   if (black_box) {
     options.merge(std::set<std::string>(black_box_option_names()));
     options.insert({"rollouts-dir", "gt-answer"});
@@ -103,22 +111,31 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
   AnalysisResult result;
   std::string out_path = args.option_or("out", "");
   if (const auto path = args.option("result")) {
-    if (args.option("text") || args.option("problem") || args.option("prompt"))
-      throw UsageError("give either --result or --text (with --problem or --prompt), not both");
+    if (args.option("text") || args.option("problem") || args.option("prompt") || args.option("scenario"))
+      throw UsageError("give either --result or --text (with --problem, --prompt or --scenario), not both");
     result = load_result(*path);
     if (out_path.empty()) out_path = *path;
   } else if (const auto text_path = args.option("text")) {
     if (out_path.empty()) throw UsageError("missing --out RESULT.json");
+    if ((args.option("problem") ? 1 : 0) + (args.option("prompt") ? 1 : 0) + (args.option("scenario") ? 1 : 0) != 1)
+      throw UsageError("--text needs one of --problem TEXT, --prompt FILE or --scenario FILE");
     Trace& trace = result.trace;
-    trace.text = read_input(*text_path, in);
-    if (const auto problem = args.option("problem")) {
-      if (args.option("prompt")) throw UsageError("give --problem or --prompt, not both");
-      trace.prompt = model::render_prompt_text(model::PromptFormat::kRaw, *problem);
-      trace.metadata["problem"] = *problem;
-    } else if (const auto prompt = args.option("prompt")) {
-      trace.prompt = read_text_file(*prompt, kDataFileLimit);
+    const std::string text = read_input(*text_path, in);
+    if (const auto scenario_path = args.option("scenario")) {
+      // As `anchors analyze --problem SCENARIO.json` makes its base trace: the
+      // scenario's prompt, target and outcome travel in the trace.
+      const Problem scenario = parse_scenario(read_text_file(*scenario_path, kDataFileLimit), *scenario_path);
+      std::shared_ptr<const Outcome> outcome = rollout::scenario_outcome(scenario);
+      if (!outcome) outcome = std::make_shared<const BoxedAnswer>();
+      trace = rollout::base_trace_of(scenario, "", text, *outcome);
     } else {
-      throw UsageError("--text needs --problem TEXT or --prompt FILE");
+      trace.text = text;
+      if (const auto problem = args.option("problem")) {
+        trace.prompt = model::render_prompt_text(model::PromptFormat::kRaw, *problem);
+        trace.metadata["problem"] = *problem;
+      } else {
+        trace.prompt = read_text_file(*args.option("prompt"), kDataFileLimit);
+      }
     }
     trace.sentences = split_sentences(trace.text);
     if (trace.sentences.empty()) throw Error(fmt::format("{}: no sentences in the reasoning text", *text_path));

@@ -18,7 +18,9 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -513,45 +515,65 @@ def test_off_policy_equals_the_reference(model, hf_tokenizer, tmp_path, kind):
 # The on-policy intervention.
 
 
-@pytest.mark.parametrize("kind", ["binary", "categorical"])
-def test_on_policy_equals_the_reference(model, hf_tokenizer, tmp_path, kind):
+def candidate_pool(text: str, X: int) -> list:
+    """The distinct first sentences of X scripted continuations of `text`, each with the whitespace after it."""
+    pool = []
+    for k in range(X):
+        c = script(text, k)
+        parts = ta.split_sentences(c)
+        if parts and parts[0].text not in [p for p, _ in pool]:
+            rest = c[parts[0].char_end:]
+            pool.append((parts[0].text, rest[: len(rest) - len(rest.lstrip(" \t\r\n"))] or " "))
+    return pool
+
+
+@pytest.mark.parametrize("kind,search", [("binary", 1), ("categorical", 1), ("binary", 2)])
+def test_on_policy_equals_the_reference(model, hf_tokenizer, tmp_path, kind, search):
     trace = make_trace() if kind == "binary" else ta.Trace.from_text(SOLUTION, metadata={"problem": PROBLEM})
     outcome = None if kind == "binary" else ta.FunctionOutcome(boxed, name="boxed-digits")
     target = "5" if kind == "binary" else ""
     prompt = ta.render_prompt(model.tokenizer, "raw", PROBLEM).text
-    n, batch, X, sentences = 8, 4, 6, [1, 3]
+    n, batch, X, sentences, tau = 8, 4, 6, [1, 3], 0.3
     goals = {"doubt": "Actually, I'm not sure about this.", "target_0": "I start from two, then count up."}
     method = ta.OnPolicy(num_rollouts=n, provider=ScriptedScorer(), tokenizer=model, similarity=similarity,
                          out_dir=str(tmp_path / "run"), outcome=outcome, sentences=sentences, batch=batch,
-                         targets=["doubt"], target_texts=[goals["target_0"]], candidates=X, min_similarity=0.3)
+                         targets=["doubt"], target_texts=[goals["target_0"]], candidates=X, min_similarity=tau,
+                         search_sentences=search)
     result = method.run(trace)
     a = result.attribution("on_policy")
     s, text = trace.sentences, trace.text
 
-    found_any = False
+    found_any, searched_on = False, False
     for i in sentences:
         before = text[: s[i].char_start]
         kept = rollout_labels(prompt, text[: s[i + 1].char_start], n, batch)
-        pool = []
-        for k in range(X):
-            parts = ta.split_sentences(script(prompt + before, k))
-            if parts and parts[0].text not in pool:
-                pool.append(parts[0].text)
         for name, goal in goals.items():
-            sims = [jaccard(goal, p) for p in pool]
-            best = max(sims)
-            tied = [p for p, v in zip(pool, sims) if v == best]
-            start = len(prompt + before)
+            # The search: while the best candidate stays below tau, keep it (with its gap) and search
+            # the next sentence, up to `search` sentences; ties go to the likelier text in place.
+            accepted = ""
+            for r in range(search):
+                pool = candidate_pool(prompt + before + accepted, X)
+                sims = [jaccard(goal, p) for p, _ in pool]
+                best = max(sims)
+                tied = [c for c, v in zip(pool, sims) if v == best]
+                start = len(prompt + before + accepted)
 
-            def likelihood(p):
-                return mean_logprob(hf_tokenizer, prompt + before + p + gap_after(trace, i), start, start + len(p))
+                def likelihood(c):
+                    return mean_logprob(hf_tokenizer, prompt + before + accepted + c[0] + gap_after(trace, i), start,
+                                        start + len(c[0]))
 
-            chosen = max(tied, key=lambda p: (likelihood(p), -tied.index(p)))
-            assert a.metadata[f"on_{name}_{i}"] == chosen
+                chosen = max(tied, key=lambda c: (likelihood(c), -tied.index(c)))
+                if best >= tau or r + 1 == search:
+                    accepted += chosen[0]
+                    break
+                accepted += chosen[0] + chosen[1]
+            searched_on |= r > 0
+            assert a.metadata[f"on_{name}_{i}"] == accepted
             assert same(a.score(f"on_{name}_similarity")[i].item(), best)
-            edits = [("off_" + name, goal)] + ([("on_" + name, chosen)] if best >= 0.3 else [])
-            found_any |= best >= 0.3
-            if best < 0.3:
+            assert a.score(f"on_{name}_sentences")[i].item() == r + 1
+            edits = [("off_" + name, goal)] + ([("on_" + name, accepted)] if best >= tau else [])
+            found_any |= best >= tau
+            if best < tau:
                 assert math.isnan(a.score(f"on_{name}_kl")[i].item()) if f"on_{name}_kl" in a.scores else True
             for series, t in edits:
                 prefix = before + t + gap_after(trace, i)
@@ -562,6 +584,7 @@ def test_on_policy_equals_the_reference(model, hf_tokenizer, tmp_path, kind):
                 if target:
                     assert same(a.score(series + "_rate_shift")[i].item(), rate(got, target) - rate(kept, target)), (series, i)
                 assert same(a.score(series + "_kl")[i].item(), kl(counts(got), counts(kept), 1e-9)), (series, i)
+    assert searched_on == (search > 1), "with search_sentences 2 some search must go on to a second sentence"
     assert found_any, "the scripted candidates must reach min_similarity somewhere"
     with pytest.raises(ta.Error, match="unknown target"):
         ta.OnPolicy(provider=ScriptedScorer(), tokenizer=model, similarity=similarity, targets="wait",
@@ -608,5 +631,146 @@ def test_embedded_scenario_from_the_cli_and_python(anchors_cli, minilm_dir, mode
     assert py.trace.prompt == want_prompt
     assert py.attribution("resampling").metadata["outcome"].startswith("regex:")
     # What a format cannot hold is a clear error.
-    with pytest.raises(ta.Error, match="no system turn"):
+    with pytest.raises(ta.Error, match="one user message"):
         ta.analyze(model, dict(scenario, system_prompt="Be careful."), str(tmp_path / "bad"), num_rollouts=1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A chat model as the similarity judge (ta.ChatSimilarity, --similarity judge:URL), on a loopback server.
+
+
+class SameContentJudge(BaseHTTPRequestHandler):
+    """Reads sentences A and B out of ChatSimilarity's default prompt; answers "Yes." when their word
+    overlap is at least 0.5, else "no" (after a <think> block, to exercise the answer parsing), or
+    nonsense in mode "garbage". Records every request body."""
+
+    mode = "ok"
+    bodies: list = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).bodies.append(body)
+        user = body["messages"][-1]["content"]
+        a = re.search(r"\nA: (.*?)\n\nB: ", user, re.S).group(1)
+        b = re.search(r"\n\nB: (.*?)\n\nDoes B", user, re.S).group(1)
+        answer = "Yes." if jaccard(a, b) >= 0.5 else "<think>They differ.</think>\nno"
+        if self.mode == "garbage":
+            answer = "Perhaps."
+        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def same_content_judge():
+    SameContentJudge.mode, SameContentJudge.bodies = "ok", []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SameContentJudge)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_resilience_with_a_chat_judge_for_similarity(model, same_content_judge, tmp_path):
+    trace = make_trace()
+    options = dict(num_rollouts=8, tokenizer=model, sentences=[0, 1, 2], max_iterations=3, batch=4)
+    judge = ta.ChatSimilarity(same_content_judge, model="judge")
+    by_judge = ta.Resilience(provider=Scripted(), similarity=judge, out_dir=str(tmp_path / "judge"),
+                             **options).run(trace).attribution("resilience")
+    # The same rule as a Python callable: the judge's yes/no is similarity 1/0.
+    rule = ta.Resilience(provider=Scripted(), similarity=lambda pairs: [float(jaccard(a, b) >= 0.5) for a, b in pairs],
+                         out_dir=str(tmp_path / "rule"), **options).run(trace).attribution("resilience")
+    assert by_judge.scores.keys() == rule.scores.keys()
+    for name in rule.scores:
+        assert all(same(x, y) for x, y in zip(by_judge.score(name).tolist(), rule.score(name).tolist())), name
+    assert any(v > 0 for v in by_judge.score("resilience_returns").tolist() if not math.isnan(v))
+    assert judge.requests == len({json.dumps(b["messages"]) for b in SameContentJudge.bodies})  # one per pair
+    assert all(b["model"] == "judge" for b in SameContentJudge.bodies)
+    assert judge.similarities([("I add 2 and 3.", "I add 2 and 3."), ("I add 2 and 3.", "Done.")]) == [1.0, 0.0]
+    # A judge that does not answer with a label is an error, not "different".
+    SameContentJudge.mode = "garbage"
+    with pytest.raises(ta.Error, match="expected one of the labels"):
+        ta.ChatSimilarity(same_content_judge).similarities([("One thing.", "Another thing.")])
+    with pytest.raises(ta.Error, match=r"\{a\} and \{b\}"):
+        ta.ChatSimilarity(same_content_judge, prompt="Same? {a}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scenarios: multi-turn chats in a model's format, and `anchors run --text --scenario`.
+
+
+class Recording(Scripted):
+    """Scripted, and keeps every request's prompt_text and messages."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def complete(self, prompt_ids, n, **fields):
+        self.seen.append((fields["prompt_text"], fields["messages"]))
+        return super().complete(prompt_ids, n, **fields)
+
+
+def test_a_multi_turn_scenario_reaches_text_and_chat_providers(model, tmp_path):
+    scenario = {"conversation_history": [{"role": "system", "content": "You are careful."},
+                                         {"role": "user", "content": "Hello."},
+                                         {"role": "assistant", "content": "<think>A greeting.</think>\n\nHi."},
+                                         {"role": "user", "content": PROBLEM}],
+                "prompt_format": "qwen3"}
+    trace = ta.Trace.from_text(SOLUTION, metadata={"scenario": json.dumps(scenario), "gt_answer": "5"})
+    provider = Recording()
+    ta.Resilience(num_rollouts=2, provider=provider, tokenizer=model, similarity=similarity, sentences=[2],
+                  max_iterations=1, out_dir=str(tmp_path / "run")).run(trace)
+    # Qwen3's template: every turn in <|im_start|> blocks, the earlier answer without its reasoning.
+    head = ("<|im_start|>system\nYou are careful.<|im_end|>\n<|im_start|>user\nHello.<|im_end|>\n"
+            "<|im_start|>assistant\nHi.<|im_end|>\n<|im_start|>user\n" + PROBLEM + "<|im_end|>\n"
+            "<|im_start|>assistant\n<think>\n")
+    turns = [{"role": "system", "content": "You are careful."}, {"role": "user", "content": "Hello."},
+             {"role": "assistant", "content": "<think>A greeting.</think>\n\nHi."}, {"role": "user", "content": PROBLEM}]
+    before = SOLUTION[: trace.sentences[2].char_start]
+    assert provider.seen, "the method sampled nothing"
+    for prompt_text, messages in provider.seen:
+        assert prompt_text.startswith(head + before)
+        assert [dict(m) for m in messages[:-1]] == turns  # the chat form: the scenario's turns ...
+        assert messages[-1]["role"] == "assistant" and prompt_text == head + messages[-1]["content"]  # ... + prefix
+    # The raw format has no turns: a clear error.
+    raw = dict(scenario, prompt_format="raw")
+    with pytest.raises(ta.Error, match="one user message"):
+        ta.Resilience(num_rollouts=1, provider=Recording(), tokenizer=model, similarity=similarity, sentences=[0],
+                      out_dir=str(tmp_path / "raw")).run(
+            ta.Trace.from_text(SOLUTION, metadata={"scenario": json.dumps(raw)}))
+
+
+def test_run_a_method_on_a_text_with_a_scenario_from_the_cli(anchors_cli, same_content_judge, tmp_path):
+    path = Path(ta.embedded_model_path()) / "demo_scenario.json"
+    text = tmp_path / "solution.txt"
+    text.write_text("I need the total. 3 dozen is 36, plus 21 is 57. So the answer is \\boxed{57}.", encoding="utf-8")
+    out = tmp_path / "result.json"
+    done = subprocess.run([anchors_cli, "run", "resilience", "--model", ta.embedded_model_path(), "--text", str(text),
+                           "--scenario", str(path), "--out", str(out), "--rollouts-dir", str(tmp_path / "res"),
+                           "--similarity", "judge:" + same_content_judge, "--similarity-model", "judge",
+                           "--sentences", "1", "--num_rollouts", "2", "--max_iterations", "2", "--max_tokens", "60",
+                           "--quiet"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = ta.load_result(str(out))
+    assert result.trace.prompt == ta.render_prompt(ta.load_embedded_model().tokenizer, "raw",
+                                                   ta.embedded_scenario()["user_prompt"]).text
+    assert json.loads(result.trace.metadata["scenario"]) == ta.embedded_scenario()
+    assert result.trace.metadata["gt_answer"] == "57" and result.trace.answer == "57"
+    a = result.attribution("resilience")
+    assert a.metadata["outcome"].startswith("regex:")  # the scenario's outcome
+    assert not math.isnan(a.score("resilience_persistence")[1].item())
+    assert SameContentJudge.bodies and all(b["model"] == "judge" for b in SameContentJudge.bodies)
+    # Flags that need each other, and a text with two prompts, are usage errors.
+    for extra, why in [(["--similarity-model", "j"], "need --similarity"), (["--problem", "x"], "one of --problem")]:
+        bad = subprocess.run([anchors_cli, "run", "resilience", "--model", ta.embedded_model_path(), "--text",
+                              str(text), "--scenario", str(path), "--out", str(out), "--rollouts-dir",
+                              str(tmp_path / "bad")] + extra, capture_output=True, text=True, timeout=120)
+        assert bad.returncode != 0 and why in bad.stderr, bad.stderr

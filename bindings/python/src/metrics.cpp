@@ -10,6 +10,7 @@
 #include "anchors/core/resampling_metrics.h"
 #include "anchors/core/rollouts.h"
 #include "anchors/methods/resampling.h"
+#include "anchors/rollout/chat_similarity.h"
 #include "anchors/model/tensor_convert.h"
 #include "bindings.h"
 
@@ -68,6 +69,7 @@ class PythonEmbedder : public Embedder {
 std::shared_ptr<SentenceSimilarity> similarity_from_python(const py::object& obj) {
   // A C++ embedder (thought_anchors.Embedder) is used directly, never through Python.
   if (py::isinstance<Embedder>(obj)) return std::make_shared<EmbeddingSimilarity>(obj.cast<std::shared_ptr<Embedder>>());
+  if (py::isinstance<rollout::ChatSimilarity>(obj)) return obj.cast<std::shared_ptr<rollout::ChatSimilarity>>();
   if (py::isinstance<py::dict>(obj)) {
     auto table = std::make_shared<TableSimilarity>();
     for (auto [key, value] : obj.cast<py::dict>()) {

@@ -9,6 +9,7 @@
 #include "anchors/core/error.h"
 #include "anchors/core/outcome.h"
 #include "anchors/rollout/chat_judge.h"
+#include "anchors/rollout/chat_similarity.h"
 #include "bindings.h"
 
 namespace anchors::python {
@@ -160,6 +161,34 @@ void bind_outcomes(py::module_& m) {
            py::arg("timeout") = jo.timeout_seconds, py::arg("max_retries") = jo.max_retries,
            py::arg("backoff_base") = jo.backoff_base_seconds, py::arg("backoff_max") = jo.backoff_max_seconds)
       .def_property_readonly("requests", &rollout::ChatJudge::requests, "HTTP requests made (cache misses).");
+
+  const rollout::ChatSimilarityOptions so;
+  py::class_<rollout::ChatSimilarity, std::shared_ptr<rollout::ChatSimilarity>>(
+      m, "ChatSimilarity",
+      "Sentence similarity judged by a chat model at an OpenAI-compatible /v1/chat/completions endpoint: 1 when "
+      "its answer starts with labels[0] (\"yes\": the same content), 0 for another label, ta.Error for an answer "
+      "that starts with none. The prompt's {a} and {b} are the two sentences. Pass it as similarity= to any method "
+      "(e.g. ta.Resilience) instead of the MiniLM embedder.")
+      .def(py::init([](const std::string& url, const std::string& model, const std::string& prompt,
+                       std::vector<std::string> labels, const std::string& system, const std::string& api_key,
+                       double timeout, int max_retries) {
+             rollout::ChatSimilarityOptions o;
+             o.judge.base_url = url;
+             o.judge.model = model;
+             o.judge.system = system;
+             o.judge.api_key = api_key;
+             o.judge.timeout_seconds = timeout;
+             o.judge.max_retries = max_retries;
+             o.prompt = prompt;
+             o.labels = std::move(labels);
+             return std::make_shared<rollout::ChatSimilarity>(o);
+           }),
+           py::arg("url"), py::kw_only(), py::arg("model") = so.judge.model, py::arg("prompt") = so.prompt,
+           py::arg("labels") = so.labels, py::arg("system") = so.judge.system, py::arg("api_key") = so.judge.api_key,
+           py::arg("timeout") = so.judge.timeout_seconds, py::arg("max_retries") = so.judge.max_retries)
+      .def("similarities", &rollout::ChatSimilarity::similarities, py::arg("pairs"),
+           py::call_guard<py::gil_scoped_release>(), "One similarity (1 or 0) per (a, b) pair.")
+      .def_property_readonly("requests", &rollout::ChatSimilarity::requests, "HTTP requests made (cache misses).");
 
   m.def(
       "outcome_from_spec",

@@ -78,7 +78,7 @@ from ._C import ChatLabels, function_tag_names, function_tag_rules, label_with_c
 from . import display as _display
 from .embedded import embedded_model_path, embedded_problem, embedded_scenario, load_embedded_model  # noqa: F401
 from .outcomes import (  # noqa: F401
-    BoxedAnswer, ChatJudge, FunctionOutcome, MultipleChoice, Outcome, RegexOutcome, outcome_from_spec)
+    BoxedAnswer, ChatJudge, ChatSimilarity, FunctionOutcome, MultipleChoice, Outcome, RegexOutcome, outcome_from_spec)
 from .resampling import Resampling, analyze  # noqa: F401
 from .interventions import (  # noqa: F401
     Delete, Insert, InterventionResult, Resample, Substitute, Truncate, intervene)

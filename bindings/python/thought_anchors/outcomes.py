@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from . import _C
-from ._C import BoxedAnswer, ChatJudge, MultipleChoice, Outcome, RegexOutcome, outcome_from_spec  # noqa: F401
+from ._C import BoxedAnswer, ChatJudge, ChatSimilarity, MultipleChoice, Outcome, RegexOutcome, outcome_from_spec  # noqa: F401
 
 
 class FunctionOutcome(_C.Outcome):

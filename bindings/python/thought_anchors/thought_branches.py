@@ -24,7 +24,8 @@ class Resilience(_BlackBoxMethod):
 
     provider: a ta.Model, a ta.RolloutProvider (also a Python subclass) or a server URL; tokenizer: makes
     the token-id prompts (default: the model's). similarity: a ta.Embedder (default: the packaged
-    MiniLM), a dict or a callable(a, b) -> float. outcome: what a rollout ended in (default \\boxed{}).
+    MiniLM), a ta.ChatSimilarity (a chat model judges "the same content?"), a dict {(a, b): value} or a
+    callable(pairs) -> values. outcome: what a rollout ended in (default \\boxed{}).
     out_dir: the resumable chain store (default: a temporary folder). options: the "resilience" method's
     (ta.method_info("resilience").option_docs): sentences, num_rollouts, max_iterations,
     similarity_threshold, kl_alpha, compat, target, seed, temperature, top_p, min_p, repetition_penalty,
@@ -69,9 +70,10 @@ class OnPolicy(_BlackBoxMethod):
     """The on-policy intervention of Thought Branches: for each target sentence and target meaning, sample
     `candidates` continuations from before the sentence, keep the first sentence most similar to the target
     (ties: the likelier one), roll out from the prefix with it in the sentence's place, and compare with the
-    off-policy substitution of the target text itself. Series on_<t>_* and off_<t>_* (rate_shift, kl,
-    logprob), on_<t>_similarity, kept_rate, original_logprob, mean_rate_shift, mean_kl; the chosen sentences
-    in metadata on_<t>_<sentence>.
+    off-policy substitution of the target text itself. With search_sentences=k > 1, a best candidate below
+    min_similarity is kept and the next sentence searched from after it, up to k sentences. Series on_<t>_*
+    and off_<t>_* (rate_shift, kl, logprob), on_<t>_similarity, on_<t>_sentences, kept_rate,
+    original_logprob, mean_rate_shift, mean_kl; the chosen texts in metadata on_<t>_<sentence>.
 
     targets: the authors' disruption names (list or comma-separated); target_texts: your own (a list).
     Other arguments as ta.OffPolicy; similarity= scores the candidates (default: the packaged MiniLM).

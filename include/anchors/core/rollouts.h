@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "anchors/core/sentence.h"
+#include "anchors/rollout/provider.h"
 
 namespace anchors {
 
@@ -223,6 +224,15 @@ inline constexpr const char* kScenarioAssistantOpener = "\n\nAssistant:\n<think>
 Problem parse_scenario(const std::string& json_text, const std::string& source);
 // The model's prompt: problem.text + kScenarioAssistantOpener.
 std::string scenario_prompt(const Problem& scenario);
+// The same scenario as chat turns (what a chat template or a chat endpoint
+// sees), role by role as `text` reads it: with a conversation_history, the
+// first turn as "system" (whatever its role: the authors' builder treats it as
+// the system text), then every later non-empty turn as "user" (role "user", any
+// case) or "assistant"; else "system" (system_prompt, when non-empty) and one
+// "user" turn: user_prompt, then "\n\n" + email_content (each when non-empty).
+// Empty turns are left out. A Problem that is no scenario: one "user" turn
+// with its text. Errors as parse_scenario (the scenario is re-read).
+std::vector<rollout::ChatMessage> problem_messages(const Problem& problem);
 
 // Where the chunks `selected` (indices into `chunks`, strictly ascending) of
 // chunks.json lie in the base solution, as Sentences (index = position in

@@ -10,6 +10,7 @@
 #include "anchors/core/sentence.h"
 #include "anchors/core/span.h"
 #include "anchors/model/tokenizer.h"
+#include "anchors/rollout/provider.h"
 
 namespace anchors::model {
 
@@ -51,11 +52,33 @@ struct RenderedPrompt {
 // The prompt text alone (what precedes the reasoning).
 std::string render_prompt_text(PromptFormat format, std::string_view problem);
 
+// A conversation (scenario files, chat requests to `anchors serve`) before
+// the assistant's new turn, as the format's chat template renders it with a
+// generation prompt. Roles: "system" (first only), "user", "assistant"; at
+// least one user message. One user message renders exactly as
+// render_prompt_text(format, content).
+//   kDeepSeekR1  BOS, the system text (no marker, as the R1 template), then
+//                "<｜User｜>" + content and "<｜Assistant｜>" + content +
+//                "<｜end▁of▁sentence｜>", then "<｜Assistant｜><think>\n";
+//   kQwen3       "<|im_start|>" + role + "\n" + content + "<|im_end|>\n" per
+//                message, then "<|im_start|>assistant\n<think>\n";
+//   kRaw         the reference's completion prompt has no turns: exactly one
+//                user message.
+// A prior assistant turn keeps only what follows its last "</think>" (both
+// templates drop earlier turns' reasoning; Qwen3 also its leading newlines).
+// anchors::Error naming the roles for anything else.
+std::string render_chat_prompt_text(PromptFormat format, const std::vector<rollout::ChatMessage>& messages);
+
 // Renders and tokenises prompt + reasoning. For the chat formats the control
 // tokens they use must be tokens of `tokenizer` (anchors::Error naming the
 // missing one otherwise: they would silently become several ordinary tokens).
 RenderedPrompt render_prompt(const Tokenizer& tokenizer, PromptFormat format, std::string_view problem,
                              std::string_view reasoning = "", const PromptOptions& options = {});
+// The same for a conversation (render_chat_prompt_text); render_prompt is the
+// one-user-message case.
+RenderedPrompt render_chat_prompt(const Tokenizer& tokenizer, PromptFormat format,
+                                  const std::vector<rollout::ChatMessage>& messages, std::string_view reasoning = "",
+                                  const PromptOptions& options = {});
 
 // Sets each sentence's token span in `prompt.ids` positions. The sentences'
 // char spans index the reasoning (prompt.text[prompt.reasoning], i.e. the

@@ -128,12 +128,11 @@ std::uint64_t rollout_batch_seed(std::uint64_t seed, std::size_t sentence, bool 
 // its prompt in its "prompt_format" (docs/thought-branches.md "Scenario
 // files": "thought_branches", the default, is scenario_prompt(problem), the
 // authors' text layout; "raw", "deepseek_r1" and "qwen3" render the
-// single user turn -- user_prompt, and "\n\n" + email_content when present --
-// with the model's format, qwen3 after a system block when system_prompt is
-// set), else the raw reference prompt of the problem
-// (model::render_prompt_text(kRaw, problem.text)). anchors::Error naming the
-// field for an unknown prompt_format, a model format with a conversation
-// history, or a system prompt the format has no place for.
+// scenario's turns, problem_messages(problem), with the model's chat format,
+// model::render_chat_prompt_text), else the raw reference prompt of the
+// problem (model::render_prompt_text(kRaw, problem.text)). anchors::Error
+// naming the field or the roles for an unknown prompt_format or turns the
+// format cannot render (raw: one user turn only).
 std::string analysis_prompt(const Problem& problem, const std::string& prompt);
 
 // What a scenario says its rollouts end in: its "outcome" spec

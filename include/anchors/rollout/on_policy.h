@@ -12,16 +12,22 @@
 //               their first sentences (segmentation.h), distinct
 //   chosen      the candidate with the highest similarity to T_t (ties: the
 //               higher mean log-probability, when the provider can score);
-//               "found" iff that similarity >= min_similarity
+//               "found" iff that similarity >= min_similarity. With
+//               search_sentences k > 1, a chosen candidate below it is kept
+//               (with the whitespace the model wrote after it) and the next
+//               sentence is searched from prefix + kept text, seeded by
+//               (seed, i, t, round), up to k sentences: the replacement of
+//               s_i is the kept sentences and the last chosen one
 //   on-policy   substitute(i, chosen) rolled out num_rollouts times (found only)
 //   off-policy  substitute(i, T_t) rolled out num_rollouts times
 //   kept        resample(i + 1), as off_policy.h
 // Series per sentence (NaN elsewhere; prefix on_<t>_ / off_<t>_ for the two
 // edits): _rate_shift (with a target) and _kl against the kept rollouts,
 // _logprob (the text's mean log-probability per token in place),
-// on_<t>_similarity (the chosen candidate's), original_logprob, kept_rate,
+// on_<t>_similarity (the last chosen candidate's), on_<t>_sentences (the
+// sentences the search wrote), original_logprob, kept_rate,
 // mean_rate_shift / mean_kl over all edits of the sentence. Metadata
-// on_<t>_<i>: the chosen sentence. Targets: the authors' disruption texts
+// on_<t>_<i>: the chosen replacement text. Targets: the authors' disruption texts
 // by name (option targets, off_policy.h's names) and target_texts (a JSON
 // list; named target_<k>).
 #include <map>

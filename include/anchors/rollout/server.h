@@ -103,16 +103,17 @@ struct ServerResponse {
 
 // A renderer for ServerOptions::render_chat with one of the library's prompt
 // formats (model/prompt.h), not the checkpoint's Jinja chat template: the
-// messages must be one "user" message, optionally followed by the
+// messages are a conversation (an optional first "system" message, "user" and
+// "assistant" turns; render_chat_prompt_text), optionally ending with the
 // assistant's partial message (continued only with continue_final_message),
-// and the prompt is render_prompt(tokenizer, format, user, assistant) -- the
-// text render_prompt_text(format, user) + assistant, tokenised as the library
-// tokenises its own prompts (kRaw with the tokenizer's special tokens, the
-// chat formats with their control tokens in the text). So a chat request for
-// [user: problem, assistant: prefix] runs exactly the prompt `anchors analyze`
-// builds for that prefix. anchors::Error (a 400) for any other shape of
-// messages, an assistant message without continue_final_message, or a
-// tokenizer that lacks the format's control tokens.
+// and the prompt is render_chat_prompt(tokenizer, format, conversation,
+// partial) -- tokenised as the library tokenises its own prompts (kRaw with
+// the tokenizer's special tokens, the chat formats with their control tokens
+// in the text). So a chat request for [user: problem, assistant: prefix] (or a
+// scenario's turns and the prefix) runs exactly the prompt `anchors analyze`
+// builds for that prefix. anchors::Error (a 400) for a conversation the format
+// cannot render (kRaw: one user message), an assistant message without
+// continue_final_message, or a tokenizer that lacks the format's control tokens.
 openai::ChatRenderer chat_renderer(std::shared_ptr<const model::Tokenizer> tokenizer, model::PromptFormat format);
 
 class CompletionServer {

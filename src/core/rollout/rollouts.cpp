@@ -121,6 +121,15 @@ std::string scenario_string(const nlohmann::ordered_json& object, const char* fi
   return it->get<std::string>();
 }
 
+// A conversation_history turn's role is "user" in any case and spacing; the
+// authors' builder reads every other role as the assistant's.
+bool is_user_role(std::string role) {
+  const auto first = role.find_first_not_of(" \t\n\r");
+  role = first == std::string::npos ? "" : role.substr(first, role.find_last_not_of(" \t\n\r") - first + 1);
+  for (char& c : role) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return role == "user";
+}
+
 std::string folder_name(const std::string& dir) {
   fs::path p = fs::path(dir).lexically_normal();
   if (p.filename().empty()) p = p.parent_path();  // trailing separator
@@ -244,17 +253,14 @@ Problem parse_scenario(const std::string& json_text, const std::string& source) 
       const std::string where = fmt::format("{}: conversation_history[{}]", source, k);
       if (!turn.is_object())
         throw Error(fmt::format("{}: must be an object {{role, content}}, got {}", where, turn.type_name()));
-      std::string role = scenario_string(turn, "role", where);
+      const bool user = is_user_role(scenario_string(turn, "role", where));
       const std::string content = scenario_string(turn, "content", where);
       if (k == 0) {
         out.text += content;  // the system text, whatever its role
         continue;
       }
       if (content.empty()) continue;  // the empty assistant placeholders
-      const auto first = role.find_first_not_of(" \t\n\r");
-      role = first == std::string::npos ? "" : role.substr(first, role.find_last_not_of(" \t\n\r") - first + 1);
-      for (char& c : role) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      out.text += (role == "user" ? "\n\nUser: " : "\n\nAssistant: ") + content;
+      out.text += (user ? "\n\nUser: " : "\n\nAssistant: ") + content;
     }
     return out;
   }
@@ -267,6 +273,34 @@ Problem parse_scenario(const std::string& json_text, const std::string& source) 
 }
 
 std::string scenario_prompt(const Problem& scenario) { return scenario.text + kScenarioAssistantOpener; }
+
+std::vector<rollout::ChatMessage> problem_messages(const Problem& problem) {
+  if (!problem.is_scenario()) return {{"user", problem.text}};
+  using ordered = nlohmann::ordered_json;
+  const std::string source = "scenario";
+  const ordered doc = json_fields::parse<ordered>(problem.scenario, source);
+  std::vector<rollout::ChatMessage> out;
+  const auto add = [&out](std::string role, const std::string& content) {
+    if (!content.empty()) out.push_back({std::move(role), content});
+  };
+  if (const auto history = doc.find("conversation_history");
+      history != doc.end() && history->is_array() && !history->empty()) {
+    for (std::size_t k = 0; k < history->size(); ++k) {
+      const std::string where = fmt::format("{}: conversation_history[{}]", source, k);
+      if (!(*history)[k].is_object())
+        throw Error(fmt::format("{}: must be an object {{role, content}}, got {}", where, (*history)[k].type_name()));
+      const bool user = is_user_role(scenario_string((*history)[k], "role", where));
+      add(k == 0 ? "system" : user ? "user" : "assistant", scenario_string((*history)[k], "content", where));
+    }
+    return out;
+  }
+  add("system", scenario_string(doc, "system_prompt", source));
+  std::string user = scenario_string(doc, "user_prompt", source);
+  if (const std::string email = scenario_string(doc, "email_content", source); !email.empty())
+    user += (user.empty() ? "" : "\n\n") + email;
+  add("user", user);
+  return out;
+}
 
 ChunkedSolution chunked_solution(const std::string& solution, const std::vector<std::string>& chunks,
                                  const std::vector<std::string>& separators, const std::vector<std::size_t>& selected,

@@ -206,7 +206,8 @@ std::vector<detail::RolloutTask> plan_rollouts(const Trace& trace, const Problem
       task.stub = forced ? outcome.forced_stub() : std::string();
       task.head = prompt + task.prefix + task.stub;
       task.ids = tokenizer.encode(task.head, true).ids;
-      task.messages = {{"user", problem.text}, {"assistant", task.prefix + task.stub}};
+      task.messages = problem_messages(problem);
+      task.messages.push_back({"assistant", task.prefix + task.stub});
       task.max_tokens = capped_max_tokens(forced ? options.forced_max_tokens : options.max_tokens, task.ids.size(),
                                          options.max_positions);
       task.no_room = fmt::format("the prompt of sentence {} has {} tokens, no room left in the model's {} positions",
@@ -340,21 +341,7 @@ std::string analysis_prompt(const Problem& problem, const std::string& prompt) {
   const nlohmann::json doc = json_fields::parse(problem.scenario, "scenario");
   const std::string format = scenario_field(doc, "prompt_format");
   if (format.empty() || format == "thought_branches") return scenario_prompt(problem);
-  const model::PromptFormat f = model::parse_prompt_format(format);
-  if (const auto history = doc.find("conversation_history"); history != doc.end() && history->is_array() &&
-                                                             !history->empty())
-    throw Error(fmt::format("scenario: prompt_format \"{}\" renders one user turn; a conversation_history needs "
-                            "\"thought_branches\"",
-                            format));
-  std::string user = scenario_field(doc, "user_prompt");
-  if (const std::string email = scenario_field(doc, "email_content"); !email.empty()) user += "\n\n" + email;
-  const std::string system = scenario_field(doc, "system_prompt");
-  if (!system.empty() && f != model::PromptFormat::kQwen3)
-    throw Error(fmt::format("scenario: prompt_format \"{}\" has no system turn (leave system_prompt empty, or use "
-                            "qwen3 or thought_branches)",
-                            format));
-  const std::string head = system.empty() ? "" : "<|im_start|>system\n" + system + "<|im_end|>\n";
-  return head + model::render_prompt_text(f, user);
+  return model::render_chat_prompt_text(model::parse_prompt_format(format), problem_messages(problem));
 }
 
 std::shared_ptr<const Outcome> scenario_outcome(const Problem& problem) {
@@ -377,9 +364,8 @@ std::shared_ptr<const Outcome> scenario_outcome(const Problem& problem) {
 
 std::shared_ptr<const Outcome> method_outcome(const Context& context, const Trace& trace) {
   if (context.outcome) return context.outcome;
-  const auto scenario = trace.metadata.find("scenario");
-  if (scenario == trace.metadata.end() || scenario->second.empty()) return nullptr;
-  return scenario_outcome(parse_scenario(scenario->second, "the trace's metadata \"scenario\""));
+  const auto scenario = detail::trace_scenario(trace);
+  return scenario ? scenario_outcome(*scenario) : nullptr;
 }
 
 Trace base_trace_of(const Problem& problem, const std::string& prompt, const std::string& solution,
@@ -456,7 +442,7 @@ BaseTrace base_trace(RolloutProvider& provider, const model::Tokenizer& tokenize
     CompletionRequest request;
     request.prompt_ids = ids;
     request.prompt_text = prompt;
-    request.messages = {{"user", problem.text}};
+    request.messages = problem_messages(problem);
     request.n = 1;
     request.temperature = options.temperature;
     request.top_p = options.top_p;

@@ -10,6 +10,7 @@
 #include "anchors/core/embedder.h"
 #include "anchors/core/error.h"
 #include "anchors/core/hash.h"
+#include "anchors/core/segmentation.h"
 #include "anchors/methods/registry.h"
 #include "anchors/model/tokenizer.h"
 #include "anchors/rollout/analyze.h"
@@ -19,6 +20,26 @@
 #include "rollout_batches.h"
 
 namespace anchors::rollout {
+namespace {
+
+// A candidate: the first sentence of a continuation, and the whitespace the
+// model wrote after it (what follows it when the search goes on).
+struct Candidate {
+  std::string sentence;
+  std::string gap;
+};
+
+Candidate first_sentence_of(const std::string& continuation) {
+  const std::vector<Sentence> sentences = split_sentences(continuation);
+  if (sentences.empty()) return {};
+  const std::size_t end = sentences.front().chars.end;
+  std::size_t gap_end = continuation.find_first_not_of(" \t\r\n", end);
+  if (gap_end == std::string::npos) gap_end = continuation.size();
+  std::string gap = continuation.substr(end, gap_end - end);
+  return {sentences.front().text, gap.empty() ? std::string(" ") : gap};
+}
+
+}  // namespace
 
 std::string OnPolicyMethod::description() const {
   return "Thought Branches on-policy intervention: the model's own sentence closest to a target meaning in place of "
@@ -32,6 +53,7 @@ ValueMap OnPolicyMethod::default_options() const {
                 {"candidates", std::int64_t{32}},
                 {"candidate_tokens", std::int64_t{48}},
                 {"min_similarity", 0.7},
+                {"search_sentences", std::int64_t{1}},
                 {"logprobs", true}};
   o.merge(detail::edit_rollout_options());
   return o;
@@ -46,6 +68,8 @@ std::map<std::string, std::string> OnPolicyMethod::option_docs() const {
       {"candidates", "candidate continuations sampled from the prefix per sentence and target"},
       {"candidate_tokens", "new tokens per candidate (its first sentence is the candidate)"},
       {"min_similarity", "the chosen candidate counts as the target's content at or above this similarity"},
+      {"search_sentences", "sentences the search may write in s_i's place: while the best candidate stays below "
+                           "min_similarity, keep it and search the next sentence"},
       {"logprobs", "score the chosen and the target texts under the model (the provider must answer "
                    "prompt_logprobs)"}};
   docs.merge(detail::edit_rollout_option_docs());
@@ -83,6 +107,9 @@ Attribution OnPolicyMethod::run(const Trace& trace, const Context& context) cons
   if (candidates < 1) throw Error(fmt::format("on_policy: candidates must be >= 1, got {}", candidates));
   if (candidate_tokens < 1) throw Error(fmt::format("on_policy: candidate_tokens must be >= 1, got {}", candidate_tokens));
   const double min_similarity = std::get<double>(o.at("min_similarity"));
+  const std::int64_t search_sentences = std::get<std::int64_t>(o.at("search_sentences"));
+  if (search_sentences < 1)
+    throw Error(fmt::format("on_policy: search_sentences must be >= 1, got {}", search_sentences));
   const bool logprobs = std::get<bool>(o.at("logprobs"));
   const std::vector<std::size_t> sentences =
       detail::target_sentences(std::get<IntList>(o.at("sentences")), S, "on_policy");
@@ -99,15 +126,12 @@ Attribution OnPolicyMethod::run(const Trace& trace, const Context& context) cons
     if (v.empty()) v.assign(S, kNaN);
     return v;
   };
-  std::map<std::size_t, std::vector<detail::NamedEdit>> edits;
-  std::int64_t searched = 0;
-  const std::int64_t searches = static_cast<std::int64_t>(sentences.size() * targets.size());
-  for (std::size_t i : sentences) {
-    const std::string before = intervened_prefix(trace, {InterventionKind::kResample, i, ""});
+  // The candidates' request: `candidates` continuations of prompt + prefix.
+  const auto candidate_request = [&](const std::string& prefix) {
     CompletionRequest request;
-    request.prompt_text = prompt + before;
+    request.prompt_text = prompt + prefix;
     request.prompt_ids = tokenizer->encode(request.prompt_text, true).ids;
-    request.messages = detail::chat_messages(trace, before);
+    request.messages = detail::chat_messages(trace, prefix);
     request.n = candidates;
     request.temperature = io.temperature;
     request.top_p = io.top_p;
@@ -115,39 +139,67 @@ Attribution OnPolicyMethod::run(const Trace& trace, const Context& context) cons
     request.repetition_penalty = io.repetition_penalty;
     request.max_tokens = detail::capped_max_tokens(candidate_tokens, request.prompt_ids.size(), io.max_positions);
     if (request.max_tokens < 1)
-      throw Error(fmt::format("on_policy: the prefix before sentence {} leaves no room in the model's {} positions", i,
-                              io.max_positions));
+      throw Error(fmt::format("on_policy: a prefix of {} tokens leaves no room in the model's {} positions",
+                              request.prompt_ids.size(), io.max_positions));
+    return request;
+  };
+  std::map<std::size_t, std::vector<detail::NamedEdit>> edits;
+  std::int64_t searched = 0;
+  const std::int64_t searches = static_cast<std::int64_t>(sentences.size() * targets.size());
+  for (std::size_t i : sentences) {
+    const std::string before = intervened_prefix(trace, {InterventionKind::kResample, i, ""});
     for (const auto& [name, text] : targets) {
       io.control.check("on_policy");
       io.control.report(static_cast<std::size_t>(searched++), static_cast<std::size_t>(searches), "searches");
-      // The candidates: every search has its own seed, so a re-run finds the same sentence.
-      request.seed = detail::splitmix64(io.seed ^ fnv1a64(fmt::format("on_policy_{}_{}", i, name)));
-      std::vector<std::string> pool;
-      for (const Completion& c : context.provider->complete(request)) {
-        const std::string first = detail::first_sentence(c.text);
-        if (!first.empty() && std::find(pool.begin(), pool.end(), first) == pool.end()) pool.push_back(first);
-      }
       edits[i].push_back({"off_" + name, {InterventionKind::kSubstitute, i, text}});
-      if (pool.empty()) continue;
-      std::vector<std::pair<std::string, std::string>> pairs;
-      for (const std::string& p : pool) pairs.emplace_back(text, p);
-      const std::vector<double> sims = context.similarity->similarities(pairs);
-      const double best = *std::max_element(sims.begin(), sims.end());
-      // Ties at the best similarity: the candidate the model finds likelier in place.
-      std::size_t chosen = static_cast<std::size_t>(std::find(sims.begin(), sims.end(), best) - sims.begin());
-      if (logprobs && std::count(sims.begin(), sims.end(), best) > 1) {
-        double chosen_logprob = -std::numeric_limits<double>::infinity();
-        for (std::size_t k = 0; k < pool.size(); ++k) {
-          if (sims[k] != best) continue;
-          const Intervention in{InterventionKind::kSubstitute, i, pool[k]};
-          const double lp = detail::text_logprob(*context.provider, *tokenizer, prompt, intervened_prefix(trace, in),
-                                                 before.size(), before.size() + pool[k].size());
-          if (lp > chosen_logprob) chosen_logprob = lp, chosen = k;
+      // Round r searches the sentence after the r sentences accepted so far
+      // (the replacement of s_i grows by one sentence per round).
+      std::string accepted;
+      double best = kNaN;
+      std::int64_t rounds = 0;
+      for (std::int64_t round = 0; round < search_sentences; ++round) {
+        CompletionRequest request = candidate_request(before + accepted);
+        // Every search has its own seed, so a re-run finds the same sentences.
+        const std::string key = round == 0 ? fmt::format("on_policy_{}_{}", i, name)
+                                           : fmt::format("on_policy_{}_{}_{}", i, name, round);
+        request.seed = detail::splitmix64(io.seed ^ fnv1a64(key));
+        std::vector<Candidate> pool;
+        for (const Completion& c : context.provider->complete(request)) {
+          const Candidate candidate = first_sentence_of(c.text);
+          if (candidate.sentence.empty()) continue;
+          if (std::none_of(pool.begin(), pool.end(), [&](const Candidate& p) { return p.sentence == candidate.sentence; }))
+            pool.push_back(candidate);
         }
+        if (pool.empty()) break;
+        std::vector<std::pair<std::string, std::string>> pairs;
+        for (const Candidate& p : pool) pairs.emplace_back(text, p.sentence);
+        const std::vector<double> sims = context.similarity->similarities(pairs);
+        best = *std::max_element(sims.begin(), sims.end());
+        // Ties at the best similarity: the candidate the model finds likelier in place.
+        std::size_t chosen = static_cast<std::size_t>(std::find(sims.begin(), sims.end(), best) - sims.begin());
+        if (logprobs && std::count(sims.begin(), sims.end(), best) > 1) {
+          double chosen_logprob = -std::numeric_limits<double>::infinity();
+          const std::size_t begin = before.size() + accepted.size();
+          for (std::size_t k = 0; k < pool.size(); ++k) {
+            if (sims[k] != best) continue;
+            const Intervention in{InterventionKind::kSubstitute, i, accepted + pool[k].sentence};
+            const double lp = detail::text_logprob(*context.provider, *tokenizer, prompt, intervened_prefix(trace, in),
+                                                   begin, begin + pool[k].sentence.size());
+            if (lp > chosen_logprob) chosen_logprob = lp, chosen = k;
+          }
+        }
+        ++rounds;
+        if (best >= min_similarity || round + 1 == search_sentences) {
+          accepted += pool[chosen].sentence;
+          break;
+        }
+        accepted += pool[chosen].sentence + pool[chosen].gap;
       }
+      if (accepted.empty()) continue;  // no candidate had a sentence
       series("on_" + name + "_similarity")[i] = best;
-      a.metadata[fmt::format("on_{}_{}", name, i)] = pool[chosen];
-      if (best >= min_similarity) edits[i].push_back({"on_" + name, {InterventionKind::kSubstitute, i, pool[chosen]}});
+      series("on_" + name + "_sentences")[i] = static_cast<double>(rounds);
+      a.metadata[fmt::format("on_{}_{}", name, i)] = accepted;
+      if (best >= min_similarity) edits[i].push_back({"on_" + name, {InterventionKind::kSubstitute, i, accepted}});
     }
   }
   io.control.report(static_cast<std::size_t>(searches), static_cast<std::size_t>(searches), "searches");

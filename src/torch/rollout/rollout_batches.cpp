@@ -8,6 +8,7 @@
 #include "anchors/core/error.h"
 #include "anchors/core/segmentation.h"
 #include "anchors/model/prompt.h"
+#include "anchors/rollout/analyze.h"
 
 namespace anchors::rollout::detail {
 
@@ -37,19 +38,35 @@ std::int64_t capped_max_tokens(std::int64_t wanted, std::size_t prompt_tokens, s
   return std::min<std::int64_t>(wanted, max_positions - static_cast<std::int64_t>(prompt_tokens));
 }
 
+std::optional<Problem> trace_scenario(const Trace& trace) {
+  const auto scenario = trace.metadata.find("scenario");
+  if (scenario == trace.metadata.end() || scenario->second.empty()) return std::nullopt;
+  return parse_scenario(scenario->second, "the trace's metadata \"scenario\"");
+}
+
 std::string trace_prompt(const Trace& trace, const std::string& given, const std::string& who) {
   if (!given.empty()) return given;
   if (!trace.prompt.empty()) return trace.prompt;
+  if (const auto scenario = trace_scenario(trace)) return analysis_prompt(*scenario, "");
   const auto problem = trace.metadata.find("problem");
   if (problem == trace.metadata.end() || problem->second.empty())
-    throw Error(fmt::format("{}: no prompt: the trace has none and names no problem (metadata \"problem\")", who));
+    throw Error(fmt::format("{}: no prompt: the trace has none and names neither a problem (metadata \"problem\") "
+                            "nor a scenario (metadata \"scenario\")",
+                            who));
   return model::render_prompt_text(model::PromptFormat::kRaw, problem->second);
 }
 
 std::vector<ChatMessage> chat_messages(const Trace& trace, const std::string& assistant_prefix) {
-  const auto problem = trace.metadata.find("problem");
-  if (problem == trace.metadata.end()) return {};
-  return {{"user", problem->second}, {"assistant", assistant_prefix}};
+  std::vector<ChatMessage> messages;
+  if (const auto scenario = trace_scenario(trace)) {
+    messages = problem_messages(*scenario);
+  } else if (const auto problem = trace.metadata.find("problem"); problem != trace.metadata.end()) {
+    messages = {{"user", problem->second}};
+  } else {
+    return {};
+  }
+  messages.push_back({"assistant", assistant_prefix});
+  return messages;
 }
 
 void label_rollout(const Outcome& outcome, const std::string& text, const std::string& target, Rollout& rollout) {

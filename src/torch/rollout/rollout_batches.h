@@ -8,10 +8,12 @@
 // samples still missing.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "anchors/core/outcome.h"
+#include "anchors/core/rollouts.h"
 #include "anchors/core/trace.h"
 #include "anchors/rollout/provider.h"
 #include "anchors/rollout/rollout_store.h"
@@ -104,14 +106,20 @@ void generate_missing(RolloutProvider& provider, RolloutStore& store, const Roll
                       RolloutCounts& counts, const std::function<void()>& check_cancel,
                       const std::function<void(std::int64_t)>& after_batch);
 
-// The prompt before a trace's text: `given`, else trace.prompt, else the raw
-// reference prompt of trace.metadata["problem"]; anchors::Error "<who>: no
-// prompt ..." when there is none of them.
+// The scenario a trace was made from (metadata "scenario": base_trace_of, or
+// set by the caller), parsed; nullopt when it has none.
+std::optional<Problem> trace_scenario(const Trace& trace);
+
+// The prompt before a trace's text: `given`, else trace.prompt, else the
+// analysis_prompt of its scenario, else the raw reference prompt of
+// trace.metadata["problem"]; anchors::Error "<who>: no prompt ..." when there
+// is none of them.
 std::string trace_prompt(const Trace& trace, const std::string& given, const std::string& who);
 
 // The chat form of prompt + `assistant_prefix` for chat-mode providers: the
-// trace's problem as the user message, then the assistant's partial message;
-// empty when the trace names no problem (a chat-mode provider then refuses).
+// scenario's turns (problem_messages) or the trace's problem as the user
+// message, then the assistant's partial message; empty when the trace names
+// neither (a chat-mode provider then refuses).
 std::vector<ChatMessage> chat_messages(const Trace& trace, const std::string& assistant_prefix);
 
 // The record's label fields from a text read by `outcome`: answer = label or

@@ -20,12 +20,6 @@ namespace anchors::rollout {
 namespace {
 constexpr const char* kHost = "127.0.0.1";
 
-std::string roles_of(const std::vector<ChatMessage>& messages) {
-  std::string out;
-  for (const auto& m : messages) out += (out.empty() ? "" : ", ") + m.role;
-  return "[" + out + "]";
-}
-
 ServerResponse error_response(int status, const std::string& message) {
   const char* type = status == 400 ? "invalid_request_error" : status == 404 ? "not_found_error" : "server_error";
   return {status, openai::error_body(message, type)};
@@ -59,18 +53,13 @@ anchors::http::ServerOptions transport_options(const ServerOptions& o) {
 openai::ChatRenderer chat_renderer(std::shared_ptr<const model::Tokenizer> tokenizer, model::PromptFormat format) {
   if (!tokenizer) throw Error("chat_renderer: no tokenizer");
   return [tokenizer, format](const std::vector<ChatMessage>& messages, bool continue_final) {
-    const std::string name = model::prompt_format_name(format);
-    const bool shape_ok = (messages.size() == 1 && messages[0].role == "user") ||
-                          (messages.size() == 2 && messages[0].role == "user" && messages[1].role == "assistant");
-    if (!shape_ok)
-      throw Error(fmt::format("this server renders one user message, optionally followed by the assistant's partial "
-                              "message, with the \"{}\" prompt format; got roles {}",
-                              name, roles_of(messages)));
-    if (messages.size() == 2 && !continue_final)
+    const bool partial = !messages.empty() && messages.back().role == "assistant";
+    if (partial && !continue_final)
       throw Error("a final assistant message is continued only with \"continue_final_message\": true (this server "
                   "does not render a new turn after it)");
-    const std::string assistant = messages.size() == 2 ? messages[1].content : std::string();
-    model::RenderedPrompt rendered = model::render_prompt(*tokenizer, format, messages[0].content, assistant);
+    const std::vector<ChatMessage> conversation(messages.begin(), messages.end() - (partial ? 1 : 0));
+    model::RenderedPrompt rendered = model::render_chat_prompt(*tokenizer, format, conversation,
+                                                               partial ? messages.back().content : std::string());
     return openai::ChatPrompt{std::move(rendered.text), std::move(rendered.ids)};
   };
 }

@@ -430,6 +430,19 @@ TEST(Rollouts, ScenarioTranscripts) {
             {"role": " user\n", "content": "U2"}, {"role": "assistant", "content": ""}]})",
       "s.json");
   EXPECT_EQ(multi.text, "S\n\nUser: U1\n\nAssistant: T\n\nUser: U2");
+  // The same turns as chat messages, role by role as the transcript reads them.
+  const std::vector<rollout::ChatMessage> turns = {{"system", "S"}, {"user", "U1"}, {"assistant", "T"}, {"user", "U2"}};
+  EXPECT_EQ(problem_messages(multi), turns);
+  const std::vector<rollout::ChatMessage> single = {{"system", "S"}, {"user", "U\n\nE"}};
+  EXPECT_EQ(problem_messages(parse_scenario(R"({"system_prompt": "S", "user_prompt": "U", "email_content": "E"})",
+                                            "s.json")),
+            single);
+  const std::vector<rollout::ChatMessage> email_only = {{"user", "E"}};
+  EXPECT_EQ(problem_messages(parse_scenario(R"({"email_content": "E"})", "s.json")), email_only);
+  Problem plain;
+  plain.text = "What is 2 + 3?";
+  const std::vector<rollout::ChatMessage> question = {{"user", "What is 2 + 3?"}};
+  EXPECT_EQ(problem_messages(plain), question);
   // Key order is kept in `scenario`.
   EXPECT_EQ(parse_scenario(R"({"z": 1, "a": [2]})", "s.json").scenario, R"({"z":1,"a":[2]})");
   // An empty history falls back to the single-turn fields.

@@ -39,6 +39,7 @@
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/openai_provider.h"
 #include "anchors/rollout/server.h"
+#include "rollout/rollout_batches.h"
 
 #ifndef ANCHORS_WITH_HTTPLIB
 #define ANCHORS_WITH_HTTPLIB 0
@@ -648,7 +649,7 @@ TEST(CompletionServerTest, TextAndChatModesEqualIdsModeWhenTheTextTokenisesToThe
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("HTTP 400"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("[user, user]"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("got roles user, user"), std::string::npos) << e.what();
   }
   EXPECT_EQ(server.completion_requests(), before + 1);
 
@@ -693,6 +694,22 @@ TEST(CompletionServerTest, ChatEndpointAnswersChatCompletions) {
   const auto missing = qwen_server.handle("POST", "/v1/chat/completions", body.dump());
   EXPECT_EQ(missing.status, 400);
   EXPECT_NE(missing.body.find("has no token"), std::string::npos) << missing.body;
+}
+
+TEST(CompletionServerTest, ChatRendererRendersConversations) {
+  // A trimmed R1-distill tokenizer: the R1 format's control tokens but no
+  // end-of-sentence token, so no prior assistant turn.
+  const auto tokenizer = model::Tokenizer::load(std::string(ANCHORS_TEST_DATA_DIR) + "/tokenizers/llama3/tokenizer.json");
+  const openai::ChatRenderer render = chat_renderer(tokenizer, model::PromptFormat::kDeepSeekR1);
+  const std::vector<ChatMessage> scenario = {{"system", "You are an agent."}, {"user", "Decide."}};
+  std::vector<ChatMessage> partial = scenario;
+  partial.push_back({"assistant", "I will"});
+  const openai::ChatPrompt prompt = render(partial, true);
+  EXPECT_EQ(prompt.text, model::render_chat_prompt_text(model::PromptFormat::kDeepSeekR1, scenario) + "I will");
+  EXPECT_EQ(prompt.ids, tokenizer->encode(prompt.text, false).ids);
+  EXPECT_EQ(render(scenario, false).text, model::render_chat_prompt_text(model::PromptFormat::kDeepSeekR1, scenario));
+  EXPECT_THROW(render(partial, false), Error);                                   // a new turn after it
+  EXPECT_THROW(render({{"assistant", "x"}, {"user", "y"}, {"assistant", "z"}}, true), Error);  // no EOS token
 }
 
 #if ANCHORS_WITH_HTTPLIB
@@ -1043,13 +1060,28 @@ TEST(ScenarioTest, PromptFormatsTargetAndOutcome) {
     }
     return std::string();
   };
-  EXPECT_NE(message(R"({"system_prompt": "x", "user_prompt": "y", "prompt_format": "raw"})").find("no system turn"),
+  EXPECT_NE(message(R"({"system_prompt": "x", "user_prompt": "y", "prompt_format": "raw"})").find("one user message"),
             std::string::npos);
   EXPECT_NE(message(R"({"user_prompt": "y", "prompt_format": "llama"})").find("llama"), std::string::npos);
-  EXPECT_NE(message(R"({"conversation_history": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
-                        "prompt_format": "deepseek_r1"})")
-                .find("conversation_history"),
-            std::string::npos);
+  EXPECT_NE(message(R"({"system_prompt": "x", "prompt_format": "qwen3"})").find("no user message"), std::string::npos);
+
+  // A multi-turn scenario in a model's format: its turns (problem_messages)
+  // through the chat template; the chat-mode providers get the same turns.
+  const Problem history = parse_scenario(
+      R"({"conversation_history": [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"},
+                                   {"role": "assistant", "content": ""}, {"role": "assistant", "content": "A1"},
+                                   {"role": "user", "content": "U2"}], "prompt_format": "deepseek_r1"})",
+      "s");
+  const std::vector<ChatMessage> turns = {{"system", "S"}, {"user", "U1"}, {"assistant", "A1"}, {"user", "U2"}};
+  EXPECT_EQ(problem_messages(history), turns);
+  EXPECT_EQ(analysis_prompt(history, ""), model::render_chat_prompt_text(model::PromptFormat::kDeepSeekR1, turns));
+  Trace trace = base_trace_of(history, "", "I think. So yes.", BoxedAnswer());
+  EXPECT_EQ(trace.prompt, analysis_prompt(history, ""));
+  std::vector<ChatMessage> continued = turns;
+  continued.push_back({"assistant", "I think. "});
+  EXPECT_EQ(detail::chat_messages(trace, "I think. "), continued);
+  trace.prompt.clear();  // a trace that only names its scenario gets the scenario's prompt
+  EXPECT_EQ(detail::trace_prompt(trace, "", "test"), analysis_prompt(history, ""));
   EXPECT_THROW(scenario_outcome(parse_scenario(R"({"user_prompt": "y", "outcome": "nonsense:1"})", "s")), Error);
   EXPECT_THROW(parse_scenario(R"({"user_prompt": "y", "target": 5})", "s"), Error);
 }

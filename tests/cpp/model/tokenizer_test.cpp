@@ -564,6 +564,56 @@ TEST(PromptFormats, RenderTheReferenceAndChatTemplates) {
             std::string::npos);
 }
 
+TEST(PromptFormats, ConversationsAsTheChatTemplatesRenderThem) {
+  using anchors::model::render_chat_prompt_text;
+  using anchors::rollout::ChatMessage;
+  // One user message is the single-turn prompt, in every format.
+  for (PromptFormat format : {PromptFormat::kRaw, PromptFormat::kDeepSeekR1, PromptFormat::kQwen3})
+    EXPECT_EQ(render_chat_prompt_text(format, {{"user", "What is 1+1?"}}),
+              anchors::model::render_prompt_text(format, "What is 1+1?"));
+  // A system message, a prior exchange whose reasoning the templates drop,
+  // and a new question. The expected texts follow the checkpoints' Jinja
+  // templates: R1 puts the system text right after BOS and closes an
+  // assistant turn with <｜end▁of▁sentence｜> after content.split('</think>')[-1];
+  // Qwen3 writes every role in <|im_start|> blocks and also strips the
+  // answer's leading newlines (content.split('</think>')[-1].lstrip('\n')).
+  const std::vector<ChatMessage> chat = {{"system", "Be brief."},
+                                         {"user", "Hi"},
+                                         {"assistant", "<think>\nthinking\n</think>\n\nHello."},
+                                         {"user", "2+2?"}};
+  EXPECT_EQ(render_chat_prompt_text(PromptFormat::kDeepSeekR1, chat),
+            "<｜begin▁of▁sentence｜>Be brief.<｜User｜>Hi<｜Assistant｜>\n\nHello.<｜end▁of▁sentence｜><｜User｜>2+2?"
+            "<｜Assistant｜><think>\n");
+  EXPECT_EQ(render_chat_prompt_text(PromptFormat::kQwen3, chat),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+            "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n"
+            "<|im_start|>assistant\n<think>\n");
+  // What no template renders is an error naming the roles.
+  EXPECT_NE(error_of([&] { render_chat_prompt_text(PromptFormat::kRaw, chat); }).find("system, user, assistant, user"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { render_chat_prompt_text(PromptFormat::kQwen3, {{"user", "a"}, {"system", "b"}}); })
+                .find("comes first"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { render_chat_prompt_text(PromptFormat::kQwen3, {{"system", "b"}}); }).find("no user"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { render_chat_prompt_text(PromptFormat::kQwen3, {}); }).find("no user"), std::string::npos);
+  EXPECT_NE(error_of([] { render_chat_prompt_text(PromptFormat::kQwen3, {{"tool", "x"}, {"user", "y"}}); })
+                .find("\"tool\""),
+            std::string::npos);
+  // Tokenised. The fixture (a trimmed R1-distill tokenizer) has BOS, User and
+  // Assistant but no end-of-sentence token: a conversation without a prior
+  // assistant turn renders, one with it is an error naming the token.
+  const auto tok = fixture("llama3");
+  const std::vector<ChatMessage> asked = {chat[0], chat[1]};
+  const auto rendered = anchors::model::render_chat_prompt(*tok, PromptFormat::kDeepSeekR1, asked, "Four.");
+  EXPECT_EQ(rendered.text, render_chat_prompt_text(PromptFormat::kDeepSeekR1, asked) + "Four.");
+  EXPECT_EQ(rendered.ids, tok->encode(rendered.text, false).ids);
+  EXPECT_EQ(rendered.text.substr(rendered.reasoning.begin), "Four.");
+  EXPECT_NE(error_of([&] { anchors::model::render_chat_prompt(*tok, PromptFormat::kDeepSeekR1, chat); })
+                .find("<｜end▁of▁sentence｜>"),
+            std::string::npos);
+}
+
 TEST(PromptFormats, ReproduceTheReferenceFullCot) {
   // The reference base solution's full_cot is the raw prompt followed by the reasoning.
   const std::string dir = std::string(ANCHORS_TEST_DATA_DIR) +
