@@ -138,7 +138,7 @@ struct TaggerTrainingOptions {
 // categories are left out of the loss (they still serve as neighbours).
 // anchors::Error when no sentence has a usable label or hash_bits is outside
 // 1..30. Cost: features once, then per iteration O(nonzero features *
-// classes) (about a second for the 20 training traces, 2,900 sentences).
+// classes) (about two seconds for the 20 training traces, 2,929 sentences).
 TaggerModel train_tagger(const std::vector<Trace>& traces, const TaggerTrainingOptions& options = {});
 
 // Replaces every sentence's tags with the decoded tag (TaggerModel: the
