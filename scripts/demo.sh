@@ -8,7 +8,7 @@
 #                                                 sentence (and forced answers), metrics
 #   2. receiver heads         `anchors receiver-heads`
 #   3. attention suppression  `anchors suppression`  (and the WAAD/FAI rhythm)
-#   4. function tags          `anchors tag`      (rule-based)
+#   4. function tags          `anchors tag`      (learned tagger)
 #   5. report                 `anchors report`   -> OUT/report.html
 #
 # Usage: scripts/demo.sh [--rollouts N] [--out DIR] [--seed S]
@@ -62,7 +62,7 @@ step "3/5 attention suppression (S×S log-KL matrix) and the WAAD/FAI attention 
 "$ANCHORS" suppression --model "$MODEL" --result "$RESULT"
 "$ANCHORS" rhythm --model "$MODEL" --result "$RESULT"
 
-step "4/5 function tags (rule-based, docs/function-tags.md)"
+step "4/5 function tags (learned tagger, docs/function-tags.md)"
 "$ANCHORS" tag "$RESULT" --table -o "$RESULT"
 
 step "5/5 report"

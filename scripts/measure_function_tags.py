@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""How well the rule-based function tagger agrees with the authors' labels.
+"""How well a function tagger (learned or rules) agrees with the authors' labels.
 
 For every sentence of the reference traces (the authors' chunks_labeled.json,
 one LLM-made tag per sentence), compare thought_anchors.tag_functions' single
-tag with the authors' tag and print:
+tag (--method learned, the default, or rules) with the authors' tag and print:
 
   - per category: the authors' count, our count, precision (of the sentences we
     gave the tag, the share the authors gave it too), recall (of the sentences
@@ -14,7 +14,10 @@ tag with the authors' tag and print:
   - the most frequent confusions (authors' tag -> ours);
   - with --rules, how often each rule fires and how often it agrees.
 
-    PYTHONPATH=... python scripts/measure_function_tags.py [--reference DIR] [--rules] [--json FILE]
+    PYTHONPATH=... python scripts/measure_function_tags.py [--method rules] [--reference DIR] [--rules] [--json FILE]
+
+The learned tagger's own figures (cross-validated, held-out) come from its
+trainer, tools/train_function_tagger.cpp (docs/function-tags.md).
 """
 
 import argparse
@@ -50,6 +53,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", default=str(REPO / "tests" / "data" / "reference"),
                         help="folder holding <model>/<kind>/problem_N/ reference folders")
+    parser.add_argument("--method", default="learned", choices=["learned", "rules"], help="which tagger")
     parser.add_argument("--rules", action="store_true", help="also print agreement per rule")
     parser.add_argument("--json", help="write the figures to this file as JSON")
     args = parser.parse_args()
@@ -58,7 +62,7 @@ def main():
     for folder in reference_folders(args.reference):
         result = ta.import_reference(str(folder))
         gold = [s.tags[0] if s.tags else "unknown" for s in result.trace.sentences]
-        decisions = ta.function_tag_rules(result.trace)
+        decisions = ta.function_tag_rules(result.trace, method=args.method)
         ours = [tag for tag, _ in decisions]
         trace_pairs = list(zip(gold, ours))
         pairs += trace_pairs

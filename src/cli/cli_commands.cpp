@@ -357,14 +357,16 @@ int run_metrics(const std::vector<std::string>& raw, std::istream&, std::ostream
 // ---------------------------------------------------------------- tag
 const char* kTagUsage =
     "usage: anchors tag FILE|REFERENCE_DIR|- [options]\n\n"
-    "Give every sentence of a trace one function tag (the paper's taxonomy, chosen by the rule-based\n"
-    "tagger of docs/function-tags.md) and print a JSON list of {\"index\", \"text\", \"tag\", \"rule\"}\n"
-    "(\"rule\" names the rule that chose the tag).\n\n"
+    "Give every sentence of a trace one function tag (the paper's taxonomy, chosen by the learned\n"
+    "tagger or the rules of docs/function-tags.md) and print a JSON list of {\"index\", \"text\", \"tag\",\n"
+    "\"rule\"} (\"rule\" names the rule that chose the tag; \"learned\" for the learned tagger).\n\n"
     "FILE is a reasoning trace as text (segmented with the reference rules, <think> part only) or a\n"
     "result JSON written by this library (its sentences are kept). REFERENCE_DIR is a problem folder\n"
     "of the authors' published results: each entry then also has \"reference\", the authors' tag, and\n"
     "the agreement is printed to stderr.\n\n"
     "options:\n"
+    "  --method M             learned (default: logistic regression over words, neighbours and the rules)\n"
+    "                         or rules (cue phrases; the options below apply to the rules only)\n"
     "  --problem TEXT         the problem text (default: the result's metadata \"problem\", else its prompt)\n"
     "  --max-check-block N    sentences a verification may run before it is closed (default 30, 0: off)\n"
     "  --no-inherit           sentences without a cue are \"unknown\" instead of continuing the step before\n"
@@ -373,8 +375,12 @@ const char* kTagUsage =
     "  -o, --output FILE      also write the tagged trace as a result JSON (for `anchors show`)\n";
 
 int run_tag(const std::vector<std::string>& raw, std::istream& in, std::ostream& out, std::ostream& err) {
-  Args args(raw, {"no-inherit", "no-problem-text", "table"}, {"problem", "max-check-block", "o", "output"});
+  Args args(raw, {"no-inherit", "no-problem-text", "table"}, {"method", "problem", "max-check-block", "o", "output"});
   args.expect_positionals(1, "one FILE, REFERENCE_DIR or -");
+  const std::string method = args.option("method").value_or("learned");
+  const auto& methods = function_tag_methods();
+  if (std::find(methods.begin(), methods.end(), method) == methods.end())
+    throw UsageError("--method must be learned or rules (got '" + method + "')");
   FunctionTaggerOptions options;
   const long block = args.integer_or("max-check-block", static_cast<long>(options.max_check_block));
   if (block < 0) throw UsageError("--max-check-block must be >= 0");
@@ -401,7 +407,7 @@ int run_tag(const std::vector<std::string>& raw, std::istream& in, std::ostream&
     }
   }
   if (const auto problem = args.option("problem")) result.trace.metadata["problem"] = *problem;
-  const std::vector<FunctionTagDecision> decisions = tag_trace(result.trace, options);
+  const std::vector<FunctionTagDecision> decisions = tag_functions(result.trace, method, options);
 
   const Trace& trace = result.trace;
   std::size_t agree = 0;
@@ -445,7 +451,7 @@ std::vector<CliCommand> builtin_commands() {
                       run_report});
   commands.push_back({"metrics", "resampling metrics of a rollout folder, in the reference schema", kMetricsUsage,
                       run_metrics});
-  commands.push_back({"tag", "give every sentence a function tag (rule-based; JSON or a table)", kTagUsage,
+  commands.push_back({"tag", "give every sentence a function tag (learned or rule-based; JSON or a table)", kTagUsage,
                       run_tag});
   return commands;
 }

@@ -1,5 +1,8 @@
 #include "anchors/core/function_tags.h"
 
+#include "anchors/core/error.h"
+#include "anchors/core/learned_tagger.h"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -555,6 +558,18 @@ std::vector<FunctionTagDecision> tag_trace(Trace& trace, const FunctionTaggerOpt
     s.tags = {decisions.back().tag};
   }
   return decisions;
+}
+
+const std::vector<std::string>& function_tag_methods() {
+  static const std::vector<std::string> methods = {"learned", "rules"};
+  return methods;
+}
+
+std::vector<FunctionTagDecision> tag_functions(Trace& trace, std::string_view method,
+                                               const FunctionTaggerOptions& rules_options) {
+  if (method == "learned") return tag_trace_learned(trace);
+  if (method == "rules") return tag_trace(trace, rules_options);
+  throw Error("unknown function tagging method '" + std::string(method) + "' (learned, rules)");
 }
 
 }  // namespace anchors

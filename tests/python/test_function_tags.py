@@ -1,4 +1,4 @@
-"""Function tags from Python: the rule-based tagger (ta.tag_functions), the chat
+"""Function tags from Python: the learned and the rule-based tagger (ta.tag_functions), the chat
 labeller (ta.label_with_chat, against a local HTTP server) and `anchors tag`."""
 
 import http.server
@@ -31,28 +31,39 @@ def test_names():
 
 def test_small_model_trace():
     trace = apples_trace()
-    tagged = ta.tag_functions(trace)
+    tagged = ta.tag_functions(trace, method="rules")
     assert [s.tags for s in tagged.sentences] == [
         ["problem_setup"], ["plan_generation"], ["fact_retrieval"], ["active_computation"],
         ["result_consolidation"], ["self_checking"], ["active_computation"], ["uncertainty_management"],
         ["final_answer_emission"],
     ]
     assert all(s.tags == [] for s in trace.sentences)  # a copy: the input is unchanged
-    rules = ta.function_tag_rules(trace)
+    rules = ta.function_tag_rules(trace, method="rules")
     assert [tag for tag, _ in rules] == [s.tags[0] for s in tagged.sentences]
     assert rules[5] == ("self_checking", "check-open")
     # Options: with no inheritance, a sentence without any cue is "unknown".
     text = "Okay, here is the problem. Let me try the other idea here. The weather is nice today."
     bare = ta.Trace(text=text, sentences=ta.split_sentences(text))
-    assert ta.tag_functions(bare).sentences[-1].tags == ["plan_generation"]  # continues the step before
-    assert ta.tag_functions(bare, inherit_when_no_cue=False).sentences[-1].tags == ["unknown"]
+    assert ta.tag_functions(bare, method="rules").sentences[-1].tags == ["plan_generation"]  # continues the step before
+    assert ta.tag_functions(bare, method="rules", inherit_when_no_cue=False).sentences[-1].tags == ["unknown"]
+
+
+def test_learned_is_the_default():
+    trace = apples_trace()
+    tagged = ta.tag_functions(trace)
+    assert ta.function_tag_methods() == ["learned", "rules"]
+    assert [s.tags for s in tagged.sentences] == [s.tags for s in ta.tag_functions(trace, method="learned").sentences]
+    assert all(len(s.tags) == 1 and s.tags[0] in ta.function_tag_names()[:8] for s in tagged.sentences)
+    assert all(rule == "learned" for _, rule in ta.function_tag_rules(trace))
+    with pytest.raises(ta.Error, match="unknown function tagging method 'llm'"):
+        ta.tag_functions(trace, method="llm")
 
 
 def test_agreement_with_reference_labels():
     agree = total = 0
     for folder in REFERENCE_DIRS:
         reference = ta.import_reference(str(folder)).trace
-        tagged = ta.tag_functions(reference)
+        tagged = ta.tag_functions(reference, method="rules")
         assert len(tagged.sentences) == len(reference.sentences)
         for ours, theirs in zip(tagged.sentences, reference.sentences):
             assert len(ours.tags) == 1 and ours.tags[0] in ta.function_tag_names()
@@ -146,7 +157,7 @@ def run(cli, *args, stdin=None):
 
 
 def test_cli_tag(anchors_cli, tmp_path):
-    out = run(anchors_cli, "tag", "-", stdin=APPLES)
+    out = run(anchors_cli, "tag", "-", "--method", "rules", stdin=APPLES)
     assert out.returncode == 0, out.stderr
     items = json.loads(out.stdout)
     assert [i["tag"] for i in items][:2] == ["problem_setup", "plan_generation"]

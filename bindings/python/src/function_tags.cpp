@@ -1,5 +1,5 @@
-// Function tags: the rule-based tagger (anchors/core/function_tags.h) and the
-// chat-model labeller (anchors/rollout/chat_labeler.h). Both return a new
+// Function tags: the learned and the rule-based tagger (anchors/core/function_tags.h,
+// learned_tagger.h) and the chat-model labeller (anchors/rollout/chat_labeler.h). Both return a new
 // Trace and leave the one passed in unchanged.
 #include <pybind11/stl.h>
 
@@ -34,31 +34,41 @@ void bind_function_tags(py::module_& m) {
         "The paper's eight function-tag categories, then \"unknown\" (docs/design.md §3).");
 
   const FunctionTaggerOptions defaults;
+  m.def("function_tag_methods", &function_tag_methods,
+        "The methods tag_functions accepts: \"learned\" (the default) and \"rules\".");
   m.def(
       "tag_functions",
-      [](const Trace& trace, std::size_t max_check_block, bool inherit_when_no_cue, bool use_problem_text) {
+      [](const Trace& trace, const std::string& method, std::size_t max_check_block, bool inherit_when_no_cue,
+         bool use_problem_text) {
         Trace tagged = trace;
-        tag_trace(tagged, tagger_options(max_check_block, inherit_when_no_cue, use_problem_text));
+        tag_functions(tagged, method, tagger_options(max_check_block, inherit_when_no_cue, use_problem_text));
         return tagged;
       },
-      py::arg("trace"), py::kw_only(), py::arg("max_check_block") = defaults.max_check_block,
+      py::arg("trace"), py::kw_only(), py::arg("method") = "learned",
+      py::arg("max_check_block") = defaults.max_check_block,
       py::arg("inherit_when_no_cue") = defaults.inherit_when_no_cue,
       py::arg("use_problem_text") = defaults.use_problem_text,
-      "A copy of `trace` whose sentences each carry one function tag chosen by the rule-based tagger "
-      "(cue phrases, sentence shape, context; docs/function-tags.md). The trace passed in is not changed.");
+      "A copy of `trace` whose sentences each carry one function tag. method=\"learned\" (default): the learned "
+      "tagger (logistic regression over words, neighbours and the rules' decision, trained on the authors' labels); "
+      "method=\"rules\": the rule-based tagger (cue phrases, sentence shape, context), which the other options "
+      "tune (docs/function-tags.md). The trace passed in is not changed. thought_anchors.Error for another method.");
   m.def(
       "function_tag_rules",
-      [](const Trace& trace, std::size_t max_check_block, bool inherit_when_no_cue, bool use_problem_text) {
+      [](const Trace& trace, const std::string& method, std::size_t max_check_block, bool inherit_when_no_cue,
+         bool use_problem_text) {
         Trace tagged = trace;
         std::vector<std::pair<std::string, std::string>> out;
-        for (const auto& d : tag_trace(tagged, tagger_options(max_check_block, inherit_when_no_cue, use_problem_text)))
+        for (const auto& d :
+             tag_functions(tagged, method, tagger_options(max_check_block, inherit_when_no_cue, use_problem_text)))
           out.emplace_back(d.tag, d.rule);
         return out;
       },
-      py::arg("trace"), py::kw_only(), py::arg("max_check_block") = defaults.max_check_block,
+      py::arg("trace"), py::kw_only(), py::arg("method") = "learned",
+      py::arg("max_check_block") = defaults.max_check_block,
       py::arg("inherit_when_no_cue") = defaults.inherit_when_no_cue,
       py::arg("use_problem_text") = defaults.use_problem_text,
-      "[(tag, rule)] per sentence: what tag_functions chooses and the name of the rule that chose it.");
+      "[(tag, rule)] per sentence: what tag_functions chooses with the same arguments and the name of the rule that "
+      "chose it (\"learned\" for every sentence of the learned tagger).");
 
   py::class_<PyChatLabels>(m, "ChatLabels", "Labels a chat model gave a trace (thought_anchors.label_with_chat).")
       .def_readonly("trace", &PyChatLabels::trace, "A copy of the trace with each sentence's tags set.")

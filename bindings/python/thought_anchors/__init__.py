@@ -74,7 +74,8 @@ from ._C import (  # noqa: F401
     write_reference_outputs,
     write_report,
 )
-from ._C import ChatLabels, function_tag_names, function_tag_rules, label_with_chat, tag_functions  # noqa: F401
+from ._C import (  # noqa: F401
+    ChatLabels, function_tag_methods, function_tag_names, function_tag_rules, label_with_chat, tag_functions)
 from . import display as _display
 from .embedded import embedded_model_path, embedded_problem, embedded_scenario, load_embedded_model  # noqa: F401
 from .outcomes import (  # noqa: F401

@@ -13,6 +13,12 @@
 //
 //   anchors::Trace trace = ...;              // sentences from split_sentences
 //   anchors::tag_trace(trace);               // one tag per sentence in Sentence::tags
+//
+// tag_trace is always the rules. learned_tagger.h has a learned tagger
+// (logistic regression over lexical, neighbour, position and rule features)
+// that agrees better with the authors' labels on traces the rules were not
+// written against; tag_functions(trace, method) chooses between the two and
+// uses the learned one by default.
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -87,5 +93,17 @@ FunctionTagDecision tag_sentence(std::string_view sentence, FunctionTagContext& 
 // and returns the decisions (one per sentence). The problem text is
 // metadata["problem"] when present, else the prompt.
 std::vector<FunctionTagDecision> tag_trace(Trace& trace, const FunctionTaggerOptions& options = {});
+
+// The tagging methods tag_functions accepts: "learned" (the default), "rules".
+const std::vector<std::string>& function_tag_methods();
+
+// Tags every sentence with one function tag by `method`: "learned" is
+// tag_trace_learned(trace) with the built-in model (learned_tagger.h; every
+// decision's rule is "learned", `rules_options` are not used: the model was
+// trained with the rules' defaults), "rules" is tag_trace(trace, rules_options).
+// anchors::Error "unknown function tagging method '<m>' (learned, rules)" for
+// any other name (the trace is then unchanged).
+std::vector<FunctionTagDecision> tag_functions(Trace& trace, std::string_view method = "learned",
+                                               const FunctionTaggerOptions& rules_options = {});
 
 }  // namespace anchors

@@ -119,6 +119,24 @@ TEST(Cli, StandardInputIsBoundedLikeAFile) {
   EXPECT_EQ(cli({"segment", "-"}, "One. Two.").code, 0);
 }
 
+TEST(Cli, TagChoosesTheMethod) {
+  const std::string text = "We need to find x. Let me check: 3 + 4 = 7, which matches. So the answer is \\boxed{7}.";
+  const CliRun learned = cli({"tag", "-"}, text);
+  ASSERT_EQ(learned.code, 0) << learned.err;
+  const json by_default = json::parse(learned.out);
+  ASSERT_EQ(by_default.size(), 3u);
+  for (const auto& entry : by_default) EXPECT_EQ(entry["rule"], "learned");
+  EXPECT_EQ(cli({"tag", "-", "--method", "learned"}, text).out, learned.out);
+  const CliRun rules = cli({"tag", "-", "--method", "rules"}, text);
+  ASSERT_EQ(rules.code, 0) << rules.err;
+  const json by_rules = json::parse(rules.out);
+  EXPECT_EQ(by_rules.at(1)["rule"], "check-open");
+  EXPECT_EQ(by_rules.at(2)["tag"], "final_answer_emission");
+  const CliRun bad = cli({"tag", "-", "--method", "llm"}, text);
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("--method must be learned or rules (got 'llm')"), std::string::npos) << bad.err;
+}
+
 TEST(Cli, MethodsListsRegistry) {
   const CliRun r = cli({"methods", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
