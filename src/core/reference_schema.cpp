@@ -782,8 +782,22 @@ ReferenceOutputs write_reference_outputs(const ProblemRollouts& rollouts, const 
   const std::string labeled_text = chunks_labeled_to_json(out.chunks_labeled);
   const std::string importance_text = with_matrix ? step_importance_to_json(out.step_importance) : "";
   const std::string summary_text = with_matrix ? summary_to_json(*out.summary) : "";
+  // The resampled sentences per chunk, as the authors' chunks_resampled.json
+  // (what the web app and `anchors report` show as a sentence's alternatives),
+  // sorted: the records' order depends on which batches finished first, and a
+  // resumed run must write the same file as an uninterrupted one.
+  nlohmann::json resampled = nlohmann::json::object();
+  for (const SentenceRollouts& s : rollouts.resampled) {
+    if (!s.present) continue;
+    std::vector<std::string> texts;
+    for (const Rollout& r : s.rollouts) texts.push_back(r.chunk_resampled);
+    std::sort(texts.begin(), texts.end());
+    resampled[std::to_string(s.chunk_idx)] = texts;
+  }
+  const std::string resampled_text = resampled.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
   const fs::path dir(out_dir);
   write_file_atomic((dir / "chunks_labeled.json").string(), labeled_text);
+  write_file_atomic((dir / "chunks_resampled.json").string(), resampled_text);
   if (with_matrix) {
     write_file_atomic((dir / "step_importance.json").string(), importance_text);
     write_file_atomic((dir / "summary.json").string(), summary_text);

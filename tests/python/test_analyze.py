@@ -170,7 +170,8 @@ def test_sigkill_then_resume_equals_uninterrupted_run(anchors_cli, minilm_dir, t
         assert by_index(records(after[key])) == by_index(records(fresh_files[key])), key
     [fresh_dir] = problem_dirs(fresh_out)
     assert fresh_dir.relative_to(fresh_out) == problem_dir.relative_to(killed_out)
-    for name in ("base_solution.json", "chunks.json", "chunks_labeled.json", "step_importance.json", "summary.json"):
+    for name in ("base_solution.json", "chunks.json", "chunks_labeled.json", "chunks_resampled.json",
+                 "step_importance.json", "summary.json"):
         assert (fresh_dir / name).read_bytes() == (problem_dir / name).read_bytes(), name
     assert ta.load_result(str(fresh_dir / "result.json")) == ta.load_result(str(problem_dir / "result.json"))
 

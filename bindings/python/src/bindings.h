@@ -54,6 +54,7 @@ void bind_outcomes(py::module_& m);  // Outcome and the built-in outcomes (befor
 void bind_rollout(py::module_& m);   // analyze (the black-box pipeline)
 void bind_function_tags(py::module_& m);  // rule-based tagger, chat-model labeller
 void bind_report(py::module_& m);    // HTML report (render_report_html, write_report, read_alternatives)
+void bind_study(py::module_& m);     // StudyTable and its aggregates (after bind_results)
 
 // A seed= argument: any Python int in [0, 2**64 - 1]. Anything else is
 // ta.Error naming the value, where a plain std::uint64_t parameter would give

@@ -66,4 +66,5 @@ PYBIND11_MODULE(_C, m) {
   anchors::python::bind_rollout(m);
   anchors::python::bind_function_tags(m);
   anchors::python::bind_report(m);
+  anchors::python::bind_study(m);
 }

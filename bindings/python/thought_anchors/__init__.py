@@ -85,6 +85,7 @@ from .interventions import (  # noqa: F401
     Delete, Insert, InterventionResult, Resample, Substitute, Truncate, intervene)
 from ._C import Intervention  # noqa: F401
 from .thought_branches import OffPolicy, OnPolicy, Resilience  # noqa: F401
+from .study import Study  # noqa: F401
 from .white_box import AttentionRhythm, AttentionSuppression, ReceiverHeads, SentenceAttention  # noqa: F401
 
 __version__ = _C.__version__

@@ -211,8 +211,12 @@ struct ReferenceOutputs {
   std::optional<StepImportanceSummary> summary;
 };
 
-// Writes chunks_labeled.json, and step_importance.json + summary.json when the
-// metrics hold a matrix, into out_dir (created if missing), each atomically.
+// Writes chunks_labeled.json, chunks_resampled.json (the authors' file:
+// {"<chunk_idx>": [each rollout's chunk_resampled, sorted]} for every chunk
+// with rollouts; sorted so that a resumed run writes the same bytes; report.h
+// reads it back), and step_importance.json +
+// summary.json when the metrics hold a matrix, into out_dir (created if
+// missing), each atomically.
 // Used by `anchors metrics PROBLEM_DIR --out DIR`. For the rollouts of an
 // agentic folder (rollouts.behavior = "blackmail", say) chunks_labeled.json
 // names the rates as the authors' agentic files do, in their key order:

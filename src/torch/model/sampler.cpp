@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "anchors/core/error.h"
+#include "anchors/core/hash.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/tokenizer.h"
 #include "cuda_dispatch.h"
@@ -23,13 +24,6 @@ namespace {
 // first (a partial selection instead of a full sort of the vocabulary); rows
 // whose top 256 do not reach top_p are sorted in full.
 constexpr std::int64_t kPrefilter = 256;
-
-std::uint64_t splitmix64(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
 
 // Candidate tokens of one row, on the CPU: probabilities (float64, summing to
 // 1 over the whole vocabulary, or over the top-k with top_k) in descending

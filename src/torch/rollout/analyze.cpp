@@ -29,7 +29,6 @@ namespace {
 namespace fs = std::filesystem;
 
 using detail::capped_max_tokens;
-using detail::splitmix64;
 
 std::uint64_t base_seed(std::uint64_t seed, std::int64_t attempt) {
   return splitmix64(splitmix64(seed ^ 0x6261736553454544ULL) + static_cast<std::uint64_t>(attempt));

@@ -219,11 +219,11 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
     task.max_tokens = detail::capped_max_tokens(options.max_tokens, task.ids.size(), options.max_positions);
     task.no_room = fmt::format("the prompt of {} has {} tokens, no room left in the model's {} positions", j.id,
                                task.ids.size(), options.max_positions);
-    const std::uint64_t edit_seed = detail::splitmix64(options.seed ^ fnv1a64(j.id));
+    const std::uint64_t edit_seed = splitmix64(options.seed ^ fnv1a64(j.id));
     std::int64_t counted = counts.generated;
     detail::generate_missing(
         provider, store, task, sampling, *outcome, target, options.num_rollouts,
-        [&](std::int64_t b) { return detail::splitmix64(edit_seed + static_cast<std::uint64_t>(b)); }, counts,
+        [&](std::int64_t b) { return splitmix64(edit_seed + static_cast<std::uint64_t>(b)); }, counts,
         check_cancel, [&](std::int64_t) {
           done += counts.generated - counted;
           counted = counts.generated;

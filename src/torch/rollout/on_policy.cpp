@@ -127,17 +127,10 @@ Attribution OnPolicyMethod::run(const Trace& trace, const Context& context) cons
     return v;
   };
   // The candidates' request: `candidates` continuations of prompt + prefix.
+  const detail::SamplingSettings sampling = detail::sampling_settings(io);
   const auto candidate_request = [&](const std::string& prefix) {
-    CompletionRequest request;
-    request.prompt_text = prompt + prefix;
-    request.prompt_ids = tokenizer->encode(request.prompt_text, true).ids;
-    request.messages = detail::chat_messages(trace, prefix);
-    request.n = candidates;
-    request.temperature = io.temperature;
-    request.top_p = io.top_p;
-    request.min_p = io.min_p;
-    request.repetition_penalty = io.repetition_penalty;
-    request.max_tokens = detail::capped_max_tokens(candidate_tokens, request.prompt_ids.size(), io.max_positions);
+    CompletionRequest request = detail::prefix_request(trace, prompt, prefix, *tokenizer, sampling, candidates,
+                                                       candidate_tokens, io.max_positions);
     if (request.max_tokens < 1)
       throw Error(fmt::format("on_policy: a prefix of {} tokens leaves no room in the model's {} positions",
                               request.prompt_ids.size(), io.max_positions));
@@ -162,7 +155,7 @@ Attribution OnPolicyMethod::run(const Trace& trace, const Context& context) cons
         // Every search has its own seed, so a re-run finds the same sentences.
         const std::string key = round == 0 ? fmt::format("on_policy_{}_{}", i, name)
                                            : fmt::format("on_policy_{}_{}_{}", i, name, round);
-        request.seed = detail::splitmix64(io.seed ^ fnv1a64(key));
+        request.seed = splitmix64(io.seed ^ fnv1a64(key));
         std::vector<Candidate> pool;
         for (const Completion& c : context.provider->complete(request)) {
           const Candidate candidate = first_sentence_of(c.text);

@@ -203,7 +203,7 @@ ResilienceResult measure_resilience(RolloutProvider& provider, const model::Toke
   std::vector<Target> work;
   for (std::size_t i : targets) {
     Target t{i, trace.sentences[i].text, intervened_prefix(trace, {InterventionKind::kResample, i, ""}),
-             detail::splitmix64(options.seed ^ fnv1a64(fmt::format("resilience_{}", i))), {}};
+             splitmix64(options.seed ^ fnv1a64(fmt::format("resilience_{}", i))), {}};
     const fs::path dir = fs::path(out_dir) / "resilience" / fmt::format("sentence_{}", i);
     std::error_code ec;
     if (fs::is_directory(dir, ec))  // temp files of a killed writer
@@ -252,11 +252,11 @@ ResilienceResult measure_resilience(RolloutProvider& provider, const model::Toke
     task.max_tokens = detail::capped_max_tokens(options.max_tokens, task.ids.size(), options.max_positions);
     task.no_room = fmt::format("the prefix through sentence {} has {} tokens, no room left in the model's {} positions",
                                t.sentence, task.ids.size(), options.max_positions);
-    const std::uint64_t kept_seed = detail::splitmix64(options.seed ^ fnv1a64(fmt::format("resilience_kept_{}", t.sentence)));
+    const std::uint64_t kept_seed = splitmix64(options.seed ^ fnv1a64(fmt::format("resilience_kept_{}", t.sentence)));
     std::int64_t counted = counts.generated;
     detail::generate_missing(
         provider, store, task, sampling, *outcome, target, options.num_rollouts,
-        [&](std::int64_t b) { return detail::splitmix64(kept_seed + static_cast<std::uint64_t>(b)); }, counts,
+        [&](std::int64_t b) { return splitmix64(kept_seed + static_cast<std::uint64_t>(b)); }, counts,
         check_cancel, [&](std::int64_t) {
           done += counts.generated - counted;
           counted = counts.generated;
@@ -268,16 +268,8 @@ ResilienceResult measure_resilience(RolloutProvider& provider, const model::Toke
   // asks for its round t.
   const auto request_for = [&](const std::string& prefix, std::int64_t lanes, std::uint64_t seed,
                                std::string& no_room) {
-    CompletionRequest request;
-    request.prompt_text = prompt + prefix;
-    request.prompt_ids = tokenizer.encode(request.prompt_text, true).ids;
-    request.messages = detail::chat_messages(trace, prefix);
-    request.n = lanes;
-    request.temperature = sampling.temperature;
-    request.top_p = sampling.top_p;
-    request.min_p = sampling.min_p;
-    request.repetition_penalty = sampling.repetition_penalty;
-    request.max_tokens = detail::capped_max_tokens(options.max_tokens, request.prompt_ids.size(), options.max_positions);
+    CompletionRequest request = detail::prefix_request(trace, prompt, prefix, tokenizer, sampling, lanes,
+                                                       options.max_tokens, options.max_positions);
     request.seed = seed;
     if (request.max_tokens < 1)
       no_room = fmt::format("a chain's prefix has {} tokens, no room left in the model's {} positions",
@@ -322,7 +314,7 @@ ResilienceResult measure_resilience(RolloutProvider& provider, const model::Toke
           std::string no_room;
           const CompletionRequest request =
               request_for(t.before, static_cast<std::int64_t>(chains.back()->index - first_lane + 1),
-                          detail::splitmix64(t.chain_seed + b), no_room);
+                          splitmix64(t.chain_seed + b), no_room);
           if (auto completions = complete(request, no_room)) {
             for (Chain* c : chains) got.emplace_back(c, (*completions)[c->index - first_lane]);
             counts.generated += static_cast<std::int64_t>(chains.size());
@@ -333,7 +325,7 @@ ResilienceResult measure_resilience(RolloutProvider& provider, const model::Toke
           std::string no_room;
           const CompletionRequest request =
               request_for(chain_prefix(t.before, *c), 1,
-                          detail::splitmix64(t.chain_seed + (static_cast<std::uint64_t>(round) << 32) + c->index),
+                          splitmix64(t.chain_seed + (static_cast<std::uint64_t>(round) << 32) + c->index),
                           no_room);
           if (auto completions = complete(request, no_room)) {
             got.emplace_back(c, completions->front());
@@ -540,15 +532,14 @@ Attribution ResilienceMethod::run(const Trace& trace, const Context& context) co
   if (context.output_dir.empty())
     throw Error("resilience: the context has no output_dir (the folder of the resumable chains)");
   const auto tokenizer = detail::context_tokenizer(context, "resilience");
-  ResilienceOptions options = resilience_options(context.options);
+  const ValueMap o = resolve_options(*this, context.options);
+  ResilienceOptions options = resilience_options(o);
   options.outcome = method_outcome(context, trace);
   options.control = context.control;
-  std::string target = std::get<std::string>(resolve_options(*this, context.options).at("target"));
-  if (target.empty())
-    if (const auto gt = trace.metadata.find("gt_answer"); gt != trace.metadata.end()) target = gt->second;
+  const std::string target = detail::method_target(o, trace);
   ResilienceResult result =
       measure_resilience(*context.provider, *tokenizer, trace, "", target, *context.similarity, context.output_dir, options);
-  result.attribution.options = resolve_options(*this, context.options);
+  result.attribution.options = o;
   return result.attribution;
 }
 

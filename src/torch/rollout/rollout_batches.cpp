@@ -12,13 +12,6 @@
 
 namespace anchors::rollout::detail {
 
-std::uint64_t splitmix64(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
 std::string first_sentence(const std::string& text) {
   const auto sentences = split_sentences(text);
   return sentences.empty() ? std::string() : sentences.front().text;
@@ -54,6 +47,22 @@ std::string trace_prompt(const Trace& trace, const std::string& given, const std
                             "nor a scenario (metadata \"scenario\")",
                             who));
   return model::render_prompt_text(model::PromptFormat::kRaw, problem->second);
+}
+
+CompletionRequest prefix_request(const Trace& trace, const std::string& prompt, const std::string& prefix,
+                                 const model::Tokenizer& tokenizer, const SamplingSettings& sampling, std::int64_t n,
+                                 std::int64_t max_tokens, std::int64_t max_positions) {
+  CompletionRequest request;
+  request.prompt_text = prompt + prefix;
+  request.prompt_ids = tokenizer.encode(request.prompt_text, true).ids;
+  request.messages = chat_messages(trace, prefix);
+  request.n = n;
+  request.temperature = sampling.temperature;
+  request.top_p = sampling.top_p;
+  request.min_p = sampling.min_p;
+  request.repetition_penalty = sampling.repetition_penalty;
+  request.max_tokens = capped_max_tokens(max_tokens, request.prompt_ids.size(), max_positions);
+  return request;
 }
 
 std::vector<ChatMessage> chat_messages(const Trace& trace, const std::string& assistant_prefix) {

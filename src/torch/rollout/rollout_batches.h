@@ -15,6 +15,7 @@
 #include "anchors/core/outcome.h"
 #include "anchors/core/rollouts.h"
 #include "anchors/core/trace.h"
+#include "anchors/model/tokenizer.h"
 #include "anchors/rollout/provider.h"
 #include "anchors/rollout/rollout_store.h"
 
@@ -116,6 +117,15 @@ std::optional<Problem> trace_scenario(const Trace& trace);
 // is none of them.
 std::string trace_prompt(const Trace& trace, const std::string& given, const std::string& who);
 
+// A request for `n` continuations of prompt + `prefix` in all three forms
+// (ids by `tokenizer` with its specials, text, the trace's chat messages),
+// sampled with `sampling`; max_tokens is capped_max_tokens(max_tokens, ...),
+// which is < 1 when the prefix leaves no room (the caller decides what that
+// means). The seed is the caller's.
+CompletionRequest prefix_request(const Trace& trace, const std::string& prompt, const std::string& prefix,
+                                 const model::Tokenizer& tokenizer, const SamplingSettings& sampling, std::int64_t n,
+                                 std::int64_t max_tokens, std::int64_t max_positions);
+
 // The chat form of prompt + `assistant_prefix` for chat-mode providers: the
 // scenario's turns (problem_messages) or the trace's problem as the user
 // message, then the assistant's partial message; empty when the trace names
@@ -129,8 +139,5 @@ void label_rollout(const Outcome& outcome, const std::string& text, const std::s
 
 // The first sentence of a continuation (its chunk_resampled).
 std::string first_sentence(const std::string& text);
-
-// splitmix64: seeds that differ in one bit give unrelated streams.
-std::uint64_t splitmix64(std::uint64_t x);
 
 }  // namespace anchors::rollout::detail

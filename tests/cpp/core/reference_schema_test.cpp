@@ -16,6 +16,8 @@
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
 #include "anchors/core/reference_import.h"
+#include "anchors/core/report.h"
+#include "anchors/core/segmentation.h"
 #include "anchors/methods/resampling.h"
 #include "expect_error.h"
 #include "scenario_folder.h"
@@ -536,13 +538,24 @@ TEST(ReferenceSchema, WriteReferenceOutputsWritesAllThreeFiles) {
   EXPECT_EQ(summary.num_chunks, 3u);
   EXPECT_EQ(summary, summarize_step_importance(rows, labels, 21));
 
-  // Only the three files: no temporary files left behind.
+  // The resampled sentences, in the authors' chunks_resampled.json: what the
+  // report reads as each sentence's alternatives, equal to the rollouts' own.
+  const json resampled = json::parse(read_text_file((out / "chunks_resampled.json").string(), kDataFileLimit));
+  EXPECT_EQ(resampled, json({{"0", {"First we add numbers.", "Maybe guess instead."}}, {"1", {"Then we check it."}}}));
+  Trace trace;
+  trace.text = "First we add numbers. Then we check it. So it is 42.";
+  trace.sentences = split_sentences(trace.text);
+  SentenceAlternatives from_rollouts = alternatives_from_rollouts(rollouts, trace);
+  for (auto& [i, texts] : from_rollouts) std::sort(texts.begin(), texts.end());
+  EXPECT_EQ(read_reference_alternatives((out / "chunks_resampled.json").string(), trace), from_rollouts);
+
+  // Only the four files: no temporary files left behind.
   std::size_t entries = 0;
   for (const auto& e : fs::directory_iterator(out)) {
     ++entries;
     EXPECT_EQ(e.path().extension(), ".json") << e.path();
   }
-  EXPECT_EQ(entries, 3u);
+  EXPECT_EQ(entries, 4u);
 }
 
 TEST(ReferenceSchema, LabelsAreKeptOnlyForTheSameSentences) {

@@ -1,0 +1,93 @@
+// Studies: the table of a study's sentences and its aggregates
+// (anchors/core/study_table.h, study_aggregates.h). thought_anchors.Study
+// (study.py) turns them into pandas DataFrames and figures.
+#include <pybind11/stl.h>
+
+#include "anchors/core/study_aggregates.h"
+#include "anchors/core/study_table.h"
+#include "bindings.h"
+
+namespace anchors::python {
+
+void bind_study(py::module_& m) {
+  py::class_<StudyTable>(m, "StudyTable",
+                         "One row per sentence of every analysed trace of a study (columnar; "
+                         "thought_anchors.Study.table() makes a DataFrame of it).")
+      .def(py::init<>())
+      .def("__len__", &StudyTable::size)
+      .def(
+          "append",
+          [](StudyTable& t, const AnalysisResult& result, const std::string& model, const std::string& base,
+             const std::string& source) { t.append(result, model, base, source); },
+          py::arg("result"), py::arg("model") = "", py::arg("base") = "", py::arg("source") = "",
+          "Appends the sentences of one analysed trace (base \"\": from its metadata is_correct).")
+      .def(
+          "columns",
+          [](const StudyTable& t) {
+            py::dict d;
+            d["model"] = t.model;
+            d["problem"] = t.problem;
+            d["base"] = t.base;
+            d["level"] = t.level;
+            d["type"] = t.type;
+            d["sentence"] = t.sentence;
+            d["position"] = t.position;
+            d["tag"] = t.tag;
+            d["tags"] = t.tags;
+            d["text"] = t.text;
+            d["source"] = t.source;
+            for (const auto& [name, values] : t.scores) d[py::str(name)] = values;
+            return d;
+          },
+          "Every column as a list: model, problem, base, level, type, sentence, position, tag, tags, text, source, "
+          "then one \"<method>.<series>\" column per score (NaN where absent).")
+      .def_property_readonly("score_columns",
+                             [](const StudyTable& t) {
+                               std::vector<std::string> names;
+                               for (const auto& [name, values] : t.scores) names.push_back(name);
+                               return names;
+                             })
+      .def("score_column", &StudyTable::score_column, py::arg("name"),
+           "The full column name of a score given by its full or its series name.")
+      .def("__eq__", [](const StudyTable& a, const StudyTable& b) { return a == b; });
+
+  m.def("study_table_from_folders", &study_table_from_folders, py::arg("root"),
+        py::call_guard<py::gil_scoped_release>(),
+        "Every analysed trace under root (folders with result.json, or the authors' layout) as a StudyTable.");
+
+  const AggregateOptions d;
+  m.def(
+      "study_mean_by",
+      [](const StudyTable& t, const std::string& score, const std::string& by, std::size_t resamples,
+         double confidence, std::uint64_t seed, bool debias_position) {
+        AggregateOptions o;
+        o.resamples = resamples;
+        o.confidence = confidence;
+        o.seed = seed;
+        o.debias_position = debias_position;
+        py::list rows;
+        for (const GroupAggregate& g : mean_by(t, score, by, o))
+          rows.append(py::dict(py::arg(by.c_str()) = g.group, py::arg("sentences") = g.sentences,
+                               py::arg("problems") = g.problems, py::arg("mean") = g.mean,
+                               py::arg("ci_low") = g.ci_low, py::arg("ci_high") = g.ci_high));
+        return rows;
+      },
+      py::arg("table"), py::arg("score"), py::arg("by") = "tag", py::kw_only(), py::arg("resamples") = d.resamples,
+      py::arg("confidence") = d.confidence, py::arg("seed") = d.seed, py::arg("debias_position") = d.debias_position,
+      "Mean score per group with a bootstrap interval over problems (docs/studies.md); one dict per group.");
+  m.def(
+      "study_method_agreement",
+      [](const StudyTable& t, const std::string& a, const std::string& b, std::size_t k) {
+        py::list rows;
+        for (const TraceAgreement& r : method_agreement(t, a, b, k))
+          rows.append(py::dict(py::arg("source") = r.source, py::arg("model") = r.model,
+                               py::arg("problem") = r.problem, py::arg("base") = r.base,
+                               py::arg("sentences") = r.sentences, py::arg("spearman") = r.spearman,
+                               py::arg("top_k_overlap") = r.top_k_overlap));
+        return rows;
+      },
+      py::arg("table"), py::arg("score_a"), py::arg("score_b"), py::arg("k") = 5,
+      "Per trace: Spearman correlation and top-k overlap of two score columns.");
+}
+
+}  // namespace anchors::python
