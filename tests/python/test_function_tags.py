@@ -1,15 +1,13 @@
 """Function tags from Python: the learned and the rule-based tagger (ta.tag_functions), the chat
 labeller (ta.label_with_chat, against a local HTTP server) and `anchors tag`."""
 
-import http.server
 import json
 import subprocess
-import threading
 
 import pytest
 
 import thought_anchors as ta
-from conftest import REFERENCE_DIRS
+from conftest import REFERENCE_DIRS, LoopbackHandler, loopback
 
 APPLES = (
     "We need to find how many apples Tom has left. First, I will find the total, then subtract what he ate. "
@@ -75,34 +73,21 @@ def test_agreement_with_reference_labels():
     assert agree / total >= 0.68  # measured 0.70 (docs/function-tags.md)
 
 
-class ChatHandler(http.server.BaseHTTPRequestHandler):
+class ChatHandler(LoopbackHandler):
     requests = []
     replies = []  # (status, body) answered in order; the last one repeats
 
     def do_POST(self):  # noqa: N802 (http.server's name)
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        ChatHandler.requests.append((self.path, json.loads(body)))
+        ChatHandler.requests.append((self.path, self.json_body()))
         status, reply = ChatHandler.replies.pop(0) if len(ChatHandler.replies) > 1 else ChatHandler.replies[0]
-        data = reply.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        self.reply(reply, status)
 
 
 @pytest.fixture
 def chat_server():
     ChatHandler.requests, ChatHandler.replies = [], []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ChatHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", ChatHandler
-    server.shutdown()
-    server.server_close()
+    with loopback(ChatHandler) as url:
+        yield url, ChatHandler
 
 
 def chat_reply(content):

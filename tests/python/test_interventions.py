@@ -10,15 +10,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import tokenizers
 
 import thought_anchors as ta
+from conftest import LoopbackHandler, loopback
 
 PROBLEM = "What is 2 + 3?"
 SOLUTION = ("I need to add 2 and 3. First, I start from 2.\n\nThen 2 + 3 = 5. Let me check: 5 - 3 = 2. "
@@ -59,38 +58,27 @@ def expected_prefix(trace, kind, i, text=""):
             "delete": before + t[s[i + 1].char_start: s[i + 1].char_end] + gap(i + 1) if i + 1 < len(s) else None}[kind]
 
 
-class Server(BaseHTTPRequestHandler):
+class Server(LoopbackHandler):
     """A /v1/completions server that records prompts and answers 5 only after the inserted text."""
 
     requests: list = []
     decode = None
 
     def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.json_body()
         type(self).requests.append(body)
         text = type(self).decode(body["prompt"])
         answer = "5" if INSERTED in text else "6"
-        choices = [{"index": k, "text": f" So \\boxed{{{answer}}}.", "finish_reason": "stop"} for k in range(body["n"])]
-        payload = json.dumps({"choices": choices}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+        self.reply({"choices": [{"index": k, "text": f" So \\boxed{{{answer}}}.", "finish_reason": "stop"}
+                                for k in range(body["n"])]})
 
 
 @pytest.fixture
 def server(hf_tokenizer):
     Server.requests = []
     Server.decode = staticmethod(lambda ids: hf_tokenizer.decode(ids, skip_special_tokens=False))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Server)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with loopback(Server) as url:
+        yield url
 
 
 def test_every_kind_sends_the_exact_prefix_ids(model, hf_tokenizer, server, tmp_path):

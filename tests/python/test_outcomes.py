@@ -8,16 +8,14 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 import thought_anchors as ta
 
-from conftest import REPO
+from conftest import REPO, LoopbackHandler, loopback
 
 PROBLEM = ta.embedded_problem()  # {"problem": ..., "gt_answer": "57"}
 
@@ -134,7 +132,7 @@ def test_outcome_bad_input_is_a_clear_error(model, embedder, tmp_path):
 # A chat judge on a loopback server
 # ---------------------------------------------------------------------------
 
-class Judge(BaseHTTPRequestHandler):
+class Judge(LoopbackHandler):
     """Says "Yes." when the rollout in the prompt boxes the target, else "No"; misbehaves on demand."""
 
     target = "57"
@@ -142,7 +140,7 @@ class Judge(BaseHTTPRequestHandler):
     calls = 0
 
     def do_POST(self):  # noqa: N802 (http.server's name)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.json_body()
         type(self).calls += 1
         if self.mode == "flaky" and type(self).calls % 2 == 1:
             self.send_response(503)
@@ -152,27 +150,15 @@ class Judge(BaseHTTPRequestHandler):
             time.sleep(1.5)
         text = body["messages"][-1]["content"]
         verdict = "Yes." if f"\\boxed{{{self.target}}}" in text else "No"
-        payload = b"{not json" if self.mode == "bad_json" else json.dumps(
-            {"model": body["model"], "choices": [{"message": {"role": "assistant", "content": verdict}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+        self.reply(b"{not json" if self.mode == "bad_json" else
+                   {"model": body["model"], "choices": [{"message": {"role": "assistant", "content": verdict}}]})
 
 
 @pytest.fixture
 def judge_server():
     Judge.mode, Judge.calls = "ok", 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Judge)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with loopback(Judge) as url:
+        yield url
 
 
 def test_chat_judge_labels_caches_and_retries(judge_server):

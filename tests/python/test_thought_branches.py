@@ -18,14 +18,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 import thought_anchors as ta
+from conftest import LoopbackHandler, loopback
 
 PROBLEM = "What is 2 + 3?"
 SOLUTION = ("I need to add 2 and 3. First, I start from 2. Then I count up three steps. "
@@ -639,7 +638,7 @@ def test_embedded_scenario_from_the_cli_and_python(anchors_cli, minilm_dir, mode
 # A chat model as the similarity judge (ta.ChatSimilarity, --similarity judge:URL), on a loopback server.
 
 
-class SameContentJudge(BaseHTTPRequestHandler):
+class SameContentJudge(LoopbackHandler):
     """Reads sentences A and B out of ChatSimilarity's default prompt; answers "Yes." when their word
     overlap is at least 0.5, else "no" (after a <think> block, to exercise the answer parsing), or
     nonsense in mode "garbage". Records every request body."""
@@ -648,7 +647,7 @@ class SameContentJudge(BaseHTTPRequestHandler):
     bodies: list = []
 
     def do_POST(self):  # noqa: N802 (http.server's name)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.json_body()
         type(self).bodies.append(body)
         user = body["messages"][-1]["content"]
         a = re.search(r"\nA: (.*?)\n\nB: ", user, re.S).group(1)
@@ -656,26 +655,14 @@ class SameContentJudge(BaseHTTPRequestHandler):
         answer = "Yes." if jaccard(a, b) >= 0.5 else "<think>They differ.</think>\nno"
         if self.mode == "garbage":
             answer = "Perhaps."
-        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+        self.reply({"choices": [{"message": {"role": "assistant", "content": answer}}]})
 
 
 @pytest.fixture()
 def same_content_judge():
     SameContentJudge.mode, SameContentJudge.bodies = "ok", []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SameContentJudge)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with loopback(SameContentJudge) as url:
+        yield url
 
 
 def test_resilience_with_a_chat_judge_for_similarity(model, same_content_judge, tmp_path):
