@@ -8,6 +8,7 @@
 #include "anchors/model/sentence_attention.h"
 #include "anchors/model/tokenizer.h"
 #include "bindings.h"
+#include "token_ids.h"
 
 namespace anchors::python {
 namespace {
@@ -80,7 +81,7 @@ void bind_model(py::module_& m) {
   m.def("read_model_config", &model::read_model_config, py::arg("path"));
   m.def(
       "sentence_attention",
-      [](const model::CausalLM& lm, const std::vector<std::int64_t>& token_ids,
+      [](const model::CausalLM& lm, const TokenIds& token_ids,
          const std::vector<std::pair<std::int64_t, std::int64_t>>& sentence_spans,
          std::optional<std::vector<std::int64_t>> layers, std::optional<py::function> progress) {
         std::vector<TokenSpan> spans;
@@ -89,7 +90,7 @@ void bind_model(py::module_& m) {
         const RunControl control = control_from_python(progress);
         py::gil_scoped_release release;
         torch::NoGradGuard no_grad;
-        return model::sentence_attention(lm, token_ids, spans, layers, {}, control);
+        return model::sentence_attention(lm, token_ids.ids, spans, layers, {}, control);
       },
       py::arg("model"), py::arg("token_ids"), py::arg("sentence_spans"), py::arg("layers") = py::none(),
       py::kw_only(), py::arg("progress") = py::none(),
@@ -168,17 +169,17 @@ void bind_model(py::module_& m) {
           py::arg("ids"), "Final normed hidden states [T, hidden] or [B, T, hidden] (model dtype): logits() without lm_head.")
       .def(
           "generate_greedy",
-          [](const model::CausalLM& lm, const std::vector<std::int64_t>& prompt, std::int64_t max_new_tokens,
+          [](const model::CausalLM& lm, const TokenIds& prompt, std::int64_t max_new_tokens,
              std::optional<std::int64_t> eos_id) {
             py::gil_scoped_release release;
             torch::NoGradGuard no_grad;
-            return lm.generate_greedy(prompt, max_new_tokens, eos_id);
+            return lm.generate_greedy(prompt.ids, max_new_tokens, eos_id);
           },
           py::arg("prompt_ids"), py::arg("max_new_tokens"), py::arg("eos_id") = py::none(),
           "Greedy decoding with the KV cache; returns the new token ids.")
       .def(
           "sample",
-          [](const model::CausalLM& lm, const std::vector<std::int64_t>& prompt, std::int64_t n, double temperature,
+          [](const model::CausalLM& lm, const TokenIds& prompt, std::int64_t n, double temperature,
              double top_p, std::int64_t top_k, std::int64_t max_new_tokens, std::vector<std::int64_t> stop_ids,
              std::vector<std::string> stop_strings, Seed seed, double min_p, double repetition_penalty,
              std::int64_t max_batch_bytes) {
@@ -195,7 +196,7 @@ void bind_model(py::module_& m) {
             options.seed = seed.value;
             py::gil_scoped_release release;
             torch::NoGradGuard no_grad;
-            return model::sample(lm, prompt, n, options, lm.tokenizer().get());
+            return model::sample(lm, prompt.ids, n, options, lm.tokenizer().get());
           },
           py::arg("prompt_ids"), py::arg("n") = 1, py::kw_only(), py::arg("temperature") = 0.6,
           py::arg("top_p") = 0.95, py::arg("top_k") = 0, py::arg("max_new_tokens") = 256,

@@ -16,6 +16,7 @@
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/openai_provider.h"
 #include "bindings.h"
+#include "token_ids.h"
 
 namespace anchors::python {
 namespace {
@@ -192,12 +193,12 @@ void bind_providers(py::module_& m) {
       .def_property_readonly("name", &rollout::RolloutProvider::name)
       .def(
           "complete",
-          [](rollout::RolloutProvider& provider, std::vector<std::int64_t> prompt_ids, std::int64_t n,
+          [](rollout::RolloutProvider& provider, TokenIds prompt_ids, std::int64_t n,
              double temperature, double top_p, std::int64_t top_k, std::int64_t max_tokens,
              std::vector<std::string> stop, Seed seed, std::string prompt_text, const py::object& messages,
              double min_p, double repetition_penalty, double presence_penalty, double frequency_penalty) {
             rollout::CompletionRequest request;
-            request.prompt_ids = std::move(prompt_ids);
+            request.prompt_ids = std::move(prompt_ids.ids);
             request.prompt_text = std::move(prompt_text);
             request.messages = messages_from_python(messages);
             request.n = n;
@@ -217,7 +218,7 @@ void bind_providers(py::module_& m) {
             torch::NoGradGuard no_grad;
             return provider.complete(request);
           },
-          py::arg("prompt_ids") = std::vector<std::int64_t>{}, py::arg("n") = r.n, py::kw_only(),
+          py::arg("prompt_ids") = TokenIds{}, py::arg("n") = r.n, py::kw_only(),
           py::arg("temperature") = r.temperature, py::arg("top_p") = r.top_p, py::arg("top_k") = r.top_k,
           py::arg("max_tokens") = r.max_tokens, py::arg("stop") = std::vector<std::string>{},
           py::arg("seed") = r.seed, py::arg("prompt_text") = r.prompt_text, py::arg("messages") = py::none(),
@@ -228,9 +229,9 @@ void bind_providers(py::module_& m) {
           "depends only on (prompt, options, seed, k).")
       .def(
           "prompt_logprobs",
-          [](rollout::RolloutProvider& provider, std::vector<std::int64_t> prompt_ids) {
+          [](rollout::RolloutProvider& provider, TokenIds prompt_ids) {
             rollout::CompletionRequest request;
-            request.prompt_ids = std::move(prompt_ids);
+            request.prompt_ids = std::move(prompt_ids.ids);
             py::gil_scoped_release release;
             torch::NoGradGuard no_grad;
             return provider.prompt_logprobs(request);

@@ -6,6 +6,7 @@
 #include "anchors/model/prompt.h"
 #include "anchors/model/tokenizer.h"
 #include "bindings.h"
+#include "token_ids.h"
 
 namespace anchors::python {
 namespace {
@@ -52,7 +53,12 @@ void bind_tokenizer(py::module_& m) {
       .def_static("from_json", [](const std::string& json) { return Tokenizer::from_json(json); }, py::arg("json"))
       .def("encode", &encode_for_python, py::arg("text"), py::arg("add_special_tokens") = false)
       .def("count_tokens", &Tokenizer::count_tokens, py::arg("text"))
-      .def("decode", &Tokenizer::decode, py::arg("ids"), py::arg("skip_special_tokens") = false)
+      .def(
+          "decode",
+          [](const Tokenizer& t, const TokenIds& ids, bool skip_special_tokens) {
+            return t.decode(ids.ids, skip_special_tokens);
+          },
+          py::arg("ids"), py::arg("skip_special_tokens") = false)
       .def_property_readonly("vocab_size", &Tokenizer::vocab_size)
       .def_property_readonly("kind", &Tokenizer::kind)
       .def_property_readonly("bos_id", &Tokenizer::bos_id)

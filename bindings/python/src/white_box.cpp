@@ -20,6 +20,7 @@
 #include "anchors/model/torch_ops.h"
 #include "anchors/rollout/provider.h"
 #include "bindings.h"
+#include "token_ids.h"
 
 namespace anchors::python {
 namespace {
@@ -74,7 +75,7 @@ void bind_white_box(py::module_& m) {
   const model::SuppressionOptions sd;
   m.def(
       "suppression_matrix",
-      [](const model::CausalLM& lm, std::vector<std::int64_t> token_ids, const SpanPairs& sentence_spans,
+      [](const model::CausalLM& lm, TokenIds token_ids, const SpanPairs& sentence_spans,
          double temperature, double top_p, std::int64_t max_kept, std::int64_t batch_lanes, bool reuse_prefix,
          std::optional<py::function> progress) {
         model::SuppressionOptions o;
@@ -84,7 +85,7 @@ void bind_white_box(py::module_& m) {
         o.batch_lanes = batch_lanes;
         o.reuse_prefix = reuse_prefix;
         o.control = control_from_python(progress);
-        const model::TokenTrace t = token_trace(std::move(token_ids), sentence_spans);
+        const model::TokenTrace t = token_trace(std::move(token_ids.ids), sentence_spans);
         py::gil_scoped_release release;
         torch::NoGradGuard no_grad;
         return model::suppression_matrix(lm, t, o);
@@ -101,11 +102,11 @@ void bind_white_box(py::module_& m) {
   const model::ReceiverHeadsOptions rd;
   m.def(
       "receiver_heads",
-      [](const model::CausalLM& lm, const std::vector<std::pair<std::vector<std::int64_t>, SpanPairs>>& traces,
+      [](const model::CausalLM& lm, const std::vector<std::pair<TokenIds, SpanPairs>>& traces,
          std::size_t top_k, std::size_t proximity_ignore, bool exclude_layer0,
          const std::vector<std::pair<std::int64_t, std::int64_t>>& heads, std::optional<py::function> progress) {
         std::vector<model::TokenTrace> inputs;
-        for (const auto& [ids, spans] : traces) inputs.push_back(token_trace(ids, spans));
+        for (const auto& [ids, spans] : traces) inputs.push_back(token_trace(ids.ids, spans));
         model::ReceiverHeadsOptions o;
         o.top_k = top_k;
         o.proximity_ignore = proximity_ignore;
@@ -139,7 +140,7 @@ void bind_white_box(py::module_& m) {
   const model::AttentionRhythmOptions ad;
   m.def(
       "attention_rhythm",
-      [](const model::CausalLM& lm, const std::vector<std::int64_t>& token_ids, std::int64_t response_begin,
+      [](const model::CausalLM& lm, const TokenIds& token_ids, std::int64_t response_begin,
          std::int64_t waad_window, std::int64_t fai_near, std::int64_t fai_far, double local_fraction,
          double global_fraction, std::optional<std::vector<std::int64_t>> layers, double top_fraction, double gamma,
          std::optional<py::function> progress) {
@@ -157,7 +158,7 @@ void bind_white_box(py::module_& m) {
         {
           py::gil_scoped_release release;
           torch::NoGradGuard no_grad;
-          r = model::attention_rhythm(lm, token_ids, o, control_from_python(progress));
+          r = model::attention_rhythm(lm, token_ids.ids, o, control_from_python(progress));
         }
         py::dict out;
         out["layers"] = r.layers;
@@ -186,7 +187,7 @@ void bind_white_box(py::module_& m) {
   m.def(
       "run_method",
       [](const std::string& name, const Trace& trace, std::shared_ptr<model::CausalLM> lm,
-         std::optional<std::vector<std::int64_t>> token_ids, std::optional<SpanPairs> sentence_spans,
+         std::optional<TokenIds> token_ids, std::optional<SpanPairs> sentence_spans,
          std::shared_ptr<rollout::RolloutProvider> provider, std::shared_ptr<model::Tokenizer> tokenizer,
          const std::string& output_dir, std::shared_ptr<ProblemRollouts> rollouts, const py::object& similarity,
          std::shared_ptr<Outcome> outcome, const ValueMap& options, std::optional<py::function> progress) {
@@ -196,7 +197,7 @@ void bind_white_box(py::module_& m) {
         context.options = options;
         if (token_ids || sentence_spans) {
           if (!token_ids || !sentence_spans) throw Error(name + ": give both token_ids and sentence_spans, or neither");
-          context.token_trace = std::make_shared<model::TokenTrace>(token_trace(*token_ids, *sentence_spans));
+          context.token_trace = std::make_shared<model::TokenTrace>(token_trace(token_ids->ids, *sentence_spans));
         }
         context.provider = std::move(provider);
         context.tokenizer = std::move(tokenizer);

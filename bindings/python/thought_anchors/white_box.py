@@ -82,7 +82,7 @@ class _WhiteBoxMethod:
         model,
         trace,
         *,
-        token_ids: Optional[Sequence[int]] = None,
+        token_ids=None,
         sentence_spans: Optional[Sequence[Tuple[int, int]]] = None,
         progress=None,
         into=None,
@@ -97,7 +97,7 @@ class _WhiteBoxMethod:
             self.name,
             trace,
             model=model,
-            token_ids=None if token_ids is None else list(token_ids),
+            token_ids=token_ids,  # a list, a 1-D integer tensor or NumPy array
             sentence_spans=None if sentence_spans is None else [tuple(s) for s in sentence_spans],
             options=self.options,
             progress=progress or None,

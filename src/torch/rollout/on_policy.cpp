@@ -160,10 +160,14 @@ Attribution OnPolicyMethod::run(const Trace& trace, const Context& context) cons
         for (const Completion& c : context.provider->complete(request)) {
           const Candidate candidate = first_sentence_of(c.text);
           if (candidate.sentence.empty()) continue;
-          if (std::none_of(pool.begin(), pool.end(), [&](const Candidate& p) { return p.sentence == candidate.sentence; }))
-            pool.push_back(candidate);
+          const auto same = [&](const Candidate& p) { return p.sentence == candidate.sentence; };
+          if (std::none_of(pool.begin(), pool.end(), same)) pool.push_back(candidate);
         }
-        if (pool.empty()) break;
+        if (pool.empty()) {
+          // No sentence to add: the replacement is what was kept, without its trailing gap.
+          accepted.erase(accepted.find_last_not_of(" \t\r\n") + 1);
+          break;
+        }
         std::vector<std::pair<std::string, std::string>> pairs;
         for (const Candidate& p : pool) pairs.emplace_back(text, p.sentence);
         const std::vector<double> sims = context.similarity->similarities(pairs);
