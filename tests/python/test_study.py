@@ -90,6 +90,16 @@ def test_the_table_has_every_sentence_and_score(study):
     assert study.score_columns == [c for c in table.columns if "." in c]
 
 
+def test_from_results_reads_the_same_sentences(study):
+    results = [ta.import_reference(str(d)) for d in sorted(REFERENCE.glob("*/*_base_solution/problem_*"))]
+    mine = ta.Study.from_results(results, model="m").table()
+    table = study.table()
+    assert len(mine) == len(table) and set(mine["model"]) == {"m"}
+    for column in ("problem", "sentence", "position", "tag", "text"):
+        assert mine[column].tolist() == table[column].tolist(), column
+    assert mine[SCORE].equals(table[SCORE])
+
+
 def test_parquet_round_trip(study, tmp_path):
     study.to_parquet(tmp_path / "study.parquet")
     back = pd.read_parquet(tmp_path / "study.parquet")
