@@ -207,4 +207,61 @@ std::vector<TraceAgreement> method_agreement(const StudyTable& table, const std:
   return out;
 }
 
+SplitHalfReliability receiver_head_reliability(const StudyTable& table, const ReliabilityOptions& options) {
+  if (options.splits == 0) throw Error("study aggregates: splits must be >= 1");
+  const auto it = table.matrices.find(options.matrix);
+  const std::size_t N = it == table.matrices.end() ? 0 : it->second.size();
+  if (N < 4)
+    throw Error(fmt::format("study aggregates: split-half reliability needs at least 4 traces with \"{}\", the "
+                            "table has {} (run receiver_heads on more traces)",
+                            options.matrix, N));
+  const Matrix& first = it->second.front().second;
+  for (const auto& [source, m] : it->second)
+    if (m.rows != first.rows || m.cols != first.cols)
+      throw Error(fmt::format("study aggregates: {} of {} is {}x{}, the first trace's is {}x{} (one model per study "
+                              "table, or filter it)",
+                              options.matrix, source, m.rows, m.cols, first.rows, first.cols));
+  const std::size_t begin = options.include_layer0 ? 0 : first.cols;  // the first flat index used
+  const std::size_t cells = first.data.size();
+
+  // Per-head mean over a set of traces, NaN skipped (NaN when none is finite).
+  const auto half_mean = [&](const std::vector<std::size_t>& traces) {
+    std::vector<double> out(cells, kNaN);
+    for (std::size_t c = begin; c < cells; ++c) {
+      double s = 0, n = 0;
+      for (std::size_t t : traces) {
+        const double v = it->second[t].second.data[c];
+        if (std::isfinite(v)) s += v, n += 1;
+      }
+      if (n > 0) out[c] = s / n;
+    }
+    return out;
+  };
+  SplitHalfReliability out;
+  out.traces = N;
+  double sum = 0, counted = 0;
+  for (std::size_t split = 0; split < options.splits; ++split) {
+    std::vector<std::size_t> order(N);
+    std::iota(order.begin(), order.end(), 0);
+    for (std::size_t k = N - 1; k >= 1; --k) {
+      const std::size_t j =
+          static_cast<std::size_t>(splitmix64(options.seed + static_cast<std::uint64_t>(split) * N + k) % (k + 1));
+      std::swap(order[k], order[j]);
+    }
+    const std::vector<std::size_t> a(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(N / 2));
+    const std::vector<std::size_t> b(order.begin() + static_cast<std::ptrdiff_t>(N / 2), order.end());
+    const std::vector<double> ma = half_mean(a), mb = half_mean(b);
+    std::vector<double> x, y;
+    for (std::size_t c = begin; c < cells; ++c)
+      if (std::isfinite(ma[c]) && std::isfinite(mb[c])) x.push_back(ma[c]), y.push_back(mb[c]);
+    if (split == 0) out.heads = x.size();
+    const double r = x.size() >= 2 ? pearson(x, y) : kNaN;
+    out.split_r.push_back(r);
+    if (std::isfinite(r)) sum += r, counted += 1;
+  }
+  out.mean_r = counted > 0 ? sum / counted : kNaN;
+  out.spearman_brown = 2 * out.mean_r / (1 + out.mean_r);
+  return out;
+}
+
 }  // namespace anchors

@@ -75,6 +75,9 @@ void StudyTable::append(const AnalysisResult& result, const std::string& model_n
     }
   }
   for (auto& [name, column] : scores) column.resize(size(), kNaN);  // columns this trace lacks
+  for (const Attribution& a : result.attributions)
+    for (const auto& [name, m] : a.matrices)
+      if (keep_matrices.count(a.method + "." + name)) matrices[a.method + "." + name].emplace_back(source_path, m);
 }
 
 std::string StudyTable::score_column(const std::string& name) const {
@@ -97,7 +100,7 @@ const std::vector<double>& StudyTable::score(const std::string& name) const { re
 bool StudyTable::operator==(const StudyTable& o) const {
   if (!(model == o.model && problem == o.problem && base == o.base && level == o.level && type == o.type &&
         sentence == o.sentence && position == o.position && tag == o.tag && tags == o.tags && text == o.text &&
-        source == o.source && scores.size() == o.scores.size()))
+        source == o.source && scores.size() == o.scores.size() && matrices == o.matrices))
     return false;
   for (const auto& [name, values] : scores) {
     const auto it = o.scores.find(name);

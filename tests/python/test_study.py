@@ -157,3 +157,38 @@ def test_clear_errors(study, tmp_path):
     (broken / "result.json").write_text(json.dumps({"format": "nonsense"}))
     with pytest.raises(ta.Error, match="result.json"):
         ta.Study.from_folders(tmp_path)
+
+
+def test_receiver_head_reliability_equals_numpy_on_the_embedded_model():
+    # Six traces the embedded model wrote for its demo problem, each through ta.ReceiverHeads.
+    model = ta.load_embedded_model()
+    problem = ta.embedded_problem()["problem"]
+    prompt = ta.render_prompt(model.tokenizer, "raw", problem).text
+    samples = model.sample(model.tokenizer.encode(prompt).ids, 6, max_new_tokens=160, seed=11, temperature=1.0)
+    results = []
+    for s in samples:
+        trace = ta.Trace.from_text(s.text, prompt=prompt)
+        assert len(trace.sentences) >= 6, s.text
+        results.append(ta.ReceiverHeads(top_k=4).run(model, trace))
+    study = ta.Study.from_results(results)
+    got = study.receiver_head_reliability(splits=25, seed=5)
+
+    # The reference: the same shuffles (docs/studies.md), numpy means and Pearson r.
+    kurtosis = [r.attribution("receiver_heads").matrix("head_kurtosis").numpy()[1:].ravel() for r in results]
+    n = len(kurtosis)
+    rs = []
+    for split in range(25):
+        order = list(range(n))
+        for k in range(n - 1, 0, -1):
+            j = splitmix64(5 + split * n + k) % (k + 1)
+            order[k], order[j] = order[j], order[k]
+        a = np.nanmean([kurtosis[t] for t in order[: n // 2]], axis=0)
+        b = np.nanmean([kurtosis[t] for t in order[n // 2:]], axis=0)
+        ok = np.isfinite(a) & np.isfinite(b)
+        rs.append(np.corrcoef(a[ok], b[ok])[0, 1])
+    assert got["traces"] == n
+    assert np.allclose(got["split_r"], rs, rtol=0, atol=1e-12)
+    assert math.isclose(got["mean_r"], float(np.mean(rs)), abs_tol=1e-12)
+    assert math.isclose(got["spearman_brown"], 2 * got["mean_r"] / (1 + got["mean_r"]), abs_tol=1e-15)
+    with pytest.raises(ta.Error, match="at least 4 traces"):
+        ta.Study.from_results(results[:3]).receiver_head_reliability()

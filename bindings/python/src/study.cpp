@@ -88,6 +88,22 @@ void bind_study(py::module_& m) {
       },
       py::arg("table"), py::arg("score_a"), py::arg("score_b"), py::arg("k") = 5,
       "Per trace: Spearman correlation and top-k overlap of two score columns.");
+  const ReliabilityOptions ro;
+  m.def(
+      "study_receiver_head_reliability",
+      [](const StudyTable& t, std::size_t splits, std::uint64_t seed, bool include_layer0, const std::string& matrix) {
+        ReliabilityOptions o;
+        o.splits = splits;
+        o.seed = seed;
+        o.include_layer0 = include_layer0;
+        o.matrix = matrix;
+        const SplitHalfReliability r = receiver_head_reliability(t, o);
+        return py::dict(py::arg("traces") = r.traces, py::arg("heads") = r.heads, py::arg("mean_r") = r.mean_r,
+                        py::arg("spearman_brown") = r.spearman_brown, py::arg("split_r") = r.split_r);
+      },
+      py::arg("table"), py::kw_only(), py::arg("splits") = ro.splits, py::arg("seed") = ro.seed,
+      py::arg("include_layer0") = ro.include_layer0, py::arg("matrix") = ro.matrix,
+      "Split-half reliability of the per-head kurtosis across traces (docs/studies.md).");
 }
 
 }  // namespace anchors::python

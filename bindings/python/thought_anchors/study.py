@@ -93,6 +93,13 @@ class Study:
         return _pandas().DataFrame(rows, columns=["source", "model", "problem", "base", "sentences", "spearman",
                                                   "top_k_overlap"])
 
+    def receiver_head_reliability(self, *, splits: int = 100, seed: int = 0, include_layer0: bool = False) -> dict:
+        """Split-half reliability of the receiver heads across the study's traces: the traces' per-head kurtosis
+        (from ta.ReceiverHeads) split in random halves, the halves' per-head means correlated. A dict: traces,
+        heads, mean_r (over splits), spearman_brown (2r / (1 + r)), split_r (docs/studies.md)."""
+        return dict(_C.study_receiver_head_reliability(self._table, splits=splits, seed=seed,
+                                                       include_layer0=include_layer0))
+
     def plot_by_tag(self, score: str, *, ax=None, **options):
         """A bar chart of by_tag(score, **options) with its intervals; returns the matplotlib Figure."""
         import matplotlib.pyplot as plt

@@ -74,4 +74,33 @@ struct TraceAgreement {
 std::vector<TraceAgreement> method_agreement(const StudyTable& table, const std::string& score_a,
                                              const std::string& score_b, std::size_t k = 5);
 
+// Split-half reliability of the receiver heads across traces ("receiver
+// heads are consistent across traces"): the traces' per-head kurtosis
+// matrices (StudyTable::matrices["receiver_heads.head_kurtosis"], [L x H]
+// each, all of one shape) are split in two halves at random, each half's
+// per-head mean kurtosis taken (NaN skipped), and the halves correlated
+// (Pearson, over the heads finite in both; layer 0 left out unless
+// include_layer0, as the receiver-head selection leaves it out).
+// Split s (0 <= s < splits) shuffles the traces by Fisher-Yates, k from N-1
+// down to 1 swapping k with splitmix64(seed + s * N + k) mod (k + 1); the
+// first floor(N / 2) traces are one half, the rest the other. Reported: the
+// mean r over splits and its Spearman-Brown correction 2r / (1 + r) (the
+// reliability of the full set), and each split's r.
+struct ReliabilityOptions {
+  std::size_t splits = 100;
+  std::uint64_t seed = 0;
+  bool include_layer0 = false;
+  std::string matrix = "receiver_heads.head_kurtosis";
+};
+struct SplitHalfReliability {
+  std::size_t traces = 0;
+  std::size_t heads = 0;          // heads correlated (finite in both halves of the first split)
+  double mean_r = 0;              // mean over splits (NaN splits skipped)
+  double spearman_brown = 0;      // 2 mean_r / (1 + mean_r)
+  std::vector<double> split_r;    // one per split
+};
+// anchors::Error when the table has fewer than 4 traces with that matrix,
+// matrices of different shapes, or splits == 0.
+SplitHalfReliability receiver_head_reliability(const StudyTable& table, const ReliabilityOptions& options = {});
+
 }  // namespace anchors

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,13 @@ struct StudyTable {
   // "<method>.<series>" -> one value per row; NaN where the row's trace has
   // no such series (or the method gave none for the sentence).
   std::map<std::string, std::vector<double>> scores;
+  // Trace-level results: "<method>.<matrix>" -> (source, matrix) for every
+  // appended trace whose attribution has that matrix, in append order, for
+  // the names in keep_matrices only (an S x S matrix per trace would make a
+  // large study's table large): by default the receiver heads' per-trace
+  // head kurtosis [L x H], which receiver_head_reliability reads.
+  std::set<std::string> keep_matrices = {"receiver_heads.head_kurtosis"};
+  std::map<std::string, std::vector<std::pair<std::string, Matrix>>> matrices;
 
   std::size_t size() const { return sentence.size(); }
 
@@ -44,7 +52,8 @@ struct StudyTable {
   // type from its metadata; base "correct"/"incorrect" from metadata
   // "is_correct" ("true"/"false") unless given. New score columns are filled
   // with NaN for the rows before. anchors::Error when a score series does not
-  // have one value per sentence (AnalysisResult::validate).
+  // have one value per sentence (AnalysisResult::validate). The matrices
+  // named in keep_matrices are kept in `matrices`.
   void append(const AnalysisResult& result, const std::string& model, const std::string& base,
               const std::string& source);
 

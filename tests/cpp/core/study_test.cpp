@@ -157,5 +157,48 @@ TEST(StudyAggregates, MethodAgreementPerTrace) {
   EXPECT_THROW(method_agreement(t, "x", "y", 0), Error);
 }
 
+// A trace whose receiver_heads attribution holds a 2 x 3 kurtosis matrix.
+AnalysisResult with_kurtosis(const std::string& problem, const std::vector<double>& values) {
+  AnalysisResult r = result(problem, {"a"}, {{"x", {0}}});
+  Attribution a;
+  a.method = "receiver_heads";
+  a.matrices["head_kurtosis"] = Matrix(2, 3);
+  a.matrices["head_kurtosis"].data = values;
+  r.attributions.push_back(a);
+  return r;
+}
+
+TEST(StudyAggregates, ReceiverHeadReliability) {
+  // Layer 1's heads have kurtosis 1, 5, 9 in every trace, up to +-0.1: the
+  // halves agree (r near 1); layer 0 (left out) is noise.
+  StudyTable t;
+  for (int k = 0; k < 6; ++k) {
+    const double e = (k % 2 ? 0.1 : -0.1) * (k % 3);
+    t.append(with_kurtosis("p" + std::to_string(k), {100.0 * k, -7.0 * k, 3.0, 1 + e, 5 - e, 9 + e}), "M", "",
+             "s" + std::to_string(k));
+  }
+  ASSERT_EQ(t.matrices.at("receiver_heads.head_kurtosis").size(), 6u);
+  EXPECT_EQ(t.matrices.count("m.x"), 0u);  // only the kept matrices
+  ReliabilityOptions o;
+  o.splits = 20;
+  const SplitHalfReliability r = receiver_head_reliability(t, o);
+  EXPECT_EQ(r.traces, 6u);
+  EXPECT_EQ(r.heads, 3u);
+  ASSERT_EQ(r.split_r.size(), 20u);
+  EXPECT_GT(r.mean_r, 0.99);
+  EXPECT_NEAR(r.spearman_brown, 2 * r.mean_r / (1 + r.mean_r), 1e-15);
+  EXPECT_EQ(receiver_head_reliability(t, o).split_r, r.split_r);  // deterministic
+  o.include_layer0 = true;  // layer 0 varies wildly from trace to trace
+  EXPECT_EQ(receiver_head_reliability(t, o).heads, 6u);
+  // Errors: too few traces, shapes that differ.
+  StudyTable few;
+  for (int k = 0; k < 3; ++k) few.append(with_kurtosis("p", {1, 2, 3, 4, 5, 6}), "M", "", "s" + std::to_string(k));
+  EXPECT_THROW(receiver_head_reliability(few), Error);
+  AnalysisResult odd = with_kurtosis("q", {1, 2, 3, 4, 5, 6});
+  odd.attributions.back().matrices["head_kurtosis"] = Matrix(3, 3, 1.0);
+  t.append(odd, "M", "", "odd");
+  EXPECT_THROW(receiver_head_reliability(t), Error);
+}
+
 }  // namespace
 }  // namespace anchors
