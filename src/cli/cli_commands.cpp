@@ -17,6 +17,7 @@
 #include "anchors/core/reference_import.h"
 #include "anchors/core/reference_schema.h"
 #include "anchors/core/report.h"
+#include "anchors/core/study_report.h"
 #include "anchors/core/outcome.h"
 #include "anchors/core/resampling_metrics.h"
 #include "anchors/core/rollouts.h"
@@ -281,6 +282,38 @@ int run_report(const std::vector<std::string>& raw, std::istream&, std::ostream&
   return 0;
 }
 
+// ---------------------------------------------------------------- study-report
+const char* kStudyReportUsage =
+    "usage: anchors study-report ROOT -o DIR [options]\n\n"
+    "Write a study's HTML index: every analysed trace under ROOT (folders with result.json, or the\n"
+    "authors' layout) as a row -- model, problem, base kind, level, type, sentences and the trace's\n"
+    "mean of every score, sortable by any column -- linking to each trace's own report, and the mean\n"
+    "score by function tag with bootstrap intervals over problems (plain and position-debiased) as\n"
+    "inline SVG (docs/studies.md). Writes DIR/index.html and DIR/traces/trace_<k>.html.\n\n"
+    "options:\n"
+    "  -o, --output DIR       the report folder\n"
+    "  --title T              page title (default: \"Thought anchors study - <ROOT's name>\")\n"
+    "  --score NAME           the figures' score (default counterfactual_importance_kl when present)\n"
+    "  --resamples N          bootstrap resamples (default 1000)\n"
+    "  --seed N               bootstrap seed (default 0)\n";
+
+int run_study_report(const std::vector<std::string>& raw, std::istream&, std::ostream& out, std::ostream&) {
+  Args args(raw, {}, {"o", "output", "title", "score", "resamples", "seed"});
+  args.expect_positionals(1, "one ROOT folder");
+  const auto dir = args.option("output") ? args.option("output") : args.option("o");
+  if (!dir) throw UsageError("missing -o/--output DIR");
+  StudyReportOptions options;
+  options.title = args.option_or("title", "");
+  options.score = args.option_or("score", "");
+  const long resamples = args.integer_or("resamples", 1000), seed = args.integer_or("seed", 0);
+  if (resamples < 0 || seed < 0) throw UsageError("--resamples and --seed must be >= 0");
+  options.aggregate.resamples = static_cast<std::size_t>(resamples);
+  options.aggregate.seed = static_cast<std::uint64_t>(seed);
+  const StudyReportSummary written = write_study_report(args.positionals()[0], *dir, options);
+  out << fmt::format("wrote {} ({} traces, figures of {})\n", written.index, written.traces, written.score);
+  return 0;
+}
+
 // ---------------------------------------------------------------- metrics
 const char* kMetricsUsage =
     "usage: anchors metrics PROBLEM_DIR --similarities FILE [options]\n\n"
@@ -449,6 +482,8 @@ std::vector<CliCommand> builtin_commands() {
   commands.push_back({"import", "convert an authors' reference folder to a result JSON", kImportUsage, run_import});
   commands.push_back({"report", "write a self-contained interactive HTML report of a result", kReportUsage,
                       run_report});
+  commands.push_back({"study-report", "the HTML index of a study: every trace, sortable, with by-tag figures",
+                      kStudyReportUsage, run_study_report});
   commands.push_back({"metrics", "resampling metrics of a rollout folder, in the reference schema", kMetricsUsage,
                       run_metrics});
   commands.push_back({"tag", "give every sentence a function tag (learned or rule-based; JSON or a table)", kTagUsage,

@@ -23,6 +23,7 @@
 // (and data-sentences, data-matrices, data-charts, data-selected,
 // data-alternatives). Neither file may contain "</" (they sit inside <style>
 // and <script>): the generator refuses it, and report_test.cpp checks the page.
+#include "html_escape.h"
 #include "report_assets.h"
 
 namespace anchors {
@@ -30,21 +31,7 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string html_escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + text.size() / 8);
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+using detail::html_escape;
 
 // Short chip labels of the function tags of docs/design.md §3; other tags show
 // their name with spaces for underscores.

@@ -109,6 +109,12 @@ bool StudyTable::operator==(const StudyTable& o) const {
   return true;
 }
 
+AnalysisResult load_analysed_folder(const std::string& dir) {
+  std::error_code ec;
+  const fs::path result = fs::path(dir) / "result.json";
+  return fs::is_regular_file(result, ec) ? load_result(result.string()) : import_reference_folder(dir);
+}
+
 StudyTable study_table_from_folders(const std::string& root) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) throw Error(fmt::format("{}: no such folder (a study or reference root)", root));
@@ -138,9 +144,7 @@ StudyTable study_table_from_folders(const std::string& root) {
                             root));
   StudyTable table;
   for (const fs::path& dir : folders) {
-    const AnalysisResult result = fs::is_regular_file(dir / "result.json", ec)
-                                      ? load_result((dir / "result.json").string())
-                                      : import_reference_folder(dir.string());
+    const AnalysisResult result = load_analysed_folder(dir.string());
     std::string model, kind;
     std::smatch m;
     const std::string parent = dir.parent_path().filename().string();

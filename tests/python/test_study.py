@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import matplotlib
@@ -192,3 +193,41 @@ def test_receiver_head_reliability_equals_numpy_on_the_embedded_model():
     assert math.isclose(got["spearman_brown"], 2 * got["mean_r"] / (1 + got["mean_r"]), abs_tol=1e-15)
     with pytest.raises(ta.Error, match="at least 4 traces"):
         ta.Study.from_results(results[:3]).receiver_head_reliability()
+
+
+def test_study_report_opens_in_chromium(study, tmp_path, anchors_cli):
+    from test_report import Dom, dump_dom
+
+    out = tmp_path / "report"
+    index = Path(study.save_report(out, resamples=100))
+    assert index == out / "index.html"
+    table = study.table()
+    sources = list(dict.fromkeys(table["source"]))
+    assert sorted(p.name for p in (out / "traces").iterdir()) == [f"trace_{k}.html" for k in range(len(sources))]
+
+    # Sorted on load by #sort=-COLUMN: the rows in descending order of the trace's mean score.
+    column = SCORE
+    dom = Dom(dump_dom(index, tmp_path, f"sort=-{column}"))
+    assert dom.body.get("data-rendered") == "ok", dom.body
+    assert not dom.body.get("data-errors")
+    assert dom.body.get("data-rows") == str(len(sources))
+    assert dom.body.get("data-sorted") == "-" + column
+    means = table.groupby("source", sort=False)[column].mean()
+    want = [table.loc[table["source"] == s, "problem"].iloc[0] for s in means.sort_values(ascending=False).index]
+    body = dom.find(tag="tbody")[0]
+    links = dom.inside(body, "a")
+    assert [dom.text[a] for a in links] == want  # every problem, in score order, each linking to its report
+    for a in links:
+        assert (out / dom.elements[a][1]["href"]).exists()
+    # The by-tag figures: plain and position-debiased, one bar per tag.
+    tags = study.by_tag(column)
+    svgs = dom.find(tag="svg")
+    assert len(svgs) == 2
+    assert all(len(dom.inside(s, "rect", "bar")) == len(tags) for s in svgs)
+    # The same page from the CLI.
+    done = subprocess.run([anchors_cli, "study-report", str(REFERENCE), "-o", str(tmp_path / "cli"),
+                           "--resamples", "100"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "cli" / "index.html").read_text() == index.read_text()
+    with pytest.raises(ta.Error, match="read from folders"):
+        ta.Study.from_results([ta.import_reference(sources[0])]).save_report(tmp_path / "x")

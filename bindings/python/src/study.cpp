@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "anchors/core/study_aggregates.h"
+#include "anchors/core/study_report.h"
 #include "anchors/core/study_table.h"
 #include "bindings.h"
 
@@ -104,6 +105,25 @@ void bind_study(py::module_& m) {
       py::arg("table"), py::kw_only(), py::arg("splits") = ro.splits, py::arg("seed") = ro.seed,
       py::arg("include_layer0") = ro.include_layer0, py::arg("matrix") = ro.matrix,
       "Split-half reliability of the per-head kurtosis across traces (docs/studies.md).");
+  m.def(
+      "write_study_report",
+      [](const std::string& root, const std::string& out_dir, const std::string& title, const std::string& score,
+         std::size_t resamples, std::uint64_t seed) {
+        StudyReportOptions o;
+        o.title = title;
+        o.score = score;
+        o.aggregate.resamples = resamples;
+        o.aggregate.seed = seed;
+        StudyReportSummary r;
+        {
+          py::gil_scoped_release release;  // the dict below needs it back
+          r = write_study_report(root, out_dir, o);
+        }
+        return py::dict(py::arg("index") = r.index, py::arg("traces") = r.traces, py::arg("score") = r.score);
+      },
+      py::arg("root"), py::arg("out_dir"), py::kw_only(), py::arg("title") = "", py::arg("score") = "",
+      py::arg("resamples") = d.resamples, py::arg("seed") = d.seed,
+      "The study's HTML index (out_dir/index.html) and one report per trace (docs/studies.md).");
 }
 
 }  // namespace anchors::python

@@ -36,13 +36,14 @@ class Study:
     Study.from_results([...]) from AnalysisResult objects.
     """
 
-    def __init__(self, table: "_C.StudyTable"):
+    def __init__(self, table: "_C.StudyTable", root: str | None = None):
         self._table = table
+        self._root = root
 
     @classmethod
     def from_folders(cls, root: str | os.PathLike) -> "Study":
         """Every analysed trace under root, in sorted path order (ta.Error naming the folder otherwise)."""
-        return cls(_C.study_table_from_folders(os.fspath(root)))
+        return cls(_C.study_table_from_folders(os.fspath(root)), os.fspath(root))
 
     # The authors' released folders and ours read the same way.
     from_reference = from_folders
@@ -99,6 +100,18 @@ class Study:
         heads, mean_r (over splits), spearman_brown (2r / (1 + r)), split_r (docs/studies.md)."""
         return dict(_C.study_receiver_head_reliability(self._table, splits=splits, seed=seed,
                                                        include_layer0=include_layer0))
+
+    def save_report(self, out_dir: str | os.PathLike, *, title: str = "", score: str = "", resamples: int = 1000,
+                    seed: int = 0) -> str:
+        """Writes the study's HTML index (out_dir/index.html: a sortable row per trace linking to its own report,
+        the by-tag figures inline) and returns its path. Needs a study read from folders (from_folders /
+        from_reference): the trace reports are made from them."""
+        if self._root is None:
+            raise Error("save_report needs a study read from folders (Study.from_folders(root)); "
+                        "save the results into folders first")
+        written = _C.write_study_report(self._root, os.fspath(out_dir), title=title, score=score,
+                                        resamples=resamples, seed=seed)
+        return written["index"]
 
     def plot_by_tag(self, score: str, *, ax=None, **options):
         """A bar chart of by_tag(score, **options) with its intervals; returns the matplotlib Figure."""

@@ -67,6 +67,11 @@ struct StudyTable {
   bool operator==(const StudyTable& o) const;
 };
 
+// One analysed trace folder: result.json through load_result when present,
+// else the authors' layout through import_reference_folder. anchors::Error
+// from either (naming the file).
+AnalysisResult load_analysed_folder(const std::string& dir);
+
 // Every analysed trace under `root`, in sorted path order:
 //   - a folder with result.json (this library's analyses: `anchors analyze`,
 //     a study's folders) -> load_result;
