@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -18,6 +19,7 @@
 #include "anchors/core/error.h"
 #include "anchors/core/file_io.h"
 #include "anchors/core/outcome.h"
+#include "anchors/core/reference_schema.h"
 #include "anchors/core/rollouts.h"
 #include "anchors/core/segmentation.h"
 #include "anchors/methods/builtins.h"
@@ -188,6 +190,12 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
   attribution.metadata["model"] = *model_dir;
   result.set_attribution(attribution);
   save_result(result, out_path);
+  // A result in a folder of the web app's layout gets the authors' file of
+  // its suppression matrix beside it, so the folder stays a drop-in data folder.
+  const std::string folder = std::filesystem::path(out_path).parent_path().string();
+  std::string supp;
+  if (method == "attention_suppression" && file_exists((std::filesystem::path(folder) / "chunks_labeled.json").string()))
+    supp = write_step_importance_supp(result, folder.empty() ? "." : folder);
 
   const std::string score = choose_score(result, method).second;
   const std::vector<double>& values = attribution.score(score);
@@ -208,6 +216,7 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
       if (c == '\n') c = ' ';
     out << fmt::format("{:>3}. #{:<4} {:.4f}  {}\n", rank + 1, s.index, values[order[rank]], text);
   }
+  if (!supp.empty()) out << fmt::format("wrote {} (the web app's suppression file)\n", supp);
   return 0;
 }
 

@@ -757,6 +757,36 @@ void use_scenario_keys(LabeledChunk& c, const std::string& b) {
 
 }  // namespace
 
+StepImportance suppression_step_importance(const AnalysisResult& result) {
+  const Attribution& a = result.attribution("attention_suppression");
+  const auto it = a.matrices.find("suppression");
+  const std::size_t S = result.trace.sentences.size();
+  if (it == a.matrices.end())
+    throw Error("step_importance_supp: the attention_suppression attribution has no \"suppression\" matrix (an "
+                "imported one cannot be written back this way)");
+  const Matrix& m = it->second;
+  if (m.rows != S || m.cols != S)
+    throw Error(fmt::format("step_importance_supp: the suppression matrix is {}x{}, the trace has {} sentences", m.rows,
+                            m.cols, S));
+  StepImportance rows(S);
+  for (std::size_t i = 0; i < S; ++i) {
+    rows[i].source_chunk_idx = i;
+    rows[i].source_chunk_text = result.trace.sentences[i].text;
+    for (std::size_t j = i + 1; j < S; ++j)
+      rows[i].target_impacts.push_back({j, std::isnan(m(j, i)) ? 0.0 : m(j, i)});
+  }
+  return rows;
+}
+
+std::string write_step_importance_supp(const AnalysisResult& result, const std::string& dir) {
+  const std::string text = step_importance_to_json(suppression_step_importance(result));
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const std::string path = (fs::path(dir) / "step_importance_supp.json").string();
+  write_file_atomic(path, text);
+  return path;
+}
+
 ReferenceOutputs write_reference_outputs(const ProblemRollouts& rollouts, const ResamplingMetrics& metrics,
                                          const std::string& out_dir, const ReferenceOutputOptions& options) {
   std::optional<std::vector<LabeledChunk>> existing;

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import re
 import shutil
@@ -122,6 +123,8 @@ def test_analyze_completes_and_outputs_pass_readers(anchors_cli, minilm_dir, tin
     labeled = json.loads((problem_dir / "chunks_labeled.json").read_text(encoding="utf-8"))
     assert [c["chunk"] for c in labeled] == [s.text for s in result.trace.sentences]
     assert (problem_dir / "step_importance.json").exists() and (problem_dir / "summary.json").exists()
+    resampled = json.loads((problem_dir / "chunks_resampled.json").read_text(encoding="utf-8"))
+    assert resampled and all(len(texts) == 4 for texts in resampled.values())  # every rollout's resampled sentence
 
     # A second run finds everything on disk: nothing is regenerated, nothing changes.
     before = {k: p.read_bytes() for k, p in solutions_files(out).items()}
@@ -131,6 +134,20 @@ def test_analyze_completes_and_outputs_pass_readers(anchors_cli, minilm_dir, tin
     assert "reused from disk, 0 rollouts generated now" in again.stdout
     assert {k: p.read_bytes() for k, p in solutions_files(out).items()} == before
     assert ta.load_result(str(problem_dir / "result.json")) == result
+
+    # A suppression run on the folder's result adds the web app's step_importance_supp.json, which the
+    # authors' reader takes back in their orientation (rows: the suppressed sentence).
+    supp = run([anchors_cli, "run", "attention_suppression", "--model", str(tiny_model), "--result",
+                str(problem_dir / "result.json")])
+    assert supp.returncode == 0, supp.stderr
+    assert "step_importance_supp.json" in supp.stdout
+    ours = ta.load_result(str(problem_dir / "result.json")).attribution("attention_suppression").matrix("suppression")
+    theirs = ta.import_reference(str(problem_dir)).attribution("attention_suppression").matrix("sentence_to_sentence")
+    S = ours.shape[0]
+    for i in range(S):
+        for j in range(i + 1, S):
+            want = ours[j, i].item()
+            assert theirs[i, j].item() == (0.0 if math.isnan(want) else want)
 
 
 def test_sigkill_then_resume_equals_uninterrupted_run(anchors_cli, minilm_dir, tiny_model, problem_file, tmp_path):

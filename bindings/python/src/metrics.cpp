@@ -249,6 +249,9 @@ void bind_metrics(py::module_& m) {
       "Write chunks_labeled.json, step_importance.json and summary.json (reference schema) atomically.");
   m.def("import_reference", &import_reference_folder, py::arg("dir"),
         "Load a problem folder of the authors' published results as an AnalysisResult.");
+  m.def("write_step_importance_supp", &write_step_importance_supp, py::arg("result"), py::arg("dir"),
+        "Writes the result's attention_suppression matrix as the authors' step_importance_supp.json in dir (the web "
+        "app's layout; docs/results.md) and returns the path.");
 }
 
 }  // namespace anchors::python

@@ -72,6 +72,7 @@ from ._C import (  # noqa: F401
     sentence_attention,
     split_sentences,
     write_reference_outputs,
+    write_step_importance_supp,
     write_report,
 )
 from ._C import (  # noqa: F401

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "anchors/core/attribution.h"
 #include "anchors/core/resampling_metrics.h"
 #include "anchors/core/rollouts.h"
 
@@ -195,6 +196,20 @@ StepImportanceSummary summarize_step_importance(const StepImportance& rows,
                                                 const std::vector<LabeledChunk>& chunks,
                                                 std::optional<std::int64_t> problem_idx,
                                                 std::size_t top_steps = 5);
+
+// The authors' step_importance_supp.json from this library's
+// attention_suppression attribution of `result`: its "suppression" matrix
+// ([S x S], S[j, i] = the effect on sentence j of suppressing sentence i,
+// rows centred, NaN where j <= i; docs/attention-suppression.md), in
+// step_importance.json's schema as the authors write it: a row per sentence i
+// (source_chunk_idx i, its text) with every later sentence j as a target,
+// importance_score = S[j, i] (NaN written as 0.0). import_reference_folder
+// reads it back as that attribution's "sentence_to_sentence" matrix
+// (M[i][j] = S[j, i]). anchors::Error when the result has no
+// attention_suppression attribution, or its matrix is not S x S.
+StepImportance suppression_step_importance(const AnalysisResult& result);
+// Writes it as <dir>/step_importance_supp.json (atomically) and returns the path.
+std::string write_step_importance_supp(const AnalysisResult& result, const std::string& dir);
 
 struct ReferenceOutputOptions {
   // chunks_labeled.json whose labels are kept (see labeled_chunks); "" means

@@ -774,3 +774,43 @@ TEST(ReferenceSchema, AgenticFolderWritesAndImportsItsRates) {
 
 }  // namespace
 }  // namespace anchors
+
+namespace anchors {
+namespace {
+
+TEST(ReferenceSchema, SuppressionMatrixWritesTheAuthorsSuppFileAndReadsBack) {
+  testing::ScratchDir scratch("supp");
+  const fs::path folder = fs::path(scratch.path()) / "problem_330";
+  fs::copy(testing::reference_dirs()[0], folder, fs::copy_options::recursive);
+  AnalysisResult result = import_reference_folder(folder.string());
+  const std::size_t S = result.trace.sentences.size();
+  EXPECT_THROW(suppression_step_importance(result), Error);  // no attention_suppression yet
+  // Our orientation: S[j][i] = effect on a later sentence j of suppressing i; NaN where j <= i.
+  Attribution a;
+  a.method = "attention_suppression";
+  Matrix m(S, S);
+  for (std::size_t j = 0; j < S; ++j)
+    for (std::size_t i = 0; i < j; ++i) m(j, i) = 0.001 * static_cast<double>(j) - 0.01 * static_cast<double>(i);
+  m(S - 1, 0) = std::numeric_limits<double>::quiet_NaN();  // written as 0.0, as the authors do
+  a.matrices["suppression"] = m;
+  result.set_attribution(a);
+  const std::string path = write_step_importance_supp(result, folder.string());
+  EXPECT_EQ(path, (folder / "step_importance_supp.json").string());
+  const StepImportance rows = read_step_importance(path);
+  ASSERT_EQ(rows.size(), S);
+  EXPECT_EQ(rows[0].source_chunk_text, result.trace.sentences[0].text);
+  EXPECT_EQ(rows[0].target_impacts.size(), S - 1);
+  EXPECT_TRUE(rows[S - 1].target_impacts.empty());
+  // Imported back: the authors' orientation, M[i][j] = S[j][i] above the diagonal.
+  const Matrix back = import_reference_folder(folder.string()).attribution("attention_suppression").matrix(
+      "sentence_to_sentence");
+  for (std::size_t i = 0; i < S; ++i)
+    for (std::size_t j = i + 1; j < S; ++j)
+      EXPECT_EQ(back(i, j), (i == 0 && j == S - 1) ? 0.0 : m(j, i)) << i << "," << j;
+  a.matrices["suppression"] = Matrix(S - 1, S - 1);
+  result.set_attribution(a);
+  EXPECT_THROW(suppression_step_importance(result), Error);
+}
+
+}  // namespace
+}  // namespace anchors
