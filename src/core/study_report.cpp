@@ -125,7 +125,22 @@ body.setAttribute('data-rendered','ok');
 
 StudyReportSummary write_study_report(const std::string& root, const std::string& out_dir,
                                       const StudyReportOptions& options) {
-  const StudyTable table = study_table_from_folders(root);
+  std::error_code ec;
+  fs::create_directories(fs::path(out_dir) / "traces", ec);
+  if (ec) throw Error(fmt::format("{}: cannot create the report folder ({})", out_dir, ec.message()));
+  // Each trace's own page, written as the table reads it (one load per trace).
+  std::vector<std::string> links;  // per trace, in row order
+  const StudyTable table =
+      study_table_from_folders(root, [&](const AnalysisResult& result, const StudyTable& t, std::size_t r) {
+        if (r == t.size()) return;  // no sentences: no row, no page
+        const std::string& dir = t.source[r];
+        ReportOptions ro;
+        ro.title = fmt::format("{} / {} ({})", t.model[r].empty() ? "-" : t.model[r], t.problem[r], t.base[r]);
+        if (file_exists((fs::path(dir) / "chunks_resampled.json").string()))
+          ro.alternatives = read_alternatives(dir, result.trace);
+        links.push_back(fmt::format("traces/trace_{}.html", links.size()));
+        write_report_html(result, (fs::path(out_dir) / links.back()).string(), ro);
+      });
   StudyReportSummary summary;
   summary.score = figure_score(table, options.score);
   AggregateOptions plain = options.aggregate;
@@ -135,10 +150,6 @@ StudyReportSummary write_study_report(const std::string& root, const std::string
   const auto by_tag = mean_by(table, summary.score, "tag", plain);
   const auto by_tag_debiased = mean_by(table, summary.score, "tag", debiased);
 
-  std::error_code ec;
-  fs::create_directories(fs::path(out_dir) / "traces", ec);
-  if (ec) throw Error(fmt::format("{}: cannot create the report folder ({})", out_dir, ec.message()));
-
   // One row per trace: the rows of a source are contiguous.
   struct Row {
     std::size_t begin = 0, end = 0;
@@ -146,21 +157,10 @@ StudyReportSummary write_study_report(const std::string& root, const std::string
   };
   std::vector<Row> rows;
   for (std::size_t r = 0; r < table.size();) {
-    Row row{r, r, ""};
+    Row row{r, r, links.at(rows.size())};
     while (row.end < table.size() && table.source[row.end] == table.source[r]) ++row.end;
     rows.push_back(row);
     r = row.end;
-  }
-  for (std::size_t k = 0; k < rows.size(); ++k) {
-    const std::string& dir = table.source[rows[k].begin];
-    const AnalysisResult result = load_analysed_folder(dir);
-    ReportOptions ro;
-    ro.title = fmt::format("{} / {} ({})", table.model[rows[k].begin].empty() ? "-" : table.model[rows[k].begin],
-                           table.problem[rows[k].begin], table.base[rows[k].begin]);
-    if (file_exists((fs::path(dir) / "chunks_resampled.json").string()))
-      ro.alternatives = read_alternatives(dir, result.trace);
-    rows[k].link = fmt::format("traces/trace_{}.html", k);
-    write_report_html(result, (fs::path(out_dir) / rows[k].link).string(), ro);
   }
 
   fs::path root_path = fs::path(root).lexically_normal();

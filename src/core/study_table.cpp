@@ -115,7 +115,7 @@ AnalysisResult load_analysed_folder(const std::string& dir) {
   return fs::is_regular_file(result, ec) ? load_result(result.string()) : import_reference_folder(dir);
 }
 
-StudyTable study_table_from_folders(const std::string& root) {
+StudyTable study_table_from_folders(const std::string& root, const TraceVisitor& visit) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) throw Error(fmt::format("{}: no such folder (a study or reference root)", root));
   // The trace folders, in sorted order; chunk_<i> folders hold rollouts, not traces.
@@ -152,7 +152,9 @@ StudyTable study_table_from_folders(const std::string& root) {
       kind = m[1].str();
       model = dir.parent_path().parent_path().filename().string();
     }
+    const std::size_t first_row = table.size();
     table.append(result, model, kind, dir.string());
+    if (visit) visit(result, table, first_row);
   }
   return table;
 }

@@ -52,7 +52,9 @@ void bind_study(py::module_& m) {
            "The full column name of a score given by its full or its series name.")
       .def("__eq__", [](const StudyTable& a, const StudyTable& b) { return a == b; });
 
-  m.def("study_table_from_folders", &study_table_from_folders, py::arg("root"),
+  m.def(
+      "study_table_from_folders", [](const std::string& root) { return study_table_from_folders(root); },
+      py::arg("root"),
         py::call_guard<py::gil_scoped_release>(),
         "Every analysed trace under root (folders with result.json, or the authors' layout) as a StudyTable.");
 

@@ -38,13 +38,14 @@ struct StudyReportSummary {
   std::string score;          // the figures' score column
 };
 
-// Reads every trace under `root` (study_table_from_folders; each trace's
-// folder again for its report, with its chunks_resampled.json alternatives
-// when present), writes out_dir/traces/trace_<k>.html per trace (k in table
-// order) and out_dir/index.html, each atomically. anchors::Error for what
-// study_table_from_folders refuses, a score the table lacks, or an unwritable
-// out_dir. Cost: one load and one trace report per trace, plus the
-// aggregates' bootstrap.
+// Reads every trace under `root` once (study_table_from_folders), writes
+// out_dir/traces/trace_<k>.html per trace with sentences (k in table order;
+// the folder's chunks_resampled.json alternatives when present) as the table
+// reads it, then out_dir/index.html, each atomically; so a score the table
+// lacks is reported after the trace pages and before index.html.
+// anchors::Error for what study_table_from_folders refuses, a score the table
+// lacks, or an unwritable out_dir. Cost: one load and one trace report per
+// trace, plus the aggregates' bootstrap.
 StudyReportSummary write_study_report(const std::string& root, const std::string& out_dir,
                                       const StudyReportOptions& options = {});
 

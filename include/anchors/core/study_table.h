@@ -13,6 +13,7 @@
 // the traces were appended and, within a trace, sentence order.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -83,7 +84,13 @@ AnalysisResult load_analysed_folder(const std::string& dir);
 // authors' layout <model>/<kind>_base_solution/problem_<id> and ours.
 // anchors::Error naming the path: root missing or not a folder, no trace
 // under it, or any folder that fails to load (the loader's message).
-// Cost: one load per trace folder plus a directory walk.
-StudyTable study_table_from_folders(const std::string& root);
+// Cost: one load per trace folder plus a directory walk. `visit`, when
+// given, sees each loaded trace right after it is appended, with the table so
+// far and the index of the trace's first row (= table.size() for a trace
+// without sentences), so a caller that needs the whole results -- the study
+// report's trace pages -- does not load them a second time.
+using TraceVisitor =
+    std::function<void(const AnalysisResult& result, const StudyTable& table, std::size_t first_row)>;
+StudyTable study_table_from_folders(const std::string& root, const TraceVisitor& visit = {});
 
 }  // namespace anchors
