@@ -66,7 +66,7 @@ const char* kAnalyzeUsage =
     "                     (--similarity-model NAME, --similarity-prompt P with {a} and {b})\n"
     "  --server URL       use an OpenAI-compatible server (vLLM, `anchors serve`) instead of the\n"
     "                     local model; --server-model NAME is the request's model (default the\n"
-    "                     --model folder's name)\n"
+    "                     --model folder's name). URL,URL,...: a pool of servers of that model\n"
     "  --device D, --dtype T   local model placement (default cuda/bfloat16 when available, else\n"
     "                     cpu/float32)\n"
     "  --outcome SPEC     what a rollout ended in, compared with the problem's gt_answer\n"

@@ -15,6 +15,7 @@
 #include "anchors/rollout/chat_similarity.h"
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/openai_provider.h"
+#include "anchors/rollout/provider_pool.h"
 
 namespace anchors::cli {
 namespace {
@@ -39,17 +40,24 @@ torch::Dtype parse_dtype(const std::string& name) {
   throw UsageError(fmt::format("--dtype {}: expected float32, bfloat16 or float16", name));
 }
 
+namespace {
+// "a,b,c" -> {"a", "b", "c"} (empty pieces kept, so the caller can reject them).
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::string rest = text;
+  for (std::size_t comma; !rest.empty(); rest = comma == std::string::npos ? "" : rest.substr(comma + 1)) {
+    comma = rest.find(',');
+    out.push_back(rest.substr(0, comma));
+  }
+  return out;
+}
+}  // namespace
+
 std::shared_ptr<const Outcome> outcome_from_args(const Args& args) {
   rollout::ChatJudgeOptions judge;
   judge.model = args.option_or("judge-model", "");
   if (const auto prompt = args.option("judge-prompt")) judge.prompt = *prompt;
-  if (const auto labels = args.option("judge-labels")) {
-    std::string rest = *labels;
-    for (std::size_t comma; !rest.empty(); rest = comma == std::string::npos ? "" : rest.substr(comma + 1)) {
-      comma = rest.find(',');
-      judge.labels.push_back(rest.substr(0, comma));
-    }
-  }
+  if (const auto labels = args.option("judge-labels")) judge.labels = split_list(*labels);
   if (!args.option("outcome") && !args.option("judge-model") && !args.option("judge-prompt") &&
       !args.option("judge-labels"))
     return nullptr;  // the default: a scenario's own outcome, else \boxed{} answers
@@ -104,10 +112,20 @@ BlackBoxSetup black_box_setup(const Args& args, const std::string& who, bool wit
       throw UsageError("--device and --dtype are for the local model, not --server");
     fs::path folder = fs::path(*dir).lexically_normal();
     if (folder.filename().empty()) folder = folder.parent_path();
-    rollout::OpenAIOptions o;
-    o.base_url = *url;
-    o.model = args.option_or("server-model", folder.filename().string());
-    setup.provider = std::make_shared<rollout::OpenAIProvider>(o);
+    // Several comma-separated URLs (servers of the same model) become a
+    // ProviderPool: load spread over them, a failed server's requests answered
+    // by another. One retry per server, so a dead one hands its work on quickly.
+    std::vector<std::shared_ptr<rollout::RolloutProvider>> members;
+    for (const auto& base_url : split_list(*url)) {
+      if (base_url.empty()) throw UsageError(fmt::format("--server {}: an empty URL in the list", *url));
+      rollout::OpenAIOptions o;
+      o.base_url = base_url;
+      o.model = args.option_or("server-model", folder.filename().string());
+      if (url->find(',') != std::string::npos) o.max_retries = 1;
+      members.push_back(std::make_shared<rollout::OpenAIProvider>(o));
+    }
+    if (members.empty()) throw UsageError("--server needs a URL");
+    setup.provider = members.size() == 1 ? members.front() : std::make_shared<rollout::ProviderPool>(members);
     setup.tokenizer = model::Tokenizer::load(*dir);
   } else {
     if (args.option("server-model")) throw UsageError("--server-model needs --server URL");

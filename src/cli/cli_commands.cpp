@@ -282,6 +282,26 @@ int run_report(const std::vector<std::string>& raw, std::istream&, std::ostream&
   return 0;
 }
 
+// ---------------------------------------------------------------- study
+// `anchors study run` orchestrates many problems, models and machines (Ray),
+// which lives in the Python package (thought_anchors/study_runner.py): its
+// console script `anchors` handles `study` before this table is consulted.
+// This entry lists the command and explains where it is when the C++
+// executable is run directly.
+const char* kStudyUsage =
+    "usage: anchors study run CONFIG [--ray | --ray-address ADDR] [--new-run] [--quiet]\n\n"
+    "Run (or resume) a study: every problem of CONFIG (YAML or TOML, docs/studies.md \"Running a\n"
+    "study\") with every model and method, in one process or on a Ray cluster, into one study folder\n"
+    "(study.json, progress.json, the authors' layout per model and problem).\n\n"
+    "It is part of the Python package: run the `anchors` that `pip install .` puts on PATH, or\n"
+    "`python -m thought_anchors study run CONFIG`.\n";
+
+int run_study(const std::vector<std::string>&, std::istream&, std::ostream&, std::ostream&) {
+  throw Error(
+      "anchors study is part of the Python package (it orchestrates Ray and the problem sources): "
+      "run the `anchors` installed by `pip install .`, or `python -m thought_anchors study run CONFIG`");
+}
+
 // ---------------------------------------------------------------- study-report
 const char* kStudyReportUsage =
     "usage: anchors study-report ROOT -o DIR [options]\n\n"
@@ -482,6 +502,8 @@ std::vector<CliCommand> builtin_commands() {
   commands.push_back({"import", "convert an authors' reference folder to a result JSON", kImportUsage, run_import});
   commands.push_back({"report", "write a self-contained interactive HTML report of a result", kReportUsage,
                       run_report});
+  commands.push_back({"study", "run or resume a study config: problems x models x methods, optionally on Ray",
+                      kStudyUsage, run_study});
   commands.push_back({"study-report", "the HTML index of a study: every trace, sortable, with by-tag figures",
                       kStudyReportUsage, run_study_report});
   commands.push_back({"metrics", "resampling metrics of a rollout folder, in the reference schema", kMetricsUsage,

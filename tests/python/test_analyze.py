@@ -247,9 +247,7 @@ def test_python_analyze_equals_the_cli(anchors_cli, minilm_dir, tiny_model, prob
     assert bad.returncode == 2 and "--min_p expects a number" in bad.stderr
 
 
-@pytest.fixture
-def served(anchors_cli, tiny_model):
-    """`anchors serve` on a free loopback port over the tiny checkpoint; yields its base URL."""
+def _serve(anchors_cli, tiny_model):
     proc = subprocess.Popen([anchors_cli, "serve", "--model", str(tiny_model), "--port", "0", "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -262,6 +260,18 @@ def served(anchors_cli, tiny_model):
         proc.wait(timeout=30)
 
 
+@pytest.fixture
+def served(anchors_cli, tiny_model):
+    """`anchors serve` on a free loopback port over the tiny checkpoint; yields its base URL."""
+    yield from _serve(anchors_cli, tiny_model)
+
+
+@pytest.fixture
+def served_too(anchors_cli, tiny_model):
+    """A second `anchors serve` of the same checkpoint (a provider pool's other member)."""
+    yield from _serve(anchors_cli, tiny_model)
+
+
 def scores_of(result: "ta.AnalysisResult") -> dict:
     """The resampling scores as {name: list}, NaN as None (so == compares them)."""
     return {name: [None if v != v else v for v in values.tolist()]
@@ -269,9 +279,10 @@ def scores_of(result: "ta.AnalysisResult") -> dict:
 
 
 def test_cli_analyze_through_a_server_equals_the_local_model(anchors_cli, minilm_dir, tiny_model, problem_file,
-                                                            tmp_path, served):
+                                                            tmp_path, served, served_too):
     """--server: the same base trace, rollouts and scores as the local model (the server runs one request at a
-    time, so lane k of a seeded request is what LocalProvider gives)."""
+    time, so lane k of a seeded request is what LocalProvider gives); and so does a pool of two servers
+    (--server URL,URL: which server answers a request does not change it)."""
     local_out, remote_out = tmp_path / "local", tmp_path / "remote"
     extra = ("--rollouts", "3", "--batch", "2", "--forced", "--quiet")
     local = run(analyze_args(anchors_cli, tiny_model, problem_file, local_out, minilm_dir, *extra))
@@ -290,6 +301,19 @@ def test_cli_analyze_through_a_server_equals_the_local_model(anchors_cli, minilm
     assert remote_result.trace == local_result.trace
     assert scores_of(remote_result) == scores_of(local_result)
     assert remote_result.attribution("resampling").metadata["provider"].startswith("openai:")
+
+    pooled_out = tmp_path / "pooled"
+    pooled = run(analyze_args(anchors_cli, tiny_model, problem_file, pooled_out, minilm_dir, *extra,
+                              "--server", f"{served},{served_too}"))
+    assert pooled.returncode == 0, pooled.stderr
+    pooled_files = solutions_files(pooled_out)
+    assert pooled_files.keys() == local_files.keys()
+    assert all(local_files[k].read_bytes() == pooled_files[k].read_bytes() for k in local_files)
+    [pooled_dir] = problem_dirs(pooled_out)
+    pooled_result = ta.load_result(str(pooled_dir / "result.json"))
+    assert scores_of(pooled_result) == scores_of(local_result)
+    provider = pooled_result.attribution("resampling").metadata["provider"]
+    assert provider.startswith(f"pool[openai:{served} (") and f", openai:{served_too} (" in provider
 
 
 def test_base_kind_is_regenerated_until_it_matches(anchors_cli, minilm_dir, tiny_model, problem_file, tmp_path):

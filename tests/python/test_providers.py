@@ -361,3 +361,45 @@ def test_a_broken_python_provider_is_a_clear_error(model, tmp_path):
         ta.Resampling(provider=Wrapping(model, "short"), tokenizer=model, **options).run(trace)
     with pytest.raises(ta.Error, match="backend is down"):
         ta.intervene(trace, Wrapping(model, "raises"), [ta.Delete(1)], tokenizer=model, num_rollouts=2)
+
+
+def test_provider_pool_fails_over_and_reports_each_member():
+    """ta.ProviderPool over Python members: a member that raises is routed around (its request answered by
+    the other with the same lanes), it sits out its cooldown, status() says so; URLs make OpenAIProviders."""
+
+    class Echo(ta.RolloutProvider):
+        def __init__(self, label):
+            super().__init__()
+            self.label, self.calls = label, 0
+
+        def name(self):
+            return self.label
+
+        def complete(self, prompt_ids, n, *, seed, **fields):
+            self.calls += 1
+            return [ta.Completion(ids=[], text=f"{seed}:{k}", finish_reason="stop") for k in range(n)]
+
+    class Dead(Echo):
+        def complete(self, prompt_ids, n, **fields):
+            self.calls += 1
+            raise ta.Error("connection refused")
+
+    dead, alive = Dead("dead"), Echo("alive")
+    pool = ta.ProviderPool([dead, alive], concurrency=1, cooldown=60)
+    assert pool.name == "pool[dead, alive]"
+    texts = [[c.text for c in pool.complete([1, 2, 3], 2, seed=s)] for s in range(4)]
+    assert texts == [[f"{s}:0", f"{s}:1"] for s in range(4)]   # every request answered, lanes intact
+    assert dead.calls == 1 and alive.calls == 4                 # the dead member sat out its cooldown
+    status = {s["name"]: s for s in pool.status()}
+    assert status["dead"]["failures"] == 1 and not status["dead"]["healthy"] and status["dead"]["cooldown_left"] > 50
+    assert status["alive"]["requests"] == 4 and status["alive"]["healthy"]
+
+    both_dead = ta.ProviderPool([Dead("a"), Dead("b")])
+    with pytest.raises(ta.Error, match="(?s)every member failed for this request: a: .*connection refused.*; b:"):
+        both_dead.complete([1], 1)
+    urls = ta.ProviderPool(["http://127.0.0.1:9", "http://127.0.0.1:10"], model="m")
+    assert urls.name == "pool[openai:http://127.0.0.1:9 (m), openai:http://127.0.0.1:10 (m)]"
+    with pytest.raises(ta.Error, match="members must be ta.RolloutProvider objects or server URLs"):
+        ta.ProviderPool([3])
+    with pytest.raises(ta.Error, match="no members|at least one"):
+        ta.ProviderPool([])

@@ -15,6 +15,7 @@
 #include "anchors/rollout/intervention.h"
 #include "anchors/rollout/local_provider.h"
 #include "anchors/rollout/openai_provider.h"
+#include "anchors/rollout/provider_pool.h"
 #include "bindings.h"
 #include "token_ids.h"
 
@@ -282,6 +283,60 @@ void bind_providers(py::module_& m) {
            py::arg("max_concurrency") = o.max_concurrency, py::arg("return_token_ids") = o.return_token_ids,
            py::arg("prompt_mode") = o.prompt_mode, py::arg("api_key_env") = o.api_key_env)
       .def_property_readonly("prompt_mode", [](const rollout::OpenAIProvider& p) { return p.options().prompt_mode; });
+
+  const rollout::ProviderPoolOptions po;
+  py::class_<rollout::ProviderPool, rollout::RolloutProvider, py::smart_holder>(
+      m, "ProviderPool",
+      "Several providers of the same model as one (e.g. a fleet of vLLM servers): each request goes to the "
+      "member with the fewest requests in flight (at most `concurrency` each); a member that fails sits out a "
+      "cooldown (doubling per failure, capped) while its request is sent to another member, and rejoins after "
+      "it. Members may be ta.RolloutProvider objects or server URLs (an OpenAIProvider each, with "
+      "max_retries=1 so that a dead server hands its work on quickly). docs/rollout-providers.md.")
+      .def(py::init([](const py::iterable& members, const std::string& model, int concurrency, double cooldown,
+                       double cooldown_max, double wait) {
+             std::vector<std::shared_ptr<rollout::RolloutProvider>> providers;
+             for (const py::handle member : members) {
+               if (py::isinstance<py::str>(member)) {
+                 rollout::OpenAIOptions options;
+                 options.base_url = member.cast<std::string>();
+                 options.model = model;
+                 options.max_retries = 1;
+                 options.max_concurrency = concurrency;
+                 providers.push_back(std::make_shared<rollout::OpenAIProvider>(options));
+               } else if (py::isinstance<rollout::RolloutProvider>(member)) {
+                 providers.push_back(member.cast<std::shared_ptr<rollout::RolloutProvider>>());
+               } else {
+                 throw Error("ProviderPool: members must be ta.RolloutProvider objects or server URLs, got " +
+                             std::string(py::str(py::type::of(member).attr("__name__"))));
+               }
+             }
+             rollout::ProviderPoolOptions options;
+             options.concurrency = concurrency;
+             options.cooldown_seconds = cooldown;
+             options.cooldown_max_seconds = cooldown_max;
+             options.wait_seconds = wait;
+             return std::make_shared<rollout::ProviderPool>(std::move(providers), options);
+           }),
+           py::arg("members"), py::kw_only(), py::arg("model") = "", py::arg("concurrency") = po.concurrency,
+           py::arg("cooldown") = po.cooldown_seconds, py::arg("cooldown_max") = po.cooldown_max_seconds,
+           py::arg("wait") = po.wait_seconds)
+      .def(
+          "status",
+          [](const rollout::ProviderPool& pool) {
+            py::list out;
+            for (const auto& s : pool.status()) {
+              py::dict d;
+              d["name"] = s.name;
+              d["in_flight"] = s.in_flight;
+              d["requests"] = s.requests;
+              d["failures"] = s.failures;
+              d["healthy"] = s.healthy;
+              d["cooldown_left"] = s.cooldown_left_seconds;
+              out.append(d);
+            }
+            return out;
+          },
+          "Per member: name, in_flight, requests, failures, healthy, cooldown_left (seconds).");
 }
 
 py::dict edit_dict(const rollout::EditOutcome& e) {
@@ -377,9 +432,31 @@ void bind_interventions(py::module_& m) {
 
 }  // namespace
 
+// problem= / scenario= of the study functions: the Problem analyze makes of them.
+Problem problem_from_python(const std::string& problem_text, const std::string& scenario) {
+  if (!scenario.empty()) return parse_scenario(scenario, "scenario");
+  Problem problem;
+  problem.text = problem_text;
+  return problem;
+}
+
 void bind_rollout(py::module_& m) {
   bind_providers(m);
   bind_interventions(m);
+  m.def(
+      "problem_folder_name",
+      [](const std::string& problem, const std::string& scenario) {
+        return rollout::problem_folder_name(problem_from_python(problem, scenario));
+      },
+      py::arg("problem"), py::kw_only(), py::arg("scenario") = "",
+      "problem_N: the folder analyze gives a problem (or a scenario, as JSON text) under <out>/<kind>_base_solution.");
+  m.def(
+      "analysis_prompt",
+      [](const std::string& problem, const std::string& scenario, const std::string& prompt) {
+        return rollout::analysis_prompt(problem_from_python(problem, scenario), prompt);
+      },
+      py::arg("problem"), py::kw_only(), py::arg("scenario") = "", py::arg("prompt") = "",
+      "The prompt analyze puts before a solution: `prompt`, else the scenario's, else the raw reference prompt.");
   const rollout::AnalyzeOptions d;
   m.def(
       "analyze",

@@ -21,6 +21,7 @@ from ._C import (  # noqa: F401
     Completion,
     LocalProvider,
     OpenAIProvider,
+    ProviderPool,
     RolloutProvider,
     Embedder,
     Encoding,

@@ -29,16 +29,64 @@ def _pandas():
 
 
 class Study:
-    """The analysed traces of a study as one table (one row per sentence) and its aggregates.
+    """The analysed traces of a study as one table (one row per sentence) and its aggregates; or a study to
+    run from a config.
 
     Build one with Study.from_reference(root) / Study.from_folders(root) (every folder under root with a
     result.json of this library, or the authors' layout: <model>/<kind>_base_solution/problem_<id>/), or
-    Study.from_results([...]) from AnalysisResult objects.
+    Study.from_results([...]) from AnalysisResult objects; or Study(config) with a config file (YAML or TOML)
+    or dict (docs/studies.md "Running a study"), then .run(): the table is then read from its output folder.
     """
 
-    def __init__(self, table: "_C.StudyTable", root: str | None = None):
-        self._table = table
-        self._root = root
+    def __init__(self, table_or_config, root: str | None = None):
+        self._config = None
+        if isinstance(table_or_config, _C.StudyTable):
+            self._loaded = table_or_config
+            self._root = root
+        else:
+            from .study_config import load_config
+            self._config = load_config(table_or_config)
+            self._loaded = None
+            self._root = self._config.output
+
+    @property
+    def _table(self) -> "_C.StudyTable":
+        """The table; a config's study reads its output folder on first use (after .run())."""
+        if self._loaded is None:
+            if not os.path.isdir(self._root):
+                raise Error(f"{self._root}: the study has not run yet (no output folder): call .run() first")
+            self._loaded = _C.study_table_from_folders(self._root)
+        return self._loaded
+
+    @property
+    def config(self):
+        """The StudyConfig of a study made from a config (None otherwise)."""
+        return self._config
+
+    def run(self, *, ray: bool = False, address: str | None = None, new_run: bool = False,
+            progress: bool = True) -> dict:
+        """Run or resume the study of the config: every (model, problem) unit, in this process (a thread pool of
+        `workers`) or as Ray tasks (ray=True: a local Ray instance; address: a running cluster). A re-run
+        resumes; a changed setting that would change finished results is a ta.Error unless new_run=True
+        (the old folder is kept beside it). progress: a live line on stderr (progress.json is always written).
+        Returns the final progress (units done / skipped / failed, rollouts, rate); ta.Error when units
+        failed (the next run retries them)."""
+        if self._config is None:
+            raise Error("run() needs a study made from a config: ta.Study('study.toml') or ta.Study({...})")
+        from .study_runner import run_study
+        snapshot = run_study(self._config, ray=ray, address=address, new_run=new_run, progress=progress)
+        self._loaded = None  # read the folder afresh
+        return snapshot
+
+    def progress(self) -> dict | None:
+        """The study folder's progress.json (None before the first run): poll it from a notebook while a run
+        goes on elsewhere."""
+        path = os.path.join(self._root or "", "progress.json")
+        if not self._root or not os.path.isfile(path):
+            return None
+        import json
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
 
     @classmethod
     def from_folders(cls, root: str | os.PathLike) -> "Study":
