@@ -251,17 +251,157 @@ def reference_rhythm(attentions, layers, response_begin, W=10, near=10, far=100,
         ts = [t for t in range(s + near, min(s + far, T - 1) + 1)]
         if ts:
             fai[s] = A_glob[ts, s].mean()
-    delta = torch.zeros(T, dtype=torch.float64)
-    delta[response_begin + 1:] = (waad[response_begin + 1:] - waad[response_begin:-1]).abs()
-    resp = list(range(response_begin, T))
-    k = max(1, round(top * len(resp)))
-    preplan = sorted(resp, key=lambda t: -delta[t].item())[:k]
-    anchor = sorted([t for t in resp if not math.isnan(fai[t].item())], key=lambda t: -fai[t].item())[:k]
-    g = torch.ones(T, dtype=torch.float64)
-    g[preplan] = gamma
-    g[anchor] = gamma
-    return dict(spans=torch.tensor(spans, dtype=torch.float64).view(len(layers), -1), local=local, global_=global_, waad=waad, fai=fai,
-                delta=delta, preplan=set(preplan), anchor=set(anchor), gamma=g)
+    credit = reference_credit(waad.tolist(), fai.tolist(), response_begin, "union", top=top, gamma=gamma)
+    return dict(spans=torch.tensor(spans, dtype=torch.float64).view(len(layers), -1), local=local, global_=global_,
+                waad=waad, fai=fai, delta=torch.tensor(credit["delta"], dtype=torch.float64),
+                preplan=credit["preplan"], anchor=credit["anchor"],
+                gamma=torch.tensor(credit["gamma"], dtype=torch.float64))
+
+
+def reference_credit(waad, fai, begin, strategy, *, top=0.4, gamma=1.5, k=3, alpha=0.5, tau_waad=-1.0,
+                     tau_delta=-1.0, float32=False):
+    """The credit strategies of docs/attention-rhythm.md, written out slowly from their definitions
+    (arXiv 2510.13554 v2 Eqs. 14-19): Δ_t = |WAAD_t - WAAD_{t+1}|; the top round(top * n) response tokens by
+    Δ (preplan) and by FAI (anchor), ties to the earlier token; union / preplan / anchor put gamma on those
+    sets; coupled moves alpha of a dominated anchor's bonus to the earliest largest-Δ token among the k
+    before it. float32: Δ computed in float32, as the library stores the curves."""
+    T = len(waad)
+    finite = lambda x: not math.isnan(x)  # noqa: E731
+    delta = [0.0] * T
+    for t in range(begin, T - 1):
+        delta[t] = float(abs(np.float32(waad[t]) - np.float32(waad[t + 1]))) if float32 else abs(waad[t] - waad[t + 1])
+    delta[T - 1] = float("nan")
+    resp = range(begin, T)
+    n = max(1, math.floor(top * len(resp) + 0.5))
+
+    def top_set(values):
+        order = sorted((t for t in resp if finite(values[t])), key=lambda t: (-values[t], t))
+        return set(order[:n])
+
+    preplan, anchor = top_set(delta), top_set(fai)
+    dominated, intro = set(), set()
+    g = [1.0] * T
+    if strategy == "coupled":
+        median = lambda xs: float(np.median(xs)) if xs else 0.0  # noqa: E731
+        tw = tau_waad if tau_waad >= 0 else median([waad[t] for t in resp if finite(waad[t])])
+        td = tau_delta if tau_delta >= 0 else median([delta[t] for t in resp if finite(delta[t])])
+        for t in sorted(anchor):
+            before = [u for u in range(max(begin, t - k), t) if finite(delta[u])]
+            if waad[t] <= tw and before:
+                best = max(before, key=lambda u: (delta[u], -u))
+                if delta[best] >= td:
+                    dominated.add(t)
+                    intro.add(best)
+    for t in resp:
+        if strategy == "union":
+            g[t] = gamma if (t in preplan or t in anchor) else 1.0
+        elif strategy == "preplan":
+            g[t] = gamma if t in preplan else 1.0
+        elif strategy == "anchor":
+            g[t] = gamma if t in anchor else 1.0
+        else:
+            w = 1.0
+            if t in anchor:
+                w += (1 - alpha) * (gamma - 1) if t in dominated else gamma - 1
+            if t in intro:
+                w += alpha * (gamma - 1)
+            g[t] = w
+    return dict(delta=delta, preplan=preplan, anchor=anchor, dominated=dominated, intro=intro, gamma=g)
+
+
+STRATEGIES = ["union", "preplan", "anchor", "coupled"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_rhythm_credit_matches_the_definitions_on_random_curves(strategy):
+    """ta.rhythm_credit (what attention_rhythm does after its pass) against the slow reference, on random curves
+    with ties (values drawn from a few levels) and undefined FAI, for several parameter settings."""
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        T = int(rng.integers(2, 40))
+        begin = int(rng.integers(0, T))
+        levels = rng.random(int(rng.integers(2, 6))).astype(np.float32)
+        waad = torch.tensor(rng.choice(levels, T) * 10, dtype=torch.float32)
+        fai = torch.tensor(rng.choice(levels, T), dtype=torch.float32)
+        fai[T - int(rng.integers(0, min(T, 5)) + 1):] = float("nan")
+        params = dict(top=float(rng.choice([0.2, 0.4, 1.0])), gamma=float(rng.choice([1.5, 2.0])),
+                      k=int(rng.integers(1, 4)), alpha=float(rng.choice([0.0, 0.5, 1.0])),
+                      tau_waad=float(rng.choice([-1.0, 3.0])), tau_delta=float(rng.choice([-1.0, 0.1])))
+        got = ta.rhythm_credit(waad, fai, response_begin=begin, credit=strategy, top_fraction=params["top"],
+                               gamma=params["gamma"], coupled_k=params["k"], coupled_alpha=params["alpha"],
+                               tau_waad=params["tau_waad"], tau_delta=params["tau_delta"])
+        want = reference_credit(waad.tolist(), fai.tolist(), begin, strategy, float32=True, **params)
+        where = f"trial {trial}: T={T} begin={begin} {params}"
+        assert torch.allclose(got["waad_delta"].double(), torch.tensor(want["delta"], dtype=torch.float64),
+                              equal_nan=True), where
+        for name in ("preplan", "anchor", "dominated", "intro"):
+            assert set(torch.nonzero(got[name]).flatten().tolist()) == want[name], f"{name}, {where}"
+        assert torch.allclose(got["gamma"].double(), torch.tensor(want["gamma"], dtype=torch.float64)), where
+
+
+def test_rhythm_credit_errors_name_the_option():
+    curve = torch.ones(5)
+    with pytest.raises(ta.Error, match="credit must be union, preplan, anchor or coupled"):
+        ta.rhythm_credit(curve, curve, credit="both")
+    with pytest.raises(ta.Error, match="coupled_alpha must be in"):
+        ta.rhythm_credit(curve, curve, coupled_alpha=1.5)
+    with pytest.raises(ta.Error, match="coupled_k must be >= 1"):
+        ta.rhythm_credit(curve, curve, coupled_k=0)
+    with pytest.raises(ta.Error, match="one length"):
+        ta.rhythm_credit(curve, torch.ones(4))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_token_weights_of_a_padded_batch_match_explicit_attention(family, tmp_path):
+    """ta.token_weights on a padded batch (left-padded prompts, right-padded responses) equals, row by row and
+    for each strategy, the reference credit computed from transformers' explicit T×T attention of the row's
+    real tokens; padding gets weight 1; lists, NumPy and tensors give the same."""
+    import transformers
+
+    make_model(family, tmp_path, layers=6, heads=4)
+    cls = {"llama": transformers.LlamaForCausalLM, "qwen2": transformers.Qwen2ForCausalLM,
+           "qwen3": transformers.Qwen3ForCausalLM}[family]
+    hf = cls.from_pretrained(tmp_path, attn_implementation="eager").eval().double()
+    model = ta.Model.load(str(tmp_path))
+    torch.manual_seed(5)
+    rows = [(torch.randint(0, 160, (p,)).tolist(), torch.randint(0, 160, (r,)).tolist()) for p, r in [(9, 60), (14, 75)]]
+    P, R = max(len(p) for p, _ in rows), max(len(r) for _, r in rows)
+    prompt = torch.zeros((2, P), dtype=torch.int32)
+    pmask = torch.zeros((2, P), dtype=torch.int64)
+    response = torch.zeros((2, R), dtype=torch.int64)
+    rmask = torch.zeros((2, R), dtype=torch.bool)
+    for b, (p, r) in enumerate(rows):
+        prompt[b, P - len(p):] = torch.tensor(p)   # left-padded, as generation batches hold prompts
+        pmask[b, P - len(p):] = 1
+        response[b, :len(r)] = torch.tensor(r)
+        rmask[b, :len(r)] = True
+    references = []
+    for p, r in rows:
+        with torch.no_grad():
+            attentions = hf(torch.tensor([p + r]), output_attentions=True).attentions
+        references.append(reference_rhythm(attentions, layers=[2, 3], response_begin=len(p)))
+    for strategy in STRATEGIES:
+        got = ta.token_weights(model, prompt, response, prompt_mask=pmask, response_mask=rmask, strategy=strategy)
+        assert got.shape == (2, R) and got.dtype == torch.float32
+        for b, (p, r) in enumerate(rows):
+            ref = references[b]
+            want = reference_credit(ref["waad"].tolist(), ref["fai"].tolist(), len(p), strategy)["gamma"][len(p):]
+            assert torch.allclose(got[b, :len(r)].double(), torch.tensor(want, dtype=torch.float64)), (strategy, b)
+            assert torch.all(got[b, len(r):] == 1.0)
+        if strategy == "coupled":
+            lists = ta.token_weights(model, [p for p, _ in rows], [r for _, r in rows], strategy=strategy)
+            assert torch.equal(lists, got)
+            arrays = ta.token_weights(model, prompt.numpy(), response.numpy(), prompt_mask=pmask.numpy(),
+                                      response_mask=rmask.numpy(), strategy=strategy)
+            assert torch.equal(arrays, got)
+    with pytest.raises(ta.Error, match="row 1 has no response tokens"):
+        ta.token_weights(model, prompt, response, response_mask=torch.tensor([[1] * R, [0] * R]))
+    with pytest.raises(ta.Error, match="credit"):
+        ta.token_weights(model, prompt, response, strategy="everything")
+    with pytest.raises(ta.Error, match="unknown option.*gama"):
+        ta.token_weights(model, prompt, response, gama=2.0)
+    with pytest.raises(ta.Error, match="2-D"):
+        ta.token_weights(model, prompt[0], response)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -286,7 +426,7 @@ def test_attention_rhythm_matches_explicit_attention(family, tmp_path):
     assert got["global_heads"] == expected["global_"]
     assert torch.allclose(got["waad"].double(), expected["waad"], atol=1e-5)
     assert torch.allclose(got["fai"].double(), expected["fai"], atol=1e-5, equal_nan=True)
-    assert torch.allclose(got["waad_delta"].double(), expected["delta"], atol=1e-5)
+    assert torch.allclose(got["waad_delta"].double(), expected["delta"], atol=1e-5, equal_nan=True)
     assert set(torch.nonzero(got["preplan"]).flatten().tolist()) == expected["preplan"]
     assert set(torch.nonzero(got["anchor"]).flatten().tolist()) == expected["anchor"]
     assert torch.allclose(got["gamma"].double(), expected["gamma"])
@@ -414,3 +554,31 @@ def test_cli_runs_white_box_methods_into_one_result(anchors_cli, tiny_model_with
     missing = subprocess.run([anchors_cli, "rhythm", "--model", str(tiny_model_with_tokenizer)],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "missing input" in missing.stderr
+
+
+def test_sentence_scores_become_token_weights():
+    """Each token of tokenize_trace's ids holds its sentence's score; prompt tokens, tokens between sentences
+    and NaN scores hold fill; a result's score series can be named."""
+    model = ta.load_embedded_model()
+    text = "Alright, so Leo buys 4 dozen donuts. A dozen is 12. So 4 times 12 is 48. The answer is 48."
+    trace = ta.Trace.from_text(text, prompt="Problem: donuts. Solution: ")
+    ids, spans = ta.tokenize_trace(model.tokenizer, trace)
+    S = len(spans)
+    scores = [float(i + 2) for i in range(S)]
+    scores[1] = float("nan")
+    got = ta.sentence_scores_to_token_weights(trace, np.array(scores), model, fill=0.5)
+    want = [0.5] * len(ids)
+    for (begin, end), score in zip(spans, scores):
+        for t in range(begin, end):
+            want[t] = 0.5 if math.isnan(score) else score
+    assert got.dtype == torch.float32 and got.tolist() == want
+    assert got[: spans[0][0]].eq(0.5).all()  # the prompt
+    result = ta.AnalysisResult(trace, [])
+    with pytest.raises(ta.Error, match="no score 'importance'"):
+        ta.sentence_scores_to_token_weights(result, "importance", model)
+    with pytest.raises(ta.Error, match=f"2 scores for {S} sentences"):
+        ta.sentence_scores_to_token_weights(trace, [1.0, 2.0], model)
+    rhythm = ta.AttentionRhythm().run(model, trace)
+    named = ta.sentence_scores_to_token_weights(rhythm, "attention_rhythm.gamma", model)
+    direct = ta.sentence_scores_to_token_weights(trace, rhythm.attribution("attention_rhythm").scores["gamma"], model)
+    assert torch.equal(named, direct)

@@ -72,6 +72,19 @@ void bind_white_box(py::module_& m) {
       py::arg("tokenizer"), py::arg("trace"), py::arg("add_special_tokens") = true,
       "(token_ids, sentence_spans) of prompt + trace text: the input of the white-box methods.");
 
+  m.def(
+      "sentence_scores_to_token_weights",
+      [](const Trace& trace, const std::vector<double>& scores, const model::Tokenizer& tokenizer, double fill,
+         bool add_special_tokens) {
+        const model::TokenTrace t = model::tokenize_trace(tokenizer, trace, add_special_tokens);
+        const std::vector<double> values = model::sentence_scores_to_tokens(t, scores, fill);
+        return torch::tensor(values, torch::kFloat64).to(torch::kFloat32);
+      },
+      py::arg("trace"), py::arg("scores"), py::arg("tokenizer"), py::kw_only(), py::arg("fill") = 1.0,
+      py::arg("add_special_tokens") = true,
+      "Tensor[T] float32 over tokenize_trace(tokenizer, trace)'s ids (prompt + text): each token gets its "
+      "sentence's score, tokens in no sentence (and NaN scores) get fill. E.g. RL weights 1 + lam * importance.");
+
   const model::SuppressionOptions sd;
   m.def(
       "suppression_matrix",
@@ -143,6 +156,7 @@ void bind_white_box(py::module_& m) {
       [](const model::CausalLM& lm, const TokenIds& token_ids, std::int64_t response_begin,
          std::int64_t waad_window, std::int64_t fai_near, std::int64_t fai_far, double local_fraction,
          double global_fraction, std::optional<std::vector<std::int64_t>> layers, double top_fraction, double gamma,
+         std::string credit, std::int64_t coupled_k, double coupled_alpha, double tau_waad, double tau_delta,
          std::optional<py::function> progress) {
         model::AttentionRhythmOptions o;
         o.response_begin = response_begin;
@@ -154,6 +168,11 @@ void bind_white_box(py::module_& m) {
         o.layers = layers;
         o.top_fraction = top_fraction;
         o.gamma = gamma;
+        o.credit = std::move(credit);
+        o.coupled_k = coupled_k;
+        o.coupled_alpha = coupled_alpha;
+        o.tau_waad = tau_waad;
+        o.tau_delta = tau_delta;
         model::AttentionRhythm r;
         {
           py::gil_scoped_release release;
@@ -170,6 +189,8 @@ void bind_white_box(py::module_& m) {
         out["waad_delta"] = r.waad_delta;
         out["preplan"] = r.preplan;
         out["anchor"] = r.anchor;
+        out["dominated"] = r.dominated;
+        out["intro"] = r.intro;
         out["gamma"] = r.gamma;
         return out;
       },
@@ -177,9 +198,57 @@ void bind_white_box(py::module_& m) {
       py::arg("waad_window") = ad.waad_window, py::arg("fai_near") = ad.fai_near, py::arg("fai_far") = ad.fai_far,
       py::arg("local_fraction") = ad.local_fraction, py::arg("global_fraction") = ad.global_fraction,
       py::arg("layers") = py::none(), py::arg("top_fraction") = ad.top_fraction, py::arg("gamma") = ad.gamma,
-      py::arg("progress") = py::none(),
+      py::arg("credit") = ad.credit, py::arg("coupled_k") = ad.coupled_k, py::arg("coupled_alpha") = ad.coupled_alpha,
+      py::arg("tau_waad") = ad.tau_waad, py::arg("tau_delta") = ad.tau_delta, py::arg("progress") = py::none(),
       "Preplan-and-anchor rhythm of one forward pass: dict with per-token 'waad', 'fai', 'waad_delta', "
-      "'preplan', 'anchor', 'gamma' (Tensor[T]), per-head 'head_span', and the local / global head lists.");
+      "'preplan', 'anchor', 'dominated', 'intro', 'gamma' (Tensor[T]), per-head 'head_span', and the local / "
+      "global head lists. credit: union | preplan | anchor | coupled (docs/attention-rhythm.md).");
+
+  m.def(
+      "rhythm_credit",
+      [](const torch::Tensor& waad, const torch::Tensor& fai, std::int64_t response_begin, double top_fraction,
+         double gamma, std::string credit, std::int64_t coupled_k, double coupled_alpha, double tau_waad,
+         double tau_delta) {
+        model::AttentionRhythmOptions o;
+        o.top_fraction = top_fraction;
+        o.gamma = gamma;
+        o.credit = std::move(credit);
+        o.coupled_k = coupled_k;
+        o.coupled_alpha = coupled_alpha;
+        o.tau_waad = tau_waad;
+        o.tau_delta = tau_delta;
+        const model::RhythmCredit c = model::rhythm_credit(waad, fai, response_begin, o);
+        py::dict out;
+        out["waad_delta"] = c.waad_delta;
+        out["preplan"] = c.preplan;
+        out["anchor"] = c.anchor;
+        out["dominated"] = c.dominated;
+        out["intro"] = c.intro;
+        out["gamma"] = c.gamma;
+        return out;
+      },
+      py::arg("waad"), py::arg("fai"), py::kw_only(), py::arg("response_begin") = 0,
+      py::arg("top_fraction") = ad.top_fraction, py::arg("gamma") = ad.gamma, py::arg("credit") = ad.credit,
+      py::arg("coupled_k") = ad.coupled_k, py::arg("coupled_alpha") = ad.coupled_alpha,
+      py::arg("tau_waad") = ad.tau_waad, py::arg("tau_delta") = ad.tau_delta,
+      "The token sets and credit weights of a strategy from per-token WAAD and FAI curves (Tensor[T]; FAI NaN "
+      "where undefined): what attention_rhythm computes after its forward pass.");
+
+  m.def(
+      "token_weights",
+      [](const model::CausalLM& lm, const torch::Tensor& prompt_ids, const torch::Tensor& response_ids,
+         std::optional<torch::Tensor> prompt_mask, std::optional<torch::Tensor> response_mask, const ValueMap& options,
+         std::optional<py::function> progress) {
+        const model::AttentionRhythmOptions o = AttentionRhythmMethod::rhythm_options(options);
+        py::gil_scoped_release release;
+        torch::NoGradGuard no_grad;
+        return model::token_weights(lm, prompt_ids, prompt_mask.value_or(torch::Tensor()), response_ids,
+                                    response_mask.value_or(torch::Tensor()), o, control_from_python(progress));
+      },
+      py::arg("model"), py::arg("prompt_ids"), py::arg("response_ids"), py::kw_only(),
+      py::arg("prompt_mask") = py::none(), py::arg("response_mask") = py::none(), py::arg("options") = ValueMap{},
+      py::arg("progress") = py::none(),
+      "Credit weights Tensor[B, R] for a padded batch (see thought_anchors.token_weights).");
 
   m.def("vertical_scores", &vertical_scores, py::arg("block_means"), py::arg("proximity_ignore") = 4);
   m.def("fisher_kurtosis", &fisher_kurtosis, py::arg("values"));

@@ -45,6 +45,7 @@ from ._C import (  # noqa: F401
     centre_suppression_matrix,
     fisher_kurtosis,
     receiver_heads,
+    rhythm_credit,
     run_method,
     suppression_matrix,
     tokenize_trace,
@@ -88,7 +89,9 @@ from .interventions import (  # noqa: F401
 from ._C import Intervention  # noqa: F401
 from .thought_branches import OffPolicy, OnPolicy, Resilience  # noqa: F401
 from .study import Study  # noqa: F401
-from .white_box import AttentionRhythm, AttentionSuppression, ReceiverHeads, SentenceAttention  # noqa: F401
+from .white_box import (  # noqa: F401
+    AttentionRhythm, AttentionSuppression, ReceiverHeads, SentenceAttention, sentence_scores_to_token_weights,
+    token_weights)
 
 __version__ = _C.__version__
 

@@ -160,3 +160,86 @@ class AttentionRhythm(_WhiteBoxMethod):
     """
 
     name = "attention_rhythm"
+
+
+def _batch(ids, mask, name: str):
+    """(ids [B, N] int64 tensor, mask [B, N] bool tensor or None) from a 2-D tensor / array or a list of
+    (possibly ragged) lists; ragged rows are right-padded and masked."""
+    import torch
+
+    if isinstance(ids, (list, tuple)) and all(isinstance(r, (list, tuple)) for r in ids):
+        if mask is not None:
+            raise _C.Error(f"token_weights: {name} as lists of ids are padded here; pass no mask with them")
+        width = max((len(r) for r in ids), default=0)
+        out = torch.zeros((len(ids), width), dtype=torch.int64)
+        made = torch.zeros((len(ids), width), dtype=torch.bool)
+        for b, row in enumerate(ids):
+            out[b, :len(row)] = torch.as_tensor(list(row), dtype=torch.int64)
+            made[b, :len(row)] = True
+        return out, made
+    tensor = torch.as_tensor(ids)
+    if tensor.dim() != 2:
+        raise _C.Error(f"token_weights: {name} must be 2-D [batch, tokens] (or a list of lists), got shape "
+                       f"{tuple(tensor.shape)}")
+    return tensor, None if mask is None else torch.as_tensor(mask)
+
+
+def token_weights(model, prompt_ids, response_ids, *, prompt_mask=None, response_mask=None, strategy: str = "union",
+                  progress=None, **options):
+    """Per-token credit weights for a padded batch of responses, the shape RL trainers hold: Tensor[B, R]
+    float32 on the CPU, the strategy's γ at each real response token and 1 at padding.
+
+    prompt_ids [B, P] and response_ids [B, R]: tensors (any integer dtype, CPU or the model's device), NumPy
+    arrays, or lists of (ragged) lists; prompt_mask / response_mask: 1 for real tokens (left- or right-padded
+    prompts alike), default all ones. strategy: "union" (γ on preplan or anchor tokens), "preplan", "anchor"
+    or "coupled" (the three strategies of arXiv 2510.13554; docs/attention-rhythm.md "Credit strategies").
+    options: attention_rhythm's (gamma, top_fraction, coupled_k, coupled_alpha, tau_waad, tau_delta,
+    waad_window, fai_near, fai_far, local_fraction, global_fraction, layers), checked by the registry.
+    One forward pass per row (no T×T matrix).
+
+        >>> w = ta.token_weights(model, prompts, responses, response_mask=mask, strategy="coupled")
+        >>> loss = -(w * advantages * logprobs * mask).sum() / mask.sum()
+    """
+    if progress is True:
+        progress = _progress_printer("token_weights")
+    prompt, pmask = _batch(prompt_ids, prompt_mask, "prompt_ids")
+    response, rmask = _batch(response_ids, response_mask, "response_ids")
+    checked = checked_options("attention_rhythm", dict(options, credit=strategy))
+    return _C.token_weights(model, prompt, response, prompt_mask=pmask, response_mask=rmask, options=checked,
+                            progress=progress or None)
+
+
+def sentence_scores_to_token_weights(trace, scores, tokenizer, *, fill: float = 1.0, add_special_tokens: bool = True):
+    """Per-token values of a per-sentence score: Tensor[T] float32 over the trace's token ids (prompt + text, as
+    ta.tokenize_trace gives them), each token holding its sentence's score and tokens in no sentence (the prompt,
+    whitespace between sentences) or with a NaN score holding `fill`.
+
+    trace: a ta.Trace or an AnalysisResult; scores: one number per sentence (a list, NumPy array or tensor), or
+    the name of a score series of the AnalysisResult ("counterfactual_importance_accuracy", ...); tokenizer: a
+    ta.Tokenizer or ta.Model. Turn importances into RL credit weights with e.g. `1 + lam * weights`.
+    """
+    import numpy as np
+
+    if isinstance(trace, _C.AnalysisResult):
+        if isinstance(scores, str):
+            scores = _series(trace, scores)
+        trace = trace.trace
+    elif isinstance(scores, str):
+        raise _C.Error("sentence_scores_to_token_weights: a score name needs an AnalysisResult, not a bare trace")
+    if isinstance(tokenizer, _C.Model):
+        tokenizer = tokenizer.tokenizer
+    values = np.asarray(scores.detach().cpu() if hasattr(scores, "detach") else scores, dtype=np.float64).ravel()
+    return _C.sentence_scores_to_token_weights(trace, values.tolist(), tokenizer, fill=fill,
+                                               add_special_tokens=add_special_tokens)
+
+
+def _series(result, name: str):
+    """The score series `name` ("series" when one attribution has it, or "method.series") of an AnalysisResult."""
+    method, _, series = name.rpartition(".")
+    found = [(m, result.attribution(m).scores[series]) for m in result.methods
+             if (not method or m == method) and series in result.attribution(m).scores]
+    if len(found) != 1:
+        names = sorted(f"{m}.{s}" for m in result.methods for s in result.attribution(m).scores)
+        what = "no score" if not found else "more than one method has the score"
+        raise _C.Error(f"sentence_scores_to_token_weights: {what} {name!r} (scores: {', '.join(names)})")
+    return found[0][1]

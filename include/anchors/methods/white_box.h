@@ -19,6 +19,7 @@
 #include <string>
 
 #include "anchors/methods/method.h"
+#include "anchors/model/attention_rhythm.h"
 #include "anchors/model/token_trace.h"
 
 namespace anchors {
@@ -83,8 +84,13 @@ class AttentionRhythmMethod : public AttributionMethod {
  public:
   std::string name() const override { return "attention_rhythm"; }
   std::string description() const override;
-  // waad_window, fai_near, fai_far, local_fraction, global_fraction, layers, top_fraction, gamma.
+  // waad_window, fai_near, fai_far, local_fraction, global_fraction, layers, top_fraction, gamma, credit,
+  // coupled_k, coupled_alpha, tau_waad, tau_delta.
   ValueMap default_options() const override;
+  // The model::AttentionRhythmOptions of `given` (resolved against
+  // default_options(); anchors::Error for unknown names or wrong types);
+  // response_begin is left at 0. ta.token_weights reads its options this way too.
+  static model::AttentionRhythmOptions rhythm_options(const ValueMap& given);
   std::map<std::string, std::string> option_docs() const override;
   std::vector<std::string> headline_scores() const override { return {"fai"}; }
   MethodNeeds needs() const override { return {/*model=*/true}; }

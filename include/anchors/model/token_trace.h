@@ -30,4 +30,13 @@ void validate_token_trace(const TokenTrace& trace, const CausalLM& model, const 
 // invalid trace (Trace::validate).
 TokenTrace tokenize_trace(const Tokenizer& tokenizer, const Trace& trace, bool add_special_tokens = true);
 
+// Per token of trace.ids, the score of the sentence whose token span holds it
+// (scores[i] for sentences[i]), and `fill` for tokens in no sentence (the
+// prompt, whitespace between sentences) or whose sentence's score is NaN: the
+// per-token form of any per-sentence attribution, e.g. RL credit weights
+// 1 + λ·importance (docs/attention-rhythm.md "Credit strategies"). O(T).
+// anchors::Error when scores.size() != sentences.size() or a span lies
+// outside ids.
+std::vector<double> sentence_scores_to_tokens(const TokenTrace& trace, const std::vector<double>& scores, double fill);
+
 }  // namespace anchors::model

@@ -291,7 +291,13 @@ std::map<std::string, std::string> AttentionRhythmMethod::option_docs() const {
           {"global_fraction", "top fraction of heads by attention span that make FAI, in (0, 1]"},
           {"layers", "layers analysed: [] = the middle third, else a list like [8, 9, 10]"},
           {"top_fraction", "fraction of response tokens marked preplan / anchor, in (0, 1]"},
-          {"gamma", "credit weight of preplan / anchor tokens (finite)"}};
+          {"gamma", "credit weight of preplan / anchor tokens (finite)"},
+          {"credit", "which tokens get gamma: union (preplan or anchor), preplan, anchor or coupled (the paper's "
+                     "three strategies; docs/attention-rhythm.md)"},
+          {"coupled_k", "coupled: how many tokens before an anchor are searched for its intro token (>= 1)"},
+          {"coupled_alpha", "coupled: fraction of a dominated anchor's bonus moved to its intro token, in [0, 1]"},
+          {"tau_waad", "coupled: an anchor is dominated only if its WAAD <= tau_waad (negative: the response's median)"},
+          {"tau_delta", "coupled: ... and a WAAD change >= tau_delta precedes it (negative: the response's median)"}};
 }
 
 ValueMap AttentionRhythmMethod::default_options() const {
@@ -299,13 +305,14 @@ ValueMap AttentionRhythmMethod::default_options() const {
   return {{"waad_window", d.waad_window},         {"fai_near", d.fai_near},
           {"fai_far", d.fai_far},                 {"local_fraction", d.local_fraction},
           {"global_fraction", d.global_fraction}, {"layers", IntList{}},
-          {"top_fraction", d.top_fraction},       {"gamma", d.gamma}};
+          {"top_fraction", d.top_fraction},       {"gamma", d.gamma},
+          {"credit", d.credit},                   {"coupled_k", d.coupled_k},
+          {"coupled_alpha", d.coupled_alpha},     {"tau_waad", d.tau_waad},
+          {"tau_delta", d.tau_delta}};
 }
 
-Attribution AttentionRhythmMethod::run(const Trace& trace, const Context& context) const {
-  const char* what = "attention_rhythm";
-  const ValueMap o = resolve_options(*this, context.options);
-  const model::TokenTrace input = white_box_input(trace, context, what);
+model::AttentionRhythmOptions AttentionRhythmMethod::rhythm_options(const ValueMap& given) {
+  const ValueMap o = resolve_options(AttentionRhythmMethod(), given);
   model::AttentionRhythmOptions options;
   options.waad_window = int_option(o, "waad_window");
   options.fai_near = int_option(o, "fai_near");
@@ -315,6 +322,19 @@ Attribution AttentionRhythmMethod::run(const Trace& trace, const Context& contex
   options.layers = layers_option(o);
   options.top_fraction = double_option(o, "top_fraction");
   options.gamma = double_option(o, "gamma");
+  options.credit = std::get<std::string>(o.at("credit"));
+  options.coupled_k = int_option(o, "coupled_k");
+  options.coupled_alpha = double_option(o, "coupled_alpha");
+  options.tau_waad = double_option(o, "tau_waad");
+  options.tau_delta = double_option(o, "tau_delta");
+  return options;
+}
+
+Attribution AttentionRhythmMethod::run(const Trace& trace, const Context& context) const {
+  const char* what = "attention_rhythm";
+  const ValueMap o = resolve_options(*this, context.options);
+  const model::TokenTrace input = white_box_input(trace, context, what);
+  model::AttentionRhythmOptions options = rhythm_options(o);
   // The response (what the token sets and deltas range over) starts at the first sentence.
   options.response_begin = input.sentences.front().begin;
   const model::AttentionRhythm r = model::attention_rhythm(model_of(context), input.ids, options, context.control);
@@ -333,6 +353,7 @@ Attribution AttentionRhythmMethod::run(const Trace& trace, const Context& contex
   a.metadata["local_heads"] = format_heads(r.local_heads);
   a.metadata["global_heads"] = format_heads(r.global_heads);
   a.metadata["response_begin"] = options.response_begin;
+  a.metadata["credit"] = options.credit;
   return a;
 }
 

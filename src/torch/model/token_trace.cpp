@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include <string>
 
 #include "anchors/core/error.h"
@@ -43,6 +46,22 @@ TokenTrace tokenize_trace(const Tokenizer& tokenizer, const Trace& trace, bool a
   };
   assign_token_spans(sentences, text, count, prefix);
   for (const Sentence& s : sentences) out.sentences.push_back(*s.tokens);
+  return out;
+}
+
+std::vector<double> sentence_scores_to_tokens(const TokenTrace& trace, const std::vector<double>& scores, double fill) {
+  if (scores.size() != trace.sentences.size())
+    throw Error(fmt::format("sentence_scores_to_tokens: {} scores for {} sentences", scores.size(),
+                            trace.sentences.size()));
+  std::vector<double> out(trace.ids.size(), fill);
+  for (std::size_t i = 0; i < scores.size(); ++i) {
+    const TokenSpan& span = trace.sentences[i];
+    if (span.begin < 0 || span.end < span.begin || span.end > static_cast<std::int64_t>(out.size()))
+      throw Error(fmt::format("sentence_scores_to_tokens: sentence {} spans tokens [{}, {}) outside the {} ids", i,
+                              span.begin, span.end, out.size()));
+    if (std::isnan(scores[i])) continue;
+    std::fill(out.begin() + span.begin, out.begin() + span.end, scores[i]);
+  }
   return out;
 }
 
