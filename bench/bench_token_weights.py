@@ -23,13 +23,7 @@ import time
 
 import torch
 
-from bench_forward import make_checkpoint
-
-
-def seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+from bench_forward import make_checkpoint, seconds
 
 
 def main() -> None:

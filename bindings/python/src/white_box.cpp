@@ -59,6 +59,23 @@ RunControl control_from_python(const std::optional<py::function>& progress) {
   return control;
 }
 
+namespace {
+// The credit part of AttentionRhythmOptions, as attention_rhythm and rhythm_credit take it.
+model::AttentionRhythmOptions credit_options(double top_fraction, double gamma, std::string credit,
+                                             std::int64_t coupled_k, double coupled_alpha, double tau_waad,
+                                             double tau_delta) {
+  model::AttentionRhythmOptions o;
+  o.top_fraction = top_fraction;
+  o.gamma = gamma;
+  o.credit = std::move(credit);
+  o.coupled_k = coupled_k;
+  o.coupled_alpha = coupled_alpha;
+  o.tau_waad = tau_waad;
+  o.tau_delta = tau_delta;
+  return o;
+}
+}  // namespace
+
 void bind_white_box(py::module_& m) {
   register_builtins();  // methods() and run_method(name, ...) see the white-box methods
   model::register_torch_ops();
@@ -158,7 +175,8 @@ void bind_white_box(py::module_& m) {
          double global_fraction, std::optional<std::vector<std::int64_t>> layers, double top_fraction, double gamma,
          std::string credit, std::int64_t coupled_k, double coupled_alpha, double tau_waad, double tau_delta,
          std::optional<py::function> progress) {
-        model::AttentionRhythmOptions o;
+        model::AttentionRhythmOptions o =
+            credit_options(top_fraction, gamma, std::move(credit), coupled_k, coupled_alpha, tau_waad, tau_delta);
         o.response_begin = response_begin;
         o.waad_window = waad_window;
         o.fai_near = fai_near;
@@ -166,13 +184,6 @@ void bind_white_box(py::module_& m) {
         o.local_fraction = local_fraction;
         o.global_fraction = global_fraction;
         o.layers = layers;
-        o.top_fraction = top_fraction;
-        o.gamma = gamma;
-        o.credit = std::move(credit);
-        o.coupled_k = coupled_k;
-        o.coupled_alpha = coupled_alpha;
-        o.tau_waad = tau_waad;
-        o.tau_delta = tau_delta;
         model::AttentionRhythm r;
         {
           py::gil_scoped_release release;
@@ -209,15 +220,9 @@ void bind_white_box(py::module_& m) {
       [](const torch::Tensor& waad, const torch::Tensor& fai, std::int64_t response_begin, double top_fraction,
          double gamma, std::string credit, std::int64_t coupled_k, double coupled_alpha, double tau_waad,
          double tau_delta) {
-        model::AttentionRhythmOptions o;
-        o.top_fraction = top_fraction;
-        o.gamma = gamma;
-        o.credit = std::move(credit);
-        o.coupled_k = coupled_k;
-        o.coupled_alpha = coupled_alpha;
-        o.tau_waad = tau_waad;
-        o.tau_delta = tau_delta;
-        const model::RhythmCredit c = model::rhythm_credit(waad, fai, response_begin, o);
+        const model::RhythmCredit c = model::rhythm_credit(
+            waad, fai, response_begin,
+            credit_options(top_fraction, gamma, std::move(credit), coupled_k, coupled_alpha, tau_waad, tau_delta));
         py::dict out;
         out["waad_delta"] = c.waad_delta;
         out["preplan"] = c.preplan;
