@@ -94,6 +94,12 @@ def _file_hashes(paths: List[str], cache: dict) -> Dict[str, str]:
 # ---------------------------------------------------------------------------- per-process resources
 
 
+def config_path(spec: ModelSpec) -> str:
+    """The model's config.json: in the checkpoint folder, else beside the tokenizer (a folder or tokenizer.json)."""
+    folder = spec.path or (spec.tokenizer if os.path.isdir(spec.tokenizer) else os.path.dirname(spec.tokenizer))
+    return os.path.join(folder, "config.json")
+
+
 class Resources:
     """What units of one study share in one process: loaded models, providers, tokenizers, the embedder.
     Built lazily (a Ray worker loads a model only when it runs a unit of it) and thread-safe."""
@@ -104,6 +110,7 @@ class Resources:
         self._models: Dict[str, _C.Model] = {}
         self._providers: Dict[str, _C.RolloutProvider] = {}
         self._tokenizers: Dict[str, _C.Tokenizer] = {}
+        self._max_positions: Dict[str, int] = {}
         self._white_box_locks: Dict[str, threading.Lock] = {}
         self._similarity = None
         self.outcome = as_outcome(cfg.outcome or None, "study")
@@ -150,10 +157,13 @@ class Resources:
             return self._tokenizers[spec.name]
 
     def max_positions(self, spec: ModelSpec) -> int:
-        config = os.path.join(spec.path or spec.tokenizer, "config.json")
-        if os.path.isfile(config):
-            return int(_C.read_model_config(os.path.dirname(config)).max_position_embeddings)
-        return 0
+        """The model's context (config.json's max_position_embeddings), read once; 0 without a config."""
+        with self._lock:
+            if spec.name not in self._max_positions:
+                config = config_path(spec)
+                self._max_positions[spec.name] = (
+                    int(_C.read_model_config(config).max_position_embeddings) if os.path.isfile(config) else 0)
+            return self._max_positions[spec.name]
 
     def similarity(self):
         with self._lock:
@@ -368,8 +378,7 @@ def _fingerprint(cfg: StudyConfig, models: dict) -> dict:
 def _model_record(spec: ModelSpec, old: dict) -> dict:
     record = {"path": spec.path, "endpoints": spec.endpoints, "server_model": spec.server_model,
               "tokenizer": spec.tokenizer, "device": spec.device, "dtype": spec.dtype}
-    folder = spec.path or (spec.tokenizer if os.path.isdir(spec.tokenizer) else os.path.dirname(spec.tokenizer))
-    config = os.path.join(folder, "config.json")
+    config = config_path(spec)
     record["config_sha256"] = _sha256(config) if os.path.isfile(config) else None
     tokenizer = spec.tokenizer or os.path.join(spec.path, "tokenizer.json")
     if os.path.isdir(tokenizer):
