@@ -38,7 +38,7 @@ bool same_sampling(const CompletionRequest& a, const CompletionRequest& b) {
   return a.n == b.n && a.temperature == b.temperature && a.top_p == b.top_p && a.top_k == b.top_k &&
          a.max_tokens == b.max_tokens && a.stop == b.stop && a.min_p == b.min_p &&
          a.repetition_penalty == b.repetition_penalty && a.presence_penalty == b.presence_penalty &&
-         a.frequency_penalty == b.frequency_penalty && a.seed == b.seed;
+         a.frequency_penalty == b.frequency_penalty && a.seed == b.seed && a.attention_control == b.attention_control;
 }
 
 void check_request(const openai::ParsedRequest& parsed, bool chat) {

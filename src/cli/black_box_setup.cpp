@@ -137,6 +137,7 @@ BlackBoxSetup black_box_setup(const Args& args, const std::string& who, bool wit
       throw Error(fmt::format("{}: no tokenizer.json ({} needs the model's tokenizer)", *dir, who));
     setup.tokenizer = model->tokenizer();
     setup.provider = std::make_shared<rollout::LocalProvider>(model);
+    setup.model = model;
   }
   return setup;
 }

@@ -21,6 +21,7 @@
 
 #include "anchors/core/embedder.h"
 #include "anchors/core/outcome.h"
+#include "anchors/model/causal_lm.h"
 #include "anchors/model/tokenizer.h"
 #include "anchors/rollout/provider.h"
 #include "cli_args.h"
@@ -44,6 +45,7 @@ struct BlackBoxSetup {
   std::shared_ptr<SentenceSimilarity> similarity;  // null unless asked for
   std::shared_ptr<const Outcome> outcome;          // null: not given (see outcome_from_args)
   std::int64_t max_positions = 0;                   // the checkpoint's max_position_embeddings
+  std::shared_ptr<model::CausalLM> model;           // the local model behind the provider; null with --server
 };
 
 // Reads the flags above (--model required). The embedder is loaded first when

@@ -94,8 +94,11 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
     raw.erase(raw.begin());
   }
   const auto instance = make_method(method);
-  const bool black_box = !instance->needs().model;
-  if (black_box && !instance->needs().rollouts)
+  // A method that generates rollouts takes the black-box flags; one that
+  // also reads the model (head_ablation) gets the provider's local model, or
+  // the --model checkpoint loaded on the CPU when the rollouts come from --server.
+  const bool black_box = instance->needs().rollouts;
+  if (!black_box && !instance->needs().model)
     throw UsageError(fmt::format("`anchors {}` runs methods that need a model or rollouts; {} needs neither", command,
                                  method));
   const ValueMap defaults = instance->default_options();
@@ -160,6 +163,7 @@ int run_white_box(const std::string& command, std::string method, std::vector<st
     BlackBoxSetup setup = black_box_setup(args, method, instance->needs().similarity);
     if (!given.count("max_positions") && defaults.count("max_positions")) given["max_positions"] = setup.max_positions;
     context.provider = setup.provider;
+    if (instance->needs().model) context.model = setup.model ? setup.model : model::CausalLM::load(*model_dir);
     context.tokenizer = setup.tokenizer;
     context.similarity = setup.similarity;
     context.outcome = setup.outcome;

@@ -81,6 +81,32 @@ def test_float32_logits_match(tiny):
     assert (both[1] - transformers_logits(hf_model, ids.flip(0))).abs().max().item() < 1e-4
 
 
+def test_padded_batches_equal_their_rows(tiny):
+    """logits(ids [B, T], mask=) of a left- and right-padded batch: each row's real tokens get what the row alone
+    gets (and transformers with the same attention mask and position ids), zeros at padding."""
+    hf_model, folder, ids = tiny
+    ours = ta.Model.load(str(folder))
+    rows = [ids[:20], ids[5:12], ids[30:46]]
+    batch = torch.zeros((3, 24), dtype=torch.int64)
+    mask = torch.zeros((3, 24), dtype=torch.bool)
+    starts = [0, 17, 8]  # right-padded, left-padded, both
+    for b, (row, start) in enumerate(zip(rows, starts)):
+        batch[b, start:start + len(row)] = row
+        mask[b, start:start + len(row)] = True
+    got = ours.logits(batch, mask=mask)
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        hf = hf_model(batch, attention_mask=mask.long(), position_ids=positions).logits.float()
+    for b, (row, start) in enumerate(zip(rows, starts)):
+        real = slice(start, start + len(row))
+        assert (got[b, real] - ours.logits(row)).abs().max().item() < 1e-5
+        assert (got[b, real] - hf[b, real]).abs().max().item() < 1e-4
+        assert (got[b][~mask[b]] == 0).all()
+    assert torch.equal(ours.logits(batch.numpy(), mask=mask.numpy().astype("int64")), got)
+    with pytest.raises(ta.Error, match="gap at token"):
+        ours.logits(batch, mask=torch.tensor([[1] * 5 + [0] + [1] * 18] * 3))
+
+
 def test_bfloat16_error_within_twice_transformers(tiny):
     hf_model, folder, ids = tiny
     hf_float32 = transformers_logits(hf_model, ids)

@@ -41,6 +41,7 @@ def test_every_form_gives_the_same_result(model, inputs):
     want_sample = [s.ids for s in model.sample(ids, 2, max_new_tokens=8, seed=3)]
     want_logprobs = ta.LocalProvider(model).prompt_logprobs(ids)
     want_text = model.tokenizer.decode(ids)
+    want_logits = model.logits(torch.tensor(ids))
     for name, given in forms(ids).items():
         assert torch.equal(ta.sentence_attention(model, given, spans), want_attention), name
         got_rhythm = ta.attention_rhythm(model, given, response_begin=spans[0][0])
@@ -50,6 +51,7 @@ def test_every_form_gives_the_same_result(model, inputs):
         assert np.allclose(got, want_logprobs, equal_nan=True), name
         assert model.tokenizer.decode(given) == want_text, name
         assert model.generate_greedy(given, 4) == model.generate_greedy(ids, 4), name
+        assert torch.equal(model.logits(given), want_logits), name
     # The white-box method objects take them too.
     method = ta.SentenceAttention()
     want = method.run(model, trace, token_ids=ids, sentence_spans=spans).attribution("sentence_attention")
@@ -66,6 +68,12 @@ def test_what_is_not_token_ids_is_a_clear_error(model, inputs):
            "a list with a float": ([*ids[:-1], 1.5], "got float at position"),
            "a list with a bool": ([True] + ids[1:], "got bool at position 0"),
            "a string": ("1 2 3", "got str")}
+    # Model.logits also takes a batch [B, T], as nested lists too.
+    assert torch.equal(model.logits([ids[:5], ids[1:6]]), model.logits(torch.tensor([ids[:5], ids[1:6]])))
+    with pytest.raises(ta.Error, match="integer token ids"):
+        model.logits(torch.tensor(ids, dtype=torch.float32))
+    with pytest.raises(ta.Error, match="ids must be a list, a tensor or an array; could not read"):
+        model.logits([ids[:5], ids[:3]])  # ragged
     for name, (given, message) in bad.items():
         with pytest.raises(ta.Error, match=message):
             ta.sentence_attention(model, given, spans)

@@ -48,6 +48,7 @@ void bind_results(py::module_& m);   // Attribution, AnalysisResult, save/load
 void bind_methods(py::module_& m);   // registry
 void bind_cli(py::module_& m);       // run_cli
 void bind_tokenizer(py::module_& m); // Tokenizer, Encoding, Embedder (before bind_model and bind_metrics)
+void bind_attention_control(py::module_& m);  // AttentionControl (before bind_model and bind_rollout)
 void bind_model(py::module_& m);     // ModelConfig, Model (decoder LMs)
 void bind_white_box(py::module_& m); // white-box methods, torch ops (after bind_model)
 void bind_outcomes(py::module_& m);  // Outcome and the built-in outcomes (before bind_rollout)

@@ -2,8 +2,10 @@
 
 #include <cmath>
 
+#include "anchors/core/attention_control.h"
 #include "anchors/core/error.h"
 #include "anchors/model/causal_lm.h"
+#include "anchors/model/padded_batch.h"
 #include "anchors/model/sampler.h"
 #include "anchors/model/sentence_attention.h"
 #include "anchors/model/tokenizer.h"
@@ -33,18 +35,66 @@ torch::Device device_from_python(const py::object& obj) {
   }
 }
 
-// A pass over ids [T] or [B, T] at positions 0..T-1 (no cache), without the
-// GIL; the result loses the batch dimension again for 1-D ids.
+// ids= of Model.logits / hidden_states: an integer tensor (any integer dtype,
+// any device), a NumPy array or a (nested) list of ints, as int64.
+torch::Tensor as_tensor(const py::object& given, const char* what);
+
+torch::Tensor ids_tensor(const py::object& given) {
+  const torch::Tensor ids = as_tensor(given, "ids");
+  if (!at::isIntegralType(ids.scalar_type(), /*includeBool=*/false))
+    throw Error("ids must be integer token ids, got a " + std::string(c10::toString(ids.scalar_type())) + " tensor");
+  return ids.to(torch::kLong);
+}
+
+// A tensor, or torch.as_tensor of an array / (nested) list; ta.Error naming `what` otherwise.
+torch::Tensor as_tensor(const py::object& given, const char* what) {
+  torch::Tensor ids;
+  if (THPVariable_Check(given.ptr())) {
+    ids = THPVariable_Unpack(given.ptr());
+  } else {
+    try {
+      ids = THPVariable_Unpack(py::module_::import("torch").attr("as_tensor")(given).ptr());
+    } catch (py::error_already_set& e) {
+      throw Error(std::string(what) + " must be a list, a tensor or an array; could not read " +
+                  py::repr(given).cast<std::string>().substr(0, 80) + ": " + e.what());
+    }
+  }
+  return ids;
+}
+
+// A pass over ids [T] or [B, T] without cache, without the GIL: at positions
+// 0..T-1, or for a padded batch (mask [B, T]) each row at its own positions
+// with its left padding hidden (padded_batch.h) and zeros at padding. The
+// control's slots are the batch's, padding included. The result loses the
+// batch dimension again for 1-D ids.
 template <typename Pass>
-torch::Tensor run_on_ids(const model::CausalLM& lm, const torch::Tensor& ids, const Pass& pass) {
+torch::Tensor run_on_ids(const model::CausalLM& lm, const py::object& given, const py::object& mask,
+                         const std::optional<AttentionControl>& control, const Pass& pass) {
+  const torch::Tensor ids = ids_tensor(given);
   if (ids.dim() != 1 && ids.dim() != 2) throw Error("ids must be a 1-D [T] or 2-D [B, T] tensor");
   const torch::Tensor batch = ids.dim() == 1 ? ids.unsqueeze(0) : ids;
-  const torch::Tensor positions = torch::arange(batch.size(1), torch::dtype(torch::kInt64).device(lm.device()));
+  AttentionControl applied = control.value_or(AttentionControl{});
+  torch::Tensor positions = torch::arange(batch.size(1), torch::dtype(torch::kInt64).device(lm.device()));
+  torch::Tensor real;
+  if (!mask.is_none()) {
+    if (ids.dim() != 2) throw Error("mask= goes with a 2-D [B, T] batch of ids");
+    const torch::Tensor m = as_tensor(mask, "mask");
+    if (!at::isIntegralType(m.scalar_type(), /*includeBool=*/true))
+      throw Error("mask must hold 0 / 1 (or booleans), got a " + std::string(c10::toString(m.scalar_type())) + " tensor");
+    if (m.sizes() != batch.sizes())
+      throw Error("mask has shape " + std::to_string(m.size(0)) + "x" + std::to_string(m.dim() > 1 ? m.size(1) : 0) +
+                  ", the ids " + std::to_string(batch.size(0)) + "x" + std::to_string(batch.size(1)));
+    model::PaddedBatch padded = model::padded_batch(m);
+    positions = padded.positions.to(lm.device());
+    real = padded.real;
+    applied.regions.insert(applied.regions.end(), padded.control.regions.begin(), padded.control.regions.end());
+  }
   torch::Tensor out;
   {
     py::gil_scoped_release release;
     torch::NoGradGuard no_grad;
-    out = pass(batch.to(lm.device()), positions);
+    out = pass(batch.to(lm.device()), positions, applied.empty() ? nullptr : &applied);
+    if (real.defined()) out.masked_fill_(real.logical_not().unsqueeze(-1).to(out.device()), 0);
   }
   return ids.dim() == 1 ? out.squeeze(0) : out;
 }
@@ -152,21 +202,30 @@ void bind_model(py::module_& m) {
       .def_property_readonly("device", [](const model::CausalLM& lm) { return lm.device().str(); })
       .def(
           "logits",
-          [](const model::CausalLM& lm, const torch::Tensor& ids) {
-            return run_on_ids(lm, ids, [&lm](const torch::Tensor& batch, const torch::Tensor& positions) {
-              return lm.forward(batch, positions);
-            });
+          [](const model::CausalLM& lm, const py::object& ids, const py::object& mask,
+             const std::optional<AttentionControl>& control) {
+            return run_on_ids(lm, ids, mask, control,
+                              [&lm](const torch::Tensor& batch, const torch::Tensor& positions,
+                                    const AttentionControl* applied) {
+                                return lm.forward(batch, positions, /*cache=*/nullptr, applied);
+                              });
           },
-          py::arg("ids"), "Logits [T, V] or [B, T, V] (float32) of token ids [T] or [B, T] (int64).")
+          py::arg("ids"), py::kw_only(), py::arg("mask") = py::none(), py::arg("control") = py::none(),
+          "Logits [T, V] or [B, T, V] (float32) of token ids [T] or [B, T] (a list, an integer tensor or array). "
+          "mask [B, T] (1 at real tokens; left or right padding): each row as its real tokens alone, zeros at "
+          "padding. control: a ta.AttentionControl (slots of the batch as given, padding included).")
       .def(
           "hidden_states",
-          [](const model::CausalLM& lm, const torch::Tensor& ids) {
+          [](const model::CausalLM& lm, const py::object& ids, const py::object& mask,
+             const std::optional<AttentionControl>& control) {
             // The forward pass without the vocabulary projection (what the white-box methods run).
-            return run_on_ids(lm, ids, [&lm](const torch::Tensor& batch, const torch::Tensor& positions) {
-              return lm.hidden_states(batch, positions);
-            });
+            return run_on_ids(lm, ids, mask, control,
+                              [&lm](const torch::Tensor& batch, const torch::Tensor& positions,
+                                    const AttentionControl* applied) {
+                                return lm.hidden_states(batch, positions, /*cache=*/nullptr, applied);
+                              });
           },
-          py::arg("ids"), "Final normed hidden states [T, hidden] or [B, T, hidden] (model dtype): logits() without lm_head.")
+          py::arg("ids"), py::kw_only(), py::arg("mask") = py::none(), py::arg("control") = py::none(), "Final normed hidden states [T, hidden] or [B, T, hidden] (model dtype): logits() without lm_head.")
       .def(
           "generate_greedy",
           [](const model::CausalLM& lm, const TokenIds& prompt, std::int64_t max_new_tokens,
@@ -182,8 +241,9 @@ void bind_model(py::module_& m) {
           [](const model::CausalLM& lm, const TokenIds& prompt, std::int64_t n, double temperature,
              double top_p, std::int64_t top_k, std::int64_t max_new_tokens, std::vector<std::int64_t> stop_ids,
              std::vector<std::string> stop_strings, Seed seed, double min_p, double repetition_penalty,
-             std::int64_t max_batch_bytes) {
+             std::int64_t max_batch_bytes, const std::optional<AttentionControl>& control) {
             model::SamplingOptions options;
+            if (control) options.control = *control;
             options.max_batch_bytes = max_batch_bytes;
             options.temperature = temperature;
             options.top_p = top_p;
@@ -202,8 +262,10 @@ void bind_model(py::module_& m) {
           py::arg("top_p") = 0.95, py::arg("top_k") = 0, py::arg("max_new_tokens") = 256,
           py::arg("stop_ids") = std::vector<std::int64_t>{}, py::arg("stop_strings") = std::vector<std::string>{},
           py::arg("seed") = 0, py::arg("min_p") = 0.0, py::arg("repetition_penalty") = 1.0,
-          py::arg("max_batch_bytes") = 0,
+          py::arg("max_batch_bytes") = 0, py::arg("control") = py::none(),
           "n continuations of one prompt, batched with a shared prefilled prefix; reproducible per (seed, lane). "
+          "control: a ta.AttentionControl applied while generating (heads ablated, keys suppressed or boosted "
+          "from a position on). "
           "Per token: repetition penalty on the raw logits (prompt + lane's tokens), temperature, top-k, top-p, "
           "min-p (docs/sampler.md). The lanes run in batches that fit max_batch_bytes (0: half the memory "
           "available now); a request whose single lane or results do not fit is a ta.Error before anything "

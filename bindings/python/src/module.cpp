@@ -60,6 +60,7 @@ PYBIND11_MODULE(_C, m) {
   anchors::python::bind_results(m);
   anchors::python::bind_methods(m);
   anchors::python::bind_cli(m);
+  anchors::python::bind_attention_control(m);
   anchors::python::bind_model(m);
   anchors::python::bind_white_box(m);
   anchors::python::bind_outcomes(m);

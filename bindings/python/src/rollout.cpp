@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "anchors/core/attention_control.h"
 #include "anchors/core/error.h"
 #include "anchors/core/outcome.h"
 #include "anchors/model/causal_lm.h"
@@ -71,12 +72,22 @@ class PyRolloutProvider : public rollout::RolloutProvider, public py::trampoline
  public:
   using Completion = rollout::Completion;
 
+  // complete() in Python takes no control, so a request with one is refused
+  // rather than answered from the unchanged model (provider.h).
+  void refuse_attention_control(const rollout::CompletionRequest& r) const {
+    if (r.attention_control.empty()) return;
+    py::gil_scoped_acquire gil;
+    throw Error(python_name() + ": a Python RolloutProvider cannot apply an attention control (LocalProvider, "
+                                "`anchors serve` and OpenAIProvider pointed at it can)");
+  }
+
   std::string name() const override {
     py::gil_scoped_acquire gil;
     return python_name();
   }
 
   std::vector<Completion> complete(const rollout::CompletionRequest& r) override {
+    refuse_attention_control(r);
     py::gil_scoped_acquire gil;
     const py::function override = py::get_override(static_cast<const rollout::RolloutProvider*>(this), "complete");
     if (!override) throw Error(python_name() + ": the Python RolloutProvider subclass does not define complete()");
@@ -100,6 +111,7 @@ class PyRolloutProvider : public rollout::RolloutProvider, public py::trampoline
   // A subclass may define prompt_logprobs(self, prompt_ids) -> list of floats
   // (one per id, the first NaN); without it, the base class's error.
   std::vector<double> prompt_logprobs(const rollout::CompletionRequest& r) override {
+    refuse_attention_control(r);
     py::gil_scoped_acquire gil;
     const py::function override =
         py::get_override(static_cast<const rollout::RolloutProvider*>(this), "prompt_logprobs");
@@ -197,8 +209,10 @@ void bind_providers(py::module_& m) {
           [](rollout::RolloutProvider& provider, TokenIds prompt_ids, std::int64_t n,
              double temperature, double top_p, std::int64_t top_k, std::int64_t max_tokens,
              std::vector<std::string> stop, Seed seed, std::string prompt_text, const py::object& messages,
-             double min_p, double repetition_penalty, double presence_penalty, double frequency_penalty) {
+             double min_p, double repetition_penalty, double presence_penalty, double frequency_penalty,
+             const std::optional<AttentionControl>& control) {
             rollout::CompletionRequest request;
+            if (control) request.attention_control = *control;
             request.prompt_ids = std::move(prompt_ids.ids);
             request.prompt_text = std::move(prompt_text);
             request.messages = messages_from_python(messages);
@@ -225,20 +239,25 @@ void bind_providers(py::module_& m) {
           py::arg("seed") = r.seed, py::arg("prompt_text") = r.prompt_text, py::arg("messages") = py::none(),
           py::arg("min_p") = r.min_p, py::arg("repetition_penalty") = r.repetition_penalty,
           py::arg("presence_penalty") = r.presence_penalty, py::arg("frequency_penalty") = r.frequency_penalty,
+          py::arg("control") = py::none(),
           "n continuations of the prompt (prompt_ids, prompt_text and/or messages: a list of {role, content} "
           "dicts or (role, content) pairs, the last the assistant's partial message), in lane order; lane k "
-          "depends only on (prompt, options, seed, k).")
+          "depends only on (prompt, options, seed, k). control: a ta.AttentionControl applied while generating "
+          "(LocalProvider; `anchors serve` through OpenAIProvider, which refuses an answer that does not "
+          "confirm it; other providers refuse it).")
       .def(
           "prompt_logprobs",
-          [](rollout::RolloutProvider& provider, TokenIds prompt_ids) {
+          [](rollout::RolloutProvider& provider, TokenIds prompt_ids, const std::optional<AttentionControl>& control) {
             rollout::CompletionRequest request;
             request.prompt_ids = std::move(prompt_ids.ids);
+            if (control) request.attention_control = *control;
             py::gil_scoped_release release;
             torch::NoGradGuard no_grad;
             return provider.prompt_logprobs(request);
           },
-          py::arg("prompt_ids"),
-          "log p(prompt_ids[k] | prompt_ids[:k]) under the model at temperature 1, one per id (NaN for the first). "
+          py::arg("prompt_ids"), py::kw_only(), py::arg("control") = py::none(),
+          "log p(prompt_ids[k] | prompt_ids[:k]) under the model at temperature 1, one per id (NaN for the first), "
+          "with an optional ta.AttentionControl applied. "
           "LocalProvider runs one forward pass; OpenAIProvider asks /v1/completions with echo and logprobs; a "
           "Python subclass may define prompt_logprobs(self, prompt_ids).")
       .def("__repr__", [](const rollout::RolloutProvider& p) { return "<RolloutProvider " + p.name() + ">"; });

@@ -13,6 +13,7 @@
 #include "anchors/model/attention_rhythm.h"
 #include "anchors/model/attention_suppression.h"
 #include "anchors/model/causal_lm.h"
+#include "anchors/model/head_influence.h"
 #include "anchors/model/receiver_heads.h"
 #include "anchors/model/tensor_convert.h"
 #include "anchors/model/token_trace.h"
@@ -238,6 +239,50 @@ void bind_white_box(py::module_& m) {
       py::arg("tau_waad") = ad.tau_waad, py::arg("tau_delta") = ad.tau_delta,
       "The token sets and credit weights of a strategy from per-token WAAD and FAI curves (Tensor[T]; FAI NaN "
       "where undefined): what attention_rhythm computes after its forward pass.");
+
+  py::class_<model::HeadInfluenceResult>(m, "HeadInfluenceResult",
+                                          "What ta.head_influence measured (docs/attention-control.md).")
+      .def_readonly("influence", &model::HeadInfluenceResult::influence,
+                    "Tensor[L, H] float64: mean over texts of the loss increase (nats per token) with the head "
+                    "ablated; NaN for layers not measured.")
+      .def_readonly("plain_loss", &model::HeadInfluenceResult::plain_loss,
+                    "Per text, Tensor[T] float64: each token's plain loss (NaN where not scored).")
+      .def_readonly("token_delta", &model::HeadInfluenceResult::token_delta,
+                    "Per text, Tensor[L, H, T] float32: each token's loss increase with the head ablated.")
+      .def("__repr__", [](const model::HeadInfluenceResult& r) {
+        return "HeadInfluenceResult(" + std::to_string(r.influence.size(0)) + " layers x " +
+               std::to_string(r.influence.size(1)) + " heads, " + std::to_string(r.plain_loss.size()) + " texts)";
+      });
+  m.def(
+      "head_influence",
+      [](const model::CausalLM& lm, const std::vector<TokenIds>& texts,
+         const std::optional<std::vector<std::pair<std::int64_t, std::int64_t>>>& scored,
+         const std::vector<std::int64_t>& layers, std::int64_t batch_lanes, std::optional<py::function> progress) {
+        if (scored && scored->size() != texts.size())
+          throw Error("head_influence: scored has " + std::to_string(scored->size()) + " spans for " +
+                      std::to_string(texts.size()) + " texts");
+        std::vector<model::HeadInfluenceText> inputs;
+        for (std::size_t i = 0; i < texts.size(); ++i) {
+          model::HeadInfluenceText text;
+          text.ids = texts[i].ids;
+          if (scored) text.scored = {(*scored)[i].first, (*scored)[i].second};
+          inputs.push_back(std::move(text));
+        }
+        model::HeadInfluenceOptions options;
+        options.layers = layers;
+        options.batch_lanes = batch_lanes;
+        const RunControl control = control_from_python(progress);
+        py::gil_scoped_release release;
+        torch::NoGradGuard no_grad;
+        return model::head_influence(lm, inputs, options, control);
+      },
+      py::arg("model"), py::arg("texts"), py::kw_only(), py::arg("scored") = py::none(),
+      py::arg("layers") = std::vector<std::int64_t>{}, py::arg("batch_lanes") = model::HeadInfluenceOptions{}.batch_lanes,
+      py::arg("progress") = py::none(),
+      "Per attention head, the mean next-token loss increase over `texts` (lists of token ids, 1-D tensors or "
+      "arrays) when the head's output is zeroed (AttentionInfluence). scored: one (begin, end) token span per "
+      "text whose predictions count (default: all but the first token). layers: the layers measured (default "
+      "all). batch_lanes heads per forward pass. Returns a ta.HeadInfluenceResult.");
 
   m.def(
       "token_weights",

@@ -16,6 +16,7 @@ from . import _C
 from ._C import (  # noqa: F401
     AnalysisResult,
     AnswerDistribution,
+    AttentionControl,
     Attribution,
     BaseSolution,
     Completion,
@@ -25,6 +26,7 @@ from ._C import (  # noqa: F401
     RolloutProvider,
     Embedder,
     Encoding,
+    HeadInfluenceResult,
     Problem,
     ProblemRollouts,
     RenderedPrompt,
@@ -87,11 +89,11 @@ from .resampling import Resampling, analyze  # noqa: F401
 from .interventions import (  # noqa: F401
     Delete, Insert, InterventionResult, Resample, Substitute, Truncate, intervene)
 from ._C import Intervention  # noqa: F401
-from .thought_branches import OffPolicy, OnPolicy, Resilience  # noqa: F401
+from .thought_branches import AttentionSteering, HeadAblation, OffPolicy, OnPolicy, Resilience  # noqa: F401
 from .study import Study  # noqa: F401
 from .white_box import (  # noqa: F401
-    AttentionRhythm, AttentionSuppression, ReceiverHeads, SentenceAttention, sentence_scores_to_token_weights,
-    token_weights)
+    AttentionRhythm, AttentionSuppression, HeadInfluence, ReceiverHeads, SentenceAttention, head_influence,
+    sentence_scores_to_token_weights, token_weights)
 
 __version__ = _C.__version__
 

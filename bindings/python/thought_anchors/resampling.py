@@ -127,6 +127,7 @@ class _BlackBoxMethod:
     """A registered black-box method that generates its own rollouts through a provider."""
 
     name = ""
+    _model = None  # a ta.Model for methods that also read the model itself (head_ablation)
 
     def __init__(self, provider=None, *, tokenizer=None, similarity=None, out_dir: Optional[str] = None,
                  outcome=None, **options):
@@ -180,7 +181,8 @@ class _BlackBoxMethod:
         if progress is True:
             progress = _progress_printer(self.name)
         with tempfile.TemporaryDirectory(prefix=f"thought-anchors-{self.name}-") as scratch:
-            attribution = _C.run_method(self.name, trace, provider=self.provider, tokenizer=self.tokenizer,
+            attribution = _C.run_method(self.name, trace, model=self._model, provider=self.provider,
+                                        tokenizer=self.tokenizer,
                                         output_dir=self.out_dir or scratch, similarity=similarity,
                                         outcome=self.outcome, options=self.options, progress=progress or None)
         if into is not None:

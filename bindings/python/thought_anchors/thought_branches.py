@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 
+from . import _C
 from .resampling import _BlackBoxMethod
 
 
@@ -87,3 +88,43 @@ class OnPolicy(_BlackBoxMethod):
         if isinstance(kwargs.get("targets"), (list, tuple)):
             kwargs["targets"] = ",".join(kwargs["targets"])
         super().__init__(provider, num_rollouts=num_rollouts, **kwargs)
+
+
+class _ModelRolloutMethod(_BlackBoxMethod):
+    """A method that reads the model itself (its receiver heads) and generates rollouts under an attention
+    control: model= is required; provider= defaults to a LocalProvider on it."""
+
+    def __init__(self, model, num_rollouts: int = 30, provider=None, **kwargs):
+        if not isinstance(model, _C.Model):
+            raise _C.Error(f"{type(self).__name__} needs model=: a ta.Model (got {type(model).__name__})")
+        super().__init__(provider if provider is not None else model, num_rollouts=num_rollouts, **kwargs)
+        self._model = model
+
+
+class HeadAblation(_ModelRolloutMethod):
+    """Receiver-head ablation (the Thought Anchors paper's test of receiver heads): the model re-solves the
+    trace's problem `num_rollouts` times with nothing ablated, with the trace's top_k receiver heads ablated
+    (their outputs zeroed from token `start` on), and with as many random heads from the same layers
+    (`random_draws` draws). metadata accuracy_none / accuracy_receiver / accuracy_random and drop_receiver /
+    drop_random; matrix ablation_accuracy (one row per condition: rate, matching, labelled, rollouts, errors,
+    kl_from_none); series receiver_score (what the ablated heads attend to).
+
+    model: the ta.Model (receiver heads and head counts); provider: where the rollouts come from (default: a
+    LocalProvider on the model; an `anchors serve` URL applies the control too; vLLM cannot). heads: your own
+    (layer, head) pairs instead of the receiver heads. Other arguments as ta.Resilience.
+    """
+
+    name = "head_ablation"
+
+
+class AttentionSteering(_ModelRolloutMethod):
+    """Attention steering: for each target sentence, the model continues from just after it `num_rollouts`
+    times plainly and `num_rollouts` times with the receiver heads' attention scores toward the sentence
+    raised by +beta; series steering_rate_shift, steering_kl, steered_rate, plain_rate, receiver_score.
+
+    sentences: the targets (default every sentence but the last); beta (default 2.0; negative steers away);
+    heads: your own (layer, head) pairs instead of the trace's top_k receiver heads. Other arguments as
+    ta.HeadAblation.
+    """
+
+    name = "attention_steering"

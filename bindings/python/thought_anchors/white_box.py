@@ -162,6 +162,41 @@ class AttentionRhythm(_WhiteBoxMethod):
     name = "attention_rhythm"
 
 
+class HeadInfluence(_WhiteBoxMethod):
+    """Per attention head, how much the next-token loss over the trace rises when the head's output is zeroed
+    (AttentionInfluence): matrices head_influence [L, H] and head_influence_by_sentence [(L*H), S], series
+    mean_head_influence / max_head_influence per sentence.
+
+    Options: layers=[...] (default: all), batch_lanes=8 (heads ablated per forward pass).
+    """
+
+    name = "head_influence"
+
+
+def head_influence(model, texts, *, mask=None, scored=None, layers=(), batch_lanes: int = 8, progress=None):
+    """Per attention head, the mean loss increase (nats per token) over `texts` when the head's output is zeroed:
+    a ta.HeadInfluenceResult (influence [L, H], per-text plain_loss [T] and token_delta [L, H, T]).
+
+    texts: a list of token-id sequences (lists, 1-D tensors or arrays), or a 2-D tensor / array [B, T] with
+    `mask` [B, T] (1 for real tokens, left- or right-padded). scored: one (begin, end) span per text of the
+    tokens whose prediction counts, in the unpadded text (default: all but the first).
+    """
+    if progress is True:
+        progress = _progress_printer("head_influence")
+    if mask is not None or (hasattr(texts, "dim") and texts.dim() == 2) or getattr(texts, "ndim", 1) == 2:
+        import torch
+
+        ids = torch.as_tensor(texts)
+        if ids.dim() != 2:
+            raise _C.Error(f"head_influence: with mask=, texts must be 2-D [batch, tokens], got shape {tuple(ids.shape)}")
+        keep = torch.ones_like(ids, dtype=torch.bool) if mask is None else torch.as_tensor(mask).to(torch.bool)
+        if keep.shape != ids.shape:
+            raise _C.Error(f"head_influence: mask shape {tuple(keep.shape)} differs from texts {tuple(ids.shape)}")
+        texts = [ids[b][keep[b].to(ids.device)].cpu() for b in range(ids.shape[0])]
+    return _C.head_influence(model, list(texts), scored=None if scored is None else [tuple(s) for s in scored],
+                             layers=list(layers), batch_lanes=batch_lanes, progress=progress or None)
+
+
 def _batch(ids, mask, name: str):
     """(ids [B, N] int64 tensor, mask [B, N] bool tensor or None) from a 2-D tensor / array or a list of
     (possibly ragged) lists; ragged rows are right-padded and masked."""

@@ -6,6 +6,7 @@
 //   "receiver_heads"         vertical scores, head kurtosis, top-k receiver heads, sentence receiver scores
 //   "attention_suppression"  the S×S log-KL matrix of suppressing each sentence's keys
 //   "attention_rhythm"       WAAD / FAI per token, preplan and anchor tokens, γ credit weights
+//   "head_influence"         per head, the loss increase over the trace when the head is ablated
 //
 // They live in anchors::anchors (LibTorch). anchors::methods() lists only the
 // core methods until anchors::register_builtins() (methods/builtins.h) has
@@ -98,6 +99,25 @@ class AttentionRhythmMethod : public AttributionMethod {
   // "preplan_fraction", "anchor_fraction"; matrices: "head_span" (analysed layers × H),
   // "token_waad", "token_fai", "token_gamma" (1×T, the response tokens' per-token values,
   // T = every input token, prompt included); metadata: "layers", "local_heads", "global_heads".
+  Attribution run(const Trace& trace, const Context& context) const override;
+};
+
+class HeadInfluenceMethod : public AttributionMethod {
+ public:
+  std::string name() const override { return "head_influence"; }
+  std::string description() const override;
+  // layers ([] = every layer), batch_lanes.
+  ValueMap default_options() const override;
+  std::map<std::string, std::string> option_docs() const override;
+  MethodNeeds needs() const override { return {/*model=*/true}; }
+  std::vector<std::string> headline_scores() const override { return {"mean_head_influence", "max_head_influence"}; }
+  // head_influence.h over the trace's tokens (from its first sentence on).
+  // scores: "mean_head_influence" / "max_head_influence" (per sentence, the
+  // mean / largest over the measured heads of the loss increase over its
+  // tokens). matrices: "head_influence" (L×H: mean loss increase in nats with the head
+  // ablated), "head_influence_by_sentence" ((L·H)×S, row = layer·H + head:
+  // the same over each sentence's tokens); metadata: "plain_loss" (mean nats
+  // per token), "top_heads" (the ten most influential, "l:h,...").
   Attribution run(const Trace& trace, const Context& context) const override;
 };
 

@@ -28,53 +28,26 @@
 //    the only degenerate case.
 //  * Boost regions add +beta to the scaled score; boosts of overlapping regions
 //    add up; suppression wins over boosting on the same (query, key, head).
+//  * An ablate region zeroes the head's output rows for its queries after the
+//    softmax (scores, probabilities and the log-sum-exp are unchanged): the
+//    head contributes nothing to o_proj there.
+//  * A region with lane kEveryLane applies to every lane of the batch.
 #include <torch/types.h>
 
 #include <cstdint>
 #include <optional>
 #include <vector>
 
+#include "anchors/core/attention_control.h"
 #include "anchors/core/span.h"
 
 namespace anchors::model {
 
-enum class RegionEffect {
-  kSuppress,  // score := lowest finite value of the dtype
-  kBoost,     // score += beta
-};
-
-// One rectangle of one batch lane's score matrix: queries at slots `queries`
-// looking at keys at slots `keys`, for the listed heads and layers.
-struct AttentionRegion {
-  std::int64_t lane = 0;               // batch index
-  TokenSpan queries;                   // query slots [begin, end); clipped to the call's queries
-  TokenSpan keys;                      // key slots [begin, end); clipped to [0, Tk)
-  std::vector<std::int64_t> heads;     // query heads it applies to; empty = every head
-  std::vector<std::int64_t> layers;    // decoder layers it applies to; empty = every layer
-  RegionEffect effect = RegionEffect::kSuppress;
-  double beta = 0.0;                   // kBoost only: added to the scaled score
-
-  // Keys `keys` hidden from queries `queries` in every head and layer of `lane`.
-  static AttentionRegion suppress(std::int64_t lane, TokenSpan queries, TokenSpan keys);
-  // +beta on keys `keys` for queries `queries` in every head and layer of `lane`.
-  static AttentionRegion boost(std::int64_t lane, TokenSpan queries, TokenSpan keys, double beta);
-
-  bool applies_to_layer(std::int64_t layer) const;
-};
-
-// Everything a forward pass changes about attention. An empty control (or a
-// null pointer) is plain causal attention.
-struct AttentionControl {
-  std::vector<AttentionRegion> regions;
-
-  bool empty() const { return regions.empty(); }
-  bool affects_layer(std::int64_t layer) const;
-  // anchors::Error for a lane outside [0, batch), a head outside [0, heads),
-  // a layer outside [0, layers) (layers < 0: not checked), a negative or
-  // inverted span, or a non-finite boost beta. Spans reaching past the
-  // sequence are fine: they are clipped.
-  void validate(std::int64_t batch, std::int64_t heads, std::int64_t layers = -1) const;
-};
+// The control types live in the core (a CompletionRequest carries them to a
+// server); the model namespace names them as before.
+using anchors::AttentionControl;
+using anchors::AttentionRegion;
+using anchors::RegionEffect;
 
 struct AttentionParams {
   std::optional<double> scale;              // softmax scale; default 1/sqrt(head_dim)

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "anchors/core/attention_control.h"
 #include "anchors/core/span.h"
 #include "anchors/model/kv_cache.h"
 
@@ -58,6 +59,13 @@ struct SamplingOptions {
   // generator). 0: half of the memory available when the call starts on the
   // model's device (MemAvailable of /proc/meminfo; free CUDA memory).
   std::int64_t max_batch_bytes = 0;
+  // Attention changed while generating (attention_control.h): heads ablated,
+  // keys suppressed or boosted, from a slot on (slots count prompt tokens
+  // then generated ones). Its regions must apply to every lane (kEveryLane):
+  // sample() makes the lanes. The prompt slots before control.first_query()
+  // are computed as without it, so only those come from (and stay in) a
+  // prefix cache. Empty: plain attention.
+  AttentionControl control;
 };
 
 struct Sample {
@@ -70,7 +78,9 @@ struct Sample {
 // n samples continuing `prompt`. anchors::Error for an empty prompt, n < 1,
 // temperature < 0 or not finite, top_p outside (0, 1], top_k < 0, min_p
 // outside [0, 1], repetition_penalty not finite or <= 0,
-// max_new_tokens < 0, prompt / stop ids outside the vocabulary, stop strings
+// max_new_tokens < 0, prompt / stop ids outside the vocabulary, an attention
+// control with a region for one lane or outside the model's heads / layers,
+// stop strings
 // without a tokenizer (or empty ones), prompt + max_new_tokens beyond
 // max_position_embeddings, or a prefix cache that is not a batch-1 cache of at
 // most prompt.size() slots; also, before anything larger than the batch-1
@@ -79,9 +89,12 @@ struct Sample {
 //
 // prefix_cache (optional): a batch-1 KVCache whose length() slots hold the keys
 // and values of prompt[0, length()) -- the caller guarantees the ids match (the
-// cache does not record them). Only the rest of the prompt is run, and on return
-// the cache holds exactly the whole prompt (prompt.size() slots), ready for the
-// next call. To go from sentence i's prompt to sentence i+1's (which shares its
+// cache does not record them), computed without attention control. Only the
+// rest of the prompt is run, and on return the cache holds exactly the whole
+// prompt (prompt.size() slots), ready for the next call -- or, when
+// options.control starts at a slot c inside the prompt, its first c slots
+// (the part the control leaves unchanged; the controlled rest is run on a
+// copy). To go from sentence i's prompt to sentence i+1's (which shares its
 // first k tokens), call cache.truncate(k) first (or nothing when prompt i+1
 // simply extends prompt i). An empty KVCache is a valid start.
 std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t>& prompt, std::int64_t n,
@@ -89,10 +102,11 @@ std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t
                            KVCache* prefix_cache = nullptr);
 
 // Runs `ids` through the model on top of a batch-1 (or empty) cache, at
-// positions cache.length() + arange; returns the logits [V] (float32) after the
-// last id. extend_prefix(model, cache, prompt) is what sample() does with its
-// prefix cache.
-torch::Tensor extend_prefix(const CausalLM& model, KVCache& cache, const std::vector<std::int64_t>& ids);
+// positions cache.length() + arange, with `control` (null: none) applied;
+// returns the logits [V] (float32) after the last id. extend_prefix(model,
+// cache, prompt) is what sample() does with its prefix cache.
+torch::Tensor extend_prefix(const CausalLM& model, KVCache& cache, const std::vector<std::int64_t>& ids,
+                            const AttentionControl* control = nullptr);
 
 namespace sampler_detail {
 // Bytes one lane of sample() holds at once with a KV cache of `slots`

@@ -43,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "anchors/core/attention_control.h"
 #include "anchors/core/distribution.h"
 #include "anchors/core/outcome.h"
 #include "anchors/core/run_control.h"
@@ -89,6 +90,10 @@ struct InterventionOptions {
   std::int64_t max_positions = 0;   // the model's context; 0 = no cap
   std::int64_t batch = 25;
   std::shared_ptr<const Outcome> outcome;  // null: BoxedAnswer
+  // Attention changed while every rollout is generated (heads ablated, keys
+  // suppressed or boosted; core/attention_control.h), part of each folder's
+  // manifest; the provider must apply it (provider.h). Empty: none.
+  AttentionControl attention_control;
   // progress (samples done, samples wanted, "rollouts") after every batch;
   // cancellation before every request.
   RunControl control;

@@ -57,7 +57,9 @@ class LocalProvider : public RolloutProvider {
   std::string name() const override;
   // The prompt is request.prompt_ids; when those are empty, prompt_text
   // encoded with the tokenizer (special tokens added, as `anchors serve`
-  // does). min_p and repetition_penalty go to the sampler (sampler.h).
+  // does). min_p, repetition_penalty and attention_control go to the
+  // sampler (sampler.h; the cached prefix keeps only the slots before the
+  // control's first query).
   // anchors::Error for an invalid request (see validate_request and
   // model::sample: prompt ids outside the vocabulary, prompt + max_tokens
   // beyond the model's context, stop strings without a tokenizer), a prompt
@@ -67,7 +69,8 @@ class LocalProvider : public RolloutProvider {
   std::vector<Completion> complete(const CompletionRequest& request) override;
 
   // One forward pass over request.prompt_ids (no KV cache reuse, the model
-  // shared with complete() under the same lock), log_softmax of the float32
+  // shared with complete() under the same lock; request.attention_control
+  // applied), log_softmax of the float32
   // logits, in slices of 256 positions so only 256 x vocabulary floats live at
   // once. anchors::Error for no or out-of-range ids, or more ids than the
   // model's positions.

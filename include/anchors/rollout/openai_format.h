@@ -9,14 +9,17 @@
 // Request:  {"model", "prompt": [ids] | "text", "n", "temperature", "top_p", "top_k" (only > 0),
 //            "min_p" (only > 0), "repetition_penalty" (only != 1), "presence_penalty",
 //            "frequency_penalty" (only != 0), "max_tokens", "stop" (only when non-empty), "seed",
-//            "logprobs": null}
+//            "logprobs": null,
+//            "attention_control": {...} (our extension, only when the request has one; JSON of
+//                                        core/attention_control.h)}
 // Chat:     the same with "messages": [{"role", "content"}] instead of "prompt" (no "logprobs"),
 //           plus "continue_final_message": true, "add_generation_prompt": false when the last
 //           message is the assistant's
 // Response: {"id", "object": "text_completion", "created", "model",
 //            "choices": [{"index", "text", "finish_reason", "logprobs": null,
 //                         "token_ids": [ids]}],             <- our extension (vLLM's name)
-//            "usage": {"prompt_tokens", "completion_tokens", "total_tokens"}}
+//            "usage": {"prompt_tokens", "completion_tokens", "total_tokens"},
+//            "attention_control": "applied"}                    <- our extension, when the request had one
 // Chat:     "object": "chat.completion", choices[].message = {"role": "assistant", "content"}
 //           instead of choices[].text
 // Error:    {"error": {"message", "type", "param": null, "code": null}}
@@ -100,22 +103,27 @@ ParsedRequest parse_chat_request_body(const std::string& body, const ChatRendere
 // with a non-number after the first.
 std::string score_request_body(const CompletionRequest& request, const std::string& model);
 std::vector<double> parse_score_response(const std::string& body, std::size_t prompt_tokens,
-                                         const std::string& source = "response");
+                                         const std::string& source = "response",
+                                         bool attention_control_expected = false);
 // The answer to an echo request: one choice, text = prompt_text +
 // completion.text, logprobs = {"tokens", "token_logprobs" (null for NaN),
 // "text_offset" (code points of the tokens' texts, accumulated), "top_logprobs":
 // null} over the prompt's and the completion's tokens (token_texts and
 // logprobs: one per token, in order).
+// attention_control_applied adds "attention_control": "applied" (to every
+// answer below): the request's control was applied.
 std::string echo_response_body(const Completion& completion, const std::string& prompt_text,
                                const std::vector<std::string>& token_texts, const std::vector<double>& logprobs,
                                const std::string& model, const std::string& id, std::int64_t created,
-                               std::int64_t prompt_tokens);
+                               std::int64_t prompt_tokens, bool attention_control_applied = false);
 // The answer to a request: one choice per completion, index = lane.
 std::string response_body(const std::vector<Completion>& completions, const std::string& model,
-                          const std::string& id, std::int64_t created, std::int64_t prompt_tokens);
+                          const std::string& id, std::int64_t created, std::int64_t prompt_tokens,
+                          bool attention_control_applied = false);
 // The same as a chat.completion: choices[].message = {"role": "assistant", "content": text}.
 std::string chat_response_body(const std::vector<Completion>& completions, const std::string& model,
-                               const std::string& id, std::int64_t created, std::int64_t prompt_tokens);
+                               const std::string& id, std::int64_t created, std::int64_t prompt_tokens,
+                               bool attention_control_applied = false);
 
 // The completions of an answer, ordered by choices[].index (or position when
 // there is none), which must be exactly 0..n-1. The text is choices[].text,
@@ -123,9 +131,12 @@ std::string chat_response_body(const std::vector<Completion>& completions, const
 // choices[].token_ids when present, else stay empty; a null finish_reason
 // reads as "". anchors::Error naming `source` for anything else, including a
 // chat answer split by a reasoning parser (message.reasoning_content): its
-// text is not the continuation of the prompt.
+// text is not the continuation of the prompt. attention_control_expected:
+// the request carried a control, so the answer must confirm it
+// ("attention_control": "applied"), else anchors::Error.
 std::vector<Completion> parse_response_body(const std::string& body, std::int64_t n,
-                                            const std::string& source = "response");
+                                            const std::string& source = "response",
+                                            bool attention_control_expected = false);
 
 // {"error": {"message": message, "type": type, "param": null, "code": null}}
 std::string error_body(const std::string& message, const std::string& type);

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "anchors/core/attention_control.h"
+
 namespace anchors::rollout {
 
 // One message of a chat prompt ("system", "user" or "assistant").
@@ -56,6 +58,14 @@ struct CompletionRequest {
   // Lane k of a request draws from a generator seeded by (seed, k); see
   // RolloutProvider::complete.
   std::uint64_t seed = 0;
+  // Attention changed while the model generates (core/attention_control.h):
+  // heads ablated, keys suppressed or boosted from a slot on; every region
+  // for every lane (kEveryLane). Honoured by LocalProvider and `anchors
+  // serve` (the "attention_control" field, which the answer confirms);
+  // OpenAIProvider sends it and refuses an answer that does not confirm it,
+  // so a server that would ignore it (vLLM) fails instead of sampling the
+  // unchanged model. Empty: none.
+  AttentionControl attention_control;
 };
 
 // One continuation.

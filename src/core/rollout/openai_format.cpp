@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "anchors/core/attention_control.h"
 #include "anchors/core/error.h"
 #include "anchors/core/json_depth.h"
 #include "anchors/core/utf8.h"
@@ -96,6 +97,25 @@ void read_prompt(const Json& prompt, const std::function<std::vector<std::int64_
   throw Error(fmt::format("\"prompt\" must be a string or a list of token ids, got {}", p->type_name()));
 }
 
+// Our extension: "attention_control" only when there is one (a strict server
+// that does not know it is then unaffected).
+void put_attention_control(Json& j, const CompletionRequest& r) {
+  if (!r.attention_control.empty()) j["attention_control"] = Json::parse(attention_control_json(r.attention_control));
+}
+
+// What an answer says about the attention control: a server that applied one
+// confirms it with "attention_control": "applied"; a server that does not know
+// the field (vLLM) says nothing, and its answer sampled the unchanged model.
+void check_attention_control(const Json& body, bool expected, const std::string& source) {
+  if (!expected) return;
+  const auto it = body.find("attention_control");
+  if (it == body.end() || *it != "applied")
+    throw Error(fmt::format("{}: the server did not confirm the request's attention_control (only `anchors serve` "
+                            "applies one; another OpenAI-compatible server ignores it and samples the unchanged "
+                            "model)",
+                            source));
+}
+
 // The sampling fields after the prompt; non-neutral extras only, so that
 // strict servers that do not know them are unaffected.
 void put_sampling(Json& j, const CompletionRequest& r) {
@@ -110,6 +130,7 @@ void put_sampling(Json& j, const CompletionRequest& r) {
   j["max_tokens"] = r.max_tokens;
   if (!r.stop.empty()) j["stop"] = r.stop;
   j["seed"] = r.seed;
+  put_attention_control(j, r);
 }
 
 Json parse_object(const std::string& text) {
@@ -185,6 +206,8 @@ void read_sampling(const Json& body, ParsedRequest& out, bool echo_allowed) {
   if (!absent(body, "suffix")) throw Error("\"suffix\" is not supported");
   if (!absent(body, "logit_bias") && !(body.at("logit_bias").is_object() && body.at("logit_bias").empty()))
     throw Error("\"logit_bias\" is not supported");
+  if (!absent(body, "attention_control"))
+    r.attention_control = parse_attention_control(body.at("attention_control").dump(), "\"attention_control\"");
 }
 
 // A message's content: a string, or a list of {"type": "text", "text"} parts (joined).
@@ -310,11 +333,14 @@ std::string score_request_body(const CompletionRequest& r, const std::string& mo
   j["temperature"] = 0;
   j["echo"] = true;
   j["logprobs"] = 1;
+  put_attention_control(j, r);
   return dump(j);
 }
 
-std::vector<double> parse_score_response(const std::string& text, std::size_t prompt_tokens, const std::string& source) {
+std::vector<double> parse_score_response(const std::string& text, std::size_t prompt_tokens, const std::string& source,
+                                         bool attention_control_expected) {
   const Json body = json_fields::parse(text, source);
+  if (body.is_object()) check_attention_control(body, attention_control_expected, source);
   const Json* values = nullptr;
   if (body.is_object() && body.contains("choices") && body["choices"].is_array() && !body["choices"].empty()) {
     const Json& choice = body["choices"][0];
@@ -346,7 +372,7 @@ std::vector<double> parse_score_response(const std::string& text, std::size_t pr
 std::string echo_response_body(const Completion& c, const std::string& prompt_text,
                                const std::vector<std::string>& token_texts, const std::vector<double>& logprobs,
                                const std::string& model, const std::string& id, std::int64_t created,
-                               std::int64_t prompt_tokens) {
+                               std::int64_t prompt_tokens, bool attention_control_applied) {
   if (token_texts.size() != logprobs.size())
     throw Error(fmt::format("echo_response_body: {} token texts for {} log-probabilities", token_texts.size(),
                             logprobs.size()));
@@ -374,12 +400,14 @@ std::string echo_response_body(const Completion& c, const std::string& prompt_te
   j["usage"] = {{"prompt_tokens", prompt_tokens},
                 {"completion_tokens", completion_tokens},
                 {"total_tokens", prompt_tokens + completion_tokens}};
+  if (attention_control_applied) j["attention_control"] = "applied";
   return dump(j);
 }
 
 namespace {
 std::string any_response_body(const std::vector<Completion>& completions, const std::string& model,
-                              const std::string& id, std::int64_t created, std::int64_t prompt_tokens, bool chat) {
+                              const std::string& id, std::int64_t created, std::int64_t prompt_tokens, bool chat,
+                              bool attention_control_applied) {
   Json choices = Json::array();
   std::int64_t completion_tokens = 0;
   for (std::size_t k = 0; k < completions.size(); ++k) {
@@ -406,23 +434,27 @@ std::string any_response_body(const std::vector<Completion>& completions, const 
   j["usage"] = {{"prompt_tokens", prompt_tokens},
                 {"completion_tokens", completion_tokens},
                 {"total_tokens", prompt_tokens + completion_tokens}};
+  if (attention_control_applied) j["attention_control"] = "applied";
   return dump(j);
 }
 }  // namespace
 
 std::string response_body(const std::vector<Completion>& completions, const std::string& model, const std::string& id,
-                          std::int64_t created, std::int64_t prompt_tokens) {
-  return any_response_body(completions, model, id, created, prompt_tokens, false);
+                          std::int64_t created, std::int64_t prompt_tokens, bool attention_control_applied) {
+  return any_response_body(completions, model, id, created, prompt_tokens, false, attention_control_applied);
 }
 
 std::string chat_response_body(const std::vector<Completion>& completions, const std::string& model,
-                               const std::string& id, std::int64_t created, std::int64_t prompt_tokens) {
-  return any_response_body(completions, model, id, created, prompt_tokens, true);
+                               const std::string& id, std::int64_t created, std::int64_t prompt_tokens,
+                               bool attention_control_applied) {
+  return any_response_body(completions, model, id, created, prompt_tokens, true, attention_control_applied);
 }
 
-std::vector<Completion> parse_response_body(const std::string& text, std::int64_t n, const std::string& source) {
+std::vector<Completion> parse_response_body(const std::string& text, std::int64_t n, const std::string& source,
+                                            bool attention_control_expected) {
   const Json body = json_fields::parse<Json>(text, source);
   if (!body.is_object()) throw Error(fmt::format("{}: expected a JSON object, got {}", source, body.type_name()));
+  check_attention_control(body, attention_control_expected, source);
   const auto choices = body.find("choices");
   if (choices == body.end() || !choices->is_array())
     throw Error(fmt::format("{}: no \"choices\" list in the answer", source));

@@ -87,6 +87,15 @@ void validate_request(const CompletionRequest& r, const std::string& where, Prom
     throw Error(fmt::format("{}: presence_penalty {} must be finite", where, r.presence_penalty));
   if (!std::isfinite(r.frequency_penalty))
     throw Error(fmt::format("{}: frequency_penalty {} must be finite", where, r.frequency_penalty));
+  if (!r.attention_control.every_lane())
+    throw Error(fmt::format("{}: attention_control regions must apply to every lane (lane -1): a request's lanes "
+                            "are the provider's",
+                            where));
+  try {
+    r.attention_control.validate(/*batch=*/1);  // heads and layers: the model checks them
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", where, e.what()));
+  }
 }
 
 }  // namespace anchors::rollout

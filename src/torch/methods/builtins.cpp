@@ -12,6 +12,8 @@
 #include "anchors/methods/registry.h"
 #include "anchors/methods/white_box.h"
 #include "anchors/rollout/analyze.h"
+#include "anchors/rollout/attention_steering.h"
+#include "anchors/rollout/head_ablation.h"
 #include "anchors/rollout/off_policy.h"
 #include "anchors/rollout/on_policy.h"
 #include "anchors/rollout/resilience.h"
@@ -32,9 +34,12 @@ void register_builtins() {
     register_method("receiver_heads", [] { return std::make_unique<ReceiverHeadsMethod>(); });
     register_method("attention_suppression", [] { return std::make_unique<AttentionSuppressionMethod>(); });
     register_method("attention_rhythm", [] { return std::make_unique<AttentionRhythmMethod>(); });
+    register_method("head_influence", [] { return std::make_unique<HeadInfluenceMethod>(); });
     register_method("resilience", [] { return std::make_unique<rollout::ResilienceMethod>(); });
     register_method("off_policy", [] { return std::make_unique<rollout::OffPolicyMethod>(); });
     register_method("on_policy", [] { return std::make_unique<rollout::OnPolicyMethod>(); });
+    register_method("head_ablation", [] { return std::make_unique<rollout::HeadAblationMethod>(); });
+    register_method("attention_steering", [] { return std::make_unique<rollout::AttentionSteeringMethod>(); });
   });
 }
 

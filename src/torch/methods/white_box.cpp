@@ -15,6 +15,7 @@
 #include "anchors/model/attention_rhythm.h"
 #include "anchors/model/attention_suppression.h"
 #include "anchors/model/causal_lm.h"
+#include "anchors/model/head_influence.h"
 #include "anchors/model/receiver_heads.h"
 #include "anchors/model/sentence_attention.h"
 #include "anchors/model/tensor_convert.h"
@@ -44,21 +45,8 @@ std::optional<std::vector<std::int64_t>> layers_option(const ValueMap& o) {
   return layers;
 }
 
-// [2, 3, 5, 0] (pairs written flat) -> {{2,3},{5,0}}; [] -> {}.
 std::vector<model::HeadIndex> heads_option(const ValueMap& o, const char* method) {
-  const IntList& flat = list_option(o, "heads");
-  if (flat.size() % 2 != 0)
-    throw Error(fmt::format("{}: option heads holds (layer, head) pairs written flat, like [2, 3, 5, 0]; got {} numbers",
-                            method, flat.size()));
-  std::vector<model::HeadIndex> heads;
-  for (std::size_t i = 0; i < flat.size(); i += 2) heads.push_back({flat[i], flat[i + 1]});
-  return heads;
-}
-
-std::string format_heads(const std::vector<model::HeadIndex>& heads) {
-  std::string out;
-  for (const auto& h : heads) out += fmt::format("{}{}:{}", out.empty() ? "" : ",", h.layer, h.head);
-  return out;
+  return model::heads_from_flat(list_option(o, "heads"), method);
 }
 
 std::string format_layers(const std::vector<std::int64_t>& layers) {
@@ -206,7 +194,7 @@ Attribution ReceiverHeadsMethod::run(const Trace& trace, const Context& context)
     used.push_back({r.heads[k].layer, r.heads[k].head});
   }
   a.matrices["receiver_vertical"] = receiver_vertical;
-  a.metadata["receiver_heads"] = format_heads(used);
+  a.metadata["receiver_heads"] = model::format_heads(used);
   return a;
 }
 
@@ -350,10 +338,83 @@ Attribution AttentionRhythmMethod::run(const Trace& trace, const Context& contex
   a.matrices["token_fai"] = to_matrix(r.fai, "token_fai");
   a.matrices["token_gamma"] = to_matrix(r.gamma, "token_gamma");
   a.metadata["layers"] = format_layers(r.layers);
-  a.metadata["local_heads"] = format_heads(r.local_heads);
-  a.metadata["global_heads"] = format_heads(r.global_heads);
+  a.metadata["local_heads"] = model::format_heads(r.local_heads);
+  a.metadata["global_heads"] = model::format_heads(r.global_heads);
   a.metadata["response_begin"] = options.response_begin;
   a.metadata["credit"] = options.credit;
+  return a;
+}
+
+// ---------------------------------------------------------------------------
+// head_influence
+// ---------------------------------------------------------------------------
+
+std::string HeadInfluenceMethod::description() const {
+  return "white-box: per attention head, how much the next-token loss over the trace rises when the head's output is "
+         "zeroed (AttentionInfluence), overall and per sentence";
+}
+
+ValueMap HeadInfluenceMethod::default_options() const {
+  const model::HeadInfluenceOptions d;
+  return {{"layers", IntList{}}, {"batch_lanes", d.batch_lanes}};
+}
+
+std::map<std::string, std::string> HeadInfluenceMethod::option_docs() const {
+  return {{"layers", "the layers whose heads are measured ([] = every layer)"},
+          {"batch_lanes", "heads ablated per forward pass, one batch lane each (memory grows with it)"}};
+}
+
+Attribution HeadInfluenceMethod::run(const Trace& trace, const Context& context) const {
+  const char* what = "head_influence";
+  const ValueMap o = resolve_options(*this, context.options);
+  const model::TokenTrace input = white_box_input(trace, context, what);
+  const model::CausalLM& lm = model_of(context);
+  model::HeadInfluenceOptions options;
+  options.layers = list_option(o, "layers");
+  options.batch_lanes = int_option(o, "batch_lanes");
+  const TokenSpan scored{input.sentences.front().begin, input.sentences.back().end};
+  const model::HeadInfluenceResult r =
+      model::head_influence(lm, {{input.ids, scored}}, options, context.control);
+
+  Attribution a = start_attribution(*this, o, input);
+  a.matrices["head_influence"] = to_matrix(r.influence, what);
+  const std::int64_t L = r.influence.size(0), H = r.influence.size(1);
+  const torch::Tensor delta = r.token_delta.front().reshape({L * H, -1});  // [(L*H), T]
+  Matrix by_sentence(static_cast<std::size_t>(L * H), input.sentences.size());
+  for (std::int64_t row = 0; row < L * H; ++row) {
+    const std::vector<double> means = sentence_means(delta[row], input.sentences);
+    for (std::size_t s = 0; s < means.size(); ++s) by_sentence(static_cast<std::size_t>(row), s) = means[s];
+  }
+  // Per sentence over the measured heads (the unmeasured layers' rows are NaN).
+  std::vector<double> mean_influence(input.sentences.size(), kNaN), max_influence(input.sentences.size(), kNaN);
+  for (std::size_t s = 0; s < input.sentences.size(); ++s) {
+    double sum = 0, best = -std::numeric_limits<double>::infinity();
+    std::size_t n = 0;
+    for (std::size_t row = 0; row < by_sentence.rows; ++row) {
+      const double v = by_sentence(row, s);
+      if (std::isnan(v)) continue;
+      sum += v;
+      best = std::max(best, v);
+      ++n;
+    }
+    if (n > 0) {
+      mean_influence[s] = sum / static_cast<double>(n);
+      max_influence[s] = best;
+    }
+  }
+  a.scores["mean_head_influence"] = std::move(mean_influence);
+  a.scores["max_head_influence"] = std::move(max_influence);
+  a.matrices["head_influence_by_sentence"] = std::move(by_sentence);
+  a.metadata["plain_loss"] = torch::nanmean(r.plain_loss.front()).item<double>();
+  // The ten most influential heads (NaN rows, unmeasured layers, last).
+  const torch::Tensor flat = torch::nan_to_num(r.influence.flatten(), -std::numeric_limits<double>::infinity());
+  const torch::Tensor top = std::get<1>(flat.topk(std::min<std::int64_t>(10, L * H)));
+  std::vector<model::HeadIndex> top_heads;
+  for (std::int64_t k = 0; k < top.size(0); ++k) {
+    const std::int64_t index = top[k].item<std::int64_t>();
+    if (std::isfinite(flat[index].item<double>())) top_heads.push_back({index / H, index % H});
+  }
+  a.metadata["top_heads"] = model::format_heads(top_heads);
   return a;
 }
 

@@ -13,57 +13,6 @@
 
 namespace anchors::model {
 
-// ---------------------------------------------------------------------------
-// Regions and control
-// ---------------------------------------------------------------------------
-
-AttentionRegion AttentionRegion::suppress(std::int64_t lane, TokenSpan queries, TokenSpan keys) {
-  AttentionRegion region;
-  region.lane = lane;
-  region.queries = queries;
-  region.keys = keys;
-  region.effect = RegionEffect::kSuppress;
-  return region;
-}
-
-AttentionRegion AttentionRegion::boost(std::int64_t lane, TokenSpan queries, TokenSpan keys, double beta) {
-  AttentionRegion region = suppress(lane, queries, keys);
-  region.effect = RegionEffect::kBoost;
-  region.beta = beta;
-  return region;
-}
-
-bool AttentionRegion::applies_to_layer(std::int64_t layer) const {
-  return layers.empty() || std::find(layers.begin(), layers.end(), layer) != layers.end();
-}
-
-bool AttentionControl::affects_layer(std::int64_t layer) const {
-  return std::any_of(regions.begin(), regions.end(),
-                     [layer](const AttentionRegion& r) { return r.applies_to_layer(layer); });
-}
-
-void AttentionControl::validate(std::int64_t batch, std::int64_t heads, std::int64_t layers) const {
-  for (std::size_t i = 0; i < regions.size(); ++i) {
-    const AttentionRegion& r = regions[i];
-    const auto where = [&] { return fmt::format("attention control region {}", i); };
-    if (r.lane < 0 || r.lane >= batch)
-      throw Error(fmt::format("{}: lane {} outside the batch of {} lanes", where(), r.lane, batch));
-    if (r.queries.begin < 0 || r.queries.end < r.queries.begin)
-      throw Error(fmt::format("{}: bad query span [{}, {})", where(), r.queries.begin, r.queries.end));
-    if (r.keys.begin < 0 || r.keys.end < r.keys.begin)
-      throw Error(fmt::format("{}: bad key span [{}, {})", where(), r.keys.begin, r.keys.end));
-    for (const std::int64_t head : r.heads)
-      if (head < 0 || head >= heads)
-        throw Error(fmt::format("{}: head {} outside [0, {})", where(), head, heads));
-    if (layers >= 0)
-      for (const std::int64_t layer : r.layers)
-        if (layer < 0 || layer >= layers)
-          throw Error(fmt::format("{}: layer {} outside [0, {})", where(), layer, layers));
-    if (r.effect == RegionEffect::kBoost && !std::isfinite(r.beta))
-      throw Error(fmt::format("{}: boost beta must be finite, got {}", where(), r.beta));
-  }
-}
-
 namespace {
 
 // ---------------------------------------------------------------------------
@@ -124,7 +73,32 @@ ClippedRange clip(TokenSpan span, std::int64_t lo, std::int64_t hi) {
   return {std::max(span.begin, lo), std::min(span.end, hi)};
 }
 
-// Applies every region of `control` for `layer` to scores [B, Hq, rows, Tk]
+// The lanes [b, ...] of a batch tensor [B, ...] that a region's lane names:
+// one (b = 1) or all of them (kEveryLane).
+torch::Tensor lanes_of(const torch::Tensor& batch, std::int64_t lane) {
+  return lane == kEveryLane ? batch : batch.narrow(0, lane, 1);
+}
+
+// Zeroes the output rows [B, Hq, Tq, D] of the heads that an ablate region of
+// `control` names for `layer`, queries at slots [first_slot, first_slot + Tq).
+void ablate_heads(torch::Tensor& output, const AttentionControl& control, std::int64_t layer,
+                  std::int64_t first_slot) {
+  const std::int64_t rows = output.size(2);
+  for (const AttentionRegion& region : control.regions) {
+    if (region.effect != RegionEffect::kAblate || !region.applies_to_layer(layer)) continue;
+    const ClippedRange query_slots = clip(region.queries, first_slot, first_slot + rows);
+    if (query_slots.empty()) continue;
+    const torch::Tensor block =
+        lanes_of(output, region.lane).narrow(2, query_slots.begin - first_slot, query_slots.size());  // [b, Hq, q, D]
+    if (region.heads.empty()) {
+      block.zero_();
+    } else {
+      for (const std::int64_t head : region.heads) block.select(1, head).zero_();
+    }
+  }
+}
+
+// Applies every suppress and boost region of `control` for `layer` to scores [B, Hq, rows, Tk]
 // whose rows are the query slots [first_slot, first_slot + rows).
 void apply_regions(torch::Tensor& scores, const AttentionControl& control, std::int64_t layer,
                    std::int64_t first_slot, double suppressed_score) {
@@ -136,9 +110,9 @@ void apply_regions(torch::Tensor& scores, const AttentionControl& control, std::
       const ClippedRange query_slots = clip(region.queries, first_slot, first_slot + rows);
       const ClippedRange key_slots = clip(region.keys, 0, keys);
       if (query_slots.empty() || key_slots.empty()) continue;
-      const torch::Tensor lane_block = scores.select(0, region.lane)
-                                           .narrow(1, query_slots.begin - first_slot, query_slots.size())
-                                           .narrow(2, key_slots.begin, key_slots.size());  // [Hq, q, k]
+      const torch::Tensor lane_block = lanes_of(scores, region.lane)
+                                           .narrow(2, query_slots.begin - first_slot, query_slots.size())
+                                           .narrow(3, key_slots.begin, key_slots.size());  // [b, Hq, q, k]
       const auto edit = [&](torch::Tensor block) {
         if (pass == RegionEffect::kBoost)
           block.add_(region.beta);
@@ -148,7 +122,7 @@ void apply_regions(torch::Tensor& scores, const AttentionControl& control, std::
       if (region.heads.empty()) {
         edit(lane_block);
       } else {
-        for (const std::int64_t head : region.heads) edit(lane_block.select(0, head));
+        for (const std::int64_t head : region.heads) edit(lane_block.select(1, head));
       }
     }
   }
@@ -205,8 +179,12 @@ AttentionResult run_attention(const torch::Tensor& q, const torch::Tensor& k, co
   const double scale = params.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
   const bool controlled = params.control != nullptr && params.control->affects_layer(params.layer);
   if (controlled) params.control->validate(shape.batch, shape.query_heads);
-  if (!controlled && !want_lse) return {fused_causal_attention(q, k, v, shape, scale), {}};
-  return explicit_attention(q, k, v, shape, scale, params, want_lse);
+  // Ablation alone leaves the scores as they are: the fused path serves it.
+  AttentionResult result = (controlled && params.control->changes_scores(params.layer)) || want_lse
+                               ? explicit_attention(q, k, v, shape, scale, params, want_lse)
+                               : AttentionResult{fused_causal_attention(q, k, v, shape, scale), {}};
+  if (controlled) ablate_heads(result.output, *params.control, params.layer, shape.first_query_slot());
+  return result;
 }
 
 }  // namespace

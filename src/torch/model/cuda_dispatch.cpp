@@ -55,13 +55,14 @@ std::int64_t free_memory(const torch::Device& device) {
 #endif
 }
 
-std::vector<cuda_kernels::Region> resolve_regions(const AttentionControl* control, std::int64_t layer) {
+std::vector<cuda_kernels::Region> resolve_regions(const AttentionControl* control, std::int64_t layer,
+                                                  std::int64_t batch) {
   std::vector<cuda_kernels::Region> out;
   if (control == nullptr) return out;
   for (const AttentionRegion& region : control->regions) {
-    if (!region.applies_to_layer(layer)) continue;
+    // Ablation acts on the output, never on the scores the kernels compute.
+    if (region.effect == RegionEffect::kAblate || !region.applies_to_layer(layer)) continue;
     cuda_kernels::Region record{};
-    record.lane = region.lane;
     record.query_begin = region.queries.begin;
     record.query_end = region.queries.end;
     record.key_begin = region.keys.begin;
@@ -69,13 +70,19 @@ std::vector<cuda_kernels::Region> resolve_regions(const AttentionControl* contro
     record.effect = region.effect == RegionEffect::kSuppress ? cuda_kernels::kSuppressEffect
                                                              : cuda_kernels::kBoostEffect;
     record.beta = region.effect == RegionEffect::kBoost ? region.beta : 0.0;
-    if (region.heads.empty()) {
-      record.head = -1;
-      out.push_back(record);
-    } else {
-      for (const std::int64_t head : region.heads) {
-        record.head = head;
+    // The records name one lane each: kEveryLane becomes one record per lane.
+    const std::int64_t first_lane = region.lane == kEveryLane ? 0 : region.lane;
+    const std::int64_t end_lane = region.lane == kEveryLane ? batch : region.lane + 1;
+    for (std::int64_t lane = first_lane; lane < end_lane; ++lane) {
+      record.lane = lane;
+      if (region.heads.empty()) {
+        record.head = -1;
         out.push_back(record);
+      } else {
+        for (const std::int64_t head : region.heads) {
+          record.head = head;
+          out.push_back(record);
+        }
       }
     }
   }
@@ -137,7 +144,7 @@ Problem make_problem(const torch::Tensor& q, const torch::Tensor& k, const torch
 
   p.q = q.contiguous();
   p.k = k.contiguous();
-  const std::vector<cuda_kernels::Region> regions = resolve_regions(controlled ? control : nullptr, layer);
+  const std::vector<cuda_kernels::Region> regions = resolve_regions(controlled ? control : nullptr, layer, p.shape.batch);
   if (!regions.empty()) {
     const auto bytes = static_cast<std::int64_t>(regions.size() * sizeof(cuda_kernels::Region));
     // from_blob does not own the vector: .to() copies it before `regions` goes away.

@@ -42,11 +42,14 @@ bool available();
 // CUDA or when the runtime fails.
 std::int64_t free_memory(const torch::Device& device);
 
-// The regions of `control` (null = none) that apply to `layer`, one record per
-// (region, listed head) — head -1 for a region over every head — in the
-// control's order, which is the order boosts are added in. Spans are copied
-// as they are: the kernels clip by testing membership.
-std::vector<cuda_kernels::Region> resolve_regions(const AttentionControl* control, std::int64_t layer);
+// The suppress and boost regions of `control` (null = none) that apply to
+// `layer`, one record per (region, lane, listed head) — head -1 for a region
+// over every head; a kEveryLane region gives one record per lane of `batch` —
+// in the control's order, which is the order boosts are added in. Ablate
+// regions give none (they act on outputs, which the caller zeroes). Spans are
+// copied as they are: the kernels clip by testing membership.
+std::vector<cuda_kernels::Region> resolve_regions(const AttentionControl* control, std::int64_t layer,
+                                                  std::int64_t batch);
 
 // Kernel 1: attention_with_lse on CUDA tensors (params.control and
 // params.layer as in attention.h). The log-sum-exp is always computed.

@@ -172,6 +172,15 @@ void check_options(const char* where, const CausalLM& model, const SamplingOptio
     if (id < 0 || id >= vocab) throw Error(fmt::format("{}: stop id {} outside [0, {})", where, id, vocab));
   for (const auto& s : o.stop_strings)
     if (s.empty()) throw Error(fmt::format("{}: empty stop string", where));
+  if (!o.control.every_lane())
+    throw Error(fmt::format("{}: attention control regions must apply to every lane (lane -1): the call makes "
+                            "its own lanes",
+                            where));
+  try {
+    o.control.validate(/*batch=*/1, model.config().num_attention_heads, model.config().num_hidden_layers);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", where, e.what()));
+  }
 }
 
 void check_ids(const char* where, const CausalLM& model, const std::vector<std::int64_t>& ids) {
@@ -382,7 +391,8 @@ std::int64_t default_batch_budget(const torch::Device& device) {
 
 }  // namespace sampler_detail
 
-torch::Tensor extend_prefix(const CausalLM& model, KVCache& cache, const std::vector<std::int64_t>& ids) {
+torch::Tensor extend_prefix(const CausalLM& model, KVCache& cache, const std::vector<std::int64_t>& ids,
+                            const AttentionControl* control) {
   if (ids.empty()) throw Error("extend_prefix: no ids");
   if (!cache.empty() && cache.batch() != 1)
     throw Error(fmt::format("extend_prefix: needs a batch-1 cache, this one has {} lanes", cache.batch()));
@@ -390,7 +400,7 @@ torch::Tensor extend_prefix(const CausalLM& model, KVCache& cache, const std::ve
   const auto count = static_cast<std::int64_t>(ids.size());
   const torch::Tensor step_ids = torch::tensor(ids, torch::kInt64).unsqueeze(0);
   const torch::Tensor positions = torch::arange(cache.length(), cache.length() + count, torch::kInt64);
-  const torch::Tensor hidden = model.hidden_states(step_ids, positions, &cache);
+  const torch::Tensor hidden = model.hidden_states(step_ids, positions, &cache, control);
   return model.project_to_vocab(hidden.select(1, hidden.size(1) - 1))[0];
 }
 
@@ -469,12 +479,29 @@ std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t
   }
 
   // Prefill once (batch 1). At least the last prompt token is run so its logits exist.
+  const AttentionControl* control = options.control.empty() ? nullptr : &options.control;
+  // Prompt slots before `clean_end` are computed as without the control: only
+  // they may come from or go to the prefix cache.
+  const std::int64_t clean_end = std::min(prompt_length, options.control.first_query());
   KVCache local;
-  KVCache& base = prefix_cache != nullptr ? *prefix_cache : local;
-  if (base.length() == prompt_length) base.truncate(prompt_length - 1);
+  KVCache& prefix = prefix_cache != nullptr ? *prefix_cache : local;
+  if (prefix.length() == prompt_length) prefix.truncate(prompt_length - 1);
+  if (prefix.length() > clean_end) prefix.truncate(clean_end);
   if (prefix_cache == nullptr) local.reserve(total_slots);
-  const std::vector<std::int64_t> rest(prompt.begin() + base.length(), prompt.end());
-  const torch::Tensor prefill_logits = extend_prefix(model, base, rest).unsqueeze(0);  // [1, V], shared by the n lanes
+  const auto ids_between = [&](std::int64_t begin, std::int64_t end) {
+    return std::vector<std::int64_t>(prompt.begin() + begin, prompt.begin() + end);
+  };
+  torch::Tensor prefill_logits;  // [1, V], shared by the n lanes
+  KVCache controlled_prompt;     // the prefix plus the slots the control changes (when it starts in the prompt)
+  if (clean_end == prompt_length) {
+    prefill_logits = extend_prefix(model, prefix, ids_between(prefix.length(), prompt_length), control).unsqueeze(0);
+  } else {
+    if (prefix.length() < clean_end) extend_prefix(model, prefix, ids_between(prefix.length(), clean_end));
+    controlled_prompt = prefix.clone();
+    controlled_prompt.reserve(total_slots);
+    prefill_logits = extend_prefix(model, controlled_prompt, ids_between(clean_end, prompt_length), control).unsqueeze(0);
+  }
+  const KVCache& base = clean_end == prompt_length ? prefix : controlled_prompt;
   // Each lane's cache copies the prefill's capacity (at least 64 slots, or a
   // caller's larger prefix cache), so that is what a lane costs.
   const std::int64_t lanes_per_batch =
@@ -552,7 +579,7 @@ std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t
       const auto rows = static_cast<std::int64_t>(active.size());
       const torch::Tensor step_ids = torch::tensor(next_tokens, torch::kInt64).reshape({rows, 1});
       const torch::Tensor positions = torch::full({1}, cache.length(), torch::kInt64);
-      const torch::Tensor hidden = model.hidden_states(step_ids, positions, &cache);
+      const torch::Tensor hidden = model.hidden_states(step_ids, positions, &cache, control);
       logits = model.project_to_vocab(hidden.select(1, 0));  // [rows, V]
     }
     if (tokenizer != nullptr)

@@ -88,8 +88,9 @@ void apply_regions(torch::Tensor& scores, const TileRegions& active, std::int64_
       const std::int64_t k0 = std::max(region->keys.begin, c0);
       const std::int64_t k1 = std::min(region->keys.end, c0 + cols);
       if (q1 <= q0 || k1 <= k0) continue;
-      const torch::Tensor block =
-          scores.select(0, region->lane).narrow(1, q0 - row_slot, q1 - q0).narrow(2, k0 - c0, k1 - k0);  // [Hq, q, k]
+      const torch::Tensor lanes =
+          region->lane == kEveryLane ? scores : scores.narrow(0, region->lane, 1);  // [b, Hq, rows, cols]
+      const torch::Tensor block = lanes.narrow(2, q0 - row_slot, q1 - q0).narrow(3, k0 - c0, k1 - k0);  // [b, Hq, q, k]
       const auto edit = [&](torch::Tensor part) {
         if (pass == RegionEffect::kBoost)
           part.add_(region->beta);
@@ -99,7 +100,7 @@ void apply_regions(torch::Tensor& scores, const TileRegions& active, std::int64_
       if (region->heads.empty()) {
         edit(block);
       } else {
-        for (const std::int64_t head : region->heads) edit(block.select(0, head));
+        for (const std::int64_t head : region->heads) edit(block.select(1, head));
       }
     }
   }

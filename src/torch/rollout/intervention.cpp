@@ -134,7 +134,8 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
   if (out_dir.empty()) throw Error("intervene: empty output folder");
   const std::string prompt = detail::trace_prompt(trace, given_prompt, "intervene");
   if (interventions.empty()) throw Error("intervene: no interventions given");
-  const detail::SamplingSettings sampling = detail::sampling_settings(options);
+  detail::SamplingSettings sampling = detail::sampling_settings(options);
+  sampling.attention_control = options.attention_control;
   detail::check_sampling("intervene", sampling, options.num_rollouts, options.max_tokens);
   if (trace.sentences.empty()) throw Error("intervene: the trace has no sentences");
   trace.validate();
@@ -191,7 +192,11 @@ InterventionResult intervene(RolloutProvider& provider, const model::Tokenizer& 
   std::vector<std::unique_ptr<RolloutStore>> stores;
   for (const Job* j : all) {
     stores.push_back(std::make_unique<RolloutStore>(j->dir));
-    stores.back()->begin_writing(detail::run_manifest(prompt, j->prefix, options, *outcome));
+    RunManifest manifest = detail::run_manifest(prompt, j->prefix, options, *outcome);
+    // Rollouts under another control are other rollouts: never mixed in.
+    if (!options.attention_control.empty())
+      manifest.options["attention_control"] = attention_control_json(options.attention_control);
+    stores.back()->begin_writing(manifest);
     done += options.num_rollouts -
             static_cast<std::int64_t>(stores.back()->missing(0, false, static_cast<std::size_t>(options.num_rollouts)));
   }

@@ -71,6 +71,7 @@ std::vector<Completion> LocalProvider::complete(const CompletionRequest& request
   o.stop_ids = stop_ids_;
   o.stop_strings = request.stop;
   o.seed = request.seed;
+  o.control = request.attention_control;
   std::vector<std::int64_t> encoded;
   if (request.prompt_ids.empty()) {
     if (!tokenizer_) throw Error("LocalProvider: a text prompt needs a tokenizer, and this provider has none");
@@ -90,8 +91,9 @@ std::vector<Completion> LocalProvider::complete(const CompletionRequest& request
     common = std::min<std::size_t>(common, static_cast<std::size_t>(cache_.length()));
     cache_.truncate(static_cast<std::int64_t>(common));
     cached_ids_.resize(common);
-    // sample() always runs at least the last prompt token.
-    last_reused_ = static_cast<std::int64_t>(std::min(common, prompt.size() - 1));
+    // sample() always runs at least the last prompt token, and the slots a control changes.
+    last_reused_ = std::min({static_cast<std::int64_t>(common), static_cast<std::int64_t>(prompt.size()) - 1,
+                             o.control.first_query()});
     cache = &cache_;
   } else {
     last_reused_ = 0;
@@ -131,7 +133,11 @@ std::vector<double> LocalProvider::prompt_logprobs(const CompletionRequest& requ
   std::lock_guard lock(mutex_);
   const torch::Device device = model_->device();
   const torch::Tensor input = torch::tensor(ids, torch::kInt64).to(device).unsqueeze(0);
-  const torch::Tensor hidden = model_->hidden_states(input, torch::arange(n, torch::TensorOptions(torch::kInt64).device(device)));
+  if (!request.attention_control.every_lane())
+    throw Error("LocalProvider: attention_control regions must apply to every lane (lane -1)");
+  const model::AttentionControl* control = request.attention_control.empty() ? nullptr : &request.attention_control;
+  const torch::Tensor hidden = model_->hidden_states(
+      input, torch::arange(n, torch::TensorOptions(torch::kInt64).device(device)), /*cache=*/nullptr, control);
   std::vector<double> out(static_cast<std::size_t>(n), std::nan(""));
   constexpr std::int64_t kSlice = 256;
   // Position k predicts token k + 1.

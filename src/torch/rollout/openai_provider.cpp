@@ -132,7 +132,7 @@ std::vector<Completion> OpenAIProvider::complete(const CompletionRequest& reques
                                   &body);
       },
       [&] { ++impl_->attempts; }, [&] { ++impl_->retries; }, [&](double bound) { return impl_->jitter(bound); });
-  return openai::parse_response_body(answer, request.n, what);
+  return openai::parse_response_body(answer, request.n, what, !request.attention_control.empty());
 }
 
 std::vector<double> OpenAIProvider::prompt_logprobs(const CompletionRequest& request) {
@@ -148,7 +148,7 @@ std::vector<double> OpenAIProvider::prompt_logprobs(const CompletionRequest& req
         return http::attempt_once(options_.timeout_seconds, impl_->origin, impl_->api_key, path, &body);
       },
       [&] { ++impl_->attempts; }, [&] { ++impl_->retries; }, [&](double bound) { return impl_->jitter(bound); });
-  return openai::parse_score_response(answer, request.prompt_ids.size(), what);
+  return openai::parse_score_response(answer, request.prompt_ids.size(), what, !request.attention_control.empty());
 }
 
 std::vector<std::string> OpenAIProvider::list_models() {

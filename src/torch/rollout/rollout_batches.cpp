@@ -61,6 +61,7 @@ CompletionRequest prefix_request(const Trace& trace, const std::string& prompt, 
   request.top_p = sampling.top_p;
   request.min_p = sampling.min_p;
   request.repetition_penalty = sampling.repetition_penalty;
+  request.attention_control = sampling.attention_control;
   request.max_tokens = capped_max_tokens(max_tokens, request.prompt_ids.size(), max_positions);
   return request;
 }
@@ -114,6 +115,7 @@ void generate_missing(RolloutProvider& provider, RolloutStore& store, const Roll
       request.repetition_penalty = sampling.repetition_penalty;
       request.presence_penalty = sampling.presence_penalty;
       request.frequency_penalty = sampling.frequency_penalty;
+      request.attention_control = sampling.attention_control;
       request.n = indices.back() - b * sampling.batch + 1;  // lanes 0..last missing (lanes do not depend on n)
       request.temperature = sampling.temperature;
       request.top_p = sampling.top_p;

@@ -41,6 +41,7 @@ struct SamplingSettings {
   double temperature = 0.6, top_p = 0.95;
   double min_p = 0, repetition_penalty = 1, presence_penalty = 0, frequency_penalty = 0;  // neutral defaults
   std::int64_t batch = 25;            // samples per request
+  AttentionControl attention_control;  // every request's (provider.h); empty: none
 };
 
 // The settings of an engine's options (AnalyzeOptions, InterventionOptions:

@@ -130,10 +130,14 @@ struct CompletionServer::Impl {
     const std::string& model = parsed.model.empty() ? options.model_name : parsed.model;
     const auto created = static_cast<std::int64_t>(std::time(nullptr));
     const auto prompt_tokens = static_cast<std::int64_t>(parsed.request.prompt_ids.size());
+    // Every provider applies a request's control or throws (provider.h), so
+    // an answer here means it was applied.
+    const bool controlled = !parsed.request.attention_control.empty();
     if (parsed.echo) {
       // Prompt scoring: the log-probabilities of the prompt's and the completion's tokens, in one pass.
       const Completion& c = completions.front();
       CompletionRequest scored;
+      scored.attention_control = parsed.request.attention_control;
       scored.prompt_ids = parsed.request.prompt_ids;
       scored.prompt_ids.insert(scored.prompt_ids.end(), c.ids.begin(), c.ids.end());
       std::vector<double> logprobs;
@@ -153,12 +157,13 @@ struct CompletionServer::Impl {
       if (prompt_text.empty())
         for (std::size_t k = 0; k < parsed.request.prompt_ids.size(); ++k) prompt_text += texts[k];
       return {200, openai::echo_response_body(c, prompt_text, texts, logprobs, model,
-                                              fmt::format("cmpl-{}", ++next_id), created, prompt_tokens)};
+                                              fmt::format("cmpl-{}", ++next_id), created, prompt_tokens, controlled)};
     }
     if (chat)
       return {200, openai::chat_response_body(completions, model, fmt::format("chatcmpl-{}", ++next_id), created,
-                                              prompt_tokens)};
-    return {200, openai::response_body(completions, model, fmt::format("cmpl-{}", ++next_id), created, prompt_tokens)};
+                                              prompt_tokens, controlled)};
+    return {200, openai::response_body(completions, model, fmt::format("cmpl-{}", ++next_id), created, prompt_tokens,
+                                       controlled)};
   }
 };
 

@@ -142,6 +142,59 @@ TEST(OpenAIFormatTest, InvalidRequestsAreErrors) {
 // Prompt scoring: the request OpenAIProvider::prompt_logprobs sends, a server
 // reading it, the echo answer, and the client reading the answer back (vLLM's
 // extra entry for the generated token dropped).
+// Our extension: the request carries the control, the answer confirms it, and
+// a client that sent one refuses an answer that does not (a vLLM server would
+// ignore the field and sample the unchanged model).
+TEST(OpenAIFormatTest, AttentionControlTravelsAndIsConfirmed) {
+  CompletionRequest r = sample_request();
+  EXPECT_FALSE(json::parse(request_body(r, "m")).contains("attention_control"));
+  r.attention_control.ablate_heads(2, {0, 3}, /*from=*/4).suppress_keys({1, 3}, /*from=*/9);
+  const json body = json::parse(request_body(r, "m"));
+  ASSERT_TRUE(body.contains("attention_control"));
+  EXPECT_EQ(body["attention_control"]["regions"][0]["effect"], "ablate");
+  EXPECT_EQ(parse_request_body(body.dump()).request.attention_control, r.attention_control);
+  EXPECT_EQ(parse_request_body(score_request_body(r, "m")).request.attention_control, r.attention_control);
+  r.messages = {{"user", "hi"}, {"assistant", "so"}};
+  EXPECT_TRUE(json::parse(chat_request_body(r, "m")).contains("attention_control"));
+
+  const std::vector<Completion> completions = {{{1}, "a", "length"}};
+  const std::string plain = response_body(completions, "m", "id", 1, 4);
+  const std::string confirmed = response_body(completions, "m", "id", 1, 4, /*attention_control_applied=*/true);
+  EXPECT_FALSE(json::parse(plain).contains("attention_control"));
+  EXPECT_EQ(json::parse(confirmed)["attention_control"], "applied");
+  EXPECT_EQ(parse_response_body(confirmed, 1, "srv", true).front(), completions.front());
+  EXPECT_EQ(parse_response_body(plain, 1, "srv", false).front(), completions.front());
+  try {
+    parse_response_body(plain, 1, "srv", /*attention_control_expected=*/true);
+    FAIL() << "an unconfirmed control was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("srv: the server did not confirm the request's attention_control"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(json::parse(chat_response_body(completions, "m", "id", 1, 4, true))["attention_control"], "applied");
+  const std::string scored = echo_response_body(completions.front(), "p", {"p", "a"}, {std::nan(""), -1.0}, "m", "id",
+                                                1, 1, /*attention_control_applied=*/true);
+  EXPECT_EQ(parse_score_response(scored, 1, "srv", true).size(), 1u);
+  EXPECT_THROW(parse_score_response(echo_response_body(completions.front(), "p", {"p", "a"}, {std::nan(""), -1.0},
+                                                       "m", "id", 1, 1),
+                                    1, "srv", true),
+               Error);
+
+  // A server refuses a malformed control (HTTP 400), naming the field, and one for a single lane.
+  json bad = body;
+  bad["attention_control"]["regions"][0]["effect"] = "mute";
+  EXPECT_THROW(parse_request_body(bad.dump()), Error);
+  bad = body;
+  bad["attention_control"]["regions"][0]["lane"] = 0;
+  try {
+    parse_request_body(bad.dump());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("every lane"), std::string::npos) << e.what();
+  }
+}
+
 TEST(OpenAIFormatTest, PromptScoringRoundTrip) {
   CompletionRequest r;
   r.prompt_ids = {5, 6, 7};

@@ -49,8 +49,10 @@ Reference reference_attention(const torch::Tensor& q, const torch::Tensor& k, co
             for (const AttentionRegion& r : control->regions) {
               const bool head_hit =
                   r.heads.empty() || std::find(r.heads.begin(), r.heads.end(), h) != r.heads.end();
-              const bool hit = r.lane == b && head_hit && r.applies_to_layer(layer) && slot >= r.queries.begin &&
-                               slot < r.queries.end && j >= r.keys.begin && j < r.keys.end;
+              const bool lane_hit = r.lane == kEveryLane || r.lane == b;
+              const bool hit = r.effect != RegionEffect::kAblate && lane_hit && head_hit &&
+                               r.applies_to_layer(layer) && slot >= r.queries.begin && slot < r.queries.end &&
+                               j >= r.keys.begin && j < r.keys.end;
               if (!hit) continue;
               if (r.effect == RegionEffect::kSuppress) suppressed = true;
               else score += r.beta;
@@ -60,8 +62,15 @@ Reference reference_attention(const torch::Tensor& q, const torch::Tensor& k, co
         const double max_score = *std::max_element(scores.begin(), scores.end());
         double denominator = 0;
         for (const double s : scores) denominator += std::exp(s - max_score);
-        for (std::size_t j = 0; j < scores.size(); ++j)
-          output[b][h][i] += std::exp(scores[j] - max_score) / denominator * v64[b][kv_head][j];
+        bool ablated = false;
+        if (control != nullptr)
+          for (const AttentionRegion& r : control->regions)
+            ablated = ablated || (r.effect == RegionEffect::kAblate && (r.lane == kEveryLane || r.lane == b) &&
+                                  (r.heads.empty() || std::find(r.heads.begin(), r.heads.end(), h) != r.heads.end()) &&
+                                  r.applies_to_layer(layer) && slot >= r.queries.begin && slot < r.queries.end);
+        if (!ablated)  // an ablated head's output is zero; its log-sum-exp is not changed
+          for (std::size_t j = 0; j < scores.size(); ++j)
+            output[b][h][i] += std::exp(scores[j] - max_score) / denominator * v64[b][kv_head][j];
         lse[b][h][i] = max_score + std::log(denominator);
       }
   return {output, lse};
@@ -171,6 +180,45 @@ TEST(AttentionControl, BoostAddsBetaAndSuppressionWins) {
   const AttentionResult got = attention_with_lse(in.q, in.k, in.v, params);
   EXPECT_LT(max_abs_diff(got.output, ref.output), 1e-5);
   EXPECT_LT(max_abs_diff(got.log_sum_exp, ref.lse), 1e-5);
+}
+
+TEST(AttentionControl, EveryLaneRegionsAndAblationFromAPosition) {
+  const Inputs in = random_inputs(3, 8, 2, 6, 14, 16);  // queries at slots [8, 14)
+  AttentionControl control;
+  control.suppress_keys({2, 6}, /*from=*/10);                      // every lane, every head, slots >= 10
+  control.boost_keys({7, 9}, 1.5, /*from=*/0, /*layers=*/{}, /*heads=*/{0, 5});
+  control.ablate_heads(/*layer=*/0, {1, 6}, /*from=*/11);
+  control.regions.push_back(AttentionRegion::ablate(2, {0, kToTheEnd}, {3}, {}));  // one lane only
+  AttentionParams params;
+  params.control = &control;
+  const Reference ref = reference_attention(in.q, in.k, in.v, &control);
+  const AttentionResult got = attention_with_lse(in.q, in.k, in.v, params);
+  EXPECT_LT(max_abs_diff(got.output, ref.output), 1e-5);
+  EXPECT_LT(max_abs_diff(got.log_sum_exp, ref.lse), 1e-5);
+  const torch::Tensor out = attention(in.q, in.k, in.v, params);
+  EXPECT_LT(max_abs_diff(out, ref.output), 1e-5);
+  // Ablated rows are exactly zero: head 1 from slot 11 (query row 3) on, in every lane.
+  EXPECT_EQ(out.select(1, 1).narrow(1, 3, 3).abs().max().item<double>(), 0.0);
+  EXPECT_GT(out.select(1, 1).narrow(1, 0, 3).abs().max().item<double>(), 0.0);
+  EXPECT_EQ(out[2][3].abs().max().item<double>(), 0.0);
+  EXPECT_GT(out[1][3].abs().max().item<double>(), 0.0);
+}
+
+TEST(AttentionControl, AblationAloneKeepsTheFusedScores) {
+  // Ablation zeroes outputs after the softmax: everything else equals plain attention.
+  const Inputs in = random_inputs(2, 4, 2, 5, 9, 8);
+  AttentionControl control;
+  control.ablate_heads(/*layer=*/1, {2});
+  EXPECT_FALSE(control.changes_scores(1));
+  AttentionParams params;
+  params.control = &control;
+  params.layer = 1;
+  const torch::Tensor plain = attention(in.q, in.k, in.v);
+  torch::Tensor expected = plain.clone();
+  expected.select(1, 2).zero_();
+  EXPECT_LT(max_abs_diff(attention(in.q, in.k, in.v, params), expected), 1e-7);
+  params.layer = 0;
+  EXPECT_LT(max_abs_diff(attention(in.q, in.k, in.v, params), plain), 1e-7);
 }
 
 TEST(AttentionControl, RegionsOnlyActInTheirLayers) {

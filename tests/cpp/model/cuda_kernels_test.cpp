@@ -55,7 +55,7 @@ TEST(KernelDispatch, ResolvesRegionsForTheLayerOnePerHead) {
   elsewhere.layers = {3};
   control.regions.push_back(elsewhere);
 
-  const std::vector<ck::Region> layer0 = cuda::resolve_regions(&control, 0);
+  const std::vector<ck::Region> layer0 = cuda::resolve_regions(&control, 0, /*batch=*/2);
   ASSERT_EQ(layer0.size(), 3u);
   EXPECT_EQ(layer0[0].lane, 1);
   EXPECT_EQ(layer0[0].query_begin, 4);
@@ -68,8 +68,22 @@ TEST(KernelDispatch, ResolvesRegionsForTheLayerOnePerHead) {
   EXPECT_EQ(layer0[2].head, 5);
   EXPECT_EQ(layer0[2].effect, ck::kBoostEffect);
   EXPECT_DOUBLE_EQ(layer0[2].beta, 0.75);
-  EXPECT_EQ(cuda::resolve_regions(&control, 3).size(), 4u);
-  EXPECT_TRUE(cuda::resolve_regions(nullptr, 0).empty());
+  EXPECT_EQ(cuda::resolve_regions(&control, 3, 2).size(), 4u);
+  EXPECT_TRUE(cuda::resolve_regions(nullptr, 0, 2).empty());
+}
+
+TEST(KernelDispatch, ExpandsEveryLaneRegionsAndSkipsAblation) {
+  AttentionControl control;
+  control.suppress_keys({2, 4}, /*from=*/3, {}, {1});
+  control.ablate_heads(0, {0});
+  const std::vector<ck::Region> records = cuda::resolve_regions(&control, 0, /*batch=*/3);
+  ASSERT_EQ(records.size(), 3u);  // one per lane; the ablation has none
+  for (std::int64_t lane = 0; lane < 3; ++lane) {
+    EXPECT_EQ(records[lane].lane, lane);
+    EXPECT_EQ(records[lane].head, 1);
+    EXPECT_EQ(records[lane].query_begin, 3);
+    EXPECT_EQ(records[lane].query_end, kToTheEnd);
+  }
 }
 
 TEST(KernelDispatch, RejectsHostTensors) {
@@ -189,7 +203,7 @@ struct DeviceProblem {
       : q(upload(q_cpu)),
         k(upload(k_cpu)),
         v(upload(v_cpu)),
-        regions(upload_regions(cuda::resolve_regions(control, layer))) {
+        regions(upload_regions(cuda::resolve_regions(control, layer, q_cpu.size(0)))) {
     problem.dtype = dtype_of(q_cpu);
     problem.batch = q_cpu.size(0);
     problem.query_heads = q_cpu.size(1);

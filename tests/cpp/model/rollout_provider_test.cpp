@@ -476,6 +476,47 @@ TEST(CompletionServerTest, ClientConcurrencyIsBounded) {
   EXPECT_EQ(slow->peak, 2);
 }
 
+// A control reaches the sampler through LocalProvider, and through `anchors
+// serve` + OpenAIProvider unchanged (the answer confirms it); prompt scoring
+// applies it too. The cached prefix never mixes controlled and plain slots.
+TEST(CompletionServerTest, AttentionControlReachesTheSamplerOverTheWire) {
+  REQUIRE_HTTP();
+  CompletionServer server(local_provider(), server_options());
+  server.start();
+  OpenAIProvider client(client_for(server));
+  const auto reference = local_provider();
+  CompletionRequest plain = request(with(kBase, {84, 104}), 3, 5);
+  plain.temperature = 0;
+  CompletionRequest controlled = plain;
+  controlled.attention_control.ablate_heads(0, {}).ablate_heads(1, {0}, /*from=*/4);
+  const auto local_plain = reference->complete(plain);
+  const auto local_controlled = reference->complete(controlled);
+  EXPECT_EQ(reference->last_reused_tokens(), 0);  // the control starts at slot 0: nothing cached is usable
+  EXPECT_NE(local_controlled[0].ids, local_plain[0].ids);
+  EXPECT_EQ(reference->complete(plain)[0].ids, local_plain[0].ids);  // and the cache was not poisoned
+
+  model::SamplingOptions o;
+  o.temperature = 0;
+  o.max_new_tokens = plain.max_tokens;
+  o.stop_ids = tiny_options().stop_ids;
+  o.control = controlled.attention_control;
+  EXPECT_EQ(local_controlled[0].ids, model::sample(*tiny_model(), controlled.prompt_ids, 1, o)[0].ids);
+
+  const auto remote = client.complete(controlled);
+  for (std::size_t k = 0; k < remote.size(); ++k) EXPECT_EQ(remote[k].ids, local_controlled[k].ids) << k;
+  const auto remote_scores = client.prompt_logprobs(controlled);
+  const auto local_scores = reference->prompt_logprobs(controlled);
+  const auto plain_scores = reference->prompt_logprobs(plain);
+  ASSERT_EQ(remote_scores.size(), local_scores.size());
+  double changed = 0;
+  for (std::size_t k = 1; k < local_scores.size(); ++k) {
+    EXPECT_NEAR(remote_scores[k], local_scores[k], 1e-5) << k;  // the server scores one more token
+    changed = std::max(changed, std::abs(local_scores[k] - plain_scores[k]));
+  }
+  EXPECT_GT(changed, 1e-4);
+  server.stop();
+}
+
 TEST(CompletionServerTest, HandleAnswersWithoutHttp) {
   CompletionServer server(local_provider(), server_options());
   const auto models = server.handle("GET", "/v1/models", "");
