@@ -43,8 +43,8 @@ def tiny_config(
     attention_bias: bool = False,
     mlp_bias: bool = False,
 ):
-    """A transformers config of `architecture` ("qwen2", "llama" or "qwen3")."""
-    from transformers import LlamaConfig, Qwen2Config, Qwen3Config
+    """A transformers config of `architecture` ("qwen2", "llama", "qwen3" or "mistral")."""
+    from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
 
     common = dict(
         hidden_size=hidden,
@@ -69,6 +69,8 @@ def tiny_config(
         return LlamaConfig(**common, attention_bias=attention_bias, mlp_bias=mlp_bias, head_dim=head_dim)
     if architecture == "qwen3":
         return Qwen3Config(**common, attention_bias=attention_bias, head_dim=head_dim or hidden // heads)
+    if architecture == "mistral":
+        return MistralConfig(**common, head_dim=head_dim, sliding_window=None)
     raise ValueError(f"unknown architecture {architecture!r}")
 
 

@@ -1,7 +1,8 @@
 """thought_anchors.Model against transformers on random tiny checkpoints made
 at test time with `save_pretrained`: Qwen2 (q/k/v biases), Llama (llama3 and
-linear rope scaling, attention/MLP biases) and Qwen3 (q/k norms), tied and
-untied embeddings, GQA ratios 1, 2 and 4.
+linear rope scaling, attention/MLP biases), Qwen3 (q/k norms) and Mistral
+(Magistral's head_dim and rope_theta), tied and untied embeddings, GQA ratios
+1, 2 and 4.
 
 - float32 logits over 64 tokens: max abs difference < 1e-4;
 - bfloat16: our error against our float32 no worse than twice transformers'
@@ -43,6 +44,9 @@ CASES = {
     ),
     "qwen3-tied-gqa2": ("qwen3", dict(heads=4, kv_heads=2, tie=True, rope_theta=1e6)),
     "qwen3-untied-gqa4-head32": ("qwen3", dict(heads=4, kv_heads=1, head_dim=32, tie=False, rope_theta=1e6)),
+    # Magistral's layout: head_dim set apart from hidden_size / heads, a large rope_theta, no window.
+    "mistral-untied-gqa4-head32": ("mistral", dict(heads=4, kv_heads=1, head_dim=32, tie=False, rope_theta=1e9)),
+    "mistral-tied-gqa2": ("mistral", dict(heads=4, kv_heads=2, tie=True)),
 }
 
 

@@ -5,6 +5,8 @@ import subprocess
 
 import pytest
 
+import thought_anchors as ta
+
 
 @pytest.fixture(scope="module")
 def tiny_qwen2(tmp_path_factory):
@@ -53,3 +55,18 @@ def test_model_commands_fail_cleanly(anchors_cli, tmp_path):
     assert out.returncode == 1 and "config.json" in out.stderr
     out = subprocess.run([anchors_cli, "tokenize", str(tmp_path / "missing"), "x"], capture_output=True, text=True)
     assert out.returncode == 1 and "missing" in out.stderr
+
+
+def test_inspect_names_the_nearest_supported_architecture(anchors_cli, tmp_path):
+    """A real transformers config of an unsupported family: the error names it and its nearest supported sibling."""
+    from transformers import Qwen3MoeConfig
+
+    config = Qwen3MoeConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                            vocab_size=64)
+    config.architectures = ["Qwen3MoeForCausalLM"]  # as a checkpoint saved with its model has
+    config.save_pretrained(tmp_path)
+    out = subprocess.run([anchors_cli, "inspect", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "Qwen3MoeForCausalLM" in out.stderr and "nearest: Qwen3ForCausalLM" in out.stderr, out.stderr
+    with pytest.raises(ta.Error, match="nearest: Qwen3ForCausalLM"):
+        ta.Model.load(str(tmp_path))

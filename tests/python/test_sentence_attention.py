@@ -6,16 +6,21 @@ import torch
 import thought_anchors as ta
 
 
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory):
-    from transformers import LlamaConfig, LlamaForCausalLM
+@pytest.fixture(scope="module", params=["llama", "mistral"])
+def tiny_llama(request, tmp_path_factory):
+    """A random Llama, and a Mistral with Magistral's head_dim set apart from hidden_size / heads."""
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
     torch.manual_seed(1)
-    config = LlamaConfig(vocab_size=200, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
-    path = tmp_path_factory.mktemp("llama")
-    LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
-    reference = LlamaForCausalLM.from_pretrained(path, attn_implementation="eager").eval()
+    common = dict(vocab_size=200, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=512)
+    if request.param == "llama":
+        config, cls = LlamaConfig(**common), LlamaForCausalLM
+    else:
+        config, cls = MistralConfig(head_dim=32, sliding_window=None, **common), MistralForCausalLM
+    path = tmp_path_factory.mktemp(request.param)
+    cls(config).save_pretrained(path, safe_serialization=True)
+    reference = cls.from_pretrained(path, attn_implementation="eager").eval()
     return path, reference
 
 

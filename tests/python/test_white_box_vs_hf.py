@@ -20,7 +20,7 @@ import torch
 
 import thought_anchors as ta
 
-FAMILIES = ["llama", "qwen2", "qwen3"]
+FAMILIES = ["llama", "qwen2", "qwen3", "mistral"]
 
 
 def make_model(family: str, path, *, layers=4, heads=4, kv_heads=2, vocab=160, peaked=False):
@@ -35,10 +35,13 @@ def make_model(family: str, path, *, layers=4, heads=4, kv_heads=2, vocab=160, p
     elif family == "qwen2":
         config = transformers.Qwen2Config(**common)
         cls = transformers.Qwen2ForCausalLM
-    else:
+    elif family == "qwen3":
         config = transformers.Qwen3Config(head_dim=16, **common)
         cls = transformers.Qwen3ForCausalLM
-    torch.manual_seed({"llama": 11, "qwen2": 12, "qwen3": 13}[family])
+    else:
+        config = transformers.MistralConfig(head_dim=32, sliding_window=None, **common)
+        cls = transformers.MistralForCausalLM
+    torch.manual_seed({"llama": 11, "qwen2": 12, "qwen3": 13, "mistral": 14}[family])
     model = cls(config)
     if peaked:  # next-token distributions with a clear head, as a trained model has
         with torch.no_grad():
@@ -360,7 +363,7 @@ def test_token_weights_of_a_padded_batch_match_explicit_attention(family, tmp_pa
 
     make_model(family, tmp_path, layers=6, heads=4)
     cls = {"llama": transformers.LlamaForCausalLM, "qwen2": transformers.Qwen2ForCausalLM,
-           "qwen3": transformers.Qwen3ForCausalLM}[family]
+           "qwen3": transformers.Qwen3ForCausalLM, "mistral": transformers.MistralForCausalLM}[family]
     hf = cls.from_pretrained(tmp_path, attn_implementation="eager").eval().double()
     model = ta.Model.load(str(tmp_path))
     torch.manual_seed(5)
@@ -410,7 +413,7 @@ def test_attention_rhythm_matches_explicit_attention(family, tmp_path):
 
     make_model(family, tmp_path, layers=6, heads=4)
     cls = {"llama": transformers.LlamaForCausalLM, "qwen2": transformers.Qwen2ForCausalLM,
-           "qwen3": transformers.Qwen3ForCausalLM}[family]
+           "qwen3": transformers.Qwen3ForCausalLM, "mistral": transformers.MistralForCausalLM}[family]
     hf = cls.from_pretrained(tmp_path, attn_implementation="eager").eval().double()
     torch.manual_seed(21)
     ids = torch.randint(0, 160, (150,)).tolist()

@@ -176,7 +176,7 @@ void bind_model(py::module_& m) {
       "logits [V] and the ids so far (prompt + generated, for the repetition penalty).");
 
   py::class_<model::CausalLM, std::shared_ptr<model::CausalLM>>(
-      m, "Model", "A decoder LM (Llama, Qwen2, Qwen3) loaded from a Hugging Face checkpoint folder, run in LibTorch.")
+      m, "Model", "A decoder LM (Llama, Qwen2, Qwen3, Mistral) loaded from a Hugging Face checkpoint folder, run in LibTorch.")
       .def_static(
           "load",
           [](const std::string& path, const py::object& dtype, const py::object& device) {

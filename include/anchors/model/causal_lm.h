@@ -1,7 +1,7 @@
 #pragma once
 // A decoder-only language model loaded from a Hugging Face checkpoint folder
 // (config.json + model.safetensors or sharded safetensors) and run in LibTorch:
-// LlamaForCausalLM, Qwen2ForCausalLM and Qwen3ForCausalLM, matching
+// LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM and MistralForCausalLM, matching
 // transformers' logits (fp32 to ~1e-5) on CPU and CUDA in float32, bfloat16
 // and float16.
 //

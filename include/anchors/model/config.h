@@ -4,7 +4,7 @@
 // windows, ...) is an anchors::Error that names the file and the option.
 //
 // Absent fields take the defaults of the transformers configuration classes
-// (LlamaConfig, Qwen2Config, Qwen3Config, BertConfig); rope settings are read
+// (LlamaConfig, Qwen2Config, Qwen3Config, MistralConfig, BertConfig); rope settings are read
 // from "rope_scaling" (transformers 4) or "rope_parameters" (transformers 5),
 // rope_theta from inside that object or from the top level.
 #include <cstdint>
@@ -14,7 +14,7 @@
 
 namespace anchors::model {
 
-enum class Architecture { kLlama, kQwen2, kQwen3, kBert };
+enum class Architecture { kLlama, kQwen2, kQwen3, kBert, kMistral };
 
 struct RopeScaling {
   enum class Type { kNone, kLinear, kLlama3 } type = Type::kNone;
@@ -28,7 +28,7 @@ struct RopeScaling {
 struct ModelConfig {
   Architecture architecture = Architecture::kQwen2;
   std::string architecture_name;  // as in config.json, e.g. "Qwen2ForCausalLM"
-  std::string model_type;         // "qwen2", "llama", "qwen3", "bert"
+  std::string model_type;         // "qwen2", "llama", "qwen3", "mistral", "bert"
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
   std::int64_t intermediate_size = 0;
@@ -63,7 +63,7 @@ struct ModelConfig {
   bool is_decoder() const { return architecture != Architecture::kBert; }
 };
 
-// "llama", "qwen2", "qwen3", "bert".
+// "llama", "qwen2", "qwen3", "mistral", "bert".
 const char* architecture_label(Architecture architecture);
 
 // Parses config.json text; `source` names the file in errors.

@@ -66,6 +66,11 @@ DecoderTraits qwen2_traits(const ModelConfig&) {
   return {.qkv_bias = true};
 }
 
+DecoderTraits mistral_traits(const ModelConfig&) {
+  // MistralAttention and MistralMLP: no biases, no q/k norms (Llama's layout otherwise).
+  return {};
+}
+
 DecoderTraits qwen3_traits(const ModelConfig& config) {
   // Qwen3Attention: attention_bias on q, k, v, o; q_norm/k_norm per head; Qwen3MLP unbiased.
   return {.qkv_bias = config.attention_bias, .output_bias = config.attention_bias, .qk_norm = true};
@@ -76,9 +81,10 @@ DecoderTraits traits_of(const ModelConfig& config, const std::string& source) {
     case Architecture::kLlama: return llama_traits(config);
     case Architecture::kQwen2: return qwen2_traits(config);
     case Architecture::kQwen3: return qwen3_traits(config);
+    case Architecture::kMistral: return mistral_traits(config);
     default:
       throw Error(fmt::format("{}: {} is not a decoder language model (supported: LlamaForCausalLM, "
-                              "Qwen2ForCausalLM, Qwen3ForCausalLM)",
+                              "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM)",
                               source, config.architecture_name));
   }
 }

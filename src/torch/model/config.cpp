@@ -1,6 +1,7 @@
 #include "anchors/model/config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <utility>
 
@@ -104,9 +105,61 @@ constexpr KnownArchitecture kArchitectures[] = {
     {"LlamaForCausalLM", "llama", Architecture::kLlama},
     {"Qwen2ForCausalLM", "qwen2", Architecture::kQwen2},
     {"Qwen3ForCausalLM", "qwen3", Architecture::kQwen3},
+    {"MistralForCausalLM", "mistral", Architecture::kMistral},
     {"BertModel", "bert", Architecture::kBert},
 };
-constexpr const char* kSupportedArchitectures = "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, BertModel";
+constexpr const char* kSupportedArchitectures =
+    "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, BertModel";
+
+// What an unsupported checkpoint is closest to among the supported ones, and
+// what stands between them -- for the families reasoning researchers ask for
+// (docs/models.md); other names get the supported class nearest by spelling.
+std::string nearest_supported(const std::string& name) {
+  static const std::pair<const char*, const char*> kKnown[] = {
+      {"Qwen3MoeForCausalLM", "Qwen3ForCausalLM (the same attention; the sparse MoE MLP is not implemented yet)"},
+      {"Qwen2MoeForCausalLM", "Qwen2ForCausalLM (the same attention; the sparse MoE MLP is not implemented yet)"},
+      {"MixtralForCausalLM", "MistralForCausalLM (the same attention; the sparse MoE MLP is not implemented yet)"},
+      {"Ministral3ForCausalLM", "MistralForCausalLM (its sliding-window layers are not implemented yet)"},
+      {"GptOssForCausalLM", "none close: attention sinks, sliding windows, MoE and YaRN are not implemented yet"},
+      {"Olmo3ForCausalLM", "LlamaForCausalLM (OLMo's norm placement and sliding windows are not implemented yet)"},
+      {"Olmo2ForCausalLM", "LlamaForCausalLM (OLMo's norm placement is not implemented yet)"},
+      {"SmolLM3ForCausalLM", "LlamaForCausalLM (its layers without RoPE are not implemented yet)"},
+      {"Phi3ForCausalLM", "LlamaForCausalLM (fused qkv / gate-up weights and LongRoPE are not implemented yet)"},
+      {"Qwen3_5ForCausalLM", "Qwen3ForCausalLM (its linear-attention layers are not implemented yet)"},
+      {"Qwen3_5MoeForCausalLM", "Qwen3ForCausalLM (linear attention and MoE are not implemented yet)"},
+  };
+  for (const auto& [known, hint] : kKnown)
+    if (name == known) return hint;
+  // Levenshtein distance between lowercased names.
+  const auto lower = [](std::string t) {
+    for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return t;
+  };
+  const auto distance = [](const std::string& a, const std::string& b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+      std::size_t diagonal = row[0];
+      row[0] = i;
+      for (std::size_t j = 1; j <= b.size(); ++j) {
+        const std::size_t above = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+        diagonal = above;
+      }
+    }
+    return row[b.size()];
+  };
+  const KnownArchitecture* best = nullptr;
+  std::size_t best_distance = 0;
+  for (const auto& a : kArchitectures) {
+    const std::size_t d = distance(lower(name), lower(a.class_name));
+    if (best == nullptr || d < best_distance) {
+      best = &a;
+      best_distance = d;
+    }
+  }
+  return fmt::format("{} by name", best->class_name);
+}
 
 const KnownArchitecture& resolve_architecture(const FieldReader& fields, const std::string& source) {
   const std::string model_type = fields.string("model_type", "");
@@ -121,14 +174,14 @@ const KnownArchitecture& resolve_architecture(const FieldReader& fields, const s
     for (const auto& a : kArchitectures)
       if (name == a.class_name) known = &a;
     if (known == nullptr)
-      throw Error(fmt::format("{}: unsupported architecture \"{}\" (supported: {})", source, name,
-                              kSupportedArchitectures));
+      throw Error(fmt::format("{}: unsupported architecture \"{}\" (supported: {}; nearest: {})", source, name,
+                              kSupportedArchitectures, nearest_supported(name)));
   } else if (!model_type.empty()) {
     for (const auto& a : kArchitectures)
       if (model_type == a.model_type) known = &a;
     if (known == nullptr)
-      throw Error(fmt::format("{}: unsupported model_type \"{}\" (supported: llama, qwen2, qwen3, bert)", source,
-                              model_type));
+      throw Error(fmt::format("{}: unsupported model_type \"{}\" (supported: llama, qwen2, qwen3, mistral, bert)",
+                              source, model_type));
   } else {
     throw Error(fmt::format("{}: neither \"architectures\" nor \"model_type\" says which model this is", source));
   }
@@ -243,26 +296,43 @@ void check_sliding_window(const FieldReader& fields, const std::string& source, 
   }
 }
 
+// MistralConfig: every layer attends within `sliding_window` (class default
+// 4096; null: full attention). Only a window that covers every position the
+// model can see runs exactly here (Magistral and Mistral Small 3 save null).
+void check_mistral_window(const FieldReader& fields, const std::string& source, const ModelConfig& config) {
+  std::optional<std::int64_t> window;
+  if (!fields.object_has_key("sliding_window"))
+    window = 4096;
+  else if (fields.has("sliding_window"))
+    window = fields.positive_integer("sliding_window", 4096);
+  if (window && *window < config.max_position_embeddings)
+    throw Error(fmt::format("{}: \"sliding_window\" {} < max_position_embeddings {} is not supported: only full "
+                            "attention is implemented (a checkpoint with \"sliding_window\": null, as Magistral's, "
+                            "loads)",
+                            source, *window, config.max_position_embeddings));
+}
+
 void read_decoder(const FieldReader& fields, const std::string& source, ModelConfig& config) {
   const Architecture arch = config.architecture;
-  const bool llama = arch == Architecture::kLlama;
-  // Defaults of LlamaConfig / Qwen2Config / Qwen3Config (transformers 5).
-  config.vocab_size = fields.positive_integer("vocab_size", llama ? 32000 : 151936);
+  const bool llama = arch == Architecture::kLlama, mistral = arch == Architecture::kMistral;
+  // Defaults of LlamaConfig / Qwen2Config / Qwen3Config / MistralConfig (transformers 5).
+  config.vocab_size = fields.positive_integer("vocab_size", llama || mistral ? 32000 : 151936);
   config.hidden_size = fields.positive_integer("hidden_size", 4096);
-  config.intermediate_size = fields.positive_integer("intermediate_size", llama ? 11008 : 22016);
+  config.intermediate_size = fields.positive_integer("intermediate_size", llama ? 11008 : mistral ? 14336 : 22016);
   config.num_hidden_layers = fields.layer_count( 32);
   config.num_attention_heads = fields.positive_integer("num_attention_heads", 32);
-  config.max_position_embeddings = fields.positive_integer("max_position_embeddings", llama ? 2048 : 32768);
+  config.max_position_embeddings =
+      fields.positive_integer("max_position_embeddings", llama ? 2048 : mistral ? 4096 * 32 : 32768);
   config.rms_norm_eps = fields.positive_number("rms_norm_eps", 1e-6);
   config.tie_word_embeddings = fields.boolean("tie_word_embeddings", false);
 
-  // Qwen2/Qwen3 declare num_key_value_heads = 32; Llama None. None (null) means
-  // one kv head per attention head.
+  // Qwen2/Qwen3 declare num_key_value_heads = 32, Mistral 8, Llama None. None
+  // (null) means one kv head per attention head.
   const bool kv_given = fields.object_has_key("num_key_value_heads");
   if (llama || (kv_given && !fields.has("num_key_value_heads")))
     config.num_key_value_heads = fields.positive_integer("num_key_value_heads", config.num_attention_heads);
   else
-    config.num_key_value_heads = fields.positive_integer("num_key_value_heads", 32);
+    config.num_key_value_heads = fields.positive_integer("num_key_value_heads", mistral ? 8 : 32);
   if (config.num_attention_heads % config.num_key_value_heads != 0)
     throw Error(fmt::format("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", source,
                             config.num_attention_heads, config.num_key_value_heads));
@@ -306,12 +376,16 @@ void read_decoder(const FieldReader& fields, const std::string& source, ModelCon
       config.attention_bias = config.attention_output_bias = fields.boolean("attention_bias", false);
       config.mlp_bias = fields.boolean("mlp_bias", false);
       break;
+    case Architecture::kMistral:  // MistralAttention and MistralMLP have no biases
     case Architecture::kBert:
       break;
   }
 
   read_rope(fields, source, config);
-  if (arch != Architecture::kLlama) check_sliding_window(fields, source, config);
+  if (mistral)
+    check_mistral_window(fields, source, config);
+  else if (!llama)
+    check_sliding_window(fields, source, config);
 }
 
 void read_bert(const FieldReader& fields, const std::string& source, ModelConfig& config) {
@@ -379,7 +453,8 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   // transformers 5 saves "dtype", earlier versions "torch_dtype".
   config.torch_dtype = fields.has("dtype") ? fields.string("dtype", "") : fields.string("torch_dtype", "");
 
-  const bool llama = config.architecture == Architecture::kLlama;
+  // LlamaConfig and MistralConfig default to bos 1 and eos 2.
+  const bool llama = config.architecture == Architecture::kLlama || config.architecture == Architecture::kMistral;
   if (fields.object_has_key("bos_token_id"))
     config.bos_token_id = fields.optional_integer("bos_token_id");
   else if (llama)
@@ -423,6 +498,7 @@ const char* architecture_label(Architecture architecture) {
     case Architecture::kLlama: return "llama";
     case Architecture::kQwen2: return "qwen2";
     case Architecture::kQwen3: return "qwen3";
+    case Architecture::kMistral: return "mistral";
     case Architecture::kBert: return "bert";
   }
   return "unknown";

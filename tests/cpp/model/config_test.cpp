@@ -282,6 +282,39 @@ TEST(ModelConfigTest, UnsupportedRope) {
 // Sliding windows (Qwen2/Qwen3)
 // ---------------------------------------------------------------------------
 
+// MistralConfig's defaults (transformers 5), and its window: only none, or one
+// covering every position, runs exactly here.
+TEST(ModelConfigTest, MistralDefaultsAndWindow) {
+  const auto c = parse(R"({"architectures": ["MistralForCausalLM"], "sliding_window": null})");
+  EXPECT_EQ(c.architecture, Architecture::kMistral);
+  EXPECT_STREQ(architecture_label(c.architecture), "mistral");
+  EXPECT_EQ(c.model_type, "mistral");
+  EXPECT_EQ(c.vocab_size, 32000);
+  EXPECT_EQ(c.intermediate_size, 14336);
+  EXPECT_EQ(c.num_key_value_heads, 8);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.max_position_embeddings, 131072);
+  EXPECT_FALSE(c.attention_bias || c.attention_output_bias || c.mlp_bias || c.qk_norm);
+  EXPECT_EQ(c.bos_token_id, 1);
+  EXPECT_EQ(c.eos_token_id, 2);
+  // Magistral-Small-2509's shape: head_dim 128 with hidden 5120 / 32 heads.
+  const auto magistral = parse(R"({"architectures": ["MistralForCausalLM"], "hidden_size": 5120,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 32768,
+    "num_hidden_layers": 40, "max_position_embeddings": 131072, "rope_theta": 1000000000.0,
+    "sliding_window": null, "vocab_size": 131072, "model_type": "mistral"})");
+  EXPECT_EQ(magistral.head_dim, 128);
+  EXPECT_DOUBLE_EQ(magistral.rope_theta, 1e9);
+  EXPECT_EQ(parse(R"({"architectures": ["MistralForCausalLM"], "num_key_value_heads": null, "sliding_window": null})")
+                .num_key_value_heads,
+            32);
+  EXPECT_NO_THROW(parse(R"({"architectures": ["MistralForCausalLM"], "sliding_window": 4096,
+    "max_position_embeddings": 4096})"));
+  // The class default window (4096) under 131072 positions, and Mistral-7B-v0.1's.
+  expect_rejected(R"({"architectures": ["MistralForCausalLM"]})", {"sliding_window", "4096", "131072", "null"});
+  expect_rejected(R"({"architectures": ["MistralForCausalLM"], "sliding_window": 4096,
+    "max_position_embeddings": 32768})", {"sliding_window", "4096", "32768"});
+}
+
 TEST(ModelConfigTest, SlidingWindow) {
   // Off (the usual case), or a window covering every position: full attention.
   EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": false, "sliding_window": 4096})"));
@@ -337,8 +370,13 @@ TEST(ModelConfigTest, DeepNestingIsRefusedBeforeParsing) {
 }
 
 TEST(ModelConfigTest, UnsupportedArchitectures) {
-  expect_rejected(R"({"architectures": ["MistralForCausalLM"], "model_type": "mistral"})",
-                  {"MistralForCausalLM", "unsupported architecture"});
+  expect_rejected(R"({"architectures": ["MixtralForCausalLM"], "model_type": "mixtral"})",
+                  {"MixtralForCausalLM", "unsupported architecture", "nearest: MistralForCausalLM", "MoE"});
+  expect_rejected(R"({"architectures": ["Qwen3MoeForCausalLM"]})", {"nearest: Qwen3ForCausalLM", "MoE MLP"});
+  expect_rejected(R"({"architectures": ["GptOssForCausalLM"]})", {"nearest: none close", "attention sinks"});
+  expect_rejected(R"({"architectures": ["Phi3ForCausalLM"]})", {"nearest: LlamaForCausalLM", "LongRoPE"});
+  // Any other name: the supported class nearest by spelling.
+  expect_rejected(R"({"architectures": ["Qwen4ForCausalLM"]})", {"nearest: Qwen2ForCausalLM by name"});
   expect_rejected(R"({"architectures": ["BertForMaskedLM"]})", {"BertForMaskedLM"});
   expect_rejected(R"({"model_type": "gemma"})", {"gemma"});
   expect_rejected(R"({"vocab_size": 10})", {"architectures", "model_type"});
