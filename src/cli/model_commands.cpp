@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "anchors/cli.h"
@@ -71,6 +72,15 @@ int run_inspect(const std::vector<std::string>& raw, std::istream&, std::ostream
   doc["max_position_embeddings"] = config.max_position_embeddings;
   doc["rope_theta"] = config.rope_theta;
   doc["tie_word_embeddings"] = config.tie_word_embeddings;
+  std::vector<std::int64_t> moe_layers, nope_layers;
+  for (std::int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    if (config.is_moe_layer(i)) moe_layers.push_back(i);
+    if (config.is_decoder() && !config.uses_rope(i)) nope_layers.push_back(i);
+  }
+  if (!moe_layers.empty())
+    doc["experts"] = {{"experts", config.num_experts}, {"per_token", config.num_experts_per_tok},
+                      {"intermediate_size", config.moe_intermediate_size}, {"layers", moe_layers}};
+  if (!nope_layers.empty()) doc["nope_layers"] = nope_layers;
   doc["tensors"] = names.size();
   doc["parameters"] = parameters;
   doc["dtypes"] = by_dtype;
@@ -98,6 +108,12 @@ int run_inspect(const std::vector<std::string>& raw, std::istream&, std::ostream
     out << fmt::format("  vocabulary     {} (output embeddings {})\n", config.vocab_size,
                        config.tie_word_embeddings ? "tied" : "untied");
     out << fmt::format("  positions      {} (rope_theta {})\n", config.max_position_embeddings, config.rope_theta);
+    if (!moe_layers.empty())
+      out << fmt::format("  experts        {} per MoE layer, {} per token, MLP {} ({} of {} layers routed)\n",
+                         config.num_experts, config.num_experts_per_tok, config.moe_intermediate_size,
+                         moe_layers.size(), config.num_hidden_layers);
+    if (!nope_layers.empty())
+      out << fmt::format("  no RoPE        layers {}\n", fmt::join(nope_layers, ", "));
   } else {
     out << fmt::format("  vocabulary     {}\n", config.vocab_size);
     out << fmt::format("  positions      {} (learned)\n", config.max_position_embeddings);

@@ -42,9 +42,11 @@ def tiny_config(
     max_positions: int = 256,
     attention_bias: bool = False,
     mlp_bias: bool = False,
+    **extra,
 ):
-    """A transformers config of `architecture` ("qwen2", "llama", "qwen3" or "mistral")."""
-    from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
+    """A transformers config of `architecture` ("qwen2", "llama", "qwen3", "mistral", "qwen3_moe" or "smollm3");
+    `extra` goes to the config class as it is (experts, NoPE layers, ...)."""
+    from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config, Qwen3MoeConfig, SmolLM3Config
 
     common = dict(
         hidden_size=hidden,
@@ -63,6 +65,7 @@ def tiny_config(
     )
     if rope_scaling is not None:
         common["rope_scaling"] = dict(rope_scaling)
+    common.update(extra)
     if architecture == "qwen2":
         return Qwen2Config(**common)
     if architecture == "llama":
@@ -71,6 +74,10 @@ def tiny_config(
         return Qwen3Config(**common, attention_bias=attention_bias, head_dim=head_dim or hidden // heads)
     if architecture == "mistral":
         return MistralConfig(**common, head_dim=head_dim, sliding_window=None)
+    if architecture == "qwen3_moe":
+        return Qwen3MoeConfig(**common, attention_bias=attention_bias, head_dim=head_dim or hidden // heads)
+    if architecture == "smollm3":
+        return SmolLM3Config(**common, attention_bias=attention_bias, mlp_bias=mlp_bias)
     raise ValueError(f"unknown architecture {architecture!r}")
 
 
@@ -146,6 +153,15 @@ FIXTURES = {
              rope_scaling=dict(rope_type="linear", factor=2.0)),
         14,
     ),
+    # Qwen3-MoE: layer 0 routed (top-2 of 4 experts, renormalised), layer 1 dense; tied.
+    "qwen3moe_top2of4_dense1": (
+        "qwen3_moe",
+        dict(heads=4, kv_heads=2, tie=True, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=24,
+             norm_topk_prob=True, mlp_only_layers=[1]),
+        15,
+    ),
+    # SmolLM3: layer 1 without RoPE, tied.
+    "smollm3_nope1_tied": ("smollm3", dict(heads=4, kv_heads=2, tie=True, no_rope_layers=[1, 0]), 16),
 }
 
 

@@ -1,8 +1,9 @@
 """thought_anchors.Model against transformers on random tiny checkpoints made
 at test time with `save_pretrained`: Qwen2 (q/k/v biases), Llama (llama3 and
-linear rope scaling, attention/MLP biases), Qwen3 (q/k norms) and Mistral
-(Magistral's head_dim and rope_theta), tied and untied embeddings, GQA ratios
-1, 2 and 4.
+linear rope scaling, attention/MLP biases), Qwen3 (q/k norms), Mistral
+(Magistral's head_dim and rope_theta), Qwen3-MoE (routed experts, dense layers
+between them) and SmolLM3 (layers without RoPE), tied and untied embeddings,
+GQA ratios 1, 2 and 4.
 
 - float32 logits over 64 tokens: max abs difference < 1e-4;
 - bfloat16: our error against our float32 no worse than twice transformers'
@@ -47,6 +48,25 @@ CASES = {
     # Magistral's layout: head_dim set apart from hidden_size / heads, a large rope_theta, no window.
     "mistral-untied-gqa4-head32": ("mistral", dict(heads=4, kv_heads=1, head_dim=32, tie=False, rope_theta=1e9)),
     "mistral-tied-gqa2": ("mistral", dict(heads=4, kv_heads=2, tie=True)),
+    # Qwen3-MoE: top-2 of 8 experts renormalised, layer 1 dense (mlp_only_layers); and top-3 of 6 unnormalised on
+    # every layer with attention biases.
+    "qwen3moe-untied-gqa2-top2of8": (
+        "qwen3_moe",
+        dict(heads=4, kv_heads=2, tie=False, rope_theta=1e6, num_experts=8, num_experts_per_tok=2,
+             moe_intermediate_size=32, norm_topk_prob=True, mlp_only_layers=[1]),
+    ),
+    "qwen3moe-tied-gqa4-top3of6-bias": (
+        "qwen3_moe",
+        dict(heads=8, kv_heads=2, tie=True, attention_bias=True, num_experts=6, num_experts_per_tok=3,
+             moe_intermediate_size=48, norm_topk_prob=False),
+    ),
+    # SmolLM3: the middle layer without RoPE; then the first, with attention and MLP biases.
+    "smollm3-tied-gqa2-nope1": ("smollm3", dict(heads=4, kv_heads=2, tie=True, no_rope_layers=[1, 0, 1])),
+    "smollm3-untied-gqa1-nope0-bias": (
+        "smollm3",
+        dict(heads=4, kv_heads=4, tie=False, attention_bias=True, mlp_bias=True, rope_theta=5e6,
+             no_rope_layers=[0, 1, 1]),
+    ),
 }
 
 
@@ -148,6 +168,17 @@ def test_config_attributes(tiny):
     assert config.num_key_value_heads == hf.num_key_value_heads
     assert config.head_dim == (getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads)
     assert config.tie_word_embeddings == hf.tie_word_embeddings
+    if hf.model_type == "qwen3_moe":
+        routed = [i for i, layer in enumerate(hf_model.model.layers)
+                  if type(layer.mlp).__name__ == "Qwen3MoeSparseMoeBlock"]
+        assert routed and config.moe_layers == routed
+        assert (config.num_experts, config.num_experts_per_tok) == (hf.num_experts, hf.num_experts_per_tok)
+        # parameters() lists a tied embedding once, as num_parameters counts it.
+        assert ta.Model.load(str(folder)).num_parameters == sum(p.numel() for p in hf_model.parameters())
+    else:
+        assert config.moe_layers == []
+    nope = [i for i, layer in enumerate(hf_model.model.layers) if not getattr(layer.self_attn, "use_rope", True)]
+    assert config.nope_layers == nope
 
 
 def test_bad_inputs_raise(tiny):
@@ -229,10 +260,14 @@ except ta.Error as e:
     assert run.stdout.startswith("ta.Error: out of memory"), run.stdout
 
 
-def test_long_pass_in_mlp_row_blocks_matches(tmp_path):
-    """Past 1024 token rows the decoder runs its MLP in row blocks (batch 2 x 700 = 1400 rows)."""
+@pytest.mark.parametrize("architecture", ["qwen2", "qwen3_moe"])
+def test_long_pass_in_mlp_row_blocks_matches(architecture, tmp_path):
+    """Past 1024 token rows the decoder runs its MLP in row blocks (batch 2 x 700 = 1400 rows); a routed MLP past
+    16384 (token, expert) pairs (top-12: 1365 rows)."""
     sizes = dict(SIZES, max_positions=1024)
-    model = random_tiny_model(tiny_config("qwen2", **sizes, heads=4, kv_heads=2, tie=False, rope_theta=1e6), 7)
+    experts = dict(num_experts=16, num_experts_per_tok=12, moe_intermediate_size=16) if architecture == "qwen3_moe" else {}
+    model = random_tiny_model(
+        tiny_config(architecture, **sizes, heads=4, kv_heads=2, tie=False, rope_theta=1e6, **experts), 7)
     model.save_pretrained(tmp_path)
     ids = torch.randint(0, SIZES["vocab"], (2, 700), generator=torch.Generator().manual_seed(7))
     with torch.no_grad():

@@ -34,6 +34,28 @@ def test_inspect_reports_shape_and_parameters(anchors_cli, tiny_qwen2):
     assert "qwen2: 2 layers" in text and "untied" in text
 
 
+def test_inspect_shows_experts_and_nope_layers(anchors_cli):
+    """The routed layers of a Qwen3-MoE checkpoint and the layers without RoPE of a SmolLM3 one, as transformers
+    builds them from the same config.json."""
+    from pathlib import Path
+
+    import transformers
+
+    fixtures = Path(__file__).resolve().parents[1] / "data" / "tiny_models"
+    moe = subprocess.run([anchors_cli, "inspect", str(fixtures / "qwen3moe_top2of4_dense1"), "--json"],
+                         capture_output=True, text=True)
+    assert moe.returncode == 0, moe.stderr
+    doc = json.loads(moe.stdout)
+    hf = transformers.AutoConfig.from_pretrained(fixtures / "qwen3moe_top2of4_dense1")
+    assert doc["experts"] == {"experts": hf.num_experts, "per_token": hf.num_experts_per_tok,
+                              "intermediate_size": hf.moe_intermediate_size, "layers": [0]}
+    assert "nope_layers" not in doc
+    smol = subprocess.run([anchors_cli, "inspect", str(fixtures / "smollm3_nope1_tied")], capture_output=True,
+                          text=True)
+    assert smol.returncode == 0, smol.stderr
+    assert "no RoPE        layers 1" in smol.stdout and "experts" not in smol.stdout
+
+
 def test_tokenize_minilm_matches_hf(anchors_cli, minilm_dir):
     from tokenizers import Tokenizer as HFTokenizer
 
@@ -59,14 +81,14 @@ def test_model_commands_fail_cleanly(anchors_cli, tmp_path):
 
 def test_inspect_names_the_nearest_supported_architecture(anchors_cli, tmp_path):
     """A real transformers config of an unsupported family: the error names it and its nearest supported sibling."""
-    from transformers import Qwen3MoeConfig
+    from transformers import Phi3Config
 
-    config = Qwen3MoeConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                            vocab_size=64)
-    config.architectures = ["Qwen3MoeForCausalLM"]  # as a checkpoint saved with its model has
+    config = Phi3Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                        vocab_size=64)
+    config.architectures = ["Phi3ForCausalLM"]  # as a checkpoint saved with its model has
     config.save_pretrained(tmp_path)
     out = subprocess.run([anchors_cli, "inspect", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 1
-    assert "Qwen3MoeForCausalLM" in out.stderr and "nearest: Qwen3ForCausalLM" in out.stderr, out.stderr
-    with pytest.raises(ta.Error, match="nearest: Qwen3ForCausalLM"):
+    assert "Phi3ForCausalLM" in out.stderr and "nearest: LlamaForCausalLM" in out.stderr, out.stderr
+    with pytest.raises(ta.Error, match="nearest: LlamaForCausalLM"):
         ta.Model.load(str(tmp_path))

@@ -6,18 +6,23 @@ import torch
 import thought_anchors as ta
 
 
-@pytest.fixture(scope="module", params=["llama", "mistral"])
+@pytest.fixture(scope="module", params=["llama", "mistral", "smollm3"])
 def tiny_llama(request, tmp_path_factory):
-    """A random Llama, and a Mistral with Magistral's head_dim set apart from hidden_size / heads."""
-    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+    """A random Llama, a Mistral with Magistral's head_dim set apart from hidden_size / heads, and a SmolLM3 whose
+    middle layer has no RoPE."""
+    from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, SmolLM3Config,
+                              SmolLM3ForCausalLM)
 
     torch.manual_seed(1)
     common = dict(vocab_size=200, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
                   num_key_value_heads=2, max_position_embeddings=512)
     if request.param == "llama":
         config, cls = LlamaConfig(**common), LlamaForCausalLM
-    else:
+    elif request.param == "mistral":
         config, cls = MistralConfig(head_dim=32, sliding_window=None, **common), MistralForCausalLM
+    else:
+        config, cls = SmolLM3Config(no_rope_layers=[1, 0, 1], pad_token_id=None, bos_token_id=None,
+                                    eos_token_id=None, **common), SmolLM3ForCausalLM
     path = tmp_path_factory.mktemp(request.param)
     cls(config).save_pretrained(path, safe_serialization=True)
     reference = cls.from_pretrained(path, attn_implementation="eager").eval()

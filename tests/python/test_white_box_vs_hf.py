@@ -6,7 +6,7 @@ literally, with loops and full sorts: suppression (an attention function that
 sets the sentence's key columns to the lowest finite value before the softmax),
 receiver heads (block means -> vertical scores -> scipy kurtosis -> top-k) and
 the preplan-and-anchor rhythm (head spans, WAAD, FAI, token sets, gamma). The
-models are random tiny checkpoints of the three supported families.
+models are random tiny checkpoints of every supported decoder family.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 
 import thought_anchors as ta
 
-FAMILIES = ["llama", "qwen2", "qwen3", "mistral"]
+FAMILIES = ["llama", "qwen2", "qwen3", "mistral", "qwen3_moe", "smollm3"]
 
 
 def make_model(family: str, path, *, layers=4, heads=4, kv_heads=2, vocab=160, peaked=False):
@@ -38,16 +38,38 @@ def make_model(family: str, path, *, layers=4, heads=4, kv_heads=2, vocab=160, p
     elif family == "qwen3":
         config = transformers.Qwen3Config(head_dim=16, **common)
         cls = transformers.Qwen3ForCausalLM
-    else:
+    elif family == "mistral":
         config = transformers.MistralConfig(head_dim=32, sliding_window=None, **common)
         cls = transformers.MistralForCausalLM
-    torch.manual_seed({"llama": 11, "qwen2": 12, "qwen3": 13, "mistral": 14}[family])
+    elif family == "qwen3_moe":  # routed experts on layers 0, 2, ... (decoder_sparse_step 2 counts from 1)
+        config = transformers.Qwen3MoeConfig(head_dim=16, num_experts=6, num_experts_per_tok=2,
+                                             moe_intermediate_size=32, norm_topk_prob=True, decoder_sparse_step=1,
+                                             mlp_only_layers=[1], **common)
+        cls = transformers.Qwen3MoeForCausalLM
+    else:  # smollm3: every other layer without RoPE
+        config = transformers.SmolLM3Config(no_rope_layer_interval=2, pad_token_id=None, bos_token_id=None,
+                                            eos_token_id=None, **common)
+        cls = transformers.SmolLM3ForCausalLM
+    torch.manual_seed(FAMILIES.index(family) + 11)
     model = cls(config)
+    if family == "qwen3_moe":
+        model.set_experts_implementation("eager")  # the float64 reference: grouped_mm takes no doubles
     if peaked:  # next-token distributions with a clear head, as a trained model has
         with torch.no_grad():
             model.lm_head.weight.mul_(25.0)
     model.save_pretrained(path, safe_serialization=True)
     return model.eval().double()
+
+
+def hf_reference(path):
+    """The checkpoint at `path` in transformers, float64, eager attention (and eager experts: grouped_mm takes no
+    doubles)."""
+    import transformers
+
+    hf = transformers.AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager")
+    if hf.config.model_type == "qwen3_moe":
+        hf.set_experts_implementation("eager")
+    return hf.eval().double()
 
 
 # ---------------------------------------------------------------------------
@@ -362,9 +384,7 @@ def test_token_weights_of_a_padded_batch_match_explicit_attention(family, tmp_pa
     import transformers
 
     make_model(family, tmp_path, layers=6, heads=4)
-    cls = {"llama": transformers.LlamaForCausalLM, "qwen2": transformers.Qwen2ForCausalLM,
-           "qwen3": transformers.Qwen3ForCausalLM, "mistral": transformers.MistralForCausalLM}[family]
-    hf = cls.from_pretrained(tmp_path, attn_implementation="eager").eval().double()
+    hf = hf_reference(tmp_path)
     model = ta.Model.load(str(tmp_path))
     torch.manual_seed(5)
     rows = [(torch.randint(0, 160, (p,)).tolist(), torch.randint(0, 160, (r,)).tolist()) for p, r in [(9, 60), (14, 75)]]
@@ -412,9 +432,7 @@ def test_attention_rhythm_matches_explicit_attention(family, tmp_path):
     import transformers
 
     make_model(family, tmp_path, layers=6, heads=4)
-    cls = {"llama": transformers.LlamaForCausalLM, "qwen2": transformers.Qwen2ForCausalLM,
-           "qwen3": transformers.Qwen3ForCausalLM, "mistral": transformers.MistralForCausalLM}[family]
-    hf = cls.from_pretrained(tmp_path, attn_implementation="eager").eval().double()
+    hf = hf_reference(tmp_path)
     torch.manual_seed(21)
     ids = torch.randint(0, 160, (150,)).tolist()
     with torch.no_grad():

@@ -120,6 +120,28 @@ void bind_model(py::module_& m) {
       .def_readonly("tie_word_embeddings", &ModelConfig::tie_word_embeddings)
       .def_readonly("attention_bias", &ModelConfig::attention_bias)
       .def_readonly("qk_norm", &ModelConfig::qk_norm)
+      .def_readonly("num_experts", &ModelConfig::num_experts, "routed experts per MoE layer (0: dense)")
+      .def_readonly("num_experts_per_tok", &ModelConfig::num_experts_per_tok)
+      .def_readonly("moe_intermediate_size", &ModelConfig::moe_intermediate_size)
+      .def_readonly("norm_topk_prob", &ModelConfig::norm_topk_prob)
+      .def_property_readonly(
+          "moe_layers",
+          [](const ModelConfig& c) {
+            std::vector<std::int64_t> layers;
+            for (std::int64_t i = 0; i < c.num_hidden_layers; ++i)
+              if (c.is_moe_layer(i)) layers.push_back(i);
+            return layers;
+          },
+          "indices of the layers whose MLP is routed through experts")
+      .def_property_readonly(
+          "nope_layers",
+          [](const ModelConfig& c) {
+            std::vector<std::int64_t> layers;
+            for (std::int64_t i = 0; i < c.num_hidden_layers; ++i)
+              if (!c.uses_rope(i)) layers.push_back(i);
+            return layers;
+          },
+          "indices of the layers without rotary position embeddings (SmolLM3)")
       .def_readonly("torch_dtype", &ModelConfig::torch_dtype)
       .def_readonly("bos_token_id", &ModelConfig::bos_token_id)
       .def_readonly("eos_token_id", &ModelConfig::eos_token_id)

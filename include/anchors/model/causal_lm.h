@@ -1,9 +1,10 @@
 #pragma once
 // A decoder-only language model loaded from a Hugging Face checkpoint folder
 // (config.json + model.safetensors or sharded safetensors) and run in LibTorch:
-// LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM and MistralForCausalLM, matching
-// transformers' logits (fp32 to ~1e-5) on CPU and CUDA in float32, bfloat16
-// and float16.
+// LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM,
+// Qwen3MoeForCausalLM (routed experts) and SmolLM3ForCausalLM (layers without
+// RoPE), matching transformers' logits (fp32 to ~1e-5) on CPU and CUDA in
+// float32, bfloat16 and float16.
 //
 //   auto model = anchors::model::CausalLM::load("/models/R1-Distill-Qwen-1.5B",
 //                                               {.dtype = torch::kBFloat16, .device = torch::kCUDA});
@@ -35,7 +36,7 @@ struct LoadOptions {
 };
 
 // Called once per layer with that layer's attention inputs, exactly as handed
-// to attention(): queries [B, Hq, T, D] after RoPE (and Qwen3's q_norm), keys and
+// to attention(): queries [B, Hq, T, D] after RoPE (none in a NoPE layer; Qwen3's q_norm first), keys and
 // values [B, Hkv, Tk, D] including cached slots. For white-box analyses; the
 // tensors are views, clone() what you keep past the call.
 using AttentionInputsCallback = std::function<void(std::int64_t layer, const torch::Tensor& queries,

@@ -4,7 +4,8 @@
 // windows, ...) is an anchors::Error that names the file and the option.
 //
 // Absent fields take the defaults of the transformers configuration classes
-// (LlamaConfig, Qwen2Config, Qwen3Config, MistralConfig, BertConfig); rope settings are read
+// (LlamaConfig, Qwen2Config, Qwen3Config, MistralConfig, Qwen3MoeConfig,
+// SmolLM3Config, BertConfig); rope settings are read
 // from "rope_scaling" (transformers 4) or "rope_parameters" (transformers 5),
 // rope_theta from inside that object or from the top level.
 #include <cstdint>
@@ -14,7 +15,7 @@
 
 namespace anchors::model {
 
-enum class Architecture { kLlama, kQwen2, kQwen3, kBert, kMistral };
+enum class Architecture { kLlama, kQwen2, kQwen3, kBert, kMistral, kQwen3Moe, kSmolLM3 };
 
 struct RopeScaling {
   enum class Type { kNone, kLinear, kLlama3 } type = Type::kNone;
@@ -28,7 +29,7 @@ struct RopeScaling {
 struct ModelConfig {
   Architecture architecture = Architecture::kQwen2;
   std::string architecture_name;  // as in config.json, e.g. "Qwen2ForCausalLM"
-  std::string model_type;         // "qwen2", "llama", "qwen3", "mistral", "bert"
+  std::string model_type;         // "qwen2", "llama", "qwen3", "mistral", "qwen3_moe", "smollm3", "bert"
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
   std::int64_t intermediate_size = 0;
@@ -60,10 +61,31 @@ struct ModelConfig {
   std::int64_t type_vocab_size = 0;       // BERT
   std::int64_t pad_token_id = 0;          // BERT padding id (0 when absent or null)
 
+  // Sparse MoE (Qwen3-MoE). A routed layer replaces the SwiGLU MLP with
+  // num_experts SwiGLU experts of moe_intermediate_size; each token goes to
+  // the num_experts_per_tok experts of highest router softmax, weighted by
+  // those probabilities (renormalised to sum 1 when norm_topk_prob).
+  std::int64_t num_experts = 0;           // 0: every layer dense
+  std::int64_t num_experts_per_tok = 0;
+  std::int64_t moe_intermediate_size = 0;
+  bool norm_topk_prob = false;
+  std::vector<bool> moe_layers;           // per layer: routed MLP; empty: none
+  // Per layer: whether RoPE rotates q and k (SmolLM3 leaves every 4th layer
+  // without positions, "NoPE"); empty: every layer.
+  std::vector<bool> rope_layers;
+
   bool is_decoder() const { return architecture != Architecture::kBert; }
+  bool is_moe_layer(std::int64_t layer) const {
+    return layer >= 0 && layer < static_cast<std::int64_t>(moe_layers.size()) && moe_layers[layer];
+  }
+  bool uses_rope(std::int64_t layer) const {
+    return rope_layers.empty() || (layer >= 0 && layer < static_cast<std::int64_t>(rope_layers.size()) &&
+                                   rope_layers[layer]);
+  }
+
 };
 
-// "llama", "qwen2", "qwen3", "mistral", "bert".
+// "llama", "qwen2", "qwen3", "mistral", "qwen3_moe", "smollm3", "bert".
 const char* architecture_label(Architecture architecture);
 
 // Parses config.json text; `source` names the file in errors.

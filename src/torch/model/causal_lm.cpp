@@ -37,10 +37,15 @@ struct DecoderLayerWeights {
   torch::Tensor output_proj;          // [hidden, Hq * D]
   torch::Tensor output_bias;          // [hidden] or undefined
   torch::Tensor post_attention_norm;  // [hidden]
+  // Dense layers:
   torch::Tensor gate_up_proj;         // [2 * intermediate, hidden]: gate rows then up rows, one GEMM
   torch::Tensor gate_up_bias;         // [2 * intermediate] or undefined
   torch::Tensor down_proj;            // [hidden, intermediate]
   torch::Tensor down_bias;            // [hidden] or undefined
+  // Routed (MoE) layers instead: E experts of inner size I (moe_intermediate_size).
+  torch::Tensor router;               // [E, hidden]
+  torch::Tensor expert_gate_up;       // [E, 2 I, hidden]: each expert's gate rows then up rows
+  torch::Tensor expert_down;          // [E, hidden, I]
 };
 
 struct CausalLM::Weights {
@@ -82,11 +87,16 @@ DecoderTraits traits_of(const ModelConfig& config, const std::string& source) {
     case Architecture::kQwen2: return qwen2_traits(config);
     case Architecture::kQwen3: return qwen3_traits(config);
     case Architecture::kMistral: return mistral_traits(config);
-    default:
-      throw Error(fmt::format("{}: {} is not a decoder language model (supported: LlamaForCausalLM, "
-                              "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM)",
-                              source, config.architecture_name));
+    // Qwen3MoeAttention is Qwen3Attention; its routed MLPs are config.moe_layers.
+    case Architecture::kQwen3Moe: return qwen3_traits(config);
+    // SmolLM3 is Llama's block; its layers without RoPE are config.rope_layers.
+    case Architecture::kSmolLM3: return llama_traits(config);
+    case Architecture::kBert: break;
   }
+  throw Error(fmt::format("{}: {} is not a decoder language model (supported: LlamaForCausalLM, "
+                          "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Qwen3MoeForCausalLM, "
+                          "SmolLM3ForCausalLM)",
+                          source, config.architecture_name));
 }
 
 // RoPE inverse frequencies exactly as transformers' modeling_rope_utils computes
@@ -136,12 +146,37 @@ class WeightLoader {
     for (const auto& [name, shape] : parts) tensors.push_back((*this)(name, shape));
     return at::cat(tensors, 0);
   }
+  bool contains(const std::string& name) const { return checkpoint_.contains(name); }
 
  private:
   const Checkpoint& checkpoint_;
   torch::Dtype dtype_;
   torch::Device device_;
 };
+
+// A routed MLP: the router "gate" and the experts, either one tensor per
+// expert and projection as released checkpoints (and transformers'
+// save_pretrained) hold them, or already stacked as transformers 5 keeps them
+// in memory ("experts.gate_up_proj" [E, 2 I, hidden], "experts.down_proj").
+void load_experts(const WeightLoader& load, const ModelConfig& config, const std::string& prefix,
+                  DecoderLayerWeights& w) {
+  const std::int64_t experts = config.num_experts, hidden = config.hidden_size, inner = config.moe_intermediate_size;
+  w.router = load(prefix + "gate.weight", {experts, hidden}).contiguous();
+  if (load.contains(prefix + "experts.gate_up_proj")) {
+    w.expert_gate_up = load(prefix + "experts.gate_up_proj", {experts, 2 * inner, hidden}).contiguous();
+    w.expert_down = load(prefix + "experts.down_proj", {experts, hidden, inner}).contiguous();
+    return;
+  }
+  std::vector<torch::Tensor> gate_up, down;
+  for (std::int64_t e = 0; e < experts; ++e) {
+    const std::string expert = fmt::format("{}experts.{}.", prefix, e);
+    gate_up.push_back(load.stacked({{expert + "gate_proj.weight", {inner, hidden}},
+                                    {expert + "up_proj.weight", {inner, hidden}}}));
+    down.push_back(load(expert + "down_proj.weight", {hidden, inner}));
+  }
+  w.expert_gate_up = at::stack(gate_up);
+  w.expert_down = at::stack(down);
+}
 
 DecoderLayerWeights load_layer(const WeightLoader& load, const ModelConfig& config, const DecoderTraits& traits,
                                std::int64_t index) {
@@ -166,6 +201,10 @@ DecoderLayerWeights load_layer(const WeightLoader& load, const ModelConfig& conf
   w.output_proj = load(name("self_attn.o_proj.weight"), {hidden, q_rows}).contiguous();
   if (traits.output_bias) w.output_bias = load(name("self_attn.o_proj.bias"), {hidden});
   w.post_attention_norm = load(name("post_attention_layernorm.weight"), {hidden});
+  if (config.is_moe_layer(index)) {
+    load_experts(load, config, prefix + "mlp.", w);
+    return w;
+  }
   w.gate_up_proj = load.stacked({{name("mlp.gate_proj.weight"), {inner, hidden}},
                                  {name("mlp.up_proj.weight"), {inner, hidden}}});
   if (traits.mlp_bias)
@@ -221,6 +260,53 @@ void add_projection_(torch::Tensor& hidden, const torch::Tensor& x, const torch:
 
 // Token rows per MLP block (see decoder_layer).
 constexpr std::int64_t kMlpRows = 1024;
+// (Token, expert) pairs per routed MLP block: every active expert's weights
+// are read once per block, and they dwarf the activations (Qwen3-30B-A3B: 19 MB
+// per expert, 8 of 128 per token), so routed blocks are wider; their largest
+// temporary is the [pairs, hidden] expert outputs (128 MB there in float32).
+constexpr std::int64_t kRoutedPairs = 16384;
+
+// The sparse MoE MLP of Qwen3MoeSparseMoeBlock on x [N, hidden] (already
+// normed): router softmax in float32, the top num_experts_per_tok experts per
+// token (renormalised when norm_topk_prob), each expert's SwiGLU on just the
+// rows routed to it -- one gather and two GEMMs per active expert, never a
+// per-expert copy of the whole batch. As transformers' default ("grouped_mm")
+// experts, each (token, expert) output is weighted in the model dtype and a
+// token's k outputs are summed in float32 and rounded once (its "eager" loop
+// rounds after every expert in bf16). Returns [N, hidden].
+torch::Tensor routed_mlp(const torch::Tensor& x, const DecoderLayerWeights& w, const ModelConfig& config) {
+  const std::int64_t rows = x.size(0), hidden = x.size(1);
+  const std::int64_t top_k = config.num_experts_per_tok, inner = config.moe_intermediate_size;
+  const torch::Tensor probabilities = at::softmax(at::linear(x, w.router), -1, torch::kFloat32);  // [N, E]
+  auto [top_weights, top_experts] = probabilities.topk(top_k, -1);                                // [N, k]
+  if (config.norm_topk_prob) top_weights = top_weights / top_weights.sum(-1, true);
+  top_weights = top_weights.to(x.scalar_type());
+
+  // The N k (token, slot) pairs grouped by expert (a stable sort keeps tokens in order within an expert).
+  const torch::Tensor flat_experts = top_experts.reshape({-1});
+  const torch::Tensor order = std::get<1>(flat_experts.sort(/*stable=*/true, 0, false));
+  const torch::Tensor tokens_by_expert = order.div(top_k, "floor");
+  const torch::Tensor weights_by_expert = top_weights.reshape({-1}).index_select(0, order);
+  const torch::Tensor counts = at::bincount(flat_experts, {}, config.num_experts).to(torch::kCPU);
+  const std::int64_t* count = counts.data_ptr<std::int64_t>();
+
+  torch::Tensor by_expert = at::empty({rows * top_k, hidden}, x.options());  // pair outputs, sorted by expert
+  std::int64_t first = 0;
+  for (std::int64_t e = 0; e < config.num_experts; ++e) {
+    if (count[e] == 0) continue;
+    const torch::Tensor gate_up =
+        at::linear(x.index_select(0, tokens_by_expert.narrow(0, first, count[e])), w.expert_gate_up[e]);
+    const torch::Tensor activated = at::silu(gate_up.narrow(-1, 0, inner)).mul_(gate_up.narrow(-1, inner, inner));
+    torch::Tensor out = by_expert.narrow(0, first, count[e]);  // contiguous rows: the GEMM writes in place
+    at::mm_out(out, activated, w.expert_down[e].t());
+    out.mul_(weights_by_expert.narrow(0, first, count[e]).unsqueeze(-1));
+    first += count[e];
+  }
+  // Each token's k outputs summed in float32, rounded once.
+  torch::Tensor sum = at::zeros({rows, hidden}, x.options().dtype(torch::kFloat32));
+  sum.index_add_(0, tokens_by_expert, by_expert.to(torch::kFloat32));
+  return sum.to(x.scalar_type());
+}
 
 struct LayerContext {
   const ModelConfig& config;
@@ -250,8 +336,13 @@ void decoder_layer(torch::Tensor& hidden, const DecoderLayerWeights& w, std::int
     queries = kernels::rms_norm(queries, w.q_norm, eps);
     keys = kernels::rms_norm(keys, w.k_norm, eps);
   }
-  const torch::Tensor rotated_queries = kernels::rotary(queries, ctx.rope.cos, ctx.rope.sin).transpose(1, 2);
-  torch::Tensor all_keys = kernels::rotary(keys, ctx.rope.cos, ctx.rope.sin).transpose(1, 2);  // [B, Hkv, T, D]
+  // A layer without RoPE (SmolLM3's NoPE layers) attends by content alone;
+  // its q and k are laid out as the rotary kernel's output is.
+  const bool rope = config.uses_rope(layer);
+  const torch::Tensor rotated_queries =
+      (rope ? kernels::rotary(queries, ctx.rope.cos, ctx.rope.sin) : queries.contiguous()).transpose(1, 2);
+  torch::Tensor all_keys =
+      (rope ? kernels::rotary(keys, ctx.rope.cos, ctx.rope.sin) : keys.contiguous()).transpose(1, 2);  // [B, Hkv, T, D]
   torch::Tensor all_values = values.transpose(1, 2);
   if (ctx.cache != nullptr) std::tie(all_keys, all_values) = ctx.cache->extend(layer, all_keys, all_values);
   if (ctx.on_attention) ctx.on_attention(layer, rotated_queries, all_keys, all_values);
@@ -269,20 +360,27 @@ void decoder_layer(torch::Tensor& hidden, const DecoderLayerWeights& w, std::int
   // every row's MLP is independent, so row blocks bound them and compute the
   // same function (tests/python/test_causal_lm_vs_hf.py checks a long pass).
   const std::int64_t inner = config.intermediate_size;
+  const bool routed = config.is_moe_layer(layer);
   const auto mlp_rows = [&](torch::Tensor rows) {  // rows [N, hidden], updated in place
     const torch::Tensor mlp_input = kernels::rms_norm(rows, w.post_attention_norm, eps);
+    if (routed) {
+      rows.add_(routed_mlp(mlp_input.reshape({-1, mlp_input.size(-1)}), w, config).view_as(rows));
+      return;
+    }
     const torch::Tensor gate_up = at::linear(mlp_input, w.gate_up_proj, w.gate_up_bias);  // [N, 2 I]
     const torch::Tensor activated = at::silu(gate_up.narrow(-1, 0, inner)).mul_(gate_up.narrow(-1, inner, inner));
     add_projection_(rows, activated, w.down_proj, w.down_bias);
   };
   const std::int64_t total_rows = batch * tokens;
-  if (total_rows <= kMlpRows || !hidden.is_contiguous()) {
+  const std::int64_t block_rows =
+      routed ? std::max<std::int64_t>(kRoutedPairs / config.num_experts_per_tok, 1) : kMlpRows;
+  if (total_rows <= block_rows || !hidden.is_contiguous()) {
     mlp_rows(hidden);
     return;
   }
   const torch::Tensor flat = hidden.view({total_rows, hidden.size(-1)});
-  for (std::int64_t first = 0; first < total_rows; first += kMlpRows) {
-    torch::Tensor block = flat.narrow(0, first, std::min(kMlpRows, total_rows - first));  // contiguous rows
+  for (std::int64_t first = 0; first < total_rows; first += block_rows) {
+    torch::Tensor block = flat.narrow(0, first, std::min(block_rows, total_rows - first));  // contiguous rows
     mlp_rows(block);
   }
 }
@@ -340,7 +438,7 @@ std::int64_t CausalLM::num_parameters() const {
   for (const DecoderLayerWeights& w : weights_->layers)
     for (const torch::Tensor* t : {&w.input_norm, &w.qkv_proj, &w.qkv_bias, &w.q_norm, &w.k_norm, &w.output_proj,
                                    &w.output_bias, &w.post_attention_norm, &w.gate_up_proj, &w.gate_up_bias,
-                                   &w.down_proj, &w.down_bias})
+                                   &w.down_proj, &w.down_bias, &w.router, &w.expert_gate_up, &w.expert_down})
       if (t->defined()) count += t->numel();
   return count;
 }

@@ -106,27 +106,30 @@ constexpr KnownArchitecture kArchitectures[] = {
     {"Qwen2ForCausalLM", "qwen2", Architecture::kQwen2},
     {"Qwen3ForCausalLM", "qwen3", Architecture::kQwen3},
     {"MistralForCausalLM", "mistral", Architecture::kMistral},
+    {"Qwen3MoeForCausalLM", "qwen3_moe", Architecture::kQwen3Moe},
+    {"SmolLM3ForCausalLM", "smollm3", Architecture::kSmolLM3},
     {"BertModel", "bert", Architecture::kBert},
 };
 constexpr const char* kSupportedArchitectures =
-    "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, BertModel";
+    "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Qwen3MoeForCausalLM, "
+    "SmolLM3ForCausalLM, BertModel";
 
 // What an unsupported checkpoint is closest to among the supported ones, and
 // what stands between them -- for the families reasoning researchers ask for
 // (docs/models.md); other names get the supported class nearest by spelling.
 std::string nearest_supported(const std::string& name) {
   static const std::pair<const char*, const char*> kKnown[] = {
-      {"Qwen3MoeForCausalLM", "Qwen3ForCausalLM (the same attention; the sparse MoE MLP is not implemented yet)"},
-      {"Qwen2MoeForCausalLM", "Qwen2ForCausalLM (the same attention; the sparse MoE MLP is not implemented yet)"},
-      {"MixtralForCausalLM", "MistralForCausalLM (the same attention; the sparse MoE MLP is not implemented yet)"},
+      {"Qwen2MoeForCausalLM", "Qwen3MoeForCausalLM (the same routed experts; Qwen2-MoE's shared expert is not "
+                              "implemented yet)"},
+      {"MixtralForCausalLM", "MistralForCausalLM and Qwen3MoeForCausalLM (Mistral's attention, routed experts; "
+                             "Mixtral's expert weight names are not read yet)"},
       {"Ministral3ForCausalLM", "MistralForCausalLM (its sliding-window layers are not implemented yet)"},
       {"GptOssForCausalLM", "none close: attention sinks, sliding windows, MoE and YaRN are not implemented yet"},
       {"Olmo3ForCausalLM", "LlamaForCausalLM (OLMo's norm placement and sliding windows are not implemented yet)"},
       {"Olmo2ForCausalLM", "LlamaForCausalLM (OLMo's norm placement is not implemented yet)"},
-      {"SmolLM3ForCausalLM", "LlamaForCausalLM (its layers without RoPE are not implemented yet)"},
       {"Phi3ForCausalLM", "LlamaForCausalLM (fused qkv / gate-up weights and LongRoPE are not implemented yet)"},
       {"Qwen3_5ForCausalLM", "Qwen3ForCausalLM (its linear-attention layers are not implemented yet)"},
-      {"Qwen3_5MoeForCausalLM", "Qwen3ForCausalLM (linear attention and MoE are not implemented yet)"},
+      {"Qwen3_5MoeForCausalLM", "Qwen3MoeForCausalLM (its linear-attention layers are not implemented yet)"},
   };
   for (const auto& [known, hint] : kKnown)
     if (name == known) return hint;
@@ -180,7 +183,8 @@ const KnownArchitecture& resolve_architecture(const FieldReader& fields, const s
     for (const auto& a : kArchitectures)
       if (model_type == a.model_type) known = &a;
     if (known == nullptr)
-      throw Error(fmt::format("{}: unsupported model_type \"{}\" (supported: llama, qwen2, qwen3, mistral, bert)",
+      throw Error(fmt::format("{}: unsupported model_type \"{}\" (supported: llama, qwen2, qwen3, mistral, qwen3_moe, "
+                              "smollm3, bert)",
                               source, model_type));
   } else {
     throw Error(fmt::format("{}: neither \"architectures\" nor \"model_type\" says which model this is", source));
@@ -194,14 +198,14 @@ const KnownArchitecture& resolve_architecture(const FieldReader& fields, const s
 // rope_theta and rope scaling. transformers 4 writes "rope_scaling" (and a
 // top-level "rope_theta"); transformers 5 writes "rope_parameters" holding
 // both. A non-empty rope_scaling wins, as in transformers.
-void read_rope(const FieldReader& fields, const std::string& source, ModelConfig& config) {
+void read_rope(const FieldReader& fields, const std::string& source, double default_theta, ModelConfig& config) {
   const char* key = "rope_scaling";
   const json* rope = fields.find(key);
   if (rope == nullptr || (rope->is_object() && rope->empty())) {
     key = "rope_parameters";
     rope = fields.find(key);
   }
-  const double top_level_theta = fields.positive_number("rope_theta", 10000.0);
+  const double top_level_theta = fields.positive_number("rope_theta", default_theta);
   if (fields.has("partial_rotary_factor") && fields.number("partial_rotary_factor", 1.0) != 1.0)
     throw Error(fmt::format("{}: \"partial_rotary_factor\" other than 1 is not supported", source));
   config.rope_theta = top_level_theta;
@@ -296,55 +300,163 @@ void check_sliding_window(const FieldReader& fields, const std::string& source, 
   }
 }
 
-// MistralConfig: every layer attends within `sliding_window` (class default
-// 4096; null: full attention). Only a window that covers every position the
-// model can see runs exactly here (Magistral and Mistral Small 3 save null).
-void check_mistral_window(const FieldReader& fields, const std::string& source, const ModelConfig& config) {
-  std::optional<std::int64_t> window;
-  if (!fields.object_has_key("sliding_window"))
-    window = 4096;
-  else if (fields.has("sliding_window"))
-    window = fields.positive_integer("sliding_window", 4096);
+// The window of a config that gives every sliding layer the same one:
+// "sliding_window" (absent: `absent_default`; null: none).
+std::optional<std::int64_t> sliding_window_of(const FieldReader& fields, std::optional<std::int64_t> absent_default) {
+  if (!fields.object_has_key("sliding_window")) return absent_default;
+  if (!fields.has("sliding_window")) return std::nullopt;
+  return fields.positive_integer("sliding_window", 0);
+}
+
+// Only a window that covers every position the model can see runs exactly
+// here (windowed attention is not implemented); `layers` says which slide.
+void check_window_covers(const std::optional<std::int64_t>& window, const std::string& layers,
+                         const std::string& source, const ModelConfig& config) {
   if (window && *window < config.max_position_embeddings)
-    throw Error(fmt::format("{}: \"sliding_window\" {} < max_position_embeddings {} is not supported: only full "
-                            "attention is implemented (a checkpoint with \"sliding_window\": null, as Magistral's, "
-                            "loads)",
-                            source, *window, config.max_position_embeddings));
+    throw Error(fmt::format("{}: \"sliding_window\" {} < max_position_embeddings {} ({}) is not supported: only full "
+                            "attention is implemented (\"sliding_window\": null, or a window that covers "
+                            "max_position_embeddings, loads)",
+                            source, *window, config.max_position_embeddings, layers));
+}
+
+// Per-layer list `key` of 0/1 flags (or booleans), `layers` long.
+std::vector<bool> layer_flags(const FieldReader& fields, const char* key, const std::string& source,
+                              std::int64_t layers) {
+  const json* list = fields.find(key);
+  if (!list->is_array() || static_cast<std::int64_t>(list->size()) != layers)
+    throw Error(fmt::format("{}: \"{}\" must be a list of {} flags (one per layer)", source, key, layers));
+  std::vector<bool> flags;
+  for (const json& flag : *list) {
+    if (flag.is_boolean())
+      flags.push_back(flag.get<bool>());
+    else if (flag.is_number_integer() && (flag.get<std::int64_t>() == 0 || flag.get<std::int64_t>() == 1))
+      flags.push_back(flag.get<std::int64_t>() == 1);
+    else
+      throw Error(fmt::format("{}: \"{}\" must hold 0/1 flags, got {}", source, key, flag.dump()));
+  }
+  return flags;
+}
+
+// Qwen3MoeConfig: which layers route their MLP through experts, and how.
+void read_moe(const FieldReader& fields, const std::string& source, ModelConfig& config) {
+  // transformers 5 saves "num_local_experts" (its attribute_map), released checkpoints "num_experts".
+  const char* experts_key = fields.has("num_experts") ? "num_experts" : "num_local_experts";
+  config.num_experts = fields.integer(experts_key, 128);
+  if (config.num_experts < 0)
+    throw Error(fmt::format("{}: \"{}\" must not be negative, got {}", source, experts_key, config.num_experts));
+  config.num_experts_per_tok = fields.positive_integer("num_experts_per_tok", 8);
+  config.moe_intermediate_size = fields.positive_integer("moe_intermediate_size", 768);
+  config.norm_topk_prob = fields.boolean("norm_topk_prob", false);
+  const std::int64_t step = fields.positive_integer("decoder_sparse_step", 1);
+  std::vector<std::int64_t> dense_layers;
+  if (const json* list = fields.find("mlp_only_layers")) {
+    if (!list->is_array()) throw Error(fmt::format("{}: \"mlp_only_layers\" must be a list of layer indices", source));
+    for (const json& layer : *list) {
+      if (!layer.is_number_integer())
+        throw Error(fmt::format("{}: \"mlp_only_layers\" must hold layer indices, got {}", source, layer.dump()));
+      dense_layers.push_back(layer.get<std::int64_t>());
+    }
+  }
+  config.moe_layers.assign(static_cast<std::size_t>(config.num_hidden_layers), false);
+  if (config.num_experts == 0) return;  // as transformers: every layer dense
+  if (config.num_experts_per_tok > config.num_experts)
+    throw Error(fmt::format("{}: \"num_experts_per_tok\" {} exceeds the {} experts", source,
+                            config.num_experts_per_tok, config.num_experts));
+  for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)
+    config.moe_layers[static_cast<std::size_t>(i)] =
+        (i + 1) % step == 0 && std::find(dense_layers.begin(), dense_layers.end(), i) == dense_layers.end();
+}
+
+// SmolLM3Config: "no_rope_layers" (1 = RoPE, 0 = none) or, absent, every
+// "no_rope_layer_interval"-th layer without RoPE; with use_sliding_window,
+// the layers listed "sliding_attention" (absent: the NoPE layers) slide.
+void read_smollm3_layers(const FieldReader& fields, const std::string& source, ModelConfig& config) {
+  const std::int64_t layers = config.num_hidden_layers;
+  if (fields.has("no_rope_layers")) {
+    config.rope_layers = layer_flags(fields, "no_rope_layers", source, layers);
+  } else {
+    const std::int64_t interval = fields.positive_integer("no_rope_layer_interval", 4);
+    for (std::int64_t i = 0; i < layers; ++i) config.rope_layers.push_back((i + 1) % interval != 0);
+  }
+  if (!fields.boolean("use_sliding_window", false)) return;
+  const std::optional<std::int64_t> window = sliding_window_of(fields, std::nullopt);
+  if (!window) return;
+  for (std::int64_t i = 0; i < layers; ++i) {
+    bool sliding = !config.rope_layers[static_cast<std::size_t>(i)];
+    if (const json* types = fields.find("layer_types")) {
+      if (!types->is_array() || static_cast<std::int64_t>(types->size()) != layers)
+        throw Error(fmt::format("{}: \"layer_types\" must be a list of {} strings", source, layers));
+      sliding = (*types)[static_cast<std::size_t>(i)] == "sliding_attention";
+    }
+    if (sliding) check_window_covers(window, fmt::format("layer {} slides", i), source, config);
+  }
+}
+
+// The transformers class defaults of one decoder family.
+struct DecoderDefaults {
+  std::int64_t vocab, hidden, intermediate, layers, heads;
+  std::optional<std::int64_t> kv_heads;  // none: one per attention head
+  std::int64_t max_positions;
+  double rope_theta = 10000.0;
+  bool tie = false;
+  std::optional<std::int64_t> head_dim;  // none: hidden / heads
+  std::optional<std::int64_t> bos, eos;
+};
+
+DecoderDefaults defaults_of(Architecture arch) {
+  switch (arch) {
+    case Architecture::kLlama:
+      return {.vocab = 32000, .hidden = 4096, .intermediate = 11008, .layers = 32, .heads = 32, .kv_heads = {},
+              .max_positions = 2048, .bos = 1, .eos = 2};
+    case Architecture::kMistral:
+      return {.vocab = 32000, .hidden = 4096, .intermediate = 14336, .layers = 32, .heads = 32, .kv_heads = 8,
+              .max_positions = 4096 * 32, .bos = 1, .eos = 2};
+    case Architecture::kQwen3:
+      return {.vocab = 151936, .hidden = 4096, .intermediate = 22016, .layers = 32, .heads = 32, .kv_heads = 32,
+              .max_positions = 32768, .head_dim = 128};
+    case Architecture::kQwen3Moe:
+      return {.vocab = 151936, .hidden = 2048, .intermediate = 6144, .layers = 24, .heads = 32, .kv_heads = 4,
+              .max_positions = 32768};
+    case Architecture::kSmolLM3:
+      return {.vocab = 128256, .hidden = 2048, .intermediate = 11008, .layers = 36, .heads = 16, .kv_heads = 4,
+              .max_positions = 32768, .rope_theta = 2000000.0, .tie = true, .bos = 128000, .eos = 128001};
+    case Architecture::kQwen2:
+    case Architecture::kBert:
+      break;
+  }
+  return {.vocab = 151936, .hidden = 4096, .intermediate = 22016, .layers = 32, .heads = 32, .kv_heads = 32,
+          .max_positions = 32768};
 }
 
 void read_decoder(const FieldReader& fields, const std::string& source, ModelConfig& config) {
   const Architecture arch = config.architecture;
-  const bool llama = arch == Architecture::kLlama, mistral = arch == Architecture::kMistral;
-  // Defaults of LlamaConfig / Qwen2Config / Qwen3Config / MistralConfig (transformers 5).
-  config.vocab_size = fields.positive_integer("vocab_size", llama || mistral ? 32000 : 151936);
-  config.hidden_size = fields.positive_integer("hidden_size", 4096);
-  config.intermediate_size = fields.positive_integer("intermediate_size", llama ? 11008 : mistral ? 14336 : 22016);
-  config.num_hidden_layers = fields.layer_count( 32);
-  config.num_attention_heads = fields.positive_integer("num_attention_heads", 32);
-  config.max_position_embeddings =
-      fields.positive_integer("max_position_embeddings", llama ? 2048 : mistral ? 4096 * 32 : 32768);
+  const DecoderDefaults defaults = defaults_of(arch);
+  config.vocab_size = fields.positive_integer("vocab_size", defaults.vocab);
+  config.hidden_size = fields.positive_integer("hidden_size", defaults.hidden);
+  config.intermediate_size = fields.positive_integer("intermediate_size", defaults.intermediate);
+  config.num_hidden_layers = fields.layer_count(defaults.layers);
+  config.num_attention_heads = fields.positive_integer("num_attention_heads", defaults.heads);
+  config.max_position_embeddings = fields.positive_integer("max_position_embeddings", defaults.max_positions);
   config.rms_norm_eps = fields.positive_number("rms_norm_eps", 1e-6);
-  config.tie_word_embeddings = fields.boolean("tie_word_embeddings", false);
+  config.tie_word_embeddings = fields.boolean("tie_word_embeddings", defaults.tie);
 
-  // Qwen2/Qwen3 declare num_key_value_heads = 32, Mistral 8, Llama None. None
-  // (null) means one kv head per attention head.
-  const bool kv_given = fields.object_has_key("num_key_value_heads");
-  if (llama || (kv_given && !fields.has("num_key_value_heads")))
-    config.num_key_value_heads = fields.positive_integer("num_key_value_heads", config.num_attention_heads);
-  else
-    config.num_key_value_heads = fields.positive_integer("num_key_value_heads", mistral ? 8 : 32);
+  // An explicit null means one kv head per attention head, as an absent one
+  // does for Llama (LlamaConfig declares None).
+  const bool kv_null = fields.object_has_key("num_key_value_heads") && !fields.has("num_key_value_heads");
+  config.num_key_value_heads = fields.positive_integer(
+      "num_key_value_heads", defaults.kv_heads && !kv_null ? *defaults.kv_heads : config.num_attention_heads);
   if (config.num_attention_heads % config.num_key_value_heads != 0)
     throw Error(fmt::format("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", source,
                             config.num_attention_heads, config.num_key_value_heads));
 
   const bool divisible = config.hidden_size % config.num_attention_heads == 0;
-  if (llama && !divisible)
+  if (arch == Architecture::kLlama && !divisible)
     throw Error(fmt::format("{}: hidden_size {} is not a multiple of num_attention_heads {}", source,
                             config.hidden_size, config.num_attention_heads));
   if (fields.has("head_dim")) {
     config.head_dim = fields.positive_integer("head_dim", 0);
-  } else if (arch == Architecture::kQwen3 && !fields.object_has_key("head_dim")) {
-    config.head_dim = 128;  // Qwen3Config's default, independent of hidden_size
+  } else if (defaults.head_dim && !fields.object_has_key("head_dim")) {
+    config.head_dim = *defaults.head_dim;  // Qwen3Config's 128, independent of hidden_size
   } else {
     if (!divisible)
       throw Error(fmt::format("{}: no \"head_dim\" and hidden_size {} is not a multiple of num_attention_heads {}",
@@ -369,10 +481,12 @@ void read_decoder(const FieldReader& fields, const std::string& source, ModelCon
       config.attention_output_bias = false;
       break;
     case Architecture::kQwen3:
+    case Architecture::kQwen3Moe:  // Qwen3MoeAttention is Qwen3Attention
       config.attention_bias = config.attention_output_bias = fields.boolean("attention_bias", false);
       config.qk_norm = true;
       break;
     case Architecture::kLlama:
+    case Architecture::kSmolLM3:  // SmolLM3Attention / SmolLM3MLP take Llama's two bias flags
       config.attention_bias = config.attention_output_bias = fields.boolean("attention_bias", false);
       config.mlp_bias = fields.boolean("mlp_bias", false);
       break;
@@ -381,11 +495,29 @@ void read_decoder(const FieldReader& fields, const std::string& source, ModelCon
       break;
   }
 
-  read_rope(fields, source, config);
-  if (mistral)
-    check_mistral_window(fields, source, config);
-  else if (!llama)
-    check_sliding_window(fields, source, config);
+  read_rope(fields, source, defaults.rope_theta, config);
+  switch (arch) {
+    case Architecture::kLlama:
+    case Architecture::kBert:
+      break;
+    case Architecture::kMistral:  // every layer attends within the window (class default 4096)
+      check_window_covers(sliding_window_of(fields, 4096), "every layer slides", source, config);
+      break;
+    case Architecture::kQwen3Moe:  // every layer slides when use_sliding_window (class default 4096)
+      read_moe(fields, source, config);
+      if (fields.boolean("use_sliding_window", false))
+        check_window_covers(sliding_window_of(fields, 4096), "every layer slides", source, config);
+      break;
+    case Architecture::kSmolLM3:
+      read_smollm3_layers(fields, source, config);
+      break;
+    case Architecture::kQwen2:
+    case Architecture::kQwen3:
+      check_sliding_window(fields, source, config);
+      break;
+  }
+  if (defaults.bos && !fields.object_has_key("bos_token_id")) config.bos_token_id = defaults.bos;
+  if (defaults.eos && !fields.object_has_key("eos_token_id")) config.eos_token_ids.push_back(*defaults.eos);
 }
 
 void read_bert(const FieldReader& fields, const std::string& source, ModelConfig& config) {
@@ -453,12 +585,8 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   // transformers 5 saves "dtype", earlier versions "torch_dtype".
   config.torch_dtype = fields.has("dtype") ? fields.string("dtype", "") : fields.string("torch_dtype", "");
 
-  // LlamaConfig and MistralConfig default to bos 1 and eos 2.
-  const bool llama = config.architecture == Architecture::kLlama || config.architecture == Architecture::kMistral;
-  if (fields.object_has_key("bos_token_id"))
-    config.bos_token_id = fields.optional_integer("bos_token_id");
-  else if (llama)
-    config.bos_token_id = 1;  // LlamaConfig's default
+  // Absent ids took their family's defaults in read_decoder (LlamaConfig's bos 1 / eos 2, ...).
+  if (fields.object_has_key("bos_token_id")) config.bos_token_id = fields.optional_integer("bos_token_id");
   if (const json* eos = fields.find("eos_token_id")) {
     if (eos->is_array()) {
       for (const auto& id : *eos) {
@@ -469,8 +597,6 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
     } else {
       config.eos_token_ids.push_back(fields.integer("eos_token_id", 0));
     }
-  } else if (llama && !fields.object_has_key("eos_token_id")) {
-    config.eos_token_ids.push_back(2);  // LlamaConfig's default
   }
   // An end-of-sequence id the model cannot produce would never stop a rollout.
   for (const std::int64_t id : config.eos_token_ids)
@@ -499,6 +625,8 @@ const char* architecture_label(Architecture architecture) {
     case Architecture::kQwen2: return "qwen2";
     case Architecture::kQwen3: return "qwen3";
     case Architecture::kMistral: return "mistral";
+    case Architecture::kQwen3Moe: return "qwen3_moe";
+    case Architecture::kSmolLM3: return "smollm3";
     case Architecture::kBert: return "bert";
   }
   return "unknown";

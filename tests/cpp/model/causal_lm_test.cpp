@@ -53,8 +53,9 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
 }
 
-const std::vector<std::string> kFixtures = {"qwen2_bias_tied", "llama_rope_llama3_gqa2", "qwen3_gqa4_head16_tied",
-                                            "llama_linear_bias_mha_tied"};
+const std::vector<std::string> kFixtures = {"qwen2_bias_tied",          "llama_rope_llama3_gqa2",
+                                            "qwen3_gqa4_head16_tied",   "llama_linear_bias_mha_tied",
+                                            "qwen3moe_top2of4_dense1",  "smollm3_nope1_tied"};
 
 // ---------------------------------------------------------------------------
 // Against transformers

@@ -315,6 +315,89 @@ TEST(ModelConfigTest, MistralDefaultsAndWindow) {
     "max_position_embeddings": 32768})", {"sliding_window", "4096", "32768"});
 }
 
+// Qwen3MoeConfig's defaults (transformers 5) and its routed layers.
+TEST(ModelConfigTest, Qwen3MoeDefaultsAndRoutedLayers) {
+  const auto c = parse(R"({"architectures": ["Qwen3MoeForCausalLM"]})");
+  EXPECT_EQ(c.architecture, Architecture::kQwen3Moe);
+  EXPECT_STREQ(architecture_label(c.architecture), "qwen3_moe");
+  EXPECT_EQ(c.model_type, "qwen3_moe");
+  EXPECT_EQ(c.hidden_size, 2048);
+  EXPECT_EQ(c.num_hidden_layers, 24);
+  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_EQ(c.head_dim, 64);  // hidden / heads: unlike Qwen3Config, no 128 default
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.num_experts, 128);
+  EXPECT_EQ(c.num_experts_per_tok, 8);
+  EXPECT_EQ(c.moe_intermediate_size, 768);
+  EXPECT_FALSE(c.norm_topk_prob);
+  ASSERT_EQ(c.moe_layers.size(), 24u);
+  for (std::int64_t i = 0; i < 24; ++i) EXPECT_TRUE(c.is_moe_layer(i)) << i;
+  EXPECT_TRUE(c.uses_rope(0));
+  // Qwen3-30B-A3B's config.json (released with "num_experts"; transformers 5 saves "num_local_experts").
+  const auto a3b = parse(R"({"architectures": ["Qwen3MoeForCausalLM"], "decoder_sparse_step": 1, "head_dim": 128,
+    "hidden_size": 2048, "intermediate_size": 6144, "max_position_embeddings": 40960, "mlp_only_layers": [],
+    "model_type": "qwen3_moe", "moe_intermediate_size": 768, "norm_topk_prob": true, "num_attention_heads": 32,
+    "num_experts": 128, "num_experts_per_tok": 8, "num_hidden_layers": 48, "num_key_value_heads": 4,
+    "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": null, "use_sliding_window": false,
+    "vocab_size": 151936})");
+  EXPECT_EQ(a3b.head_dim, 128);
+  EXPECT_TRUE(a3b.norm_topk_prob);
+  EXPECT_EQ(a3b.moe_layers.size(), 48u);
+  // decoder_sparse_step 2 routes layers 1, 3, ...; mlp_only_layers stay dense; 0 experts: all dense.
+  const auto sparse = parse(R"({"architectures": ["Qwen3MoeForCausalLM"], "num_hidden_layers": 6,
+    "decoder_sparse_step": 2, "mlp_only_layers": [3, 17], "num_local_experts": 4, "num_experts_per_tok": 2})");
+  EXPECT_EQ(sparse.num_experts, 4);
+  const std::vector<bool> routed = {false, true, false, false, false, true};
+  for (std::int64_t i = 0; i < 6; ++i) EXPECT_EQ(sparse.is_moe_layer(i), routed[i]) << i;
+  const auto dense = parse(R"({"architectures": ["Qwen3MoeForCausalLM"], "num_hidden_layers": 2, "num_experts": 0})");
+  EXPECT_FALSE(dense.is_moe_layer(0) || dense.is_moe_layer(1));
+
+  expect_rejected(R"({"architectures": ["Qwen3MoeForCausalLM"], "num_experts": 4, "num_experts_per_tok": 5})",
+                  {"num_experts_per_tok", "5", "4 experts"});
+  expect_rejected(R"({"architectures": ["Qwen3MoeForCausalLM"], "num_experts": -1})", {"num_experts", "-1"});
+  expect_rejected(R"({"architectures": ["Qwen3MoeForCausalLM"], "mlp_only_layers": ["x"]})", {"mlp_only_layers"});
+  expect_rejected(R"({"architectures": ["Qwen3MoeForCausalLM"], "decoder_sparse_step": 0})", {"decoder_sparse_step"});
+  // use_sliding_window slides every layer (class default window 4096 < 32768 positions).
+  expect_rejected(R"({"architectures": ["Qwen3MoeForCausalLM"], "use_sliding_window": true})",
+                  {"sliding_window", "4096", "32768"});
+  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen3MoeForCausalLM"], "use_sliding_window": false,
+    "sliding_window": 4096})"));
+}
+
+// SmolLM3Config's defaults and its layers without RoPE.
+TEST(ModelConfigTest, SmolLM3DefaultsAndNoRopeLayers) {
+  const auto c = parse(R"({"architectures": ["SmolLM3ForCausalLM"], "num_hidden_layers": 8})");
+  EXPECT_EQ(c.architecture, Architecture::kSmolLM3);
+  EXPECT_STREQ(architecture_label(c.architecture), "smollm3");
+  EXPECT_EQ(c.vocab_size, 128256);
+  EXPECT_EQ(c.num_attention_heads, 16);
+  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 2000000.0);
+  EXPECT_EQ(c.bos_token_id, 128000);
+  EXPECT_EQ(c.eos_token_id, 128001);
+  EXPECT_FALSE(c.qk_norm);
+  // no_rope_layer_interval 4: layers 3 and 7 have no RoPE.
+  for (std::int64_t i = 0; i < 8; ++i) EXPECT_EQ(c.uses_rope(i), (i + 1) % 4 != 0) << i;
+  EXPECT_FALSE(c.is_moe_layer(0));
+  const auto listed = parse(R"({"architectures": ["SmolLM3ForCausalLM"], "num_hidden_layers": 3,
+    "no_rope_layers": [0, 1, 1], "attention_bias": true, "mlp_bias": true, "rope_theta": 5000000.0})");
+  EXPECT_FALSE(listed.uses_rope(0));
+  EXPECT_TRUE(listed.uses_rope(1) && listed.uses_rope(2));
+  EXPECT_TRUE(listed.attention_bias && listed.attention_output_bias && listed.mlp_bias);
+  EXPECT_DOUBLE_EQ(listed.rope_theta, 5e6);
+  expect_rejected(R"({"architectures": ["SmolLM3ForCausalLM"], "num_hidden_layers": 3, "no_rope_layers": [1, 1]})",
+                  {"no_rope_layers", "3"});
+  expect_rejected(R"({"architectures": ["SmolLM3ForCausalLM"], "num_hidden_layers": 2, "no_rope_layers": [1, 2]})",
+                  {"no_rope_layers", "2"});
+  // A window on the NoPE layers (its default layer types) that does not cover the context is refused.
+  expect_rejected(R"({"architectures": ["SmolLM3ForCausalLM"], "num_hidden_layers": 4, "use_sliding_window": true,
+    "sliding_window": 128})", {"sliding_window", "128", "layer 3"});
+  EXPECT_NO_THROW(parse(R"({"architectures": ["SmolLM3ForCausalLM"], "num_hidden_layers": 4,
+    "use_sliding_window": false, "sliding_window": 128})"));
+}
+
 TEST(ModelConfigTest, SlidingWindow) {
   // Off (the usual case), or a window covering every position: full attention.
   EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": false, "sliding_window": 4096})"));
@@ -371,8 +454,9 @@ TEST(ModelConfigTest, DeepNestingIsRefusedBeforeParsing) {
 
 TEST(ModelConfigTest, UnsupportedArchitectures) {
   expect_rejected(R"({"architectures": ["MixtralForCausalLM"], "model_type": "mixtral"})",
-                  {"MixtralForCausalLM", "unsupported architecture", "nearest: MistralForCausalLM", "MoE"});
-  expect_rejected(R"({"architectures": ["Qwen3MoeForCausalLM"]})", {"nearest: Qwen3ForCausalLM", "MoE MLP"});
+                  {"MixtralForCausalLM", "unsupported architecture", "nearest: MistralForCausalLM",
+                   "Qwen3MoeForCausalLM"});
+  expect_rejected(R"({"architectures": ["Qwen2MoeForCausalLM"]})", {"nearest: Qwen3MoeForCausalLM", "shared expert"});
   expect_rejected(R"({"architectures": ["GptOssForCausalLM"]})", {"nearest: none close", "attention sinks"});
   expect_rejected(R"({"architectures": ["Phi3ForCausalLM"]})", {"nearest: LlamaForCausalLM", "LongRoPE"});
   // Any other name: the supported class nearest by spelling.
