@@ -23,6 +23,11 @@ process) are printed too: they are less sensitive to other load on the machine t
 
     .venv/bin/python bench/bench_sampler.py --threads 2          # the full run (about 15 min on 2 cores)
     .venv/bin/python bench/bench_sampler.py --tiny               # smoke run, a 2-layer toy model
+    .venv/bin/python bench/bench_sampler.py --embedded           # the embedded model (models/tiny-reasoner)
+
+With --embedded the model is the trained 1.8M-parameter embedded checkpoint (vocabulary 863): a step
+costs little, so the table shows what the sampler itself spends per lane and step (the demo's
+100 rollouts per sentence).
 
 Prints a Markdown table (paste into docs/benchmarks.md). Goal (issue 5): at least 2x the tokens/s.
 """
@@ -61,6 +66,9 @@ def run_case(args) -> dict:
 
     torch.set_num_threads(args.threads)
     shape = TINY_SHAPE if args.tiny else QWEN2_05B_SHAPE
+    if args.embedded:
+        with open(os.path.join(args.checkpoint, "config.json")) as f:
+            shape = {"vocab_size": json.load(f)["vocab_size"]}
     if args.case == "checkpoint":
         from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -116,6 +124,8 @@ def child(args, folder: str, case: str) -> dict:
                str(args.new_tokens), "--prefix", str(args.prefix), "--logit-scale", str(args.logit_scale)]
     if args.tiny:
         command.append("--tiny")
+    if args.embedded:
+        command.append("--embedded")
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(args.threads))
     print(f"[bench] {case} ...", file=sys.stderr, flush=True)
     completed = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -132,6 +142,9 @@ def main() -> int:
     parser.add_argument("--prefix", type=int, default=512)
     parser.add_argument("--logit-scale", type=float, default=20.0)
     parser.add_argument("--tiny", action="store_true", help="a 2-layer toy of the same family (smoke run)")
+    parser.add_argument("--embedded", action="store_true", help="the embedded model (models/tiny-reasoner)")
+    parser.add_argument("--cases", nargs="+", choices=["ours", "transformers"], default=["ours", "transformers"],
+                        help="which sides to run (default both; the comparison needs both)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -140,33 +153,40 @@ def main() -> int:
         return 0
 
     with tempfile.TemporaryDirectory(prefix="anchors-bench-sampler-") as folder:
-        made = child(args, folder, "checkpoint")
-        if "error" in made:
-            print(made["error"], file=sys.stderr)
-            return 1
-        results = {case: child(args, folder, case) for case in ("ours", "transformers")}
+        if args.embedded:
+            folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
+                                  "tiny-reasoner")
+        else:
+            made = child(args, folder, "checkpoint")
+            if "error" in made:
+                print(made["error"], file=sys.stderr)
+                return 1
+        results = {case: child(args, folder, case) for case in args.cases}
 
     import torch
     import transformers
 
-    shape = "2-layer toy" if args.tiny else "Qwen2-0.5B shape"
+    shape = ("the embedded model" if args.embedded else
+             "random model (2-layer toy)" if args.tiny else "random model (Qwen2-0.5B shape)")
     print(f"\n{args.rollouts} rollouts x {args.new_tokens} new tokens from a shared {args.prefix}-token prompt, "
-          f"random model ({shape}), float32, {args.threads} threads, T {TEMPERATURE}, top-p {TOP_P}; "
+          f"{shape}, float32, {args.threads} threads, T {TEMPERATURE}, top-p {TOP_P}; "
           f"torch {torch.__version__}, transformers {transformers.__version__}\n")
-    print("| sampler | wall s | tokens/s | CPU s | extra MiB |")
-    print("|---|---:|---:|---:|---:|")
+    print("| sampler | wall s | tokens/s | rollouts/s | CPU s | extra MiB |")
+    print("|---|---:|---:|---:|---:|---:|")
     names = {"ours": "thought_anchors `model.sample`", "transformers": "transformers `generate(num_return_sequences)`"}
     for case, result in results.items():
         if "error" in result:
-            print(f"| {names[case]} | error | | | |")
+            print(f"| {names[case]} | error | | | | |")
             continue
         print(f"| {names[case]} | {result['seconds']:.2f} | {result['tokens'] / result['seconds']:.1f} | "
-              f"{result['cpu_seconds']:.1f} | {result['extra_mib']:.0f} |")
+              f"{args.rollouts / result['seconds']:.2f} | {result['cpu_seconds']:.1f} | {result['extra_mib']:.0f} |")
     errors = [r["error"] for r in results.values() if "error" in r]
     for error in errors:
         print(f"\nerror: {error}")
     if errors:
         return 1
+    if len(results) < 2:
+        return 0
     ours, theirs = results["ours"], results["transformers"]
     speedup = theirs["seconds"] / ours["seconds"]
     memory = theirs["extra_mib"] / max(ours["extra_mib"], 1.0)

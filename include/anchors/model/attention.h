@@ -53,6 +53,13 @@ struct AttentionParams {
   std::optional<double> scale;              // softmax scale; default 1/sqrt(head_dim)
   std::int64_t layer = 0;                   // the calling decoder layer (selects control regions)
   const AttentionControl* control = nullptr;
+  // A prefix every lane shares (KVCache::share_prefix): keys/values [1, Hkv, P, D]
+  // that precede k and v, so the key slots are [0, P + Tk) and the queries the
+  // last Tq of them. Read once for all lanes: the prefix part is one batched
+  // GEMM over the lanes' queries, merged with the lanes' own part by their
+  // log-sum-exps (the same function as attention over the concatenation, to
+  // float32 rounding). A control that changes scores gets the concatenation.
+  torch::Tensor shared_keys, shared_values;
 };
 
 struct AttentionResult {

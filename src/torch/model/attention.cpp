@@ -173,8 +173,89 @@ AttentionResult explicit_attention(const torch::Tensor& q, const torch::Tensor& 
   return result;
 }
 
+// ---------------------------------------------------------------------------
+// Shared prefix: keys/values [1, Hkv, P, D] that every lane sees before its
+// own slots. The prefix part is one batched GEMM per kv head over all lanes'
+// queries (the prefix is read once, not once per lane), the lanes' own part the
+// usual op, and the two merge by their log-sum-exps.
+// ---------------------------------------------------------------------------
+
+// Attention of q [B, Hq, Tq, D] over the prefix alone (every prefix slot
+// precedes every query: no mask), float32 output and log-sum-exp.
+AttentionResult prefix_attention(const torch::Tensor& q, const torch::Tensor& prefix_keys,
+                                 const torch::Tensor& prefix_values, const AttentionShape& shape, double scale) {
+  const std::int64_t B = shape.batch, Hkv = shape.kv_heads, G = shape.group(), D = shape.head_dim;
+  const std::int64_t P = prefix_keys.size(2);
+  // [B, Hkv, G Tq, D] -> [Hkv, B G Tq, D]: every lane's rows of one kv head against its keys at once.
+  const std::int64_t rows = G * shape.queries;
+  const torch::Tensor queries =
+      q.to(torch::kFloat32).reshape({B, Hkv, rows, D}).transpose(0, 1).reshape({Hkv, B * rows, D});
+  const torch::Tensor keys_t = prefix_keys[0].to(torch::kFloat32).transpose(1, 2);  // [Hkv, D, P]
+  const torch::Tensor values = prefix_values[0].to(torch::kFloat32);                // [Hkv, P, D]
+  std::vector<torch::Tensor> outputs, lses;
+  const std::int64_t block = std::max<std::int64_t>(1, kScoreBudget / std::max<std::int64_t>(1, Hkv * P));
+  for (std::int64_t row0 = 0; row0 < B * rows; row0 += block) {
+    const std::int64_t n = std::min(block, B * rows - row0);
+    const torch::Tensor scores = at::bmm(queries.narrow(1, row0, n), keys_t).mul_(scale);  // [Hkv, n, P]
+    lses.push_back(at::logsumexp(scores, -1));
+    outputs.push_back(at::bmm(at::softmax(scores, -1), values));  // [Hkv, n, D]
+  }
+  const torch::Tensor output = outputs.size() == 1 ? outputs.front() : at::cat(outputs, 1);
+  const torch::Tensor lse = lses.size() == 1 ? lses.front() : at::cat(lses, 1);
+  AttentionResult result;
+  result.output = output.view({Hkv, B, rows, D}).transpose(0, 1).reshape({B, shape.query_heads, shape.queries, D});
+  result.log_sum_exp = lse.view({Hkv, B, rows}).transpose(0, 1).reshape({B, shape.query_heads, shape.queries});
+  return result;
+}
+
+AttentionResult run_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const AttentionParams& params, bool want_lse);
+
+AttentionResult shared_prefix_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                        const AttentionParams& params, bool want_lse) {
+  const torch::Tensor& prefix_keys = params.shared_keys;
+  const torch::Tensor& prefix_values = params.shared_values;
+  if (!prefix_values.defined() || prefix_keys.dim() != 4 || prefix_keys.size(0) != 1 ||
+      !prefix_keys.sizes().equals(prefix_values.sizes()) || prefix_keys.size(1) != k.size(1) ||
+      prefix_keys.size(3) != k.size(3) || prefix_keys.scalar_type() != k.scalar_type() ||
+      prefix_keys.device() != k.device())
+    throw Error(fmt::format("attention: the shared prefix must be keys and values [1, Hkv, P, D] like k ({}); got {} "
+                            "and {}",
+                            describe(k), describe(prefix_keys),
+                            prefix_values.defined() ? describe(prefix_values) : "undefined"));
+  AttentionParams own = params;
+  own.shared_keys = own.shared_values = torch::Tensor();
+  const std::int64_t lanes = k.size(0), prefix = prefix_keys.size(2);
+  const bool controlled = params.control != nullptr && params.control->affects_layer(params.layer);
+  if (controlled && params.control->changes_scores(params.layer)) {
+    // Regions address slots of the whole sequence: run on the concatenation.
+    return run_attention(q, at::cat({prefix_keys.expand({lanes, -1, -1, -1}), k}, 2),
+                         at::cat({prefix_values.expand({lanes, -1, -1, -1}), v}, 2), own, want_lse);
+  }
+  own.control = nullptr;  // ablation is applied below, at the whole sequence's slots
+  const AttentionShape shape = check_inputs(q, k, v);
+  const double scale = params.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
+  const AttentionResult head = prefix_attention(q, prefix_keys, prefix_values, shape, scale);
+  // In float32 throughout, rounded once after the merge.
+  const AttentionResult tail = explicit_attention(q.to(torch::kFloat32), k.to(torch::kFloat32),
+                                                  v.to(torch::kFloat32), shape, scale, own, /*want_lse=*/true);
+  // softmax over [prefix, own] = each part's softmax weighted by its share of the total mass.
+  const torch::Tensor lse = at::logaddexp(head.log_sum_exp, tail.log_sum_exp);
+  const torch::Tensor head_weight = (head.log_sum_exp - lse).exp_().unsqueeze(-1);
+  const torch::Tensor tail_weight = (tail.log_sum_exp - lse).exp_().unsqueeze(-1);
+  AttentionResult result;
+  result.output = (head.output * head_weight).add_(tail.output * tail_weight).to(q.scalar_type());
+  if (want_lse) result.log_sum_exp = lse;
+  if (controlled) {
+    params.control->validate(shape.batch, shape.query_heads);
+    ablate_heads(result.output, *params.control, params.layer, prefix + shape.first_query_slot());
+  }
+  return result;
+}
+
 AttentionResult run_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                               const AttentionParams& params, bool want_lse) {
+  if (params.shared_keys.defined()) return shared_prefix_attention(q, k, v, params, want_lse);
   const AttentionShape shape = check_inputs(q, k, v);
   const double scale = params.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
   const bool controlled = params.control != nullptr && params.control->affects_layer(params.layer);

@@ -344,12 +344,24 @@ void decoder_layer(torch::Tensor& hidden, const DecoderLayerWeights& w, std::int
   torch::Tensor all_keys =
       (rope ? kernels::rotary(keys, ctx.rope.cos, ctx.rope.sin) : keys.contiguous()).transpose(1, 2);  // [B, Hkv, T, D]
   torch::Tensor all_values = values.transpose(1, 2);
-  if (ctx.cache != nullptr) std::tie(all_keys, all_values) = ctx.cache->extend(layer, all_keys, all_values);
-  if (ctx.on_attention) ctx.on_attention(layer, rotated_queries, all_keys, all_values);
-
   AttentionParams params;
   params.layer = layer;
   params.control = ctx.control;
+  if (ctx.cache != nullptr) {
+    std::tie(all_keys, all_values) = ctx.cache->extend(layer, all_keys, all_values);
+    // A prefix shared by every lane stays apart: attention reads it once for all lanes.
+    if (ctx.cache->shared_length() > 0)
+      std::tie(params.shared_keys, params.shared_values) = ctx.cache->shared_layer(layer);
+  }
+  if (ctx.on_attention) {
+    if (params.shared_keys.defined()) {  // the callback sees every slot, as without sharing
+      ctx.on_attention(layer, rotated_queries, at::cat({params.shared_keys.expand({batch, -1, -1, -1}), all_keys}, 2),
+                       at::cat({params.shared_values.expand({batch, -1, -1, -1}), all_values}, 2));
+    } else {
+      ctx.on_attention(layer, rotated_queries, all_keys, all_values);
+    }
+  }
+
   const torch::Tensor attended = attention(rotated_queries, all_keys, all_values, params);  // [B, Hq, T, D]
   const torch::Tensor merged_heads = attended.transpose(1, 2).reshape({batch, tokens, query_heads * head_dim});
   add_projection_(hidden, merged_heads, w.output_proj, w.output_bias);

@@ -1,6 +1,7 @@
 #include "anchors/model/sampler.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/DistributionsHelper.h>
 #include <fmt/format.h>
 #include <torch/torch.h>
 
@@ -28,46 +29,61 @@ constexpr std::int64_t kPrefilter = 256;
 // Candidate tokens of one row, on the CPU: probabilities (float64, summing to
 // 1 over the whole vocabulary, or over the top-k with top_k) in descending
 // order -- or in vocabulary order when nothing truncates -- and their ids.
+// Views into the buffers of the step's Candidates: per lane and step the
+// sampler touches raw memory only, no tensor is made (the demo's 100 lanes
+// per sentence would otherwise pay a few tensor ops each, every token).
 struct RowCandidates {
-  torch::Tensor probs;  // [W] float64, contiguous
-  torch::Tensor ids;    // [W] int64, contiguous
+  const double* probs = nullptr;      // [width]
+  const std::int64_t* ids = nullptr;  // [width]
+  std::int64_t width = 0;
   bool sorted = true;
   // min-p: candidates below this probability are not kept (0: off).
   double floor = 0;
 };
 
-std::vector<RowCandidates> candidates(const torch::Tensor& logits, double temperature, double top_p,
-                                      std::int64_t top_k) {
+// The candidates of every row of one step, and the CPU buffers they point into.
+struct Candidates {
+  std::vector<RowCandidates> rows;
+  std::vector<torch::Tensor> buffers;  // keep the rows' memory alive
+};
+
+Candidates candidates(const torch::Tensor& logits, double temperature, double top_p, std::int64_t top_k) {
   const std::int64_t rows = logits.size(0);
   const std::int64_t vocab = logits.size(1);
   const torch::Tensor probs = torch::softmax(logits.to(torch::kFloat64) / temperature, -1);
-  std::vector<RowCandidates> out(static_cast<std::size_t>(rows));
+  Candidates out;
+  out.rows.resize(static_cast<std::size_t>(rows));
   const auto cpu_contig = [](const torch::Tensor& t) { return t.to(torch::kCPU).contiguous(); };
+  // Rows of a [rows, width] pair of CPU buffers.
+  const auto view_rows = [&](torch::Tensor values, torch::Tensor indices, bool sorted) {
+    const std::int64_t width = values.size(1);
+    const double* v = values.data_ptr<double>();
+    const std::int64_t* ids = indices.data_ptr<std::int64_t>();
+    const std::int64_t id_stride = indices.size(0) == 1 ? 0 : width;  // one shared id row
+    for (std::int64_t r = 0; r < rows; ++r) out.rows[r] = {v + r * width, ids + r * id_stride, width, sorted};
+    out.buffers.push_back(std::move(values));
+    out.buffers.push_back(std::move(indices));
+  };
   if (top_k > 0) {
     auto [values, indices] = probs.topk(std::min(top_k, vocab), -1, /*largest=*/true, /*sorted=*/true);
-    values = cpu_contig(values);
-    indices = cpu_contig(indices);
-    for (std::int64_t r = 0; r < rows; ++r) out[r] = {values[r].contiguous(), indices[r].contiguous(), true};
+    view_rows(cpu_contig(values), cpu_contig(indices), true);
   } else if (top_p < 1.0) {
     auto [values, indices] = probs.topk(std::min(kPrefilter, vocab), -1, true, true);
-    values = cpu_contig(values);
-    indices = cpu_contig(indices);
+    view_rows(cpu_contig(values), cpu_contig(indices), true);
     for (std::int64_t r = 0; r < rows; ++r) {
-      const torch::Tensor v = values[r].contiguous();
-      const double* p = v.data_ptr<double>();
+      RowCandidates& row = out.rows[r];
       double cum = 0;
-      for (std::int64_t i = 0; i < v.size(0); ++i) cum += p[i];
-      if (cum >= top_p || v.size(0) == vocab) {
-        out[r] = {v, indices[r].contiguous(), true};
-      } else {
-        auto [sv, si] = probs[r].sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
-        out[r] = {cpu_contig(sv), cpu_contig(si), true};
-      }
+      for (std::int64_t i = 0; i < row.width; ++i) cum += row.probs[i];
+      if (cum >= top_p || row.width == vocab) continue;
+      // The top 256 do not reach top_p: this row's nucleus needs the full sort.
+      auto [sv, si] = probs[r].sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
+      torch::Tensor sorted_values = cpu_contig(sv), sorted_ids = cpu_contig(si);
+      row = {sorted_values.data_ptr<double>(), sorted_ids.data_ptr<std::int64_t>(), vocab, true};
+      out.buffers.push_back(std::move(sorted_values));
+      out.buffers.push_back(std::move(sorted_ids));
     }
   } else {
-    const torch::Tensor all = cpu_contig(probs);
-    const torch::Tensor ids = torch::arange(vocab, torch::kInt64);
-    for (std::int64_t r = 0; r < rows; ++r) out[r] = {all[r].contiguous(), ids, false};
+    view_rows(cpu_contig(probs), torch::arange(vocab, torch::kInt64).unsqueeze(0), false);
   }
   return out;
 }
@@ -76,9 +92,9 @@ std::vector<RowCandidates> candidates(const torch::Tensor& logits, double temper
 // probability (relative to the candidates' total, i.e. renormalised after
 // top-k) reaches top_p, at least one.
 std::int64_t kept_count(const RowCandidates& c, double top_p) {
-  const std::int64_t width = c.probs.size(0);
+  const std::int64_t width = c.width;
   if (top_p >= 1.0 || !c.sorted) return width;
-  const double* p = c.probs.data_ptr<double>();
+  const double* p = c.probs;
   double total = 0;
   for (std::int64_t i = 0; i < width; ++i) total += p[i];
   const double threshold = top_p * total;
@@ -97,7 +113,7 @@ std::int64_t kept_count(const RowCandidates& c, double top_p) {
 // MinPLogitsWarper applied to the top-k / top-p survivors.
 std::int64_t apply_min_p(RowCandidates& c, std::int64_t keep, double min_p) {
   if (min_p <= 0.0 || keep == 0) return keep;
-  const double* p = c.probs.data_ptr<double>();
+  const double* p = c.probs;
   double top = p[0];
   if (!c.sorted)
     for (std::int64_t i = 1; i < keep; ++i) top = std::max(top, p[i]);
@@ -110,8 +126,8 @@ std::int64_t apply_min_p(RowCandidates& c, std::int64_t keep, double min_p) {
 
 // Inverse CDF over the kept candidates for a uniform u in [0, 1).
 std::int64_t choose(const RowCandidates& c, std::int64_t keep, double u) {
-  const double* p = c.probs.data_ptr<double>();
-  const std::int64_t* ids = c.ids.data_ptr<std::int64_t>();
+  const double* p = c.probs;
+  const std::int64_t* ids = c.ids;
   double mass = 0;
   for (std::int64_t i = 0; i < keep; ++i)
     if (p[i] >= c.floor) mass += p[i];
@@ -127,8 +143,14 @@ std::int64_t choose(const RowCandidates& c, std::int64_t keep, double u) {
   return ids[last_positive];  // u * mass rounded up to the total
 }
 
+// The uniform draw torch::rand({1}, generator, kFloat64) makes -- the same
+// distribution object on the same generator stream, under its lock -- without
+// allocating a tensor per lane and step.
 double uniform(torch::Generator& generator) {
-  return torch::rand({1}, generator, torch::TensorOptions().dtype(torch::kFloat64)).item<double>();
+  auto* cpu = at::check_generator<at::CPUGeneratorImpl>(generator);
+  const std::lock_guard<std::mutex> lock(generator.mutex());
+  at::uniform_real_distribution<double> distribution(0.0, 1.0);
+  return distribution(cpu);
 }
 
 // One token per row of logits [A, V], row r drawing with generators[r].
@@ -145,15 +167,17 @@ std::vector<std::int64_t> draw_rows(const torch::Tensor& logits, const SamplingO
   }
   if (logits.size(0) == 1 && tokens.size() > 1) {
     // One row shared by all lanes (the first step after the prefill): truncate it once.
-    auto row = candidates(logits, o.temperature, o.top_p, o.top_k);
-    const std::int64_t keep = apply_min_p(row[0], kept_count(row[0], o.top_p), o.min_p);
-    for (std::size_t r = 0; r < tokens.size(); ++r) tokens[r] = choose(row[0], keep, uniform(*generators[r]));
+    Candidates shared = candidates(logits, o.temperature, o.top_p, o.top_k);
+    RowCandidates& row = shared.rows[0];
+    const std::int64_t keep = apply_min_p(row, kept_count(row, o.top_p), o.min_p);
+    for (std::size_t r = 0; r < tokens.size(); ++r) tokens[r] = choose(row, keep, uniform(*generators[r]));
     return tokens;
   }
-  auto rows = candidates(logits, o.temperature, o.top_p, o.top_k);
+  Candidates step = candidates(logits, o.temperature, o.top_p, o.top_k);
   for (std::size_t r = 0; r < tokens.size(); ++r) {
-    const std::int64_t keep = apply_min_p(rows[r], kept_count(rows[r], o.top_p), o.min_p);
-    tokens[r] = choose(rows[r], keep, uniform(*generators[r]));
+    RowCandidates& row = step.rows[r];
+    const std::int64_t keep = apply_min_p(row, kept_count(row, o.top_p), o.min_p);
+    tokens[r] = choose(row, keep, uniform(*generators[r]));
   }
   return tokens;
 }
@@ -291,18 +315,6 @@ class TokenHistory {
 };
 
 // A cache holding only the lanes `keep` (indices into cache's batch).
-KVCache select_lanes(const KVCache& cache, const std::vector<std::int64_t>& keep, std::int64_t reserve) {
-  KVCache out;
-  out.reserve(reserve);
-  for (std::int64_t l = 0; l < cache.num_layers(); ++l) {
-    const auto [keys, values] = cache.layer(l);
-    const torch::Tensor index = torch::tensor(keep, torch::kInt64).to(keys.device());
-    out.extend(l, keys.index_select(0, index), values.index_select(0, index));
-  }
-  out.commit(cache.length());
-  return out;
-}
-
 std::string memory_text(std::int64_t bytes) {
   const double b = static_cast<double>(bytes);
   if (b >= 1 << 30) return fmt::format("{:.2f} GiB", b / (1 << 30));
@@ -323,12 +335,15 @@ torch::Tensor truncated_distribution(const torch::Tensor& logits, double tempera
     out[logits.argmax().item<std::int64_t>()] = 1.0;
     return out;
   }
-  auto rows = candidates(logits.unsqueeze(0), temperature, top_p, top_k);
-  RowCandidates& c = rows[0];
+  Candidates row = candidates(logits.unsqueeze(0), temperature, top_p, top_k);
+  RowCandidates& c = row.rows[0];
   const std::int64_t keep = apply_min_p(c, kept_count(c, top_p), min_p);
-  torch::Tensor p = c.probs.narrow(0, 0, keep);
-  p = torch::where(p >= c.floor, p, torch::zeros_like(p));
-  out.index_put_({c.ids.narrow(0, 0, keep)}, p / p.sum());
+  double mass = 0;
+  for (std::int64_t i = 0; i < keep; ++i)
+    if (c.probs[i] >= c.floor) mass += c.probs[i];
+  double* o = out.data_ptr<double>();
+  for (std::int64_t i = 0; i < keep; ++i)
+    if (c.probs[i] >= c.floor) o[c.ids[i]] = c.probs[i] / mass;
   return out;
 }
 
@@ -502,10 +517,10 @@ std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t
     prefill_logits = extend_prefix(model, controlled_prompt, ids_between(clean_end, prompt_length), control).unsqueeze(0);
   }
   const KVCache& base = clean_end == prompt_length ? prefix : controlled_prompt;
-  // Each lane's cache copies the prefill's capacity (at least 64 slots, or a
-  // caller's larger prefix cache), so that is what a lane costs.
+  // A lane holds only the slots after the shared prompt (at least the cache's
+  // first allocation, 64 slots), so that is what it costs.
   const std::int64_t lanes_per_batch =
-      lanes_that_fit(model, budget, n, std::max(base.capacity(), total_slots));
+      lanes_that_fit(model, budget, n, std::max<std::int64_t>(total_slots - base.length(), 64));
 
   std::size_t longest_stop = 0;
   for (const auto& s : options.stop_strings) longest_stop = std::max(longest_stop, s.size());
@@ -514,7 +529,9 @@ std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t
   // Lanes [first, first + count) in one batch; lane k's state sits at index k - first.
   const auto decode_lanes = [&](std::int64_t first, std::int64_t count) {
     torch::Tensor logits = prefill_logits;
-    KVCache cache = base.repeat_lanes(count);
+    // The prompt's slots are shared by the lanes, not copied into each: every
+    // decoding step reads them once for all lanes (KVCache::share_prefix).
+    KVCache cache = KVCache::share_prefix(base, count);
     cache.reserve(total_slots);
 
     std::vector<torch::Generator> generators;
@@ -571,7 +588,7 @@ std::vector<Sample> sample(const CausalLM& model, const std::vector<std::int64_t
       if (keep_rows.empty()) break;
       if (keep_rows.size() != active.size()) {
         // Drop finished lanes from the batch.
-        cache = select_lanes(cache, keep_rows, total_slots);
+        cache = cache.select_lanes(keep_rows);
         std::vector<std::int64_t> still;
         for (const std::int64_t r : keep_rows) still.push_back(active[r]);
         active = std::move(still);

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "expect_error.h"
 #include "test_paths.h"
 #include "anchors/core/error.h"
 
@@ -203,6 +204,71 @@ TEST_F(CausalLmBehaviour, SharedPrefixFannedOutToLanes) {
   EXPECT_EQ(cache.length(), prefix);
   const torch::Tensor replayed = model_->forward(tail, positions_from(prefix, T - prefix), &cache);
   EXPECT_LT(max_abs_diff(replayed[0], continued[0]), 1e-6);
+}
+
+// KVCache::share_prefix: the lanes see the prefix without copies of it, and
+// every pass (several tokens, single decoding steps, lanes dropped, controls,
+// the attention callback) equals the same pass over per-lane copies.
+TEST_F(CausalLmBehaviour, SharedPrefixEqualsCopiedPrefix) {
+  const std::int64_t prefix = 12, T = ids_.size(1), lanes = 3;
+  KVCache cache;
+  model_->forward(ids_.narrow(1, 0, prefix), positions_from(0, prefix), &cache);
+  KVCache copied = cache.repeat_lanes(lanes);
+  KVCache shared = KVCache::share_prefix(cache, lanes);
+  EXPECT_EQ(shared.shared_length(), prefix);
+  EXPECT_EQ(shared.length(), prefix);
+  EXPECT_EQ(shared.batch(), lanes);
+  const torch::Tensor tail = ids_.narrow(1, prefix, 6);
+  const torch::Tensor tails = torch::cat({tail, torch::flip(tail, {1}), torch::roll(tail, 1, 1)}, 0);  // [3, 6]
+  const auto both = [&](const torch::Tensor& step, const AttentionControl* control = nullptr) {
+    const torch::Tensor positions = positions_from(copied.length(), step.size(1));
+    const torch::Tensor want = model_->forward(step, positions, &copied, control);
+    const torch::Tensor got = model_->forward(step, positions, &shared, control);
+    EXPECT_LT(max_abs_diff(got, want), 1e-5);
+    return got;
+  };
+  both(tails);  // several tokens at once: causal within the lanes' own slots
+  EXPECT_EQ(shared.length(), prefix + 6);
+  for (std::int64_t l = 0; l < model_->config().num_hidden_layers; ++l) {
+    EXPECT_LT(max_abs_diff(shared.layer(l).first, copied.layer(l).first), 1e-5);
+    EXPECT_EQ(shared.shared_layer(l).first.size(2), prefix);
+  }
+  const torch::Tensor first_tokens = tails.narrow(1, 0, 1);
+  both(first_tokens);  // a decoding step
+  // Suppressing prefix keys (the control needs the whole sequence) and ablating a head (it does not).
+  AttentionControl suppress;
+  suppress.regions.push_back(AttentionRegion::suppress(kEveryLane, {0, T}, {3, 7}));
+  both(first_tokens, &suppress);
+  AttentionControl ablate = AttentionControl::ablating({{1, 2}, {0, 0}});
+  both(first_tokens, &ablate);
+  // Lanes dropped (the sampler compacts finished lanes): the prefix stays shared.
+  copied = copied.select_lanes({2, 0});
+  shared = shared.select_lanes({2, 0});
+  EXPECT_EQ(shared.shared_length(), prefix);
+  EXPECT_EQ(shared.batch(), 2);
+  both(torch::cat({first_tokens[2], first_tokens[0]}).unsqueeze(1));
+  // The attention callback sees every slot, as with copies.
+  const torch::Tensor step = torch::full({2, 1}, 7, torch::kInt64), at = positions_from(shared.length(), 1);
+  KVCache shared_again = shared.clone(), copied_again = copied.clone();
+  std::vector<torch::Tensor> seen_shared, seen_copied;
+  model_->hidden_states(step, at, &shared_again, nullptr,
+                        [&](std::int64_t, const torch::Tensor&, const torch::Tensor& k, const torch::Tensor&) {
+                          seen_shared.push_back(k.clone());
+                        });
+  model_->hidden_states(step, at, &copied_again, nullptr,
+                        [&](std::int64_t, const torch::Tensor&, const torch::Tensor& k, const torch::Tensor&) {
+                          seen_copied.push_back(k.clone());
+                        });
+  ASSERT_EQ(seen_shared.size(), seen_copied.size());
+  for (std::size_t l = 0; l < seen_shared.size(); ++l) EXPECT_LT(max_abs_diff(seen_shared[l], seen_copied[l]), 1e-6);
+
+  EXPECT_ANCHORS_ERROR(shared.truncate(prefix - 1), "shared prefix");
+  EXPECT_ANCHORS_ERROR(KVCache::share_prefix(cache, 1).repeat_lanes(2), "shares a prefix");
+  EXPECT_ANCHORS_ERROR(shared.select_lanes({2}), "lane 2 outside [0, 2)");
+  EXPECT_ANCHORS_ERROR(KVCache::share_prefix(copied, 2), "batch-1");
+  EXPECT_ANCHORS_ERROR(KVCache::share_prefix(shared, 2), "shares a prefix itself");
+  EXPECT_THROW(model_->forward(ids_.narrow(1, 0, 1), at, &shared), Error);  // 1 lane against 2
+  EXPECT_TRUE(KVCache::share_prefix(KVCache(), 4).empty());
 }
 
 TEST_F(CausalLmBehaviour, SuppressionChangesOnlyLaterRowsOfItsLane) {
