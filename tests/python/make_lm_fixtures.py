@@ -44,9 +44,11 @@ def tiny_config(
     mlp_bias: bool = False,
     **extra,
 ):
-    """A transformers config of `architecture` ("qwen2", "llama", "qwen3", "mistral", "qwen3_moe" or "smollm3");
+    """A transformers config of `architecture` ("qwen2", "llama", "qwen3", "mistral", "qwen3_moe", "smollm3" or
+    "phi3");
     `extra` goes to the config class as it is (experts, NoPE layers, ...)."""
-    from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config, Qwen3MoeConfig, SmolLM3Config
+    from transformers import (LlamaConfig, MistralConfig, Phi3Config, Qwen2Config, Qwen3Config, Qwen3MoeConfig,
+                              SmolLM3Config)
 
     common = dict(
         hidden_size=hidden,
@@ -78,6 +80,8 @@ def tiny_config(
         return Qwen3MoeConfig(**common, attention_bias=attention_bias, head_dim=head_dim or hidden // heads)
     if architecture == "smollm3":
         return SmolLM3Config(**common, attention_bias=attention_bias, mlp_bias=mlp_bias)
+    if architecture == "phi3":
+        return Phi3Config(**common)
     raise ValueError(f"unknown architecture {architecture!r}")
 
 
@@ -162,6 +166,8 @@ FIXTURES = {
     ),
     # SmolLM3: layer 1 without RoPE, tied.
     "smollm3_nope1_tied": ("smollm3", dict(heads=4, kv_heads=2, tie=True, no_rope_layers=[1, 0]), 16),
+    # Phi-3: qkv_proj and gate_up_proj stacked in the checkpoint, tied.
+    "phi3_fused_gqa2_tied": ("phi3", dict(heads=4, kv_heads=2, tie=True), 17),
 }
 
 

@@ -2,7 +2,8 @@
 at test time with `save_pretrained`: Qwen2 (q/k/v biases), Llama (llama3 and
 linear rope scaling, attention/MLP biases), Qwen3 (q/k norms), Mistral
 (Magistral's head_dim and rope_theta), Qwen3-MoE (routed experts, dense layers
-between them) and SmolLM3 (layers without RoPE), tied and untied embeddings,
+between them), SmolLM3 (layers without RoPE) and Phi-3 (fused qkv and gate-up
+weights), tied and untied embeddings,
 GQA ratios 1, 2 and 4.
 
 - float32 logits over 64 tokens: max abs difference < 1e-4;
@@ -67,6 +68,9 @@ CASES = {
         dict(heads=4, kv_heads=4, tie=False, attention_bias=True, mlp_bias=True, rope_theta=5e6,
              no_rope_layers=[0, 1, 1]),
     ),
+    # Phi-3 / Phi-4: fused qkv_proj and gate_up_proj in the checkpoint; Phi-4-reasoning's rope_theta.
+    "phi3-untied-gqa2": ("phi3", dict(heads=4, kv_heads=2, tie=False, rope_theta=5e5)),
+    "phi3-tied-mha": ("phi3", dict(heads=4, kv_heads=4, tie=True)),
 }
 
 

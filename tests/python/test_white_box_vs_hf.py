@@ -20,7 +20,7 @@ import torch
 
 import thought_anchors as ta
 
-FAMILIES = ["llama", "qwen2", "qwen3", "mistral", "qwen3_moe", "smollm3"]
+FAMILIES = ["llama", "qwen2", "qwen3", "mistral", "qwen3_moe", "smollm3", "phi3"]
 
 
 def make_model(family: str, path, *, layers=4, heads=4, kv_heads=2, vocab=160, peaked=False):
@@ -46,6 +46,9 @@ def make_model(family: str, path, *, layers=4, heads=4, kv_heads=2, vocab=160, p
                                              moe_intermediate_size=32, norm_topk_prob=True, decoder_sparse_step=1,
                                              mlp_only_layers=[1], **common)
         cls = transformers.Qwen3MoeForCausalLM
+    elif family == "phi3":  # fused qkv / gate-up weights
+        config = transformers.Phi3Config(pad_token_id=None, bos_token_id=None, eos_token_id=None, **common)
+        cls = transformers.Phi3ForCausalLM
     else:  # smollm3: every other layer without RoPE
         config = transformers.SmolLM3Config(no_rope_layer_interval=2, pad_token_id=None, bos_token_id=None,
                                             eos_token_id=None, **common)

@@ -2,8 +2,8 @@
 // A decoder-only language model loaded from a Hugging Face checkpoint folder
 // (config.json + model.safetensors or sharded safetensors) and run in LibTorch:
 // LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM,
-// Qwen3MoeForCausalLM (routed experts) and SmolLM3ForCausalLM (layers without
-// RoPE), matching transformers' logits (fp32 to ~1e-5) on CPU and CUDA in
+// Qwen3MoeForCausalLM (routed experts), SmolLM3ForCausalLM (layers without
+// RoPE) and Phi3ForCausalLM (fused weights), matching transformers' logits (fp32 to ~1e-5) on CPU and CUDA in
 // float32, bfloat16 and float16.
 //
 //   auto model = anchors::model::CausalLM::load("/models/R1-Distill-Qwen-1.5B",

@@ -5,7 +5,7 @@
 //
 // Absent fields take the defaults of the transformers configuration classes
 // (LlamaConfig, Qwen2Config, Qwen3Config, MistralConfig, Qwen3MoeConfig,
-// SmolLM3Config, BertConfig); rope settings are read
+// SmolLM3Config, Phi3Config, BertConfig); rope settings are read
 // from "rope_scaling" (transformers 4) or "rope_parameters" (transformers 5),
 // rope_theta from inside that object or from the top level.
 #include <cstdint>
@@ -15,7 +15,7 @@
 
 namespace anchors::model {
 
-enum class Architecture { kLlama, kQwen2, kQwen3, kBert, kMistral, kQwen3Moe, kSmolLM3 };
+enum class Architecture { kLlama, kQwen2, kQwen3, kBert, kMistral, kQwen3Moe, kSmolLM3, kPhi3 };
 
 struct RopeScaling {
   enum class Type { kNone, kLinear, kLlama3 } type = Type::kNone;
@@ -29,7 +29,7 @@ struct RopeScaling {
 struct ModelConfig {
   Architecture architecture = Architecture::kQwen2;
   std::string architecture_name;  // as in config.json, e.g. "Qwen2ForCausalLM"
-  std::string model_type;         // "qwen2", "llama", "qwen3", "mistral", "qwen3_moe", "smollm3", "bert"
+  std::string model_type;         // "qwen2", "llama", "qwen3", "mistral", "qwen3_moe", "smollm3", "phi3", "bert"
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
   std::int64_t intermediate_size = 0;
@@ -85,7 +85,7 @@ struct ModelConfig {
 
 };
 
-// "llama", "qwen2", "qwen3", "mistral", "qwen3_moe", "smollm3", "bert".
+// "llama", "qwen2", "qwen3", "mistral", "qwen3_moe", "smollm3", "phi3", "bert".
 const char* architecture_label(Architecture architecture);
 
 // Parses config.json text; `source` names the file in errors.

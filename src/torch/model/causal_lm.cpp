@@ -27,6 +27,7 @@ struct DecoderTraits {
   bool output_bias = false;  // bias on o_proj
   bool mlp_bias = false;     // biases on gate/up/down
   bool qk_norm = false;      // RMSNorm over head_dim on q and k, before RoPE
+  bool fused_weights = false;  // the checkpoint holds qkv_proj and gate_up_proj already stacked (Phi-3)
 };
 
 struct DecoderLayerWeights {
@@ -76,6 +77,12 @@ DecoderTraits mistral_traits(const ModelConfig&) {
   return {};
 }
 
+DecoderTraits phi3_traits(const ModelConfig&) {
+  // Phi3Attention / Phi3MLP: no biases; q, k, v rows stacked in one qkv_proj and gate, up rows in one
+  // gate_up_proj -- the layout this library fuses the other families into.
+  return {.fused_weights = true};
+}
+
 DecoderTraits qwen3_traits(const ModelConfig& config) {
   // Qwen3Attention: attention_bias on q, k, v, o; q_norm/k_norm per head; Qwen3MLP unbiased.
   return {.qkv_bias = config.attention_bias, .output_bias = config.attention_bias, .qk_norm = true};
@@ -91,11 +98,12 @@ DecoderTraits traits_of(const ModelConfig& config, const std::string& source) {
     case Architecture::kQwen3Moe: return qwen3_traits(config);
     // SmolLM3 is Llama's block; its layers without RoPE are config.rope_layers.
     case Architecture::kSmolLM3: return llama_traits(config);
+    case Architecture::kPhi3: return phi3_traits(config);
     case Architecture::kBert: break;
   }
   throw Error(fmt::format("{}: {} is not a decoder language model (supported: LlamaForCausalLM, "
                           "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Qwen3MoeForCausalLM, "
-                          "SmolLM3ForCausalLM)",
+                          "SmolLM3ForCausalLM, Phi3ForCausalLM)",
                           source, config.architecture_name));
 }
 
@@ -187,9 +195,12 @@ DecoderLayerWeights load_layer(const WeightLoader& load, const ModelConfig& conf
 
   DecoderLayerWeights w;
   w.input_norm = load(name("input_layernorm.weight"), {hidden});
-  w.qkv_proj = load.stacked({{name("self_attn.q_proj.weight"), {q_rows, hidden}},
-                             {name("self_attn.k_proj.weight"), {kv_rows, hidden}},
-                             {name("self_attn.v_proj.weight"), {kv_rows, hidden}}});
+  if (traits.fused_weights)
+    w.qkv_proj = load(name("self_attn.qkv_proj.weight"), {q_rows + 2 * kv_rows, hidden}).contiguous();
+  else
+    w.qkv_proj = load.stacked({{name("self_attn.q_proj.weight"), {q_rows, hidden}},
+                               {name("self_attn.k_proj.weight"), {kv_rows, hidden}},
+                               {name("self_attn.v_proj.weight"), {kv_rows, hidden}}});
   if (traits.qkv_bias)
     w.qkv_bias = load.stacked({{name("self_attn.q_proj.bias"), {q_rows}},
                                {name("self_attn.k_proj.bias"), {kv_rows}},
@@ -205,8 +216,11 @@ DecoderLayerWeights load_layer(const WeightLoader& load, const ModelConfig& conf
     load_experts(load, config, prefix + "mlp.", w);
     return w;
   }
-  w.gate_up_proj = load.stacked({{name("mlp.gate_proj.weight"), {inner, hidden}},
-                                 {name("mlp.up_proj.weight"), {inner, hidden}}});
+  if (traits.fused_weights)
+    w.gate_up_proj = load(name("mlp.gate_up_proj.weight"), {2 * inner, hidden}).contiguous();
+  else
+    w.gate_up_proj = load.stacked({{name("mlp.gate_proj.weight"), {inner, hidden}},
+                                   {name("mlp.up_proj.weight"), {inner, hidden}}});
   if (traits.mlp_bias)
     w.gate_up_bias = load.stacked({{name("mlp.gate_proj.bias"), {inner}}, {name("mlp.up_proj.bias"), {inner}}});
   w.down_proj = load(name("mlp.down_proj.weight"), {hidden, inner}).contiguous();

@@ -108,11 +108,12 @@ constexpr KnownArchitecture kArchitectures[] = {
     {"MistralForCausalLM", "mistral", Architecture::kMistral},
     {"Qwen3MoeForCausalLM", "qwen3_moe", Architecture::kQwen3Moe},
     {"SmolLM3ForCausalLM", "smollm3", Architecture::kSmolLM3},
+    {"Phi3ForCausalLM", "phi3", Architecture::kPhi3},
     {"BertModel", "bert", Architecture::kBert},
 };
 constexpr const char* kSupportedArchitectures =
     "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Qwen3MoeForCausalLM, "
-    "SmolLM3ForCausalLM, BertModel";
+    "SmolLM3ForCausalLM, Phi3ForCausalLM, BertModel";
 
 // What an unsupported checkpoint is closest to among the supported ones, and
 // what stands between them -- for the families reasoning researchers ask for
@@ -127,7 +128,6 @@ std::string nearest_supported(const std::string& name) {
       {"GptOssForCausalLM", "none close: attention sinks, sliding windows, MoE and YaRN are not implemented yet"},
       {"Olmo3ForCausalLM", "LlamaForCausalLM (OLMo's norm placement and sliding windows are not implemented yet)"},
       {"Olmo2ForCausalLM", "LlamaForCausalLM (OLMo's norm placement is not implemented yet)"},
-      {"Phi3ForCausalLM", "LlamaForCausalLM (fused qkv / gate-up weights and LongRoPE are not implemented yet)"},
       {"Qwen3_5ForCausalLM", "Qwen3ForCausalLM (its linear-attention layers are not implemented yet)"},
       {"Qwen3_5MoeForCausalLM", "Qwen3MoeForCausalLM (its linear-attention layers are not implemented yet)"},
   };
@@ -184,7 +184,7 @@ const KnownArchitecture& resolve_architecture(const FieldReader& fields, const s
       if (model_type == a.model_type) known = &a;
     if (known == nullptr)
       throw Error(fmt::format("{}: unsupported model_type \"{}\" (supported: llama, qwen2, qwen3, mistral, qwen3_moe, "
-                              "smollm3, bert)",
+                              "smollm3, phi3, bert)",
                               source, model_type));
   } else {
     throw Error(fmt::format("{}: neither \"architectures\" nor \"model_type\" says which model this is", source));
@@ -401,6 +401,7 @@ struct DecoderDefaults {
   bool tie = false;
   std::optional<std::int64_t> head_dim;  // none: hidden / heads
   std::optional<std::int64_t> bos, eos;
+  double rms_norm_eps = 1e-6;
 };
 
 DecoderDefaults defaults_of(Architecture arch) {
@@ -420,6 +421,9 @@ DecoderDefaults defaults_of(Architecture arch) {
     case Architecture::kSmolLM3:
       return {.vocab = 128256, .hidden = 2048, .intermediate = 11008, .layers = 36, .heads = 16, .kv_heads = 4,
               .max_positions = 32768, .rope_theta = 2000000.0, .tie = true, .bos = 128000, .eos = 128001};
+    case Architecture::kPhi3:
+      return {.vocab = 32064, .hidden = 3072, .intermediate = 8192, .layers = 32, .heads = 32, .kv_heads = {},
+              .max_positions = 4096, .bos = 1, .eos = 32000, .rms_norm_eps = 1e-5};
     case Architecture::kQwen2:
     case Architecture::kBert:
       break;
@@ -437,7 +441,7 @@ void read_decoder(const FieldReader& fields, const std::string& source, ModelCon
   config.num_hidden_layers = fields.layer_count(defaults.layers);
   config.num_attention_heads = fields.positive_integer("num_attention_heads", defaults.heads);
   config.max_position_embeddings = fields.positive_integer("max_position_embeddings", defaults.max_positions);
-  config.rms_norm_eps = fields.positive_number("rms_norm_eps", 1e-6);
+  config.rms_norm_eps = fields.positive_number("rms_norm_eps", defaults.rms_norm_eps);
   config.tie_word_embeddings = fields.boolean("tie_word_embeddings", defaults.tie);
 
   // An explicit null means one kv head per attention head, as an absent one
@@ -491,6 +495,7 @@ void read_decoder(const FieldReader& fields, const std::string& source, ModelCon
       config.mlp_bias = fields.boolean("mlp_bias", false);
       break;
     case Architecture::kMistral:  // MistralAttention and MistralMLP have no biases
+    case Architecture::kPhi3:     // nor do Phi3Attention and Phi3MLP (their projections are fused)
     case Architecture::kBert:
       break;
   }
@@ -510,6 +515,9 @@ void read_decoder(const FieldReader& fields, const std::string& source, ModelCon
       break;
     case Architecture::kSmolLM3:
       read_smollm3_layers(fields, source, config);
+      break;
+    case Architecture::kPhi3:  // every layer attends within "sliding_window" when set (class default: none)
+      check_window_covers(sliding_window_of(fields, std::nullopt), "every layer slides", source, config);
       break;
     case Architecture::kQwen2:
     case Architecture::kQwen3:
@@ -627,6 +635,7 @@ const char* architecture_label(Architecture architecture) {
     case Architecture::kMistral: return "mistral";
     case Architecture::kQwen3Moe: return "qwen3_moe";
     case Architecture::kSmolLM3: return "smollm3";
+    case Architecture::kPhi3: return "phi3";
     case Architecture::kBert: return "bert";
   }
   return "unknown";

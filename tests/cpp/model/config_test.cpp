@@ -398,6 +398,33 @@ TEST(ModelConfigTest, SmolLM3DefaultsAndNoRopeLayers) {
     "use_sliding_window": false, "sliding_window": 128})"));
 }
 
+// Phi3Config's defaults; LongRoPE and partial rotary factors (Phi-4-mini) are refused.
+TEST(ModelConfigTest, Phi3DefaultsAndRefusedRope) {
+  const auto c = parse(R"({"architectures": ["Phi3ForCausalLM"]})");
+  EXPECT_EQ(c.architecture, Architecture::kPhi3);
+  EXPECT_STREQ(architecture_label(c.architecture), "phi3");
+  EXPECT_EQ(c.vocab_size, 32064);
+  EXPECT_EQ(c.num_key_value_heads, 32);  // None: one per attention head
+  EXPECT_EQ(c.head_dim, 96);
+  EXPECT_EQ(c.max_position_embeddings, 4096);
+  EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_EQ(c.bos_token_id, 1);
+  EXPECT_EQ(c.eos_token_id, 32000);
+  EXPECT_FALSE(c.attention_bias || c.attention_output_bias || c.mlp_bias || c.qk_norm);
+  // Phi-4-reasoning's shape: default rope, no window.
+  const auto phi4 = parse(R"({"architectures": ["Phi3ForCausalLM"], "hidden_size": 5120, "intermediate_size": 17920,
+    "max_position_embeddings": 32768, "model_type": "phi3", "num_attention_heads": 40, "num_hidden_layers": 40,
+    "num_key_value_heads": 10, "original_max_position_embeddings": 32768, "rope_scaling": null,
+    "rope_theta": 500000, "sliding_window": null, "vocab_size": 100352})");
+  EXPECT_EQ(phi4.head_dim, 128);
+  EXPECT_DOUBLE_EQ(phi4.rope_theta, 500000.0);
+  expect_rejected(R"({"architectures": ["Phi3ForCausalLM"], "partial_rotary_factor": 0.75})",
+                  {"partial_rotary_factor"});
+  expect_rejected(R"({"architectures": ["Phi3ForCausalLM"], "rope_scaling": {"type": "longrope",
+    "short_factor": [1.0], "long_factor": [1.0]}})", {"longrope"});
+  expect_rejected(R"({"architectures": ["Phi3ForCausalLM"], "sliding_window": 2047})", {"sliding_window", "2047"});
+}
+
 TEST(ModelConfigTest, SlidingWindow) {
   // Off (the usual case), or a window covering every position: full attention.
   EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": false, "sliding_window": 4096})"));
@@ -458,7 +485,7 @@ TEST(ModelConfigTest, UnsupportedArchitectures) {
                    "Qwen3MoeForCausalLM"});
   expect_rejected(R"({"architectures": ["Qwen2MoeForCausalLM"]})", {"nearest: Qwen3MoeForCausalLM", "shared expert"});
   expect_rejected(R"({"architectures": ["GptOssForCausalLM"]})", {"nearest: none close", "attention sinks"});
-  expect_rejected(R"({"architectures": ["Phi3ForCausalLM"]})", {"nearest: LlamaForCausalLM", "LongRoPE"});
+  expect_rejected(R"({"architectures": ["Olmo3ForCausalLM"]})", {"nearest: LlamaForCausalLM", "sliding windows"});
   // Any other name: the supported class nearest by spelling.
   expect_rejected(R"({"architectures": ["Qwen4ForCausalLM"]})", {"nearest: Qwen2ForCausalLM by name"});
   expect_rejected(R"({"architectures": ["BertForMaskedLM"]})", {"BertForMaskedLM"});
