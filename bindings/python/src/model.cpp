@@ -99,6 +99,15 @@ torch::Tensor run_on_ids(const model::CausalLM& lm, const py::object& given, con
   return ids.dim() == 1 ? out.squeeze(0) : out;
 }
 
+// Indices of the config's layers for which `has(layer)` holds.
+template <typename Predicate>
+std::vector<std::int64_t> layers_where(const model::ModelConfig& config, Predicate has) {
+  std::vector<std::int64_t> layers;
+  for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)
+    if (has(i)) layers.push_back(i);
+  return layers;
+}
+
 }  // namespace
 
 void bind_model(py::module_& m) {
@@ -126,21 +135,11 @@ void bind_model(py::module_& m) {
       .def_readonly("norm_topk_prob", &ModelConfig::norm_topk_prob)
       .def_property_readonly(
           "moe_layers",
-          [](const ModelConfig& c) {
-            std::vector<std::int64_t> layers;
-            for (std::int64_t i = 0; i < c.num_hidden_layers; ++i)
-              if (c.is_moe_layer(i)) layers.push_back(i);
-            return layers;
-          },
+          [](const ModelConfig& c) { return layers_where(c, [&](std::int64_t i) { return c.is_moe_layer(i); }); },
           "indices of the layers whose MLP is routed through experts")
       .def_property_readonly(
           "nope_layers",
-          [](const ModelConfig& c) {
-            std::vector<std::int64_t> layers;
-            for (std::int64_t i = 0; i < c.num_hidden_layers; ++i)
-              if (!c.uses_rope(i)) layers.push_back(i);
-            return layers;
-          },
+          [](const ModelConfig& c) { return layers_where(c, [&](std::int64_t i) { return !c.uses_rope(i); }); },
           "indices of the layers without rotary position embeddings (SmolLM3)")
       .def_readonly("torch_dtype", &ModelConfig::torch_dtype)
       .def_readonly("bos_token_id", &ModelConfig::bos_token_id)

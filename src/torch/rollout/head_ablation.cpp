@@ -66,12 +66,6 @@ std::vector<HeadIndex> random_heads(const std::vector<HeadIndex>& receivers, std
   return out;
 }
 
-std::int64_t int_option(const ValueMap& o, const char* name) {
-  const std::int64_t v = std::get<std::int64_t>(o.at(name));
-  if (v < 0) throw Error(fmt::format("{}: option {} must be >= 0, got {}", kWho, name, v));
-  return v;
-}
-
 }  // namespace
 
 std::string HeadAblationMethod::description() const {
@@ -105,8 +99,8 @@ Attribution HeadAblationMethod::run(const Trace& trace, const Context& context) 
   const std::shared_ptr<RolloutProvider> provider =
       context.provider ? context.provider : std::make_shared<LocalProvider>(context.model);
   const model::ModelConfig& config = context.model->config();
-  const std::int64_t random_draws = int_option(o, "random_draws");
-  const std::int64_t start = int_option(o, "start");
+  const std::int64_t random_draws = detail::non_negative_option(o, "random_draws", kWho);
+  const std::int64_t start = detail::non_negative_option(o, "start", kWho);
 
   // The receiver heads (given, or this trace's top-k) and what they attend to.
   const detail::ReceiverSelection selected = detail::select_heads(o, trace, context, kWho);

@@ -24,13 +24,15 @@ std::map<std::string, std::string> receiver_selection_option_docs() {
           {"exclude_layer0", "receiver heads: never select a layer-0 head"}};
 }
 
+std::int64_t non_negative_option(const ValueMap& o, const char* name, const std::string& who) {
+  const std::int64_t v = std::get<std::int64_t>(o.at(name));
+  if (v < 0) throw Error(fmt::format("{}: option {} must be >= 0, got {}", who, name, v));
+  return v;
+}
+
 ReceiverSelection select_heads(const ValueMap& o, const Trace& trace, const Context& context, const std::string& who) {
   if (!context.model) throw Error(fmt::format("{}: the context has no model (the receiver heads need it)", who));
-  const auto count = [&](const char* name) {
-    const std::int64_t v = std::get<std::int64_t>(o.at(name));
-    if (v < 0) throw Error(fmt::format("{}: option {} must be >= 0, got {}", who, name, v));
-    return static_cast<std::size_t>(v);
-  };
+  const auto count = [&](const char* name) { return static_cast<std::size_t>(non_negative_option(o, name, who)); };
   model::ReceiverHeadsOptions ro;
   ro.top_k = count("top_k");
   ro.proximity_ignore = count("proximity_ignore");
