@@ -72,15 +72,20 @@ int run_inspect(const std::vector<std::string>& raw, std::istream&, std::ostream
   doc["max_position_embeddings"] = config.max_position_embeddings;
   doc["rope_theta"] = config.rope_theta;
   doc["tie_word_embeddings"] = config.tie_word_embeddings;
-  std::vector<std::int64_t> moe_layers, nope_layers;
-  for (std::int64_t i = 0; i < config.num_hidden_layers; ++i) {
-    if (config.is_moe_layer(i)) moe_layers.push_back(i);
-    if (config.is_decoder() && !config.uses_rope(i)) nope_layers.push_back(i);
-  }
+  const std::vector<std::int64_t> moe_layers = config.layers_where([&](std::int64_t i) { return config.is_moe_layer(i); });
+  const std::vector<std::int64_t> nope_layers =
+      config.layers_where([&](std::int64_t i) { return config.is_decoder() && !config.uses_rope(i); });
+  const std::vector<std::int64_t> sliding_layers =
+      config.layers_where([&](std::int64_t i) { return config.sliding_window(i) > 0; });
   if (!moe_layers.empty())
     doc["experts"] = {{"experts", config.num_experts}, {"per_token", config.num_experts_per_tok},
                       {"intermediate_size", config.moe_intermediate_size}, {"layers", moe_layers}};
   if (!nope_layers.empty()) doc["nope_layers"] = nope_layers;
+  if (!sliding_layers.empty()) {
+    json windows = json::object();
+    for (const std::int64_t i : sliding_layers) windows[std::to_string(i)] = config.sliding_window(i);
+    doc["sliding_windows"] = windows;  // layer -> window; layers not listed attend in full
+  }
   doc["tensors"] = names.size();
   doc["parameters"] = parameters;
   doc["dtypes"] = by_dtype;
@@ -114,6 +119,12 @@ int run_inspect(const std::vector<std::string>& raw, std::istream&, std::ostream
                          moe_layers.size(), config.num_hidden_layers);
     if (!nope_layers.empty())
       out << fmt::format("  no RoPE        layers {}\n", fmt::join(nope_layers, ", "));
+    if (!sliding_layers.empty()) {
+      std::vector<std::string> windows;
+      for (const std::int64_t i : sliding_layers) windows.push_back(fmt::format("{}", config.sliding_window(i)));
+      out << fmt::format("  sliding window layers {} (windows {}; the other layers attend in full)\n",
+                         fmt::join(sliding_layers, ", "), fmt::join(windows, ", "));
+    }
   } else {
     out << fmt::format("  vocabulary     {}\n", config.vocab_size);
     out << fmt::format("  positions      {} (learned)\n", config.max_position_embeddings);

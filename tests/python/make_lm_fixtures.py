@@ -44,11 +44,11 @@ def tiny_config(
     mlp_bias: bool = False,
     **extra,
 ):
-    """A transformers config of `architecture` ("qwen2", "llama", "qwen3", "mistral", "qwen3_moe", "smollm3" or
-    "phi3");
-    `extra` goes to the config class as it is (experts, NoPE layers, ...)."""
-    from transformers import (LlamaConfig, MistralConfig, Phi3Config, Qwen2Config, Qwen3Config, Qwen3MoeConfig,
-                              SmolLM3Config)
+    """A transformers config of `architecture` ("qwen2", "llama", "qwen3", "mistral", "qwen3_moe", "smollm3",
+    "phi3" or "olmo3");
+    `extra` goes to the config class as it is (experts, NoPE layers, windows, ...)."""
+    from transformers import (LlamaConfig, MistralConfig, Olmo3Config, Phi3Config, Qwen2Config, Qwen3Config,
+                              Qwen3MoeConfig, SmolLM3Config)
 
     common = dict(
         hidden_size=hidden,
@@ -75,13 +75,15 @@ def tiny_config(
     if architecture == "qwen3":
         return Qwen3Config(**common, attention_bias=attention_bias, head_dim=head_dim or hidden // heads)
     if architecture == "mistral":
-        return MistralConfig(**common, head_dim=head_dim, sliding_window=None)
+        return MistralConfig(**{"head_dim": head_dim, "sliding_window": None, **common})
     if architecture == "qwen3_moe":
         return Qwen3MoeConfig(**common, attention_bias=attention_bias, head_dim=head_dim or hidden // heads)
     if architecture == "smollm3":
         return SmolLM3Config(**common, attention_bias=attention_bias, mlp_bias=mlp_bias)
     if architecture == "phi3":
         return Phi3Config(**common)
+    if architecture == "olmo3":
+        return Olmo3Config(**{"sliding_window": None, **common}, attention_bias=attention_bias)
     raise ValueError(f"unknown architecture {architecture!r}")
 
 
@@ -168,6 +170,16 @@ FIXTURES = {
     "smollm3_nope1_tied": ("smollm3", dict(heads=4, kv_heads=2, tie=True, no_rope_layers=[1, 0]), 16),
     # Phi-3: qkv_proj and gate_up_proj stacked in the checkpoint, tied.
     "phi3_fused_gqa2_tied": ("phi3", dict(heads=4, kv_heads=2, tie=True), 17),
+    # OLMo-3: norms after each sublayer; layer 0 slides within 4 slots (default rope, theta 5e5), layer 1 attends
+    # in full with YaRN (factor 16 over a 16-token pretraining context), untied.
+    "olmo3_window4_yarn": (
+        "olmo3",
+        dict(heads=4, kv_heads=2, tie=False, sliding_window=4, layer_types=["sliding_attention", "full_attention"],
+             rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 5e5},
+                              "full_attention": {"rope_type": "yarn", "rope_theta": 1e4, "factor": 16.0,
+                                                 "original_max_position_embeddings": 16}}),
+        18,
+    ),
 }
 
 

@@ -2,8 +2,11 @@
 at test time with `save_pretrained`: Qwen2 (q/k/v biases), Llama (llama3 and
 linear rope scaling, attention/MLP biases), Qwen3 (q/k norms), Mistral
 (Magistral's head_dim and rope_theta), Qwen3-MoE (routed experts, dense layers
-between them), SmolLM3 (layers without RoPE) and Phi-3 (fused qkv and gate-up
-weights), tied and untied embeddings,
+between them), SmolLM3 (layers without RoPE), Phi-3 (fused qkv and gate-up
+weights) and OLMo-3 (norms after each sublayer, q/k norms over all heads),
+sliding windows narrower than the sequence (Mistral, Qwen2 from a layer on,
+OLMo-3's sliding and full layers), YaRN rope (Qwen3, OLMo-3's full layers),
+tied and untied embeddings,
 GQA ratios 1, 2 and 4.
 
 - float32 logits over 64 tokens: max abs difference < 1e-4;
@@ -71,6 +74,26 @@ CASES = {
     # Phi-3 / Phi-4: fused qkv_proj and gate_up_proj in the checkpoint; Phi-4-reasoning's rope_theta.
     "phi3-untied-gqa2": ("phi3", dict(heads=4, kv_heads=2, tie=False, rope_theta=5e5)),
     "phi3-tied-mha": ("phi3", dict(heads=4, kv_heads=4, tie=True)),
+    # Qwen3's long-context YaRN (factor 4 over a 64-token pretraining context).
+    "qwen3-yarn-untied-gqa2": (
+        "qwen3",
+        dict(heads=4, kv_heads=2, tie=False, rope_theta=1e6,
+             rope_scaling=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=64)),
+    ),
+    # Sliding windows of 8 and 16 slots, far narrower than the 64 tokens (and the 32-token greedy prompt).
+    "mistral-window8-gqa2": ("mistral", dict(heads=4, kv_heads=2, tie=False, sliding_window=8)),
+    "qwen2-window16-from-layer1": (
+        "qwen2", dict(heads=4, kv_heads=2, tie=True, use_sliding_window=True, sliding_window=16, max_window_layers=1)),
+    # OLMo-3: sliding, full, sliding (its 3-of-4 pattern cut to 3 layers); then every layer sliding with biases.
+    # (its full layer scaled by YaRN, as OLMo-3-Think's are, the sliding ones not)
+    "olmo3-untied-gqa2-window8-yarn": (
+        "olmo3",
+        dict(heads=4, kv_heads=2, tie=False, rope_theta=5e5, sliding_window=8,
+             layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+             rope_scaling=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=64)),
+    ),
+    "olmo3-tied-mha-bias-window16": (
+        "olmo3", dict(heads=4, kv_heads=4, tie=True, attention_bias=True, sliding_window=16)),
 }
 
 
@@ -183,6 +206,15 @@ def test_config_attributes(tiny):
         assert config.moe_layers == []
     nope = [i for i, layer in enumerate(hf_model.model.layers) if not getattr(layer.self_attn, "use_rope", True)]
     assert config.nope_layers == nope
+    # The window each layer's attention gets from transformers: the module's own, else the config's (Mistral).
+    windows = {}
+    for i, layer in enumerate(hf_model.model.layers):
+        window = getattr(layer.self_attn, "sliding_window", getattr(hf, "sliding_window", None))
+        if window is not None and getattr(hf, "layer_types", None) is not None and hf.layer_types[i] != "sliding_attention":
+            window = None
+        if window is not None:
+            windows[i] = window
+    assert config.sliding_windows == windows
 
 
 def test_bad_inputs_raise(tiny):
@@ -264,14 +296,15 @@ except ta.Error as e:
     assert run.stdout.startswith("ta.Error: out of memory"), run.stdout
 
 
-@pytest.mark.parametrize("architecture", ["qwen2", "qwen3_moe"])
+@pytest.mark.parametrize("architecture", ["qwen2", "qwen3_moe", "olmo3"])
 def test_long_pass_in_mlp_row_blocks_matches(architecture, tmp_path):
     """Past 1024 token rows the decoder runs its MLP in row blocks (batch 2 x 700 = 1400 rows); a routed MLP past
-    16384 (token, expert) pairs (top-12: 1365 rows)."""
+    16384 (token, expert) pairs (top-12: 1365 rows); OLMo-3's post-norms in blocks, with a 100-slot window."""
     sizes = dict(SIZES, max_positions=1024)
-    experts = dict(num_experts=16, num_experts_per_tok=12, moe_intermediate_size=16) if architecture == "qwen3_moe" else {}
+    extra = {"qwen3_moe": dict(num_experts=16, num_experts_per_tok=12, moe_intermediate_size=16),
+             "olmo3": dict(sliding_window=100)}.get(architecture, {})
     model = random_tiny_model(
-        tiny_config(architecture, **sizes, heads=4, kv_heads=2, tie=False, rope_theta=1e6, **experts), 7)
+        tiny_config(architecture, **sizes, heads=4, kv_heads=2, tie=False, rope_theta=1e6, **extra), 7)
     model.save_pretrained(tmp_path)
     ids = torch.randint(0, SIZES["vocab"], (2, 700), generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
@@ -279,3 +312,21 @@ def test_long_pass_in_mlp_row_blocks_matches(architecture, tmp_path):
     got = ta.Model.load(str(tmp_path)).logits(ids)
     assert got.shape == expected.shape
     assert (got - expected).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("architecture, options", [
+    ("phi3", dict(sliding_window=8)),
+    ("qwen3", dict(use_sliding_window=True, sliding_window=8, max_window_layers=1)),
+    ("qwen3_moe", dict(use_sliding_window=True, sliding_window=8, num_experts=4, num_experts_per_tok=2,
+                       moe_intermediate_size=32)),
+    ("smollm3", dict(use_sliding_window=True, sliding_window=8, no_rope_layers=[1, 0, 1])),
+], ids=["phi3", "qwen3", "qwen3_moe", "smollm3"])
+def test_sliding_windows_of_the_other_families_match(architecture, options, tmp_path):
+    """The windows each family's config gives its layers (every layer, from max_window_layers on, the NoPE
+    layers), 8 slots over 64 tokens: float32 logits as transformers'."""
+    model = random_tiny_model(tiny_config(architecture, **SIZES, heads=4, kv_heads=2, **options), 3)
+    model.save_pretrained(tmp_path)
+    ids = torch.randint(0, SIZES["vocab"], (TOKENS,), generator=torch.Generator().manual_seed(1))
+    ours = ta.Model.load(str(tmp_path))
+    assert ours.config.sliding_windows and set(ours.config.sliding_windows.values()) == {8}
+    assert (ours.logits(ids) - transformers_logits(model, ids)).abs().max().item() < 1e-4

@@ -81,14 +81,14 @@ def test_model_commands_fail_cleanly(anchors_cli, tmp_path):
 
 def test_inspect_names_the_nearest_supported_architecture(anchors_cli, tmp_path):
     """A real transformers config of an unsupported family: the error names it and its nearest supported sibling."""
-    from transformers import Olmo3Config
+    from transformers import Olmo2Config
 
-    config = Olmo3Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+    config = Olmo2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          vocab_size=64)
-    config.architectures = ["Olmo3ForCausalLM"]  # as a checkpoint saved with its model has
+    config.architectures = ["Olmo2ForCausalLM"]  # as a checkpoint saved with its model has
     config.save_pretrained(tmp_path)
     out = subprocess.run([anchors_cli, "inspect", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 1
-    assert "Olmo3ForCausalLM" in out.stderr and "nearest: LlamaForCausalLM" in out.stderr, out.stderr
-    with pytest.raises(ta.Error, match="nearest: LlamaForCausalLM"):
+    assert "Olmo2ForCausalLM" in out.stderr and "nearest: Olmo3ForCausalLM" in out.stderr, out.stderr
+    with pytest.raises(ta.Error, match="nearest: Olmo3ForCausalLM"):
         ta.Model.load(str(tmp_path))

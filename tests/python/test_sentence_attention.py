@@ -6,12 +6,13 @@ import torch
 import thought_anchors as ta
 
 
-@pytest.fixture(scope="module", params=["llama", "mistral", "smollm3"])
+@pytest.fixture(scope="module", params=["llama", "mistral", "smollm3", "mistral_window", "olmo3"])
 def tiny_llama(request, tmp_path_factory):
-    """A random Llama, a Mistral with Magistral's head_dim set apart from hidden_size / heads, and a SmolLM3 whose
-    middle layer has no RoPE."""
-    from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, SmolLM3Config,
-                              SmolLM3ForCausalLM)
+    """A random Llama, a Mistral with Magistral's head_dim set apart from hidden_size / heads, a SmolLM3 whose
+    middle layer has no RoPE, a Mistral attending within 12 slots and an OLMo-3 whose first and last layers slide
+    within 20 (the weights such a layer computes: 0 outside its window)."""
+    from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Olmo3Config,
+                              Olmo3ForCausalLM, SmolLM3Config, SmolLM3ForCausalLM)
 
     torch.manual_seed(1)
     common = dict(vocab_size=200, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
@@ -20,6 +21,12 @@ def tiny_llama(request, tmp_path_factory):
         config, cls = LlamaConfig(**common), LlamaForCausalLM
     elif request.param == "mistral":
         config, cls = MistralConfig(head_dim=32, sliding_window=None, **common), MistralForCausalLM
+    elif request.param == "mistral_window":
+        config, cls = MistralConfig(sliding_window=12, **common), MistralForCausalLM
+    elif request.param == "olmo3":
+        config = Olmo3Config(sliding_window=20, layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                             pad_token_id=None, eos_token_id=None, **common)
+        cls = Olmo3ForCausalLM
     else:
         config, cls = SmolLM3Config(no_rope_layers=[1, 0, 1], pad_token_id=None, bos_token_id=None,
                                     eos_token_id=None, **common), SmolLM3ForCausalLM

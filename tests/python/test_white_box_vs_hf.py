@@ -20,7 +20,7 @@ import torch
 
 import thought_anchors as ta
 
-FAMILIES = ["llama", "qwen2", "qwen3", "mistral", "qwen3_moe", "smollm3", "phi3"]
+FAMILIES = ["llama", "qwen2", "qwen3", "mistral", "qwen3_moe", "smollm3", "phi3", "olmo3", "mistral_window"]
 
 
 def make_model(family: str, path, *, layers=4, heads=4, kv_heads=2, vocab=160, peaked=False):
@@ -46,6 +46,13 @@ def make_model(family: str, path, *, layers=4, heads=4, kv_heads=2, vocab=160, p
                                              moe_intermediate_size=32, norm_topk_prob=True, decoder_sparse_step=1,
                                              mlp_only_layers=[1], **common)
         cls = transformers.Qwen3MoeForCausalLM
+    elif family == "olmo3":  # norms after each sublayer; every layer but each fourth slides within 16 slots
+        config = transformers.Olmo3Config(sliding_window=16, attention_bias=True, pad_token_id=None,
+                                          eos_token_id=None, **common)
+        cls = transformers.Olmo3ForCausalLM
+    elif family == "mistral_window":  # every layer attends within 12 slots
+        config = transformers.MistralConfig(sliding_window=12, **common)
+        cls = transformers.MistralForCausalLM
     elif family == "phi3":  # fused qkv / gate-up weights
         config = transformers.Phi3Config(pad_token_id=None, bos_token_id=None, eos_token_id=None, **common)
         cls = transformers.Phi3ForCausalLM
@@ -82,8 +89,10 @@ def hf_reference(path):
 _SUPPRESSED = {"span": None}
 
 
-def _suppressing_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
-    """Eager attention with explicit masking: the suppressed key columns get the lowest finite value."""
+def _suppressing_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, sliding_window=None,
+                           **kwargs):
+    """Eager attention with explicit masking: the suppressed key columns get the lowest finite value; keys the
+    layer's window leaves behind (slot <= query - window) are invisible like future ones."""
     groups = query.shape[1] // key.shape[1]
     key = key.repeat_interleave(groups, dim=1)
     value = value.repeat_interleave(groups, dim=1)
@@ -93,6 +102,8 @@ def _suppressing_attention(module, query, key, value, attention_mask, scaling, d
         begin, end = _SUPPRESSED["span"]
         scores[..., begin:end] = torch.finfo(scores.dtype).min
     invisible = torch.ones(T, T, dtype=torch.bool).triu(1)
+    if sliding_window is not None:
+        invisible |= torch.ones(T, T, dtype=torch.bool).tril(-sliding_window)
     scores = scores.masked_fill(invisible, -math.inf)
     weights = torch.softmax(scores, dim=-1)
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights

@@ -1,6 +1,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <map>
 
 #include "anchors/core/attention_control.h"
 #include "anchors/core/error.h"
@@ -99,15 +100,6 @@ torch::Tensor run_on_ids(const model::CausalLM& lm, const py::object& given, con
   return ids.dim() == 1 ? out.squeeze(0) : out;
 }
 
-// Indices of the config's layers for which `has(layer)` holds.
-template <typename Predicate>
-std::vector<std::int64_t> layers_where(const model::ModelConfig& config, Predicate has) {
-  std::vector<std::int64_t> layers;
-  for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)
-    if (has(i)) layers.push_back(i);
-  return layers;
-}
-
 }  // namespace
 
 void bind_model(py::module_& m) {
@@ -135,12 +127,21 @@ void bind_model(py::module_& m) {
       .def_readonly("norm_topk_prob", &ModelConfig::norm_topk_prob)
       .def_property_readonly(
           "moe_layers",
-          [](const ModelConfig& c) { return layers_where(c, [&](std::int64_t i) { return c.is_moe_layer(i); }); },
+          [](const ModelConfig& c) { return c.layers_where([&](std::int64_t i) { return c.is_moe_layer(i); }); },
           "indices of the layers whose MLP is routed through experts")
       .def_property_readonly(
           "nope_layers",
-          [](const ModelConfig& c) { return layers_where(c, [&](std::int64_t i) { return !c.uses_rope(i); }); },
+          [](const ModelConfig& c) { return c.layers_where([&](std::int64_t i) { return !c.uses_rope(i); }); },
           "indices of the layers without rotary position embeddings (SmolLM3)")
+      .def_property_readonly(
+          "sliding_windows",
+          [](const ModelConfig& c) {
+            std::map<std::int64_t, std::int64_t> windows;
+            for (const std::int64_t i : c.layers_where([&](std::int64_t l) { return c.sliding_window(l) > 0; }))
+              windows[i] = c.sliding_window(i);
+            return windows;
+          },
+          "{layer: window} of the layers whose attention slides (query t sees keys t-window+1..t); others full")
       .def_readonly("torch_dtype", &ModelConfig::torch_dtype)
       .def_readonly("bos_token_id", &ModelConfig::bos_token_id)
       .def_readonly("eos_token_id", &ModelConfig::eos_token_id)

@@ -56,4 +56,9 @@ std::pair<std::string, std::string> choose_score(const AnalysisResult& result, c
 // methods' run(), the CLI and Python's method objects (at construction) use it.
 ValueMap resolve_options(const AttributionMethod& method, const ValueMap& given);
 
+// The integer option `name` of resolved options `o` (a count, a slot), which
+// must be >= 0; anchors::Error "<who>: option <name> must be >= 0, got <v>"
+// otherwise.
+std::int64_t non_negative_option(const ValueMap& o, const char* name, const std::string& who);
+
 }  // namespace anchors

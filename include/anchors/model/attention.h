@@ -16,7 +16,10 @@
 // [0, Tk - Tq + i]. Rotary position ids are the model's business, not this op's.
 //
 // Rule for masked keys (what the kernels must reproduce):
-//  * A causally invisible key (slot > query slot) gets probability exactly 0.
+//  * A causally invisible key (slot > query slot) gets probability exactly 0,
+//    and so does, with a sliding window W, a key at slot <= query slot - W:
+//    a query sees at most its W latest slots (sliding_window_overlay of
+//    transformers). "Visible" below means both.
 //  * A suppressed key gets its score *replaced* by the lowest finite value of the
 //    input dtype (torch::finfo(dtype).min) before the softmax, so attention
 //    renormalises over the other visible keys. Replacing rather than adding
@@ -53,12 +56,16 @@ struct AttentionParams {
   std::optional<double> scale;              // softmax scale; default 1/sqrt(head_dim)
   std::int64_t layer = 0;                   // the calling decoder layer (selects control regions)
   const AttentionControl* control = nullptr;
+  // Sliding window W of this layer (ModelConfig::sliding_window); 0: full
+  // causal attention. Windows count slots, shared prefix included.
+  std::int64_t sliding_window = 0;
   // A prefix every lane shares (KVCache::share_prefix): keys/values [1, Hkv, P, D]
   // that precede k and v, so the key slots are [0, P + Tk) and the queries the
   // last Tq of them. Read once for all lanes: the prefix part is one batched
   // GEMM over the lanes' queries, merged with the lanes' own part by their
   // log-sum-exps (the same function as attention over the concatenation, to
-  // float32 rounding). A control that changes scores gets the concatenation.
+  // float32 rounding). A control that changes scores, or a window some key
+  // falls outside, gets the concatenation.
   torch::Tensor shared_keys, shared_values;
 };
 
@@ -72,7 +79,8 @@ struct AttentionResult {
 // (query head h reads key/value head h / (Hq / Hkv)) and Tq <= Tk; same dtype
 // (float32, bfloat16 or float16) and device; any strides (the decoder passes
 // transposed views and KV-cache slices).
-// Returns the attention output [B, Hq, Tq, D]. anchors::Error on bad shapes.
+// Returns the attention output [B, Hq, Tq, D]. anchors::Error on bad shapes
+// or a negative window.
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const AttentionParams& params = {});
 

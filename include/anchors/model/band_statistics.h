@@ -5,7 +5,8 @@
 // log-sum-exp of every query row, never materialising a T×T matrix.
 //
 // With P[t, s] = exp(scale · q_t · k_s − lse_t) for key slots s ≤ slot(t) (0
-// after it) and d = slot(t) − s the distance back from the query:
+// after it, and 0 for s ≤ slot(t) − sliding_window with a window) and
+// d = slot(t) − s the distance back from the query:
 //
 //   span[b, h]    = mean over present query rows t with slot(t) >= span_first_slot
 //                   of Σ_s P[t, s] · d                  (NaN when there is no such row)
@@ -46,6 +47,7 @@ struct BandStatisticsParams {
   std::int64_t span_first_slot = 0;     // the span averages query rows at slots >= this (the response; >= 0)
   std::int64_t query_tile = 128;        // query rows per tile (>= 1)
   std::int64_t key_tile = 128;          // key columns per tile (>= 1)
+  std::int64_t sliding_window = 0;      // the layer's attention window (attention.h; >= 0, 0: none), as the lse's
 };
 
 struct BandStatistics {
@@ -57,8 +59,8 @@ struct BandStatistics {
 // q [B, Hq, Tq, D], k [B, Hkv, Tk, D] (float32, bfloat16 or float16, any
 // strides; computed in float32), lse [B, Hq, Tq] on q's device. anchors::Error
 // for bad shapes, dtypes or devices, a bad lse, tile sizes below 1, a
-// non-finite scale, W < 1, fai_near < 0, fai_near > fai_far or a negative
-// span_first_slot.
+// non-finite scale, W < 1, fai_near < 0, fai_near > fai_far, a negative
+// span_first_slot or a negative sliding_window.
 BandStatistics band_statistics(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& lse,
                                const BandStatisticsParams& params = {});
 

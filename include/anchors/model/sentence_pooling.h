@@ -5,6 +5,7 @@
 // T×T matrix.
 //
 //   P[t, s] = exp(scale * q_t · k_s - lse_t)     for key slot s <= slot of t, else 0
+//             (and 0 for s <= slot of t - W with a sliding window W)
 //   sums[b, h, i, j]  = Σ_{t ∈ sentence i} Σ_{s ∈ sentence j} P[t, s]
 //   means[b, h, i, j] = sums[b, h, i, j] / (|i| · |j|)
 //
@@ -48,6 +49,9 @@ struct SentencePoolingParams {
   // attention. `layer` selects the regions that apply (AttentionParams::layer).
   const AttentionControl* control = nullptr;
   std::int64_t layer = 0;
+  // The layer's sliding window (attention.h); 0: none. The lse must come
+  // from the same window.
+  std::int64_t sliding_window = 0;
 };
 
 // anchors::Error unless the spans are non-empty, in increasing order,

@@ -109,6 +109,12 @@ std::unique_ptr<AttributionMethod> make_method(const std::string& name) {
   return factory();
 }
 
+std::int64_t non_negative_option(const ValueMap& o, const char* name, const std::string& who) {
+  const std::int64_t v = std::get<std::int64_t>(o.at(name));
+  if (v < 0) throw Error(fmt::format("{}: option {} must be >= 0, got {}", who, name, v));
+  return v;
+}
+
 ValueMap resolve_options(const AttributionMethod& method, const ValueMap& given) {
   ValueMap resolved = method.default_options();
   for (const auto& [key, value] : given) {

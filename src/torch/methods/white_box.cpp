@@ -30,12 +30,6 @@ std::int64_t int_option(const ValueMap& o, const char* name) { return std::get<s
 double double_option(const ValueMap& o, const char* name) { return std::get<double>(o.at(name)); }
 bool bool_option(const ValueMap& o, const char* name) { return std::get<bool>(o.at(name)); }
 
-std::int64_t non_negative(const ValueMap& o, const char* method, const char* name) {
-  const std::int64_t v = int_option(o, name);
-  if (v < 0) throw Error(fmt::format("{}: option {} must be >= 0, got {}", method, name, v));
-  return v;
-}
-
 const IntList& list_option(const ValueMap& o, const char* name) { return std::get<IntList>(o.at(name)); }
 
 // [] -> nullopt (the method's default layers).
@@ -131,7 +125,7 @@ Attribution SentenceAttentionMethod::run(const Trace& trace, const Context& cont
   const char* what = "sentence_attention";
   const ValueMap o = resolve_options(*this, context.options);
   const model::TokenTrace input = white_box_input(trace, context, what);
-  const auto proximity = static_cast<std::size_t>(non_negative(o, what, "proximity_ignore"));
+  const auto proximity = static_cast<std::size_t>(non_negative_option(o, "proximity_ignore", what));
   const torch::Tensor means =
       model::sentence_attention(model_of(context), input.ids, input.sentences,
                                 layers_option(o), {}, context.control);
@@ -174,8 +168,8 @@ Attribution ReceiverHeadsMethod::run(const Trace& trace, const Context& context)
   const ValueMap o = resolve_options(*this, context.options);
   const model::TokenTrace input = white_box_input(trace, context, what);
   model::ReceiverHeadsOptions options;
-  options.top_k = static_cast<std::size_t>(non_negative(o, what, "top_k"));
-  options.proximity_ignore = static_cast<std::size_t>(non_negative(o, what, "proximity_ignore"));
+  options.top_k = static_cast<std::size_t>(non_negative_option(o, "top_k", what));
+  options.proximity_ignore = static_cast<std::size_t>(non_negative_option(o, "proximity_ignore", what));
   options.exclude_layer0 = bool_option(o, "exclude_layer0");
   options.heads = heads_option(o, what);
   const model::ReceiverHeadsResult r = model::receiver_heads(model_of(context), {input}, options, context.control);

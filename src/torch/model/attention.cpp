@@ -40,9 +40,20 @@ double lowest_finite(torch::ScalarType dtype) {
 // and CUDA), which never materialises the score matrix.
 // ---------------------------------------------------------------------------
 
+// Whether a window hides some key from some query: the last query (slot
+// Tk - 1) sees slots > Tk - 1 - W, so only when W < Tk.
+bool window_hides_keys(std::int64_t window, std::int64_t keys) { return window > 0 && window < keys; }
+
 torch::Tensor fused_causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                     const AttentionShape& shape, double scale) {
+                                     const AttentionShape& shape, double scale, std::int64_t window) {
   const bool grouped = shape.query_heads != shape.kv_heads;
+  if (window_hides_keys(window, shape.keys)) {
+    // Query slot t = first + i sees keys j with t - W < j <= t (true = may attend).
+    const torch::Tensor visible = torch::ones({shape.queries, shape.keys}, torch::dtype(torch::kBool).device(q.device()))
+                                      .tril(shape.first_query_slot())
+                                      .triu(shape.first_query_slot() - window + 1);
+    return at::scaled_dot_product_attention(q, k, v, visible, 0.0, false, scale, grouped);
+  }
   if (shape.queries == shape.keys)
     return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, 0.0, /*is_causal=*/true, scale, grouped);
   if (shape.queries == 1)  // the newest slot sees every key
@@ -153,9 +164,12 @@ AttentionResult explicit_attention(const torch::Tensor& q, const torch::Tensor& 
 
     if (params.control != nullptr) apply_regions(scores, *params.control, params.layer, first_slot, suppressed_score);
 
-    // Causal exclusion is absolute: a key after the query's slot has probability 0.
-    const torch::Tensor invisible =
+    // Causal exclusion is absolute: a key after the query's slot has probability 0,
+    // as has one the window leaves behind (slot <= query slot - W).
+    torch::Tensor invisible =
         torch::ones({rows, Tk}, torch::dtype(torch::kBool).device(q.device())).triu(first_slot + 1);
+    if (window_hides_keys(params.sliding_window, Tk))
+      invisible.logical_or_(torch::ones({rows, Tk}, invisible.options()).tril(first_slot - params.sliding_window));
     scores.masked_fill_(invisible, -std::numeric_limits<float>::infinity());
 
     // Max-subtracted softmax: an all-suppressed row has max = lowest and comes
@@ -227,12 +241,14 @@ AttentionResult shared_prefix_attention(const torch::Tensor& q, const torch::Ten
   own.shared_keys = own.shared_values = torch::Tensor();
   const std::int64_t lanes = k.size(0), prefix = prefix_keys.size(2);
   const bool controlled = params.control != nullptr && params.control->affects_layer(params.layer);
-  if (controlled && params.control->changes_scores(params.layer)) {
-    // Regions address slots of the whole sequence: run on the concatenation.
+  if ((controlled && params.control->changes_scores(params.layer)) ||
+      window_hides_keys(params.sliding_window, prefix + k.size(2))) {
+    // Regions and windows address slots of the whole sequence: run on the concatenation.
     return run_attention(q, at::cat({prefix_keys.expand({lanes, -1, -1, -1}), k}, 2),
                          at::cat({prefix_values.expand({lanes, -1, -1, -1}), v}, 2), own, want_lse);
   }
   own.control = nullptr;  // ablation is applied below, at the whole sequence's slots
+  own.sliding_window = 0;  // the window covers every slot here
   const AttentionShape shape = check_inputs(q, k, v);
   const double scale = params.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
   const AttentionResult head = prefix_attention(q, prefix_keys, prefix_values, shape, scale);
@@ -255,6 +271,8 @@ AttentionResult shared_prefix_attention(const torch::Tensor& q, const torch::Ten
 
 AttentionResult run_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                               const AttentionParams& params, bool want_lse) {
+  if (params.sliding_window < 0)
+    throw Error(fmt::format("attention: sliding_window must be >= 0 (0: none), got {}", params.sliding_window));
   if (params.shared_keys.defined()) return shared_prefix_attention(q, k, v, params, want_lse);
   const AttentionShape shape = check_inputs(q, k, v);
   const double scale = params.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
@@ -263,7 +281,7 @@ AttentionResult run_attention(const torch::Tensor& q, const torch::Tensor& k, co
   // Ablation alone leaves the scores as they are: the fused path serves it.
   AttentionResult result = (controlled && params.control->changes_scores(params.layer)) || want_lse
                                ? explicit_attention(q, k, v, shape, scale, params, want_lse)
-                               : AttentionResult{fused_causal_attention(q, k, v, shape, scale), {}};
+                               : AttentionResult{fused_causal_attention(q, k, v, shape, scale, params.sliding_window), {}};
   if (controlled) ablate_heads(result.output, *params.control, params.layer, shape.first_query_slot());
   return result;
 }

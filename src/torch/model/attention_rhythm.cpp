@@ -142,7 +142,10 @@ AttentionRhythm attention_rhythm(const CausalLM& model, const std::vector<std::i
     const auto it = std::find(out.layers.begin(), out.layers.end(), layer);
     if (it == out.layers.end()) return;
     const std::int64_t i = it - out.layers.begin();
-    const torch::Tensor lse = causal_log_sum_exp(queries, keys);
+    // The weights the model computes: a sliding layer's keys outside its window get 0.
+    SentencePoolingParams pooling;
+    pooling.sliding_window = band.sliding_window = config.sliding_window(layer);
+    const torch::Tensor lse = causal_log_sum_exp(queries, keys, pooling);
     const BandStatistics stats = band_statistics(queries, keys, lse, band);
     out.head_span[i].copy_(stats.span[0].cpu());
     waad[i].copy_(stats.waad[0].cpu());

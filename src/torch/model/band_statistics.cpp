@@ -35,16 +35,20 @@ AttentionShape check_inputs(const torch::Tensor& q, const torch::Tensor& k, cons
                             params.fai_near, params.fai_far));
   if (params.span_first_slot < 0)
     throw Error(fmt::format("{}: span_first_slot must be >= 0, got {}", what, params.span_first_slot));
+  if (params.sliding_window < 0)
+    throw Error(fmt::format("{}: sliding_window must be >= 0 (0: none), got {}", what, params.sliding_window));
   check_lse(what, lse, shape, q);
   return shape;
 }
 
 // Scaled scores [B, Hq, rows, cols] of query rows [r0, r0 + rows) (query
-// indices) against key slots [c0, c0 + cols), causally invisible pairs -inf.
-// `queries` is [B, Hkv, G, Tq, D] float32, `keys` [B, Hkv, Tk, D] float32.
-// (The same tile as the sentence pooling's, without regions.)
+// indices) against key slots [c0, c0 + cols), causally invisible pairs and
+// pairs outside the window -inf. `queries` is [B, Hkv, G, Tq, D] float32,
+// `keys` [B, Hkv, Tk, D] float32. (The same tile as the sentence pooling's,
+// without regions.)
 torch::Tensor score_tile(const torch::Tensor& queries, const torch::Tensor& keys, const AttentionShape& shape,
-                         double scale, std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols) {
+                         double scale, std::int64_t window, std::int64_t r0, std::int64_t rows, std::int64_t c0,
+                         std::int64_t cols) {
   const std::int64_t B = shape.batch, Hkv = shape.kv_heads, G = shape.group(), D = shape.head_dim;
   const torch::Tensor q_tile = queries.narrow(3, r0, rows).reshape({B, Hkv, G * rows, D});
   const torch::Tensor k_tile = keys.narrow(2, c0, cols).transpose(2, 3);  // [B, Hkv, D, cols]
@@ -54,6 +58,11 @@ torch::Tensor score_tile(const torch::Tensor& queries, const torch::Tensor& keys
     const torch::Tensor invisible = torch::ones({rows, cols}, torch::dtype(torch::kBool).device(scores.device()))
                                         .triu(first_row_slot - c0 + 1);
     scores.masked_fill_(invisible, -std::numeric_limits<float>::infinity());
+  }
+  if (window > 0 && c0 <= first_row_slot + rows - 1 - window) {
+    const torch::Tensor outside = torch::ones({rows, cols}, torch::dtype(torch::kBool).device(scores.device()))
+                                      .tril(first_row_slot - c0 - window);
+    scores.masked_fill_(outside, -std::numeric_limits<float>::infinity());
   }
   return scores;
 }
@@ -99,7 +108,8 @@ BandStatistics band_statistics(const torch::Tensor& q, const torch::Tensor& k, c
     const bool has_span_rows = slot1 >= params.span_first_slot;
     const torch::Tensor tile_lse = row_lse.narrow(2, r0, rows);
     // Span rows need every visible key; the others only the WAAD and FAI bands.
-    const std::int64_t key_lo = has_span_rows ? 0 : std::max<std::int64_t>(0, slot0 - reach);
+    std::int64_t key_lo = has_span_rows ? 0 : std::max<std::int64_t>(0, slot0 - reach);
+    if (params.sliding_window > 0) key_lo = std::max(key_lo, slot0 - params.sliding_window + 1);  // none see before
     if (has_span_rows) full_row.narrow(0, r0, rows).fill_(true);
     for (std::int64_t c0 = key_lo; c0 <= slot1; c0 += key_tile) {
       const std::int64_t cols = std::min(key_tile, slot1 + 1 - c0);
@@ -107,7 +117,7 @@ BandStatistics band_statistics(const torch::Tensor& q, const torch::Tensor& k, c
       const bool in_band = d_min < W;
       const bool in_fai = d_max >= near && d_min <= far;
       if (!has_span_rows && !in_band && !in_fai) continue;
-      const torch::Tensor p = score_tile(queries, keys, shape, scale, r0, rows, c0, cols).sub_(tile_lse).exp_();
+      const torch::Tensor p = score_tile(queries, keys, shape, scale, params.sliding_window, r0, rows, c0, cols).sub_(tile_lse).exp_();
       // Invisible pairs have P = 0 exactly, so their negative d never counts.
       const torch::Tensor d = offsets.narrow(0, 0, rows).narrow(1, 0, cols) + static_cast<double>(slot0 - c0);
       if (has_span_rows) {

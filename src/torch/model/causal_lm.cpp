@@ -27,17 +27,22 @@ struct DecoderTraits {
   bool output_bias = false;  // bias on o_proj
   bool mlp_bias = false;     // biases on gate/up/down
   bool qk_norm = false;      // RMSNorm over head_dim on q and k, before RoPE
+  bool qk_norm_all_heads = false;  // ... over all heads' q (and all k) at once instead (OLMo-3)
   bool fused_weights = false;  // the checkpoint holds qkv_proj and gate_up_proj already stacked (Phi-3)
+  // Each sublayer's *output* is normed before the residual add, its input is
+  // not (OLMo-2/3: post_attention_layernorm, post_feedforward_layernorm).
+  bool post_norms = false;
 };
 
 struct DecoderLayerWeights {
-  torch::Tensor input_norm;           // [hidden]
+  torch::Tensor input_norm;           // [hidden]; undefined with post norms
   torch::Tensor qkv_proj;             // [(Hq + 2 Hkv) * D, hidden]: q, k, v rows stacked, one GEMM
   torch::Tensor qkv_bias;             // [(Hq + 2 Hkv) * D] or undefined
-  torch::Tensor q_norm, k_norm;       // [D] (Qwen3) or undefined
+  torch::Tensor q_norm, k_norm;       // [D] (Qwen3), [Hq D] and [Hkv D] (OLMo-3) or undefined
   torch::Tensor output_proj;          // [hidden, Hq * D]
   torch::Tensor output_bias;          // [hidden] or undefined
-  torch::Tensor post_attention_norm;  // [hidden]
+  torch::Tensor post_attention_norm;  // [hidden]: the MLP's input norm, or with post norms the attention output's
+  torch::Tensor post_mlp_norm;        // [hidden]: the MLP output's norm with post norms, else undefined
   // Dense layers:
   torch::Tensor gate_up_proj;         // [2 * intermediate, hidden]: gate rows then up rows, one GEMM
   torch::Tensor gate_up_bias;         // [2 * intermediate] or undefined
@@ -56,6 +61,10 @@ struct CausalLM::Weights {
   torch::Tensor lm_head;       // [V, hidden]; the same tensor as embed_tokens when tied
   std::vector<DecoderLayerWeights> layers;
   torch::Tensor inv_freq;      // [D / 2] float32 RoPE inverse frequencies, scaling applied
+  double rope_attention_factor = 1.0;  // cos and sin multiplied by it (YaRN)
+  // The sliding_attention layers' own rope (ModelConfig::sliding_attention_rope), or undefined.
+  torch::Tensor sliding_inv_freq;
+  double sliding_rope_attention_factor = 1.0;
 };
 
 namespace {
@@ -88,6 +97,16 @@ DecoderTraits qwen3_traits(const ModelConfig& config) {
   return {.qkv_bias = config.attention_bias, .output_bias = config.attention_bias, .qk_norm = true};
 }
 
+DecoderTraits olmo3_traits(const ModelConfig& config) {
+  // Olmo3Attention: attention_bias on q, k, v, o; q_norm / k_norm over all heads; Olmo3DecoderLayer norms
+  // each sublayer's output (post_attention_layernorm, post_feedforward_layernorm), not its input.
+  return {.qkv_bias = config.attention_bias,
+          .output_bias = config.attention_bias,
+          .qk_norm = true,
+          .qk_norm_all_heads = true,
+          .post_norms = true};
+}
+
 DecoderTraits traits_of(const ModelConfig& config, const std::string& source) {
   switch (config.architecture) {
     case Architecture::kLlama: return llama_traits(config);
@@ -99,24 +118,53 @@ DecoderTraits traits_of(const ModelConfig& config, const std::string& source) {
     // SmolLM3 is Llama's block; its layers without RoPE are config.rope_layers.
     case Architecture::kSmolLM3: return llama_traits(config);
     case Architecture::kPhi3: return phi3_traits(config);
+    case Architecture::kOlmo3: return olmo3_traits(config);
     case Architecture::kBert: break;
   }
   throw Error(fmt::format("{}: {} is not a decoder language model (supported: LlamaForCausalLM, "
                           "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Qwen3MoeForCausalLM, "
-                          "SmolLM3ForCausalLM, Phi3ForCausalLM)",
+                          "SmolLM3ForCausalLM, Phi3ForCausalLM, Olmo3ForCausalLM)",
                           source, config.architecture_name));
+}
+
+// YaRN (transformers' _compute_yarn_parameters): the frequencies blend the
+// interpolated (divided by the factor) and the original ones along a ramp
+// over the dimensions whose wavelengths lie between beta_fast and beta_slow
+// rotations of the pretraining context.
+torch::Tensor yarn_inverse_frequencies(const torch::Tensor& pos_freqs, std::int64_t dim, double base,
+                                       const RopeScaling& scaling) {
+  const double context = static_cast<double>(scaling.original_max_position_embeddings);
+  const auto correction_dim = [&](double rotations) {
+    return (static_cast<double>(dim) * std::log(context / (rotations * 2 * std::numbers::pi))) / (2 * std::log(base));
+  };
+  double low = correction_dim(scaling.beta_fast), high = correction_dim(scaling.beta_slow);
+  if (scaling.truncate) {
+    low = std::floor(low);
+    high = std::ceil(high);
+  }
+  low = std::max(low, 0.0);
+  high = std::min(high, static_cast<double>(dim - 1));
+  if (low == high) high += 0.001;  // no singularity
+  const torch::Tensor ramp =
+      ((torch::arange(dim / 2, torch::dtype(torch::kFloat32)) - low) / (high - low)).clamp(0, 1);
+  const torch::Tensor extrapolation_factor = 1 - ramp;
+  const torch::Tensor extrapolation = pos_freqs.reciprocal();
+  const torch::Tensor interpolation = (pos_freqs * scaling.factor).reciprocal();
+  return interpolation * (1 - extrapolation_factor) + extrapolation * extrapolation_factor;
 }
 
 // RoPE inverse frequencies exactly as transformers' modeling_rope_utils computes
 // them (float32 throughout, the same operations in the same order).
-torch::Tensor rope_inverse_frequencies(const ModelConfig& config) {
-  const std::int64_t dim = config.head_dim;
+torch::Tensor rope_inverse_frequencies(const Rope& rope, std::int64_t dim) {
   const torch::Tensor exponents = torch::arange(0, dim, 2, torch::dtype(torch::kInt64)).to(torch::kFloat32) /
                                   static_cast<double>(dim);
+  const RopeScaling& scaling = rope.scaling;
+  if (scaling.type == RopeScaling::Type::kYarn)
+    return yarn_inverse_frequencies(at::pow(rope.theta, exponents), dim, rope.theta, scaling);
   // Python's `1.0 / t` and `c / t` are reciprocal(t) * c: written the same way here.
-  torch::Tensor inv_freq = at::pow(config.rope_theta, exponents).reciprocal();
-  const RopeScaling& scaling = config.rope_scaling;
+  torch::Tensor inv_freq = at::pow(rope.theta, exponents).reciprocal();
   switch (scaling.type) {
+    case RopeScaling::Type::kYarn:
     case RopeScaling::Type::kNone: return inv_freq;
     case RopeScaling::Type::kLinear: return inv_freq / scaling.factor;
     case RopeScaling::Type::kLlama3: {
@@ -194,7 +242,7 @@ DecoderLayerWeights load_layer(const WeightLoader& load, const ModelConfig& conf
   const auto name = [&](const char* suffix) { return prefix + suffix; };
 
   DecoderLayerWeights w;
-  w.input_norm = load(name("input_layernorm.weight"), {hidden});
+  if (!traits.post_norms) w.input_norm = load(name("input_layernorm.weight"), {hidden});
   if (traits.fused_weights)
     w.qkv_proj = load(name("self_attn.qkv_proj.weight"), {q_rows + 2 * kv_rows, hidden}).contiguous();
   else
@@ -206,12 +254,13 @@ DecoderLayerWeights load_layer(const WeightLoader& load, const ModelConfig& conf
                                {name("self_attn.k_proj.bias"), {kv_rows}},
                                {name("self_attn.v_proj.bias"), {kv_rows}}});
   if (traits.qk_norm) {
-    w.q_norm = load(name("self_attn.q_norm.weight"), {head_dim});
-    w.k_norm = load(name("self_attn.k_norm.weight"), {head_dim});
+    w.q_norm = load(name("self_attn.q_norm.weight"), {traits.qk_norm_all_heads ? q_rows : head_dim});
+    w.k_norm = load(name("self_attn.k_norm.weight"), {traits.qk_norm_all_heads ? kv_rows : head_dim});
   }
   w.output_proj = load(name("self_attn.o_proj.weight"), {hidden, q_rows}).contiguous();
   if (traits.output_bias) w.output_bias = load(name("self_attn.o_proj.bias"), {hidden});
   w.post_attention_norm = load(name("post_attention_layernorm.weight"), {hidden});
+  if (traits.post_norms) w.post_mlp_norm = load(name("post_feedforward_layernorm.weight"), {hidden});
   if (config.is_moe_layer(index)) {
     load_experts(load, config, prefix + "mlp.", w);
     return w;
@@ -253,9 +302,12 @@ struct RotaryTables {
   torch::Tensor cos, sin;
 };
 
-RotaryTables rotary_tables(const torch::Tensor& positions /*[B|1, T]*/, const torch::Tensor& inv_freq) {
+// `attention_factor` scales both (YaRN's; 1 otherwise).
+RotaryTables rotary_tables(const torch::Tensor& positions /*[B|1, T]*/, const torch::Tensor& inv_freq,
+                           double attention_factor) {
   const torch::Tensor angles = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq;  // [B|1, T, D/2]
-  return {angles.cos(), angles.sin()};
+  if (attention_factor == 1.0) return {angles.cos(), angles.sin()};
+  return {angles.cos().mul_(attention_factor), angles.sin().mul_(attention_factor)};
 }
 
 // hidden += x @ weight^T (+ bias). Without a bias the GEMM accumulates into
@@ -326,6 +378,7 @@ struct LayerContext {
   const ModelConfig& config;
   const DecoderTraits& traits;
   const RotaryTables& rope;
+  const RotaryTables& sliding_rope;  // the sliding_attention layers' when they have their own, else empty
   KVCache* cache;
   const AttentionControl* control;
   const AttentionInputsCallback& on_attention;
@@ -339,28 +392,37 @@ void decoder_layer(torch::Tensor& hidden, const DecoderLayerWeights& w, std::int
   const std::int64_t query_heads = config.num_attention_heads, kv_heads = config.num_key_value_heads;
 
   // --- attention ---
-  const torch::Tensor attn_input = kernels::rms_norm(hidden, w.input_norm, eps);
+  const bool post_norms = ctx.traits.post_norms;
+  const torch::Tensor attn_input = post_norms ? hidden : kernels::rms_norm(hidden, w.input_norm, eps);
   const torch::Tensor qkv = at::linear(attn_input, w.qkv_proj, w.qkv_bias);  // [B, T, (Hq + 2 Hkv) D]
-  torch::Tensor queries = qkv.narrow(-1, 0, query_heads * head_dim).view({batch, tokens, query_heads, head_dim});
-  torch::Tensor keys =
-      qkv.narrow(-1, query_heads * head_dim, kv_heads * head_dim).view({batch, tokens, kv_heads, head_dim});
+  torch::Tensor queries = qkv.narrow(-1, 0, query_heads * head_dim);
+  torch::Tensor keys = qkv.narrow(-1, query_heads * head_dim, kv_heads * head_dim);
+  if (ctx.traits.qk_norm_all_heads) {  // one norm over every head's q (and k) of a token
+    queries = kernels::rms_norm(queries, w.q_norm, eps);
+    keys = kernels::rms_norm(keys, w.k_norm, eps);
+  }
+  queries = queries.view({batch, tokens, query_heads, head_dim});
+  keys = keys.view({batch, tokens, kv_heads, head_dim});
   const torch::Tensor values =
       qkv.narrow(-1, (query_heads + kv_heads) * head_dim, kv_heads * head_dim).view({batch, tokens, kv_heads, head_dim});
-  if (ctx.traits.qk_norm) {
+  if (ctx.traits.qk_norm && !ctx.traits.qk_norm_all_heads) {
     queries = kernels::rms_norm(queries, w.q_norm, eps);
     keys = kernels::rms_norm(keys, w.k_norm, eps);
   }
   // A layer without RoPE (SmolLM3's NoPE layers) attends by content alone;
   // its q and k are laid out as the rotary kernel's output is.
   const bool rope = config.uses_rope(layer);
+  const RotaryTables& tables =
+      ctx.sliding_rope.cos.defined() && config.is_sliding_attention_layer(layer) ? ctx.sliding_rope : ctx.rope;
   const torch::Tensor rotated_queries =
-      (rope ? kernels::rotary(queries, ctx.rope.cos, ctx.rope.sin) : queries.contiguous()).transpose(1, 2);
+      (rope ? kernels::rotary(queries, tables.cos, tables.sin) : queries.contiguous()).transpose(1, 2);
   torch::Tensor all_keys =
-      (rope ? kernels::rotary(keys, ctx.rope.cos, ctx.rope.sin) : keys.contiguous()).transpose(1, 2);  // [B, Hkv, T, D]
+      (rope ? kernels::rotary(keys, tables.cos, tables.sin) : keys.contiguous()).transpose(1, 2);  // [B, Hkv, T, D]
   torch::Tensor all_values = values.transpose(1, 2);
   AttentionParams params;
   params.layer = layer;
   params.control = ctx.control;
+  params.sliding_window = config.sliding_window(layer);
   if (ctx.cache != nullptr) {
     std::tie(all_keys, all_values) = ctx.cache->extend(layer, all_keys, all_values);
     // A prefix shared by every lane stays apart: attention reads it once for all lanes.
@@ -378,7 +440,10 @@ void decoder_layer(torch::Tensor& hidden, const DecoderLayerWeights& w, std::int
 
   const torch::Tensor attended = attention(rotated_queries, all_keys, all_values, params);  // [B, Hq, T, D]
   const torch::Tensor merged_heads = attended.transpose(1, 2).reshape({batch, tokens, query_heads * head_dim});
-  add_projection_(hidden, merged_heads, w.output_proj, w.output_bias);
+  if (post_norms)
+    hidden.add_(kernels::rms_norm(at::linear(merged_heads, w.output_proj, w.output_bias), w.post_attention_norm, eps));
+  else
+    add_projection_(hidden, merged_heads, w.output_proj, w.output_bias);
 
   // --- SwiGLU MLP, at most kMlpRows token rows at a time ---
   // The [rows, 2 * intermediate] activations are the largest temporaries of a
@@ -388,14 +453,17 @@ void decoder_layer(torch::Tensor& hidden, const DecoderLayerWeights& w, std::int
   const std::int64_t inner = config.intermediate_size;
   const bool routed = config.is_moe_layer(layer);
   const auto mlp_rows = [&](torch::Tensor rows) {  // rows [N, hidden], updated in place
-    const torch::Tensor mlp_input = kernels::rms_norm(rows, w.post_attention_norm, eps);
+    const torch::Tensor mlp_input = post_norms ? rows : kernels::rms_norm(rows, w.post_attention_norm, eps);
     if (routed) {
       rows.add_(routed_mlp(mlp_input.reshape({-1, mlp_input.size(-1)}), w, config).view_as(rows));
       return;
     }
     const torch::Tensor gate_up = at::linear(mlp_input, w.gate_up_proj, w.gate_up_bias);  // [N, 2 I]
     const torch::Tensor activated = at::silu(gate_up.narrow(-1, 0, inner)).mul_(gate_up.narrow(-1, inner, inner));
-    add_projection_(rows, activated, w.down_proj, w.down_bias);
+    if (post_norms)
+      rows.add_(kernels::rms_norm(at::linear(activated, w.down_proj, w.down_bias), w.post_mlp_norm, eps));
+    else
+      add_projection_(rows, activated, w.down_proj, w.down_bias);
   };
   const std::int64_t total_rows = batch * tokens;
   const std::int64_t block_rows =
@@ -450,7 +518,14 @@ std::shared_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptio
                                                 : load("lm_head.weight", {vocab, hidden}).contiguous();
   for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)
     weights->layers.push_back(load_layer(load, config, weights->traits, i));
-  weights->inv_freq = rope_inverse_frequencies(config).to(options.device);
+  weights->inv_freq = rope_inverse_frequencies({config.rope_theta, config.rope_scaling}, config.head_dim)
+                          .to(options.device);
+  weights->rope_attention_factor = config.rope_scaling.attention_factor;
+  if (config.sliding_attention_rope) {
+    weights->sliding_inv_freq =
+        rope_inverse_frequencies(*config.sliding_attention_rope, config.head_dim).to(options.device);
+    weights->sliding_rope_attention_factor = config.sliding_attention_rope->scaling.attention_factor;
+  }
   const std::filesystem::path tokenizer_file = std::filesystem::path(dir) / "tokenizer.json";
   std::shared_ptr<const Tokenizer> tokenizer;
   if (std::filesystem::exists(tokenizer_file)) tokenizer = Tokenizer::load(tokenizer_file.string());
@@ -519,9 +594,13 @@ torch::Tensor CausalLM::hidden_states(const torch::Tensor& ids, const torch::Ten
   }
   if (control != nullptr) control->validate(batch, config_.num_attention_heads, config_.num_hidden_layers);
 
-  const RotaryTables rope = rotary_tables(token_positions, weights_->inv_freq);
+  const RotaryTables rope = rotary_tables(token_positions, weights_->inv_freq, weights_->rope_attention_factor);
+  const RotaryTables sliding_rope =
+      weights_->sliding_inv_freq.defined()
+          ? rotary_tables(token_positions, weights_->sliding_inv_freq, weights_->sliding_rope_attention_factor)
+          : RotaryTables{};
   torch::Tensor hidden = at::embedding(weights_->embed_tokens, token_ids);  // [B, T, hidden], a fresh tensor
-  const LayerContext context{config_, weights_->traits, rope, cache, control, on_attention};
+  const LayerContext context{config_, weights_->traits, rope, sliding_rope, cache, control, on_attention};
   for (std::int64_t i = 0; i < config_.num_hidden_layers; ++i) decoder_layer(hidden, weights_->layers[i], i, context);
   if (cache != nullptr) cache->commit(tokens);
   return kernels::rms_norm(hidden, weights_->final_norm, config_.rms_norm_eps);

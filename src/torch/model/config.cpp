@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <utility>
 
@@ -109,11 +110,12 @@ constexpr KnownArchitecture kArchitectures[] = {
     {"Qwen3MoeForCausalLM", "qwen3_moe", Architecture::kQwen3Moe},
     {"SmolLM3ForCausalLM", "smollm3", Architecture::kSmolLM3},
     {"Phi3ForCausalLM", "phi3", Architecture::kPhi3},
+    {"Olmo3ForCausalLM", "olmo3", Architecture::kOlmo3},
     {"BertModel", "bert", Architecture::kBert},
 };
 constexpr const char* kSupportedArchitectures =
     "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Qwen3MoeForCausalLM, "
-    "SmolLM3ForCausalLM, Phi3ForCausalLM, BertModel";
+    "SmolLM3ForCausalLM, Phi3ForCausalLM, Olmo3ForCausalLM, BertModel";
 
 // What an unsupported checkpoint is closest to among the supported ones, and
 // what stands between them -- for the families reasoning researchers ask for
@@ -124,10 +126,9 @@ std::string nearest_supported(const std::string& name) {
                               "implemented yet)"},
       {"MixtralForCausalLM", "MistralForCausalLM and Qwen3MoeForCausalLM (Mistral's attention, routed experts; "
                              "Mixtral's expert weight names are not read yet)"},
-      {"Ministral3ForCausalLM", "MistralForCausalLM (its sliding-window layers are not implemented yet)"},
-      {"GptOssForCausalLM", "none close: attention sinks, sliding windows, MoE and YaRN are not implemented yet"},
-      {"Olmo3ForCausalLM", "LlamaForCausalLM (OLMo's norm placement and sliding windows are not implemented yet)"},
-      {"Olmo2ForCausalLM", "LlamaForCausalLM (OLMo's norm placement is not implemented yet)"},
+      {"Ministral3ForCausalLM", "MistralForCausalLM (Ministral 3's own config and rope are not read yet)"},
+      {"GptOssForCausalLM", "none close: attention sinks, its MoE and YaRN are not implemented yet"},
+      {"Olmo2ForCausalLM", "Olmo3ForCausalLM (the same norm placement without sliding windows; not read yet)"},
       {"Qwen3_5ForCausalLM", "Qwen3ForCausalLM (its linear-attention layers are not implemented yet)"},
       {"Qwen3_5MoeForCausalLM", "Qwen3MoeForCausalLM (its linear-attention layers are not implemented yet)"},
   };
@@ -195,35 +196,26 @@ const KnownArchitecture& resolve_architecture(const FieldReader& fields, const s
   return *known;
 }
 
-// rope_theta and rope scaling. transformers 4 writes "rope_scaling" (and a
-// top-level "rope_theta"); transformers 5 writes "rope_parameters" holding
-// both. A non-empty rope_scaling wins, as in transformers.
-void read_rope(const FieldReader& fields, const std::string& source, double default_theta, ModelConfig& config) {
-  const char* key = "rope_scaling";
-  const json* rope = fields.find(key);
-  if (rope == nullptr || (rope->is_object() && rope->empty())) {
-    key = "rope_parameters";
-    rope = fields.find(key);
-  }
-  const double top_level_theta = fields.positive_number("rope_theta", default_theta);
-  if (fields.has("partial_rotary_factor") && fields.number("partial_rotary_factor", 1.0) != 1.0)
-    throw Error(fmt::format("{}: \"partial_rotary_factor\" other than 1 is not supported", source));
-  config.rope_theta = top_level_theta;
-  config.rope_scaling = RopeScaling{};
-  config.rope_scaling.original_max_position_embeddings = config.max_position_embeddings;
-  if (rope == nullptr) return;
-  if (!rope->is_object()) throw Error(fmt::format("{}: \"{}\" must be an object", source, key));
-  if (rope->contains("full_attention") || rope->contains("sliding_attention"))
-    throw Error(fmt::format("{}: per-layer-type \"{}\" is not supported", source, key));
-
-  const FieldReader rope_fields(*rope, source, fmt::format(" in \"{}\"", key));
+// One rope object: "rope_scaling" / "rope_parameters", or one layer type's
+// entry of it (`key` names it in errors). Its "rope_theta" wins over the
+// top-level one.
+Rope read_rope_object(const FieldReader& fields, const json& rope, const std::string& key, double top_level_theta,
+                      const std::string& source, const ModelConfig& config) {
+  if (!rope.is_object()) throw Error(fmt::format("{}: \"{}\" must be an object", source, key));
+  const FieldReader rope_fields(rope, source, fmt::format(" in \"{}\"", key));
   const std::string type = rope_fields.has("rope_type") ? rope_fields.string("rope_type", "default")
                                                         : rope_fields.string("type", "default");
-  config.rope_theta = rope_fields.positive_number("rope_theta", top_level_theta);
+  Rope out;
+  out.theta = rope_fields.positive_number("rope_theta", top_level_theta);
   if (rope_fields.number("partial_rotary_factor", 1.0) != 1.0)
     throw Error(fmt::format("{}: \"partial_rotary_factor\" in \"{}\" other than 1 is not supported", source, key));
-
-  RopeScaling& scaling = config.rope_scaling;
+  RopeScaling& scaling = out.scaling;
+  // The pretraining context: a top-level field wins (Phi-3 keeps it there), as in transformers.
+  const std::int64_t original_context =
+      fields.has("original_max_position_embeddings")
+          ? fields.positive_integer("original_max_position_embeddings", config.max_position_embeddings)
+          : rope_fields.positive_integer("original_max_position_embeddings", config.max_position_embeddings);
+  scaling.original_max_position_embeddings = config.max_position_embeddings;
   if (type == "default") {
     scaling.type = RopeScaling::Type::kNone;
   } else if (type == "linear") {
@@ -239,65 +231,103 @@ void read_rope(const FieldReader& fields, const std::string& source, double defa
     if (!(scaling.low_freq_factor > 0) || !(scaling.high_freq_factor > scaling.low_freq_factor))
       throw Error(fmt::format("{}: llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor, got {} and {}",
                               source, scaling.low_freq_factor, scaling.high_freq_factor));
+  } else if (type == "yarn") {
+    // transformers' _compute_yarn_parameters: a null factor is the context ratio; the attention factor, absent,
+    // follows from the factor (and mscale / mscale_all_dim when both are set).
+    scaling.type = RopeScaling::Type::kYarn;
+    scaling.original_max_position_embeddings = original_context;
+    scaling.factor = rope_fields.has("factor") ? rope_fields.required_number("factor")
+                                               : static_cast<double>(config.max_position_embeddings) /
+                                                     static_cast<double>(original_context);
+    const auto mscale_of = [](double factor, double mscale) {
+      return factor <= 1 ? 1.0 : 0.1 * mscale * std::log(factor) + 1.0;
+    };
+    const double mscale = rope_fields.number("mscale", 0.0), mscale_all_dim = rope_fields.number("mscale_all_dim", 0.0);
+    if (rope_fields.has("attention_factor"))
+      scaling.attention_factor = rope_fields.required_number("attention_factor");
+    else if (mscale != 0 && mscale_all_dim != 0)
+      scaling.attention_factor = mscale_of(scaling.factor, mscale) / mscale_of(scaling.factor, mscale_all_dim);
+    else
+      scaling.attention_factor = mscale_of(scaling.factor, 1.0);
+    // `get(...) or default`: a null or zero beta takes the default.
+    scaling.beta_fast = rope_fields.number("beta_fast", 0.0) != 0 ? rope_fields.number("beta_fast", 32.0) : 32.0;
+    scaling.beta_slow = rope_fields.number("beta_slow", 0.0) != 0 ? rope_fields.number("beta_slow", 1.0) : 1.0;
+    scaling.truncate = rope_fields.boolean("truncate", true);
+    if (!std::isfinite(scaling.attention_factor) || !(scaling.attention_factor > 0))
+      throw Error(fmt::format("{}: yarn \"attention_factor\" in \"{}\" must be positive, got {}", source, key,
+                              scaling.attention_factor));
   } else {
-    throw Error(fmt::format("{}: rope type \"{}\" in \"{}\" is not supported (supported: default, linear, llama3)",
+    throw Error(fmt::format("{}: rope type \"{}\" in \"{}\" is not supported (supported: default, linear, llama3, "
+                            "yarn)",
                             source, type, key));
   }
   if (!(scaling.factor > 0))
     throw Error(fmt::format("{}: rope scaling \"factor\" in \"{}\" must be positive, got {}", source, key,
                             scaling.factor));
+  return out;
 }
 
-// Qwen2/Qwen3 may window some layers' attention; this library runs full
-// attention only, which is the same thing when the window covers every
-// position the model can see.
-void check_sliding_window(const FieldReader& fields, const std::string& source, const ModelConfig& config) {
-  const bool use_sliding_window = fields.boolean("use_sliding_window", false);
-  // Qwen2Config: sliding_window = sliding_window if use_sliding_window else None
-  // (class default 4096; an explicit null means no window).
-  std::optional<std::int64_t> window;
-  if (use_sliding_window) {
-    if (!fields.object_has_key("sliding_window"))
-      window = 4096;
-    else if (fields.has("sliding_window"))
-      window = fields.positive_integer("sliding_window", 4096);
+// rope_theta and rope scaling. transformers 4 writes "rope_scaling" (and a
+// top-level "rope_theta"); transformers 5 writes "rope_parameters" holding
+// both, or one such object per layer type ("full_attention",
+// "sliding_attention"). A non-empty rope_scaling wins, as in transformers.
+void read_rope(const FieldReader& fields, const std::string& source, double default_theta, ModelConfig& config) {
+  const char* key = "rope_scaling";
+  const json* rope = fields.find(key);
+  if (rope == nullptr || (rope->is_object() && rope->empty())) {
+    key = "rope_parameters";
+    rope = fields.find(key);
   }
-  const std::int64_t max_window_layers = fields.integer("max_window_layers", 28);
+  const double top_level_theta = fields.positive_number("rope_theta", default_theta);
+  if (fields.has("partial_rotary_factor") && fields.number("partial_rotary_factor", 1.0) != 1.0)
+    throw Error(fmt::format("{}: \"partial_rotary_factor\" other than 1 is not supported", source));
+  config.rope_theta = top_level_theta;
+  config.rope_scaling = RopeScaling{};
+  config.rope_scaling.original_max_position_embeddings = config.max_position_embeddings;
+  config.sliding_attention_rope.reset();
+  if (rope == nullptr) return;
+  if (!rope->is_object()) throw Error(fmt::format("{}: \"{}\" must be an object", source, key));
+  if (rope->contains("full_attention") || rope->contains("sliding_attention")) {
+    // Per layer type: an absent or null entry is the default rope.
+    const auto layer_rope = [&](const char* type) {
+      if (!rope->contains(type) || rope->at(type).is_null()) return Rope{top_level_theta, config.rope_scaling};
+      return read_rope_object(fields, rope->at(type), fmt::format("{}.{}", key, type), top_level_theta, source,
+                              config);
+    };
+    const Rope full = layer_rope("full_attention"), sliding = layer_rope("sliding_attention");
+    config.rope_theta = full.theta;
+    config.rope_scaling = full.scaling;
+    if (!rope->contains("sliding_attention") || !rope->contains("full_attention") ||
+        rope->at("sliding_attention") != rope->at("full_attention"))
+      config.sliding_attention_rope = sliding;
+    return;
+  }
+  const Rope read = read_rope_object(fields, *rope, key, top_level_theta, source, config);
+  config.rope_theta = read.theta;
+  config.rope_scaling = read.scaling;
+}
 
-  std::vector<bool> sliding(static_cast<std::size_t>(config.num_hidden_layers), false);
-  if (const json* layer_types = fields.find("layer_types")) {
-    if (!layer_types->is_array())
-      throw Error(fmt::format("{}: \"layer_types\" must be a list of strings", source));
-    if (static_cast<std::int64_t>(layer_types->size()) != config.num_hidden_layers)
-      throw Error(fmt::format("{}: \"layer_types\" has {} entries for {} layers", source, layer_types->size(),
-                              config.num_hidden_layers));
-    for (std::size_t i = 0; i < layer_types->size(); ++i) {
-      const json& t = (*layer_types)[i];
-      const std::string type = t.is_string() ? t.get<std::string>() : t.dump();
-      if (type == "sliding_attention")
-        sliding[i] = true;
-      else if (type != "full_attention")
-        throw Error(fmt::format("{}: layer type \"{}\" (layer {}) is not supported (supported: full_attention, "
-                                "sliding_attention)",
-                                source, type, i));
-    }
-  } else if (window) {
-    // Layers i >= max_window_layers slide, as in transformers' Qwen2Config: a
-    // negative value means every layer (and must not index before the first).
-    for (std::int64_t i = std::max<std::int64_t>(max_window_layers, 0); i < config.num_hidden_layers; ++i)
-      sliding[static_cast<std::size_t>(i)] = true;
+// The sliding layers that "layer_types" names ("sliding_attention" /
+// "full_attention", one per layer); none when the key is absent.
+std::optional<std::vector<bool>> sliding_layer_types(const FieldReader& fields, const std::string& source,
+                                                     std::int64_t layers) {
+  const json* layer_types = fields.find("layer_types");
+  if (layer_types == nullptr) return std::nullopt;
+  if (!layer_types->is_array())
+    throw Error(fmt::format("{}: \"layer_types\" must be a list of strings", source));
+  if (static_cast<std::int64_t>(layer_types->size()) != layers)
+    throw Error(fmt::format("{}: \"layer_types\" has {} entries for {} layers", source, layer_types->size(), layers));
+  std::vector<bool> sliding;
+  for (std::size_t i = 0; i < layer_types->size(); ++i) {
+    const json& t = (*layer_types)[i];
+    const std::string type = t.is_string() ? t.get<std::string>() : t.dump();
+    if (type != "sliding_attention" && type != "full_attention")
+      throw Error(fmt::format("{}: layer type \"{}\" (layer {}) is not supported (supported: full_attention, "
+                              "sliding_attention)",
+                              source, type, i));
+    sliding.push_back(type == "sliding_attention");
   }
-  for (std::size_t i = 0; i < sliding.size(); ++i) {
-    if (!sliding[i]) continue;
-    if (!window)
-      throw Error(fmt::format("{}: \"layer_types\" marks layer {} sliding_attention but \"use_sliding_window\" is "
-                              "false (no window is defined)",
-                              source, i));
-    if (*window < config.max_position_embeddings)
-      throw Error(fmt::format("{}: \"use_sliding_window\" with \"sliding_window\" {} < max_position_embeddings {} "
-                              "(layer {} and on) is not supported: only full attention is implemented",
-                              source, *window, config.max_position_embeddings, i));
-  }
+  return sliding;
 }
 
 // The window of a config that gives every sliding layer the same one:
@@ -308,15 +338,42 @@ std::optional<std::int64_t> sliding_window_of(const FieldReader& fields, std::op
   return fields.positive_integer("sliding_window", 0);
 }
 
-// Only a window that covers every position the model can see runs exactly
-// here (windowed attention is not implemented); `layers` says which slide.
-void check_window_covers(const std::optional<std::int64_t>& window, const std::string& layers,
-                         const std::string& source, const ModelConfig& config) {
-  if (window && *window < config.max_position_embeddings)
-    throw Error(fmt::format("{}: \"sliding_window\" {} < max_position_embeddings {} ({}) is not supported: only full "
-                            "attention is implemented (\"sliding_window\": null, or a window that covers "
-                            "max_position_embeddings, loads)",
-                            source, *window, config.max_position_embeddings, layers));
+// Gives the layers flagged in `sliding` the window (none: they stay full, as
+// transformers builds no window mask without a "sliding_window").
+void set_windows(ModelConfig& config, const std::optional<std::int64_t>& window, const std::vector<bool>& sliding) {
+  config.sliding_attention_layers = sliding;
+  config.sliding_windows.assign(static_cast<std::size_t>(config.num_hidden_layers), 0);
+  if (!window) return;
+  for (std::size_t i = 0; i < sliding.size() && i < config.sliding_windows.size(); ++i)
+    if (sliding[i]) config.sliding_windows[i] = *window;
+}
+
+// Qwen2Config / Qwen3Config: sliding_window = sliding_window if
+// use_sliding_window else None (class default 4096; an explicit null means no
+// window); "layer_types", or absent, the layers i >= max_window_layers slide.
+void read_qwen_windows(const FieldReader& fields, const std::string& source, ModelConfig& config) {
+  const std::optional<std::int64_t> window =
+      fields.boolean("use_sliding_window", false) ? sliding_window_of(fields, 4096) : std::nullopt;
+  std::vector<bool> sliding(static_cast<std::size_t>(config.num_hidden_layers), false);
+  if (auto types = sliding_layer_types(fields, source, config.num_hidden_layers)) {
+    sliding = *types;
+    for (std::size_t i = 0; i < sliding.size(); ++i)
+      if (sliding[i] && !window)
+        throw Error(fmt::format("{}: \"layer_types\" marks layer {} sliding_attention but \"use_sliding_window\" "
+                                "is false (no window is defined)",
+                                source, i));
+  } else {
+    // A negative max_window_layers means every layer (and must not index before the first).
+    for (std::int64_t i = std::max<std::int64_t>(fields.integer("max_window_layers", 28), 0);
+         i < config.num_hidden_layers; ++i)
+      sliding[static_cast<std::size_t>(i)] = true;
+  }
+  set_windows(config, window, sliding);
+}
+
+// Every layer within one "sliding_window" (Mistral, Phi-3, Qwen3-MoE).
+void slide_every_layer(ModelConfig& config, const std::optional<std::int64_t>& window) {
+  set_windows(config, window, std::vector<bool>(static_cast<std::size_t>(config.num_hidden_layers), true));
 }
 
 // Per-layer list `key` of 0/1 flags (or booleans), `layers` long.
@@ -378,18 +435,12 @@ void read_smollm3_layers(const FieldReader& fields, const std::string& source, M
     const std::int64_t interval = fields.positive_integer("no_rope_layer_interval", 4);
     for (std::int64_t i = 0; i < layers; ++i) config.rope_layers.push_back((i + 1) % interval != 0);
   }
-  if (!fields.boolean("use_sliding_window", false)) return;
-  const std::optional<std::int64_t> window = sliding_window_of(fields, std::nullopt);
-  if (!window) return;
-  for (std::int64_t i = 0; i < layers; ++i) {
-    bool sliding = !config.rope_layers[static_cast<std::size_t>(i)];
-    if (const json* types = fields.find("layer_types")) {
-      if (!types->is_array() || static_cast<std::int64_t>(types->size()) != layers)
-        throw Error(fmt::format("{}: \"layer_types\" must be a list of {} strings", source, layers));
-      sliding = (*types)[static_cast<std::size_t>(i)] == "sliding_attention";
-    }
-    if (sliding) check_window_covers(window, fmt::format("layer {} slides", i), source, config);
-  }
+  const std::optional<std::int64_t> window =
+      fields.boolean("use_sliding_window", false) ? sliding_window_of(fields, std::nullopt) : std::nullopt;
+  std::vector<bool> sliding;
+  for (const bool rope : config.rope_layers) sliding.push_back(!rope);
+  if (auto types = sliding_layer_types(fields, source, layers)) sliding = *types;
+  set_windows(config, window, sliding);
 }
 
 // The transformers class defaults of one decoder family.
@@ -424,12 +475,37 @@ DecoderDefaults defaults_of(Architecture arch) {
     case Architecture::kPhi3:
       return {.vocab = 32064, .hidden = 3072, .intermediate = 8192, .layers = 32, .heads = 32, .kv_heads = {},
               .max_positions = 4096, .bos = 1, .eos = 32000, .rms_norm_eps = 1e-5};
+    case Architecture::kOlmo3:
+      return {.vocab = 50304, .hidden = 4096, .intermediate = 11008, .layers = 32, .heads = 32, .kv_heads = {},
+              .max_positions = 2048, .rope_theta = 500000.0, .eos = 50279, .rms_norm_eps = 1e-5};
     case Architecture::kQwen2:
     case Architecture::kBert:
       break;
   }
   return {.vocab = 151936, .hidden = 4096, .intermediate = 22016, .layers = 32, .heads = 32, .kv_heads = 32,
           .max_positions = 32768};
+}
+
+// Olmo3Config: "sliding_window" (class default 4096, null: none) on the
+// "layer_types" layers marked sliding_attention; absent, every layer but each
+// fourth slides.
+void read_olmo3_layers(const FieldReader& fields, const std::string& source, ModelConfig& config) {
+  std::vector<bool> sliding;
+  for (std::int64_t i = 0; i < config.num_hidden_layers; ++i) sliding.push_back((i + 1) % 4 != 0);
+  if (auto types = sliding_layer_types(fields, source, config.num_hidden_layers)) sliding = *types;
+  set_windows(config, sliding_window_of(fields, 4096), sliding);
+  // A flat rope (transformers 4's "rope_scaling" and "rope_theta") is the full-attention layers'; transformers 5's
+  // Olmo3Config gives the sliding ones the default rope with the class's theta (500000), not "rope_theta".
+  const json* parameters = fields.find("rope_parameters");
+  const bool per_layer_type = parameters != nullptr && parameters->is_object() &&
+                              (parameters->contains("full_attention") || parameters->contains("sliding_attention"));
+  const json* scaling = fields.find("rope_scaling");
+  const bool flat_scaling = scaling != nullptr && scaling->is_object() && !scaling->empty();
+  if (!per_layer_type || flat_scaling) {
+    const Rope sliding_rope{defaults_of(Architecture::kOlmo3).rope_theta, {}};
+    if (sliding_rope.theta != config.rope_theta || config.rope_scaling.type != RopeScaling::Type::kNone)
+      config.sliding_attention_rope = sliding_rope;
+  }
 }
 
 void read_decoder(const FieldReader& fields, const std::string& source, ModelConfig& config) {
@@ -494,6 +570,10 @@ void read_decoder(const FieldReader& fields, const std::string& source, ModelCon
       config.attention_bias = config.attention_output_bias = fields.boolean("attention_bias", false);
       config.mlp_bias = fields.boolean("mlp_bias", false);
       break;
+    case Architecture::kOlmo3:  // Olmo3Attention: attention_bias on q, k, v and o; q_norm / k_norm over all heads
+      config.attention_bias = config.attention_output_bias = fields.boolean("attention_bias", false);
+      config.qk_norm = true;
+      break;
     case Architecture::kMistral:  // MistralAttention and MistralMLP have no biases
     case Architecture::kPhi3:     // nor do Phi3Attention and Phi3MLP (their projections are fused)
     case Architecture::kBert:
@@ -506,24 +586,31 @@ void read_decoder(const FieldReader& fields, const std::string& source, ModelCon
     case Architecture::kBert:
       break;
     case Architecture::kMistral:  // every layer attends within the window (class default 4096)
-      check_window_covers(sliding_window_of(fields, 4096), "every layer slides", source, config);
+      slide_every_layer(config, sliding_window_of(fields, 4096));
       break;
     case Architecture::kQwen3Moe:  // every layer slides when use_sliding_window (class default 4096)
       read_moe(fields, source, config);
-      if (fields.boolean("use_sliding_window", false))
-        check_window_covers(sliding_window_of(fields, 4096), "every layer slides", source, config);
+      slide_every_layer(config, fields.boolean("use_sliding_window", false) ? sliding_window_of(fields, 4096)
+                                                                            : std::nullopt);
       break;
     case Architecture::kSmolLM3:
       read_smollm3_layers(fields, source, config);
       break;
     case Architecture::kPhi3:  // every layer attends within "sliding_window" when set (class default: none)
-      check_window_covers(sliding_window_of(fields, std::nullopt), "every layer slides", source, config);
+      slide_every_layer(config, sliding_window_of(fields, std::nullopt));
+      break;
+    case Architecture::kOlmo3:
+      read_olmo3_layers(fields, source, config);
       break;
     case Architecture::kQwen2:
     case Architecture::kQwen3:
-      check_sliding_window(fields, source, config);
+      read_qwen_windows(fields, source, config);
       break;
   }
+  if (config.sliding_attention_rope && config.sliding_attention_layers.empty())
+    throw Error(fmt::format("{}: \"rope_parameters\" differ per layer type but no \"layer_types\" says which layers "
+                            "are sliding_attention",
+                            source));
   if (defaults.bos && !fields.object_has_key("bos_token_id")) config.bos_token_id = defaults.bos;
   if (defaults.eos && !fields.object_has_key("eos_token_id")) config.eos_token_ids.push_back(*defaults.eos);
 }
@@ -636,6 +723,7 @@ const char* architecture_label(Architecture architecture) {
     case Architecture::kQwen3Moe: return "qwen3_moe";
     case Architecture::kSmolLM3: return "smollm3";
     case Architecture::kPhi3: return "phi3";
+    case Architecture::kOlmo3: return "olmo3";
     case Architecture::kBert: return "bert";
   }
   return "unknown";

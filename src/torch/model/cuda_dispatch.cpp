@@ -174,11 +174,21 @@ torch::Tensor float_lse(const torch::Tensor& lse, const AttentionShape& shape, c
   return lse.to(torch::kFloat32).contiguous();
 }
 
+// The kernels know no sliding window yet; their CPU twins (LibTorch ops, which
+// also run on CUDA tensors) do, and the model's methods call those.
+void refuse_window(std::int64_t window, const char* what) {
+  if (window != 0)
+    throw Error(fmt::format("{}: sliding windows are not in the CUDA kernels yet (got {}); the LibTorch twin in "
+                            "attention.h / sentence_pooling.h / band_statistics.h computes them",
+                            what, window));
+}
+
 }  // namespace
 
 AttentionResult masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                  const AttentionParams& params) {
   const char* what = "cuda::masked_attention";
+  refuse_window(params.sliding_window, what);
   Problem p = make_problem(q, k, &v, params.scale, params.control, params.layer, what);
   const c10::DeviceGuard guard(q.device());
   const torch::Tensor values = v.contiguous();
@@ -196,6 +206,7 @@ AttentionResult masked_attention(const torch::Tensor& q, const torch::Tensor& k,
 torch::Tensor sentence_block_sums(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& lse,
                                   const std::vector<TokenSpan>& sentences, const SentencePoolingParams& params) {
   const char* what = "cuda::sentence_block_sums";
+  refuse_window(params.sliding_window, what);
   if (params.query_tile < 1 || params.key_tile < 1)
     throw Error(fmt::format("{}: tile sizes must be >= 1, got {} x {}", what, params.query_tile, params.key_tile));
   Problem p = make_problem(q, k, nullptr, params.scale, params.control, params.layer, what);
@@ -219,6 +230,7 @@ torch::Tensor sentence_block_sums(const torch::Tensor& q, const torch::Tensor& k
 BandStatistics band_statistics(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& lse,
                                const BandStatisticsParams& params) {
   const char* what = "cuda::band_statistics";
+  refuse_window(params.sliding_window, what);
   if (params.query_tile < 1 || params.key_tile < 1)
     throw Error(fmt::format("{}: tile sizes must be >= 1, got {} x {}", what, params.query_tile, params.key_tile));
   if (params.waad_window < 1)

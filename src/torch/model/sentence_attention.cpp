@@ -49,6 +49,7 @@ torch::Tensor sentence_attention(const CausalLM& model, const std::vector<std::i
     // The pooling applies the same control regions as the forward pass, layer by layer.
     SentencePoolingParams layer_params = params;
     layer_params.layer = layer;
+    layer_params.sliding_window = config.sliding_window(layer);  // the weights the model computes
     const torch::Tensor lse = causal_log_sum_exp(queries, keys, layer_params);
     const torch::Tensor means = sentence_block_means(queries, keys, lse, sentence_spans, layer_params)[0].cpu();
     for (std::size_t i = 0; i < selected.size(); ++i)

@@ -32,6 +32,8 @@ AttentionShape check_qk(const torch::Tensor& q, const torch::Tensor& k, const Se
     throw Error(fmt::format("{}: tile sizes must be >= 1, got {} x {}", what, params.query_tile, params.key_tile));
   if (params.scale && !std::isfinite(*params.scale))
     throw Error(fmt::format("{}: scale must be finite, got {}", what, *params.scale));
+  if (params.sliding_window < 0)
+    throw Error(fmt::format("{}: sliding_window must be >= 0 (0: none), got {}", what, params.sliding_window));
   // Same acceptance as attention(): a control is checked when it affects the
   // layer, so a control that works for a forward pass works here.
   if (params.control != nullptr && params.control->affects_layer(params.layer)) {
@@ -58,16 +60,23 @@ double lowest_finite(torch::ScalarType dtype) {
   }
 }
 
-// The regions of a control that apply to one layer, and the suppressed score.
+// The regions of a control that apply to one layer, the suppressed score and
+// the layer's sliding window: what every score tile needs besides Q and K.
 struct TileRegions {
   std::vector<const AttentionRegion*> regions;
   double suppressed_score = 0;
+  std::int64_t window = 0;
   bool empty() const { return regions.empty(); }
+  // Keys a query at `slot` sees: [first_visible_key(slot), slot].
+  std::int64_t first_visible_key(std::int64_t slot) const {
+    return window > 0 ? std::max<std::int64_t>(0, slot - window + 1) : 0;
+  }
 };
 
 TileRegions tile_regions(const SentencePoolingParams& params, torch::ScalarType dtype) {
   TileRegions out;
   out.suppressed_score = lowest_finite(dtype);
+  out.window = params.sliding_window;
   if (params.control == nullptr) return out;
   for (const AttentionRegion& region : params.control->regions)
     if (region.applies_to_layer(params.layer)) out.regions.push_back(&region);
@@ -108,7 +117,8 @@ void apply_regions(torch::Tensor& scores, const TileRegions& active, std::int64_
 
 // Scaled scores [B, Hq, rows, cols] of query rows [r0, r0 + rows) (query
 // indices) against key slots [c0, c0 + cols), regions applied, causally
-// invisible pairs -inf (after the regions: causal exclusion is absolute).
+// invisible pairs and pairs outside the window -inf (after the regions:
+// exclusion is absolute).
 // `queries` is [B, Hkv, G, Tq, D] float32, `keys` [B, Hkv, Tk, D] float32.
 torch::Tensor score_tile(const torch::Tensor& queries, const torch::Tensor& keys, const AttentionShape& shape,
                          double scale, const TileRegions& active, std::int64_t r0, std::int64_t rows,
@@ -124,6 +134,12 @@ torch::Tensor score_tile(const torch::Tensor& queries, const torch::Tensor& keys
     const torch::Tensor invisible = torch::ones({rows, cols}, torch::dtype(torch::kBool).device(scores.device()))
                                         .triu(first_row_slot - c0 + 1);
     scores.masked_fill_(invisible, -std::numeric_limits<float>::infinity());
+  }
+  if (active.window > 0 && c0 <= first_row_slot + rows - 1 - active.window) {
+    // Key c0 + b is outside the window of query slot first_row_slot + a when b - a <= first_row_slot - c0 - W.
+    const torch::Tensor outside = torch::ones({rows, cols}, torch::dtype(torch::kBool).device(scores.device()))
+                                      .tril(first_row_slot - c0 - active.window);
+    scores.masked_fill_(outside, -std::numeric_limits<float>::infinity());
   }
   return scores;
 }
@@ -141,9 +157,10 @@ RowShift row_shift(const torch::Tensor& lse, const AttentionShape& shape, const 
   shift.base = lse.to(torch::kFloat32).unsqueeze(-1);
   if (active.empty()) return shift;  // nothing suppressed: no degenerate rows
   const auto f64 = torch::dtype(torch::kFloat64).device(lse.device());
-  // Visible keys of query r: slots 0..first_slot + r.
-  const torch::Tensor log_visible =
-      torch::arange(shape.first_query_slot() + 1, shape.keys + 1, f64).log_();  // [Tq]
+  // Visible keys of query r: slots 0..first_slot + r, at most W of them.
+  torch::Tensor visible = torch::arange(shape.first_query_slot() + 1, shape.keys + 1, f64);  // [Tq]
+  if (active.window > 0) visible.clamp_max_(static_cast<double>(active.window));
+  const torch::Tensor log_visible = visible.log_();
   // In double, so the bound also separates fp16's lowest (-65504) + log(n).
   const torch::Tensor degenerate =
       lse.to(torch::kFloat64).le(log_visible + (active.suppressed_score + 1.0)).unsqueeze(-1);  // [B, Hq, Tq, 1]
@@ -213,16 +230,19 @@ torch::Tensor causal_log_sum_exp(const torch::Tensor& q, const torch::Tensor& k,
   const std::int64_t key_tile = std::min(params.key_tile, shape.keys);
   for (std::int64_t r0 = 0; r0 < shape.queries; r0 += query_tile) {
     const std::int64_t rows = std::min(query_tile, shape.queries - r0);
-    const std::int64_t key_end = shape.first_query_slot() + r0 + rows;  // keys [0, key_end) are visible to someone
+    const std::int64_t first_row_slot = shape.first_query_slot() + r0;
+    const std::int64_t key_end = first_row_slot + rows;  // keys [key_begin, key_end) are visible to someone
+    const std::int64_t key_begin = active.first_visible_key(first_row_slot);
+    // The running max starts at the lowest finite float rather than -inf: a
+    // row may see no key of a tile (a window), and -inf - -inf would be NaN.
+    // Every score that counts is >= that (at worst the suppressed score).
     torch::Tensor running_max =
-        torch::full({shape.batch, shape.query_heads, rows, 1}, -std::numeric_limits<float>::infinity(), options);
+        torch::full({shape.batch, shape.query_heads, rows, 1}, std::numeric_limits<float>::lowest(), options);
     torch::Tensor running_sum = torch::zeros({shape.batch, shape.query_heads, rows, 1}, options);
-    for (std::int64_t c0 = 0; c0 < key_end; c0 += key_tile) {
+    for (std::int64_t c0 = key_begin; c0 < key_end; c0 += key_tile) {
       const std::int64_t cols = std::min(key_tile, key_end - c0);
       const torch::Tensor scores = score_tile(queries, keys, shape, scale, active, r0, rows, c0, cols);
-      // Key slot 0 is visible to every row, so the max is finite from the first
-      // tile on (at worst the suppressed score). The max-subtracted form keeps an
-      // all-suppressed row finite: lowest + log(n).
+      // The max-subtracted form keeps an all-suppressed row finite: lowest + log(n).
       const torch::Tensor new_max = at::maximum(running_max, std::get<0>(scores.max(-1, /*keepdim=*/true)));
       running_sum.mul_((running_max - new_max).exp_()).add_((scores - new_max).exp_().sum(-1, /*keepdim=*/true));
       running_max = new_max;
@@ -272,7 +292,7 @@ torch::Tensor sentence_block_sums(const torch::Tensor& q, const torch::Tensor& k
     // Row-reduced probabilities: per query row, the sum over each key sentence.
     torch::Tensor row_sums = torch::zeros({shape.batch, shape.query_heads, rows, qi1 + 1}, options);
     const std::int64_t key_hi = r0 + rows;  // the last row's slot is key_hi - 1
-    for (std::int64_t c0 = key_lo; c0 < key_hi; c0 += key_tile) {
+    for (std::int64_t c0 = std::max(key_lo, active.first_visible_key(r0)); c0 < key_hi; c0 += key_tile) {
       const std::int64_t cols = std::min(key_tile, key_hi - c0);
       std::int64_t kj0 = 0, kj1 = 0;
       if (!sentence_range(sentence_of.data() + c0, cols, kj0, kj1)) continue;

@@ -99,8 +99,8 @@ Attribution HeadAblationMethod::run(const Trace& trace, const Context& context) 
   const std::shared_ptr<RolloutProvider> provider =
       context.provider ? context.provider : std::make_shared<LocalProvider>(context.model);
   const model::ModelConfig& config = context.model->config();
-  const std::int64_t random_draws = detail::non_negative_option(o, "random_draws", kWho);
-  const std::int64_t start = detail::non_negative_option(o, "start", kWho);
+  const std::int64_t random_draws = non_negative_option(o, "random_draws", kWho);
+  const std::int64_t start = non_negative_option(o, "start", kWho);
 
   // The receiver heads (given, or this trace's top-k) and what they attend to.
   const detail::ReceiverSelection selected = detail::select_heads(o, trace, context, kWho);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "anchors/core/error.h"
+#include "anchors/methods/registry.h"
 #include "anchors/methods/white_box.h"
 #include "anchors/model/causal_lm.h"
 #include "anchors/model/receiver_heads.h"
@@ -22,12 +23,6 @@ std::map<std::string, std::string> receiver_selection_option_docs() {
           {"top_k", "receiver heads acted on: the top-k of this trace by kurtosis (receiver_heads)"},
           {"proximity_ignore", "receiver heads: vertical scores average rows at least this far below the diagonal"},
           {"exclude_layer0", "receiver heads: never select a layer-0 head"}};
-}
-
-std::int64_t non_negative_option(const ValueMap& o, const char* name, const std::string& who) {
-  const std::int64_t v = std::get<std::int64_t>(o.at(name));
-  if (v < 0) throw Error(fmt::format("{}: option {} must be >= 0, got {}", who, name, v));
-  return v;
 }
 
 ReceiverSelection select_heads(const ValueMap& o, const Trace& trace, const Context& context, const std::string& who) {

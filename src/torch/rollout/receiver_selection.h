@@ -23,10 +23,6 @@ struct ReceiverSelection {
   std::vector<double> sentence_scores;  // [S]: mean vertical score under `heads`
 };
 
-// The integer option `name` of resolved options `o`, which must be >= 0
-// (a count, a slot); anchors::Error "<who>: option <name> must be >= 0" otherwise.
-std::int64_t non_negative_option(const ValueMap& o, const char* name, const std::string& who);
-
 // anchors::Error "<who>: ..." without context.model, for bad options, or
 // given heads outside the model or repeated.
 ReceiverSelection select_heads(const ValueMap& o, const Trace& trace, const Context& context, const std::string& who);

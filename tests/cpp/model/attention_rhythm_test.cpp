@@ -53,10 +53,14 @@ ReferenceHeads reference_heads(const CausalLM& model, const std::vector<std::int
   const std::int64_t W = options.waad_window, begin = options.response_begin;
   ReferenceHeads ref{torch::zeros({L, H}, torch::kFloat64), torch::zeros({L, H, T}, torch::kFloat64),
                      torch::zeros({L, H, T}, torch::kFloat64)};
-  const torch::Tensor invisible = torch::ones({T, T}, torch::kBool).triu(1);
   for (std::int64_t i = 0; i < L; ++i) {
-    const torch::Tensor& q = queries[static_cast<std::size_t>(layers[static_cast<std::size_t>(i)])];
-    const torch::Tensor& k = keys[static_cast<std::size_t>(layers[static_cast<std::size_t>(i)])];
+    const std::int64_t layer = layers[static_cast<std::size_t>(i)];
+    const torch::Tensor& q = queries[static_cast<std::size_t>(layer)];
+    const torch::Tensor& k = keys[static_cast<std::size_t>(layer)];
+    // The weights the layer computes: causal, and within its sliding window if it has one.
+    torch::Tensor invisible = torch::ones({T, T}, torch::kBool).triu(1);
+    if (const std::int64_t window = model.config().sliding_window(layer); window > 0)
+      invisible.logical_or_(torch::ones({T, T}, torch::kBool).tril(-window));
     const std::int64_t group = H / k.size(1);
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
     for (std::int64_t h = 0; h < H; ++h) {
@@ -252,7 +256,8 @@ TEST_P(AttentionRhythmModels, DefaultOptions) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AttentionRhythm, AttentionRhythmModels,
-                         ::testing::Values("qwen2_bias_tied", "llama_rope_llama3_gqa2", "qwen3_gqa4_head16_tied"));
+                         ::testing::Values("qwen2_bias_tied", "llama_rope_llama3_gqa2", "qwen3_gqa4_head16_tied",
+                                           "olmo3_window4_yarn"));
 
 TEST(AttentionRhythm, RejectsBadInput) {
   const auto model = CausalLM::load(fixture_dir("llama_rope_llama3_gqa2"));

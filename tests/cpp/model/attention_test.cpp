@@ -1,6 +1,7 @@
 // The attention op boundary against an explicit T×T softmax written out in
 // float64: causal offsets (incremental decoding), GQA, suppression and boost
-// regions, the all-masked-row rule, log-sum-exp, and input checks.
+// regions, the all-masked-row rule, sliding windows, a shared prefix,
+// log-sum-exp, and input checks.
 #include "anchors/model/attention.h"
 
 #include <gtest/gtest.h>
@@ -27,8 +28,10 @@ double lowest_of(torch::ScalarType dtype) {
 
 // The slow, obviously correct version: every score of every (lane, head,
 // query, key) built one by one, then a float64 softmax over the visible keys.
+// A sliding window W > 0 leaves query slot t the keys (t - W, t].
 Reference reference_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              const AttentionControl* control = nullptr, std::int64_t layer = 0) {
+                              const AttentionControl* control = nullptr, std::int64_t layer = 0,
+                              std::int64_t window = 0) {
   const auto q64 = q.to(torch::kFloat64), k64 = k.to(torch::kFloat64), v64 = v.to(torch::kFloat64);
   const std::int64_t B = q.size(0), Hq = q.size(1), Tq = q.size(2), D = q.size(3);
   const std::int64_t Hkv = k.size(1), Tk = k.size(2), group = Hq / Hkv;
@@ -42,7 +45,8 @@ Reference reference_attention(const torch::Tensor& q, const torch::Tensor& k, co
         const std::int64_t slot = Tk - Tq + i;
         const auto kv_head = h / group;
         std::vector<double> scores;
-        for (std::int64_t j = 0; j <= slot; ++j) {
+        const std::int64_t first_key = window > 0 ? std::max<std::int64_t>(0, slot - window + 1) : 0;
+        for (std::int64_t j = first_key; j <= slot; ++j) {
           double score = (q64[b][h][i] * k64[b][kv_head][j]).sum().item<double>() * scale;
           bool suppressed = false;
           if (control != nullptr)
@@ -70,7 +74,8 @@ Reference reference_attention(const torch::Tensor& q, const torch::Tensor& k, co
                                   r.applies_to_layer(layer) && slot >= r.queries.begin && slot < r.queries.end);
         if (!ablated)  // an ablated head's output is zero; its log-sum-exp is not changed
           for (std::size_t j = 0; j < scores.size(); ++j)
-            output[b][h][i] += std::exp(scores[j] - max_score) / denominator * v64[b][kv_head][j];
+            output[b][h][i] +=
+                std::exp(scores[j] - max_score) / denominator * v64[b][kv_head][first_key + static_cast<std::int64_t>(j)];
         lse[b][h][i] = max_score + std::log(denominator);
       }
   return {output, lse};
@@ -121,6 +126,61 @@ INSTANTIATE_TEST_SUITE_P(AttentionShapes, AttentionCausal,
                                            CausalCase{4, 2, 3, 11},   // chunk after a cached prefix
                                            CausalCase{8, 2, 1, 12},   // one decoding step
                                            CausalCase{4, 1, 5, 5}));  // MQA
+
+// ---------------------------------------------------------------------------
+// Sliding windows: every path (fused, explicit with log-sum-exp, controlled,
+// shared prefix) against the reference, over prefill, chunks and decoding.
+// ---------------------------------------------------------------------------
+
+TEST(AttentionWindow, EveryPathMatchesTheReference) {
+  for (const CausalCase c : {CausalCase{4, 2, 20, 20}, CausalCase{8, 2, 6, 20}, CausalCase{4, 1, 1, 20}}) {
+    for (const std::int64_t window : {1, 3, 8, 19, 20, 64}) {
+      SCOPED_TRACE(::testing::Message() << "Tq " << c.queries << ", Tk " << c.keys << ", window " << window);
+      const Inputs in = random_inputs(2, c.query_heads, c.kv_heads, c.queries, c.keys, 16);
+      const Reference ref = reference_attention(in.q, in.k, in.v, nullptr, 0, window);
+      AttentionParams params;
+      params.sliding_window = window;
+      EXPECT_LT(max_abs_diff(attention(in.q, in.k, in.v, params), ref.output), 1e-5);
+      const AttentionResult with_lse = attention_with_lse(in.q, in.k, in.v, params);
+      EXPECT_LT(max_abs_diff(with_lse.output, ref.output), 1e-5);
+      EXPECT_LT(max_abs_diff(with_lse.log_sum_exp, ref.lse), 1e-5);
+      // A window narrower than the keys changes the result.
+      if (window < c.keys) EXPECT_GT(max_abs_diff(with_lse.log_sum_exp, reference_attention(in.q, in.k, in.v).lse), 1e-3);
+
+      // Suppression inside and outside the window, and rows whose every key in the window is suppressed: those
+      // attend uniformly over the window's keys.
+      AttentionControl control;
+      control.regions.push_back(AttentionRegion::suppress(kEveryLane, {0, c.keys}, {c.keys - 8, c.keys - 5}));
+      control.regions.push_back(AttentionRegion::suppress(1, {c.keys - 2, c.keys}, {0, c.keys}));
+      params.control = &control;
+      const Reference controlled = reference_attention(in.q, in.k, in.v, &control, 0, window);
+      const AttentionResult got = attention_with_lse(in.q, in.k, in.v, params);
+      EXPECT_LT(max_abs_diff(got.output, controlled.output), 1e-5);
+      EXPECT_LT(((got.log_sum_exp.to(torch::kFloat64) - controlled.lse).abs() /
+                 controlled.lse.abs().clamp_min(1.0)).max().item<double>(), 1e-5);
+
+      // A prefix every lane shares: the same function as the concatenation.
+      if (c.keys > c.queries) {
+        const std::int64_t prefix = c.keys - c.queries;
+        AttentionParams shared;
+        shared.sliding_window = window;
+        shared.shared_keys = in.k.narrow(0, 0, 1).narrow(2, 0, prefix);
+        shared.shared_values = in.v.narrow(0, 0, 1).narrow(2, 0, prefix);
+        const torch::Tensor own_k = in.k.narrow(2, prefix, c.queries), own_v = in.v.narrow(2, prefix, c.queries);
+        const torch::Tensor k0 = at::cat({shared.shared_keys.expand({2, -1, -1, -1}), own_k}, 2);
+        const torch::Tensor v0 = at::cat({shared.shared_values.expand({2, -1, -1, -1}), own_v}, 2);
+        const Reference concatenated = reference_attention(in.q, k0, v0, nullptr, 0, window);
+        const AttentionResult split = attention_with_lse(in.q, own_k, own_v, shared);
+        EXPECT_LT(max_abs_diff(split.output, concatenated.output), 1e-5);
+        EXPECT_LT(max_abs_diff(split.log_sum_exp, concatenated.lse), 1e-5);
+      }
+    }
+  }
+  const Inputs in = random_inputs(1, 2, 2, 4, 4, 8);
+  AttentionParams negative;
+  negative.sliding_window = -1;
+  EXPECT_THROW(attention(in.q, in.k, in.v, negative), Error);
+}
 
 TEST(AttentionCausal, AcceptsStridedInputs) {
   // The decoder hands in transposed views of [B, T, H, D] projections.

@@ -40,7 +40,9 @@ ReferenceBand reference_band(const torch::Tensor& q, const torch::Tensor& k, con
   ref.span = torch::zeros({B, Hq}, torch::kFloat64);
   ref.waad = torch::zeros({B, Hq, Tq}, torch::kFloat64);
   ref.fai = torch::zeros({B, Hq, Tk}, torch::kFloat64);
-  const torch::Tensor invisible = torch::ones({Tq, Tk}, torch::kBool).triu(first + 1);
+  torch::Tensor invisible = torch::ones({Tq, Tk}, torch::kBool).triu(first + 1);
+  if (params.sliding_window > 0)  // keys at or before slot - window are outside the window
+    invisible.logical_or_(torch::ones({Tq, Tk}, torch::kBool).tril(first - params.sliding_window));
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t h = 0; h < Hq; ++h) {
       const torch::Tensor scores =
@@ -160,6 +162,36 @@ INSTANTIATE_TEST_SUITE_P(
                       BandCase{4, 2, 30, 30, 10, 50, 60, 35, 6, 6},      // near beyond T (all NaN FAI), no span rows
                       BandCase{8, 2, 1, 70, 10, 10, 100, 0, 4, 16}),     // one query (decoding step)
     band_case_name);
+
+// A sliding window narrower and wider than the WAAD / FAI bands, with span
+// rows and band-only rows, a prefix and small tiles.
+TEST(BandStatistics, SlidingWindowMatchesReference) {
+  for (const std::int64_t window : {1, 6, 25, 200})
+    for (const std::int64_t Tq : {70, 25}) {
+      SCOPED_TRACE(::testing::Message() << "window " << window << ", Tq " << Tq);
+      torch::manual_seed(77 + window + Tq);
+      const std::int64_t Tk = 70;
+      const torch::Tensor q = torch::randn({2, 4, Tq, 16}) * 1.5, k = torch::randn({2, 2, Tk, 16}) * 1.5;
+      BandStatisticsParams params;
+      params.waad_window = 10;
+      params.fai_near = 3;
+      params.fai_far = 30;
+      params.span_first_slot = 50;
+      params.query_tile = 8;
+      params.key_tile = 6;
+      params.sliding_window = window;
+      const ReferenceBand ref = reference_band(q, k, params);
+      const torch::Tensor lse =
+          causal_log_sum_exp(q, k, {.query_tile = 8, .key_tile = 6, .sliding_window = window});
+      EXPECT_LT(max_abs_diff(lse, ref.lse), 1e-5);
+      const BandStatistics got = band_statistics(q, k, lse, params);
+      EXPECT_LT(max_scaled_diff(got.span, ref.span), 1e-5);
+      EXPECT_LT(max_scaled_diff(got.waad, ref.waad), 1e-5);
+      EXPECT_LT(max_abs_diff(got.fai, ref.fai), 1e-5);
+      // No key further back than the window is ever attended: span < window.
+      EXPECT_TRUE((got.span < static_cast<double>(window)).all().item<bool>());
+    }
+}
 
 TEST(BandStatistics, LowPrecisionTransposedInputsAndCustomScale) {
   torch::manual_seed(8);

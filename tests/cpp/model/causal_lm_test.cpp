@@ -57,7 +57,7 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
 const std::vector<std::string> kFixtures = {"qwen2_bias_tied",          "llama_rope_llama3_gqa2",
                                             "qwen3_gqa4_head16_tied",   "llama_linear_bias_mha_tied",
                                             "qwen3moe_top2of4_dense1",  "smollm3_nope1_tied",
-                                            "phi3_fused_gqa2_tied"};
+                                            "phi3_fused_gqa2_tied",     "olmo3_window4_yarn"};
 
 // ---------------------------------------------------------------------------
 // Against transformers

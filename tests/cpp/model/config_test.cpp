@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -255,13 +256,50 @@ TEST(ModelConfigTest, LinearAndDefaultRope) {
   EXPECT_DOUBLE_EQ(both.rope_scaling.factor, 3.0);
 }
 
+// YaRN (Qwen3's long-context setting, OLMo-3's full layers) as transformers'
+// _compute_yarn_parameters reads it: the attention factor from the factor
+// (0.1 ln f + 1), or from mscale / mscale_all_dim, or given; a null factor is
+// the context ratio; zero or null betas take 32 / 1.
+TEST(ModelConfigTest, YarnRope) {
+  const auto qwen3 = parse(R"({"architectures": ["Qwen3ForCausalLM"], "max_position_embeddings": 131072,
+    "rope_theta": 1000000, "rope_scaling": {"rope_type": "yarn", "factor": 4.0,
+    "original_max_position_embeddings": 32768}})");
+  EXPECT_EQ(qwen3.rope_scaling.type, RopeScaling::Type::kYarn);
+  EXPECT_DOUBLE_EQ(qwen3.rope_scaling.factor, 4.0);
+  EXPECT_EQ(qwen3.rope_scaling.original_max_position_embeddings, 32768);
+  EXPECT_DOUBLE_EQ(qwen3.rope_scaling.attention_factor, 0.1 * std::log(4.0) + 1.0);
+  EXPECT_DOUBLE_EQ(qwen3.rope_scaling.beta_fast, 32.0);
+  EXPECT_DOUBLE_EQ(qwen3.rope_scaling.beta_slow, 1.0);
+  EXPECT_TRUE(qwen3.rope_scaling.truncate);
+  const auto given = parse(R"({"architectures": ["LlamaForCausalLM"], "rope_parameters": {"rope_type": "yarn",
+    "factor": 8.0, "attention_factor": 1.2079, "beta_fast": 16, "beta_slow": 2, "truncate": false,
+    "original_max_position_embeddings": 512}})");
+  EXPECT_DOUBLE_EQ(given.rope_scaling.attention_factor, 1.2079);
+  EXPECT_DOUBLE_EQ(given.rope_scaling.beta_fast, 16.0);
+  EXPECT_DOUBLE_EQ(given.rope_scaling.beta_slow, 2.0);
+  EXPECT_FALSE(given.rope_scaling.truncate);
+  const auto mscale = parse(R"({"architectures": ["LlamaForCausalLM"], "max_position_embeddings": 4096,
+    "rope_scaling": {"rope_type": "yarn", "factor": null, "mscale": 2.0, "mscale_all_dim": 1.0,
+    "original_max_position_embeddings": 1024, "beta_fast": null}})");
+  EXPECT_DOUBLE_EQ(mscale.rope_scaling.factor, 4.0);
+  EXPECT_DOUBLE_EQ(mscale.rope_scaling.attention_factor, (0.2 * std::log(4.0) + 1.0) / (0.1 * std::log(4.0) + 1.0));
+  EXPECT_DOUBLE_EQ(mscale.rope_scaling.beta_fast, 32.0);
+  // Phi-3 keeps the pretraining context at the top level; it wins.
+  EXPECT_EQ(parse(R"({"architectures": ["Phi3ForCausalLM"], "original_max_position_embeddings": 2048,
+    "rope_scaling": {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 999}})")
+                .rope_scaling.original_max_position_embeddings,
+            2048);
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_scaling": {"rope_type": "yarn", "factor": 2.0,
+    "attention_factor": -1}})", {"attention_factor"});
+}
+
 TEST(ModelConfigTest, UnsupportedRope) {
-  for (const std::string type : {"yarn", "dynamic", "longrope", "proportional", "su"})
+  for (const std::string type : {"dynamic", "longrope", "proportional", "su"})
     expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_scaling": {"rope_type": ")" + type +
                         R"(", "factor": 4.0, "original_max_position_embeddings": 4096}})",
                     {type, "rope_scaling", "not supported"});
-  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "rope_parameters": {"rope_type": "yarn", "factor": 4.0}})",
-                  {"yarn", "rope_parameters"});
+  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "rope_parameters": {"rope_type": "dynamic", "factor": 4.0}})",
+                  {"dynamic", "rope_parameters"});
   expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_scaling": {"rope_type": "linear"}})",
                   {"factor", "required"});
   expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_scaling": {"rope_type": "llama3", "factor": 8,
@@ -273,8 +311,10 @@ TEST(ModelConfigTest, UnsupportedRope) {
                   {"partial_rotary_factor"});
   expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_parameters": {"rope_type": "default",
     "partial_rotary_factor": 0.25}})", {"partial_rotary_factor"});
-  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "layer_types": ["full_attention"], "num_hidden_layers": 1,
-    "rope_parameters": {"full_attention": {"rope_type": "default"}}})", {"per-layer"});
+  // Per-layer-type rope on a family that has no layer types.
+  expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_parameters": {"full_attention":
+    {"rope_type": "default"}, "sliding_attention": {"rope_type": "default", "rope_theta": 5}}})",
+                  {"layer_types", "sliding_attention"});
   expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_theta": -1})", {"rope_theta"});
 }
 
@@ -282,8 +322,8 @@ TEST(ModelConfigTest, UnsupportedRope) {
 // Sliding windows (Qwen2/Qwen3)
 // ---------------------------------------------------------------------------
 
-// MistralConfig's defaults (transformers 5), and its window: only none, or one
-// covering every position, runs exactly here.
+// MistralConfig's defaults (transformers 5), and its window on every layer
+// (class default 4096; null: none).
 TEST(ModelConfigTest, MistralDefaultsAndWindow) {
   const auto c = parse(R"({"architectures": ["MistralForCausalLM"], "sliding_window": null})");
   EXPECT_EQ(c.architecture, Architecture::kMistral);
@@ -307,12 +347,16 @@ TEST(ModelConfigTest, MistralDefaultsAndWindow) {
   EXPECT_EQ(parse(R"({"architectures": ["MistralForCausalLM"], "num_key_value_heads": null, "sliding_window": null})")
                 .num_key_value_heads,
             32);
-  EXPECT_NO_THROW(parse(R"({"architectures": ["MistralForCausalLM"], "sliding_window": 4096,
-    "max_position_embeddings": 4096})"));
-  // The class default window (4096) under 131072 positions, and Mistral-7B-v0.1's.
-  expect_rejected(R"({"architectures": ["MistralForCausalLM"]})", {"sliding_window", "4096", "131072", "null"});
-  expect_rejected(R"({"architectures": ["MistralForCausalLM"], "sliding_window": 4096,
-    "max_position_embeddings": 32768})", {"sliding_window", "4096", "32768"});
+  EXPECT_TRUE(c.sliding_windows == std::vector<std::int64_t>(32, 0));
+  // The class default window (4096), and Mistral-7B-v0.1's, on every layer.
+  EXPECT_TRUE(parse(R"({"architectures": ["MistralForCausalLM"]})").sliding_windows ==
+              std::vector<std::int64_t>(32, 4096));
+  const auto v01 = parse(R"({"architectures": ["MistralForCausalLM"], "sliding_window": 4096,
+    "max_position_embeddings": 32768, "num_hidden_layers": 2})");
+  EXPECT_EQ(v01.sliding_window(0), 4096);
+  EXPECT_EQ(v01.sliding_window(1), 4096);
+  EXPECT_EQ(v01.sliding_window(2), 0);  // no such layer
+  expect_rejected(R"({"architectures": ["MistralForCausalLM"], "sliding_window": 0})", {"sliding_window"});
 }
 
 // Qwen3MoeConfig's defaults (transformers 5) and its routed layers.
@@ -357,11 +401,11 @@ TEST(ModelConfigTest, Qwen3MoeDefaultsAndRoutedLayers) {
   expect_rejected(R"({"architectures": ["Qwen3MoeForCausalLM"], "num_experts": -1})", {"num_experts", "-1"});
   expect_rejected(R"({"architectures": ["Qwen3MoeForCausalLM"], "mlp_only_layers": ["x"]})", {"mlp_only_layers"});
   expect_rejected(R"({"architectures": ["Qwen3MoeForCausalLM"], "decoder_sparse_step": 0})", {"decoder_sparse_step"});
-  // use_sliding_window slides every layer (class default window 4096 < 32768 positions).
-  expect_rejected(R"({"architectures": ["Qwen3MoeForCausalLM"], "use_sliding_window": true})",
-                  {"sliding_window", "4096", "32768"});
-  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen3MoeForCausalLM"], "use_sliding_window": false,
-    "sliding_window": 4096})"));
+  // use_sliding_window slides every layer (class default window 4096).
+  EXPECT_EQ(parse(R"({"architectures": ["Qwen3MoeForCausalLM"], "use_sliding_window": true})").sliding_window(23),
+            4096);
+  EXPECT_EQ(parse(R"({"architectures": ["Qwen3MoeForCausalLM"], "use_sliding_window": false,
+    "sliding_window": 4096})").sliding_window(0), 0);
 }
 
 // SmolLM3Config's defaults and its layers without RoPE.
@@ -391,11 +435,14 @@ TEST(ModelConfigTest, SmolLM3DefaultsAndNoRopeLayers) {
                   {"no_rope_layers", "3"});
   expect_rejected(R"({"architectures": ["SmolLM3ForCausalLM"], "num_hidden_layers": 2, "no_rope_layers": [1, 2]})",
                   {"no_rope_layers", "2"});
-  // A window on the NoPE layers (its default layer types) that does not cover the context is refused.
-  expect_rejected(R"({"architectures": ["SmolLM3ForCausalLM"], "num_hidden_layers": 4, "use_sliding_window": true,
-    "sliding_window": 128})", {"sliding_window", "128", "layer 3"});
-  EXPECT_NO_THROW(parse(R"({"architectures": ["SmolLM3ForCausalLM"], "num_hidden_layers": 4,
-    "use_sliding_window": false, "sliding_window": 128})"));
+  // use_sliding_window: the NoPE layers slide (its default layer types), or those "layer_types" names.
+  EXPECT_TRUE(parse(R"({"architectures": ["SmolLM3ForCausalLM"], "num_hidden_layers": 4, "use_sliding_window": true,
+    "sliding_window": 128})").sliding_windows == (std::vector<std::int64_t>{0, 0, 0, 128}));
+  EXPECT_TRUE(parse(R"({"architectures": ["SmolLM3ForCausalLM"], "num_hidden_layers": 2, "use_sliding_window": true,
+    "sliding_window": 64, "layer_types": ["sliding_attention", "full_attention"]})").sliding_windows ==
+              (std::vector<std::int64_t>{64, 0}));
+  EXPECT_TRUE(parse(R"({"architectures": ["SmolLM3ForCausalLM"], "num_hidden_layers": 4,
+    "use_sliding_window": false, "sliding_window": 128})").sliding_windows == std::vector<std::int64_t>(4, 0));
 }
 
 // Phi3Config's defaults; LongRoPE and partial rotary factors (Phi-4-mini) are refused.
@@ -422,30 +469,77 @@ TEST(ModelConfigTest, Phi3DefaultsAndRefusedRope) {
                   {"partial_rotary_factor"});
   expect_rejected(R"({"architectures": ["Phi3ForCausalLM"], "rope_scaling": {"type": "longrope",
     "short_factor": [1.0], "long_factor": [1.0]}})", {"longrope"});
-  expect_rejected(R"({"architectures": ["Phi3ForCausalLM"], "sliding_window": 2047})", {"sliding_window", "2047"});
+  EXPECT_EQ(parse(R"({"architectures": ["Phi3ForCausalLM"], "sliding_window": 2047})").sliding_window(31), 2047);
+  EXPECT_EQ(c.sliding_window(0), 0);
+}
+
+// Olmo3Config's defaults: sliding layers every 3 of 4 (window 4096), the
+// full layers' rope apart from the sliding ones' as transformers 5 builds
+// them, q/k norms over all heads.
+TEST(ModelConfigTest, Olmo3DefaultsLayerTypesAndRope) {
+  const auto c = parse(R"({"architectures": ["Olmo3ForCausalLM"], "num_hidden_layers": 8})");
+  EXPECT_EQ(c.architecture, Architecture::kOlmo3);
+  EXPECT_STREQ(architecture_label(c.architecture), "olmo3");
+  EXPECT_EQ(c.vocab_size, 50304);
+  EXPECT_EQ(c.num_key_value_heads, 32);
+  EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_FALSE(c.bos_token_id.has_value());
+  EXPECT_EQ(c.eos_token_id, 50279);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_TRUE(c.sliding_windows == (std::vector<std::int64_t>{4096, 4096, 4096, 0, 4096, 4096, 4096, 0}));
+  EXPECT_FALSE(c.sliding_attention_rope.has_value());  // one rope: theta 500000 for both types
+  // OLMo-3-7B-Think's config.json (transformers 4): YaRN on the full layers only.
+  const auto think = parse(R"({"architectures": ["Olmo3ForCausalLM"], "hidden_size": 4096, "num_hidden_layers": 4,
+    "max_position_embeddings": 65536, "rope_theta": 500000, "sliding_window": 4096, "attention_bias": false,
+    "rope_scaling": {"attention_factor": 1.2079441541679836, "beta_fast": 32, "beta_slow": 1, "factor": 8.0,
+    "original_max_position_embeddings": 8192, "rope_type": "yarn"}, "eos_token_id": 100257, "vocab_size": 100278,
+    "layer_types": ["sliding_attention", "sliding_attention", "sliding_attention", "full_attention"]})");
+  EXPECT_EQ(think.rope(3).scaling.type, RopeScaling::Type::kYarn);
+  EXPECT_DOUBLE_EQ(think.rope(3).scaling.attention_factor, 1.2079441541679836);
+  EXPECT_EQ(think.rope(0).scaling.type, RopeScaling::Type::kNone);
+  EXPECT_DOUBLE_EQ(think.rope(0).theta, 500000.0);
+  EXPECT_EQ(think.sliding_window(0), 4096);
+  EXPECT_EQ(think.sliding_window(3), 0);
+  // A flat rope_theta reaches only the full layers in transformers 5; the sliding ones keep the class's 500000.
+  const auto flat = parse(R"({"architectures": ["Olmo3ForCausalLM"], "num_hidden_layers": 4, "rope_theta": 10000})");
+  EXPECT_DOUBLE_EQ(flat.rope(3).theta, 10000.0);
+  EXPECT_DOUBLE_EQ(flat.rope(0).theta, 500000.0);
+  // transformers 5's per-layer-type rope_parameters, and no window at all.
+  const auto nested = parse(R"({"architectures": ["Olmo3ForCausalLM"], "num_hidden_layers": 2, "sliding_window": null,
+    "layer_types": ["sliding_attention", "full_attention"], "rope_parameters": {
+    "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000},
+    "sliding_attention": {"rope_type": "default", "rope_theta": 3000}}})");
+  EXPECT_TRUE(nested.sliding_windows == (std::vector<std::int64_t>{0, 0}));
+  EXPECT_EQ(nested.rope(1).scaling.type, RopeScaling::Type::kLinear);
+  EXPECT_DOUBLE_EQ(nested.rope(1).theta, 1000.0);
+  EXPECT_DOUBLE_EQ(nested.rope(0).theta, 3000.0);
+  EXPECT_TRUE(parse(R"({"architectures": ["Olmo3ForCausalLM"], "attention_bias": true})").attention_output_bias);
 }
 
 TEST(ModelConfigTest, SlidingWindow) {
-  // Off (the usual case), or a window covering every position: full attention.
-  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": false, "sliding_window": 4096})"));
-  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true,
-    "sliding_window": 32768, "max_window_layers": 0})"));
-  // Windows only from max_window_layers on: none when that is past the last layer.
-  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true,
-    "sliding_window": 128, "num_hidden_layers": 4, "max_window_layers": 4})"));
-  // use_sliding_window with an explicit null window: no window.
-  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen3ForCausalLM"], "use_sliding_window": true, "sliding_window": null})"));
-  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen2ForCausalLM"], "num_hidden_layers": 2,
-    "layer_types": ["full_attention", "full_attention"]})"));
-
-  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true, "sliding_window": 128,
-    "num_hidden_layers": 4, "max_window_layers": 2})", {"use_sliding_window", "sliding_window", "128", "layer 2"});
-  // class defaults: window 4096 < 32768 positions, layers 28..31 windowed
-  expect_rejected(R"({"architectures": ["Qwen3ForCausalLM"], "use_sliding_window": true})",
-                  {"use_sliding_window", "4096"});
+  const auto windows = [](const std::string& text) { return parse(text).sliding_windows; };
+  using Windows = std::vector<std::int64_t>;
+  // Off (the usual case): every layer full.
+  EXPECT_TRUE(windows(R"({"architectures": ["Qwen2ForCausalLM"], "num_hidden_layers": 2, "use_sliding_window": false,
+    "sliding_window": 4096})") == (Windows{0, 0}));
+  // Windows from max_window_layers on: none when that is past the last layer.
+  EXPECT_TRUE(windows(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true,
+    "sliding_window": 128, "num_hidden_layers": 4, "max_window_layers": 2})") == (Windows{0, 0, 128, 128}));
+  EXPECT_TRUE(windows(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true,
+    "sliding_window": 128, "num_hidden_layers": 4, "max_window_layers": 4})") == Windows(4, 0));
+  // use_sliding_window with an explicit null window: no window; absent: the class default 4096 from layer 28 on.
+  EXPECT_TRUE(windows(R"({"architectures": ["Qwen3ForCausalLM"], "use_sliding_window": true,
+    "sliding_window": null, "num_hidden_layers": 2})") == Windows(2, 0));
+  const auto qwen3 = parse(R"({"architectures": ["Qwen3ForCausalLM"], "use_sliding_window": true})");
+  EXPECT_EQ(qwen3.sliding_window(27), 0);
+  EXPECT_EQ(qwen3.sliding_window(28), 4096);
   // transformers 5 layer_types
-  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true, "sliding_window": 100,
-    "num_hidden_layers": 2, "layer_types": ["sliding_attention", "full_attention"]})", {"sliding_window", "layer 0"});
+  EXPECT_TRUE(windows(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true, "sliding_window": 100,
+    "num_hidden_layers": 2, "layer_types": ["sliding_attention", "full_attention"]})") == (Windows{100, 0}));
+  EXPECT_TRUE(windows(R"({"architectures": ["Qwen2ForCausalLM"], "num_hidden_layers": 2,
+    "layer_types": ["full_attention", "full_attention"]})") == Windows(2, 0));
   expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "num_hidden_layers": 2,
     "layer_types": ["full_attention", "sliding_attention"]})", {"layer 1", "use_sliding_window"});
   expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "num_hidden_layers": 2,
@@ -460,10 +554,11 @@ TEST(ModelConfigTest, SlidingWindow) {
 // in transformers (layer i slides when i >= max_window_layers) it means every
 // layer.
 TEST(ModelConfigTest, NegativeMaxWindowLayersWindowsEveryLayer) {
-  expect_rejected(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true, "sliding_window": 128,
-    "num_hidden_layers": 2, "max_window_layers": -3})", {"sliding_window", "128", "layer 0"});
-  EXPECT_NO_THROW(parse(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true,
-    "sliding_window": 65536, "num_hidden_layers": 2, "max_window_layers": -9223372036854775808})"));
+  EXPECT_TRUE(parse(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true, "sliding_window": 128,
+    "num_hidden_layers": 2, "max_window_layers": -3})").sliding_windows == (std::vector<std::int64_t>{128, 128}));
+  EXPECT_TRUE(parse(R"({"architectures": ["Qwen2ForCausalLM"], "use_sliding_window": true,
+    "sliding_window": 65536, "num_hidden_layers": 2, "max_window_layers": -9223372036854775808})")
+                  .sliding_windows == (std::vector<std::int64_t>{65536, 65536}));
 }
 
 // ---------------------------------------------------------------------------
@@ -485,7 +580,7 @@ TEST(ModelConfigTest, UnsupportedArchitectures) {
                    "Qwen3MoeForCausalLM"});
   expect_rejected(R"({"architectures": ["Qwen2MoeForCausalLM"]})", {"nearest: Qwen3MoeForCausalLM", "shared expert"});
   expect_rejected(R"({"architectures": ["GptOssForCausalLM"]})", {"nearest: none close", "attention sinks"});
-  expect_rejected(R"({"architectures": ["Olmo3ForCausalLM"]})", {"nearest: LlamaForCausalLM", "sliding windows"});
+  expect_rejected(R"({"architectures": ["Olmo2ForCausalLM"]})", {"nearest: Olmo3ForCausalLM", "norm placement"});
   // Any other name: the supported class nearest by spelling.
   expect_rejected(R"({"architectures": ["Qwen4ForCausalLM"]})", {"nearest: Qwen2ForCausalLM by name"});
   expect_rejected(R"({"architectures": ["BertForMaskedLM"]})", {"BertForMaskedLM"});

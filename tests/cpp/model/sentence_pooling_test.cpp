@@ -66,7 +66,7 @@ void apply_control(torch::Tensor& scores, const AttentionControl& control, std::
 // block summed over its token pairs.
 ReferencePooling reference_pooling(const torch::Tensor& q, const torch::Tensor& k,
                                    const std::vector<TokenSpan>& sentences, const AttentionControl* control = nullptr,
-                                   std::int64_t layer = 0) {
+                                   std::int64_t layer = 0, std::int64_t window = 0) {
   const auto q64 = q.to(torch::kFloat64), k64 = k.to(torch::kFloat64);
   const std::int64_t B = q.size(0), Hq = q.size(1), Tq = q.size(2), D = q.size(3);
   const std::int64_t Hkv = k.size(1), Tk = k.size(2), group = Hq / Hkv, first = Tk - Tq;
@@ -77,7 +77,9 @@ ReferencePooling reference_pooling(const torch::Tensor& q, const torch::Tensor& 
   ref.sums = torch::zeros({B, Hq, S, S}, torch::kFloat64);
   ref.means = torch::zeros({B, Hq, S, S}, torch::kFloat64);
   // visible[r][s]: query r (slot first + r) may see key slot s.
-  const torch::Tensor invisible = torch::ones({Tq, Tk}, torch::kBool).triu(first + 1);
+  // and, with a window, s > slot - window.
+  torch::Tensor invisible = torch::ones({Tq, Tk}, torch::kBool).triu(first + 1);
+  if (window > 0) invisible.logical_or_(torch::ones({Tq, Tk}, torch::kBool).tril(first - window));
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t h = 0; h < Hq; ++h) {
       torch::Tensor scores = torch::matmul(q64[b][h], k64[b][h / group].t()).mul(scale);
@@ -362,6 +364,59 @@ TEST(SentencePoolingControl, AllSuppressedRowIsUniform) {
   }
 }
 
+// Sliding windows: the lse, sums and means of the weights a windowed layer
+// computes, plain and controlled (rows whose whole window is suppressed are
+// uniform over the window), over tiles, prefixes and windows wider than T.
+TEST(SentencePoolingWindow, MatchesReferenceAndAttentionOp) {
+  const std::int64_t B = 3, Tk = 60, D = 16;
+  for (const std::int64_t Tq : {60, 35, 1})
+    for (const std::int64_t window : {1, 4, 13, 100})
+      for (const auto [tile_q, tile_k] : {std::pair<int, int>{7, 5}, {64, 64}, {1, 3}}) {
+        SCOPED_TRACE(::testing::Message() << "Tq " << Tq << ", window " << window << ", tiles " << tile_q << "x"
+                                          << tile_k);
+        torch::manual_seed(5 + Tq + window);
+        const torch::Tensor q = torch::randn({B, 4, Tq, D}) * 1.5, k = torch::randn({B, 2, Tk, D}) * 1.5;
+        const torch::Tensor v = torch::randn({B, 2, Tk, D});
+        const AttentionControl control = mixed_control(Tk);
+        for (const AttentionControl* applied : {static_cast<const AttentionControl*>(nullptr), &control}) {
+          SentencePoolingParams params;
+          params.query_tile = tile_q;
+          params.key_tile = tile_k;
+          params.control = applied;
+          params.sliding_window = window;
+          const ReferencePooling ref = reference_pooling(q, k, kCovering, applied, 0, window);
+          const torch::Tensor lse = causal_log_sum_exp(q, k, params);
+          EXPECT_TRUE(lse_close(lse, ref.lse));
+          AttentionParams op;
+          op.control = applied;
+          op.sliding_window = window;
+          EXPECT_TRUE(lse_close(lse, attention_with_lse(q, k, v, op).log_sum_exp));
+          const torch::Tensor sums = sentence_block_sums(q, k, lse, kCovering, params);
+          EXPECT_LT(max_abs_diff(sums, ref.sums), 1e-5);
+          EXPECT_LT(max_abs_diff(sentence_block_means(q, k, lse, kCovering, params), ref.means), 1e-5);
+          EXPECT_LT(row_total_error(sums, kCovering, Tk - Tq), 1e-4);
+        }
+      }
+  // One-token sentences: a row whose W keys are all suppressed reads 1/W on each of them.
+  const std::int64_t T = 12, W = 3;
+  const torch::Tensor q = torch::randn({1, 2, T, 8}), k = torch::randn({1, 1, T, 8});
+  AttentionControl control;
+  control.regions.push_back(AttentionRegion::suppress(0, {6, 9}, {0, T}));
+  SentencePoolingParams params;
+  params.control = &control;
+  params.sliding_window = W;
+  params.query_tile = 5;
+  std::vector<TokenSpan> tokens;
+  for (std::int64_t t = 0; t < T; ++t) tokens.push_back({t, t + 1});
+  const torch::Tensor p = sentence_block_sums(q, k, causal_log_sum_exp(q, k, params), tokens, params);
+  for (std::int64_t t = 6; t < 9; ++t) {
+    const torch::Tensor expected = torch::zeros({2, T}).index_fill_(1, torch::arange(t - W + 1, t + 1), 1.0 / W);
+    EXPECT_LT((p[0].select(1, t) - expected).abs().max().item<float>(), 1e-6) << "row " << t;
+  }
+  params.sliding_window = -2;
+  EXPECT_THROW(causal_log_sum_exp(q, k, params), Error);
+}
+
 TEST(SentencePoolingControl, RejectsBadControl) {
   const torch::Tensor q = torch::randn({2, 4, 20, 8}), k = torch::randn({2, 2, 20, 8});
   const std::vector<TokenSpan> ok{{0, 10}, {10, 20}};
@@ -522,7 +577,8 @@ TEST_P(SentenceAttentionModels, MatchesReferenceOnCallbackQueriesAndKeys) {
   ASSERT_EQ(static_cast<std::int64_t>(queries.size()), config.num_hidden_layers);
   double worst = 0;
   for (std::int64_t l = 0; l < config.num_hidden_layers; ++l) {
-    const ReferencePooling ref = reference_pooling(queries[l], keys[l], spans);
+    // The weights the layer computes: within its sliding window, if it has one.
+    const ReferencePooling ref = reference_pooling(queries[l], keys[l], spans, nullptr, 0, config.sliding_window(l));
     worst = std::max(worst, max_abs_diff(got[l], ref.means[0]));
   }
   EXPECT_LT(worst, 1e-5);
@@ -537,7 +593,8 @@ TEST_P(SentenceAttentionModels, MatchesReferenceOnCallbackQueriesAndKeys) {
 }
 
 INSTANTIATE_TEST_SUITE_P(SentenceAttention, SentenceAttentionModels,
-                         ::testing::Values("qwen2_bias_tied", "llama_rope_llama3_gqa2", "qwen3_gqa4_head16_tied"));
+                         ::testing::Values("qwen2_bias_tied", "llama_rope_llama3_gqa2", "qwen3_gqa4_head16_tied",
+                                           "olmo3_window4_yarn"));
 
 TEST(SentenceAttention, RejectsBadInput) {
   const auto model = CausalLM::load(fixture_dir("llama_rope_llama3_gqa2"));
