@@ -3,7 +3,7 @@ at test time with `save_pretrained`: Qwen2 (q/k/v biases), Llama (llama3 and
 linear rope scaling, attention/MLP biases), Qwen3 (q/k norms), Mistral
 (Magistral's head_dim and rope_theta), Qwen3-MoE (routed experts, dense layers
 between them), SmolLM3 (layers without RoPE), Phi-3 (fused qkv and gate-up
-weights) and OLMo-3 (norms after each sublayer, q/k norms over all heads),
+weights; Phi-4-mini's LongRoPE and partial rotary) and OLMo-3 (norms after each sublayer, q/k norms over all heads),
 sliding windows narrower than the sequence (Mistral, Qwen2 from a layer on,
 OLMo-3's sliding and full layers), YaRN rope (Qwen3, OLMo-3's full layers),
 tied and untied embeddings,
@@ -74,6 +74,14 @@ CASES = {
     # Phi-3 / Phi-4: fused qkv_proj and gate_up_proj in the checkpoint; Phi-4-reasoning's rope_theta.
     "phi3-untied-gqa2": ("phi3", dict(heads=4, kv_heads=2, tie=False, rope_theta=5e5)),
     "phi3-tied-mha": ("phi3", dict(heads=4, kv_heads=4, tie=True)),
+    # Phi-4-mini's rope: 3/4 of each head rotates, LongRoPE over a 32-token pretraining context, so the 64-token
+    # pass and the decoding steps past 32 use the long factors, the 32-token prompt the short ones.
+    "phi3-longrope-partial-untied": (
+        "phi3",
+        dict(heads=4, kv_heads=2, tie=False, partial_rotary_factor=0.75, original_max_position_embeddings=32,
+             rope_scaling=dict(rope_type="longrope", short_factor=[1.0, 1.1, 1.3, 1.6, 2.0, 2.5],
+                               long_factor=[1.0, 1.5, 3.0, 6.0, 12.0, 24.0])),
+    ),
     # Qwen3's long-context YaRN (factor 4 over a 64-token pretraining context).
     "qwen3-yarn-untied-gqa2": (
         "qwen3",
@@ -172,10 +180,32 @@ def test_bfloat16_error_within_twice_transformers(tiny):
     assert our_error <= 2 * hf_error
 
 
+def cached_greedy(model, prompt: list[int], new_tokens: int) -> list[int]:
+    """transformers' forward with a KV cache, one token at a time (what generate() does, minus its model-specific
+    input preparation)."""
+    from transformers import DynamicCache
+
+    cache, out = DynamicCache(config=model.config), []
+    with torch.no_grad():
+        result = model(torch.tensor([prompt]), past_key_values=cache, use_cache=True)
+        for step in range(new_tokens):
+            out.append(result.logits[0, -1].argmax().item())
+            position = torch.tensor([[len(prompt) + step]])
+            result = model(torch.tensor([[out[-1]]]), past_key_values=cache, use_cache=True, position_ids=position)
+    return out
+
+
 def test_greedy_decoding_matches_generate(tiny):
     hf_model, folder, ids = tiny
     prompt = ids[: TOKENS // 2].tolist()
     expected = greedy_continuation(hf_model, prompt, NEW_TOKENS)
+    if hf_model.config.rope_parameters.get("rope_type") == "longrope":
+        # LongRoPE picks its factors per forward call (short while the call's positions stay within the
+        # pretraining context): so do we, and so does transformers' forward with a cache. Phi-3's generate()
+        # also recomputes the whole sequence with the long factors when it first passes that context; our
+        # decoding keeps the keys it has (docs/causal-lm.md), so the reference is the cached forward.
+        assert expected != cached_greedy(hf_model, prompt, NEW_TOKENS)  # the crossing happens in this test
+        expected = cached_greedy(hf_model, prompt, NEW_TOKENS)
     ours = ta.Model.load(str(folder))
     assert ours.generate_greedy(prompt, NEW_TOKENS) == expected
     # An eos id stops decoding after the first time it is produced (and keeps it).
@@ -194,6 +224,8 @@ def test_config_attributes(tiny):
     assert config.num_attention_heads == hf.num_attention_heads
     assert config.num_key_value_heads == hf.num_key_value_heads
     assert config.head_dim == (getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads)
+    assert config.rotary_dim == int(config.head_dim * hf.rope_parameters.get("partial_rotary_factor", 1.0)
+                                    if "rope_type" in hf.rope_parameters else config.head_dim)
     assert config.tie_word_embeddings == hf.tie_word_embeddings
     if hf.model_type == "qwen3_moe":
         routed = [i for i, layer in enumerate(hf_model.model.layers)

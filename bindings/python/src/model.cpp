@@ -115,6 +115,7 @@ void bind_model(py::module_& m) {
       .def_readonly("num_attention_heads", &ModelConfig::num_attention_heads)
       .def_readonly("num_key_value_heads", &ModelConfig::num_key_value_heads)
       .def_readonly("head_dim", &ModelConfig::head_dim)
+      .def_readonly("rotary_dim", &ModelConfig::rotary_dim, "leading dims of each head that RoPE rotates")
       .def_readonly("max_position_embeddings", &ModelConfig::max_position_embeddings)
       .def_readonly("rope_theta", &ModelConfig::rope_theta)
       .def_readonly("rms_norm_eps", &ModelConfig::rms_norm_eps)

@@ -3,8 +3,10 @@
 // (config.json + model.safetensors or sharded safetensors) and run in LibTorch:
 // LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM,
 // Qwen3MoeForCausalLM (routed experts), SmolLM3ForCausalLM (layers without
-// RoPE) and Phi3ForCausalLM (fused weights), matching transformers' logits (fp32 to ~1e-5) on CPU and CUDA in
-// float32, bfloat16 and float16.
+// RoPE), Phi3ForCausalLM (fused weights, LongRoPE, partial rotary) and
+// Olmo3ForCausalLM (post-sublayer norms), sliding windows and YaRN included,
+// matching transformers' logits (fp32 to ~1e-5) on CPU and CUDA in float32,
+// bfloat16 and float16.
 //
 //   auto model = anchors::model::CausalLM::load("/models/R1-Distill-Qwen-1.5B",
 //                                               {.dtype = torch::kBFloat16, .device = torch::kCUDA});

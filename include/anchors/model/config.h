@@ -18,17 +18,22 @@ namespace anchors::model {
 enum class Architecture { kLlama, kQwen2, kQwen3, kBert, kMistral, kQwen3Moe, kSmolLM3, kPhi3, kOlmo3 };
 
 struct RopeScaling {
-  enum class Type { kNone, kLinear, kLlama3, kYarn } type = Type::kNone;
+  enum class Type { kNone, kLinear, kLlama3, kYarn, kLongRope } type = Type::kNone;
   double factor = 1.0;
   // llama3 only
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
-  std::int64_t original_max_position_embeddings = 8192;  // llama3 and yarn; absent: max_position_embeddings
+  std::int64_t original_max_position_embeddings = 8192;  // llama3, yarn, longrope; absent: max_position_embeddings
   // yarn only (transformers' _compute_yarn_parameters)
   double beta_fast = 32.0;
   double beta_slow = 1.0;
   bool truncate = true;
-  double attention_factor = 1.0;  // resolved: cos and sin are multiplied by it
+  double attention_factor = 1.0;  // yarn and longrope, resolved: cos and sin are multiplied by it
+  // longrope only (Phi-3.5, Phi-4-mini): per-frequency divisors of the inverse
+  // frequencies [rotary_dim / 2], the short ones while a forward pass's
+  // positions stay within original_max_position_embeddings, the long ones
+  // beyond (transformers decides per call, from the call's largest position).
+  std::vector<double> short_factor, long_factor;
 };
 
 // The rotary embedding of a layer: base and scaling.
@@ -54,6 +59,10 @@ struct ModelConfig {
   // transformers default is 128 (an explicit null there also means
   // hidden_size / num_attention_heads).
   std::int64_t head_dim = 0;
+  // The leading dimensions of each head that RoPE rotates (even): head_dim,
+  // or head_dim · partial_rotary_factor (Phi-4-mini: 0.75); the rest pass
+  // through unrotated.
+  std::int64_t rotary_dim = 0;
   std::int64_t max_position_embeddings = 0;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;

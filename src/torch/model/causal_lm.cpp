@@ -60,8 +60,10 @@ struct CausalLM::Weights {
   torch::Tensor final_norm;    // [hidden]
   torch::Tensor lm_head;       // [V, hidden]; the same tensor as embed_tokens when tied
   std::vector<DecoderLayerWeights> layers;
-  torch::Tensor inv_freq;      // [D / 2] float32 RoPE inverse frequencies, scaling applied
-  double rope_attention_factor = 1.0;  // cos and sin multiplied by it (YaRN)
+  torch::Tensor inv_freq;      // [rotary_dim / 2] float32 RoPE inverse frequencies, scaling applied
+  // LongRoPE's long-context frequencies, for a forward pass whose positions pass the pretraining context.
+  torch::Tensor long_inv_freq;
+  double rope_attention_factor = 1.0;  // cos and sin multiplied by it (YaRN, LongRoPE)
   // The sliding_attention layers' own rope (ModelConfig::sliding_attention_rope), or undefined.
   torch::Tensor sliding_inv_freq;
   double sliding_rope_attention_factor = 1.0;
@@ -155,16 +157,23 @@ torch::Tensor yarn_inverse_frequencies(const torch::Tensor& pos_freqs, std::int6
 
 // RoPE inverse frequencies exactly as transformers' modeling_rope_utils computes
 // them (float32 throughout, the same operations in the same order).
-torch::Tensor rope_inverse_frequencies(const Rope& rope, std::int64_t dim) {
+// `long_context` picks LongRoPE's long factors (ignored by the other types).
+torch::Tensor rope_inverse_frequencies(const Rope& rope, std::int64_t dim, bool long_context = false) {
   const torch::Tensor exponents = torch::arange(0, dim, 2, torch::dtype(torch::kInt64)).to(torch::kFloat32) /
                                   static_cast<double>(dim);
   const RopeScaling& scaling = rope.scaling;
   if (scaling.type == RopeScaling::Type::kYarn)
     return yarn_inverse_frequencies(at::pow(rope.theta, exponents), dim, rope.theta, scaling);
+  if (scaling.type == RopeScaling::Type::kLongRope) {  // 1 / (factors * base ** exponents)
+    const torch::Tensor factors =
+        torch::tensor(long_context ? scaling.long_factor : scaling.short_factor, torch::kFloat64).to(torch::kFloat32);
+    return (factors * at::pow(rope.theta, exponents)).reciprocal();
+  }
   // Python's `1.0 / t` and `c / t` are reciprocal(t) * c: written the same way here.
   torch::Tensor inv_freq = at::pow(rope.theta, exponents).reciprocal();
   switch (scaling.type) {
     case RopeScaling::Type::kYarn:
+    case RopeScaling::Type::kLongRope:
     case RopeScaling::Type::kNone: return inv_freq;
     case RopeScaling::Type::kLinear: return inv_freq / scaling.factor;
     case RopeScaling::Type::kLlama3: {
@@ -414,10 +423,16 @@ void decoder_layer(torch::Tensor& hidden, const DecoderLayerWeights& w, std::int
   const bool rope = config.uses_rope(layer);
   const RotaryTables& tables =
       ctx.sliding_rope.cos.defined() && config.is_sliding_attention_layer(layer) ? ctx.sliding_rope : ctx.rope;
-  const torch::Tensor rotated_queries =
-      (rope ? kernels::rotary(queries, tables.cos, tables.sin) : queries.contiguous()).transpose(1, 2);
-  torch::Tensor all_keys =
-      (rope ? kernels::rotary(keys, tables.cos, tables.sin) : keys.contiguous()).transpose(1, 2);  // [B, Hkv, T, D]
+  // Partial rotary (Phi-4-mini): the first rotary_dim dimensions rotate, the rest pass through.
+  const auto rotate = [&](const torch::Tensor& x) {
+    if (!rope) return x.contiguous();
+    if (config.rotary_dim == head_dim) return kernels::rotary(x, tables.cos, tables.sin);
+    return at::cat({kernels::rotary(x.narrow(-1, 0, config.rotary_dim), tables.cos, tables.sin),
+                    x.narrow(-1, config.rotary_dim, head_dim - config.rotary_dim)},
+                   -1);
+  };
+  const torch::Tensor rotated_queries = rotate(queries).transpose(1, 2);
+  torch::Tensor all_keys = rotate(keys).transpose(1, 2);  // [B, Hkv, T, D]
   torch::Tensor all_values = values.transpose(1, 2);
   AttentionParams params;
   params.layer = layer;
@@ -518,12 +533,16 @@ std::shared_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptio
                                                 : load("lm_head.weight", {vocab, hidden}).contiguous();
   for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)
     weights->layers.push_back(load_layer(load, config, weights->traits, i));
-  weights->inv_freq = rope_inverse_frequencies({config.rope_theta, config.rope_scaling}, config.head_dim)
+  weights->inv_freq = rope_inverse_frequencies({config.rope_theta, config.rope_scaling}, config.rotary_dim)
                           .to(options.device);
+  if (config.rope_scaling.type == RopeScaling::Type::kLongRope)
+    weights->long_inv_freq =
+        rope_inverse_frequencies({config.rope_theta, config.rope_scaling}, config.rotary_dim, /*long_context=*/true)
+            .to(options.device);
   weights->rope_attention_factor = config.rope_scaling.attention_factor;
   if (config.sliding_attention_rope) {
     weights->sliding_inv_freq =
-        rope_inverse_frequencies(*config.sliding_attention_rope, config.head_dim).to(options.device);
+        rope_inverse_frequencies(*config.sliding_attention_rope, config.rotary_dim).to(options.device);
     weights->sliding_rope_attention_factor = config.sliding_attention_rope->scaling.attention_factor;
   }
   const std::filesystem::path tokenizer_file = std::filesystem::path(dir) / "tokenizer.json";
@@ -594,7 +613,13 @@ torch::Tensor CausalLM::hidden_states(const torch::Tensor& ids, const torch::Ten
   }
   if (control != nullptr) control->validate(batch, config_.num_attention_heads, config_.num_hidden_layers);
 
-  const RotaryTables rope = rotary_tables(token_positions, weights_->inv_freq, weights_->rope_attention_factor);
+  // LongRoPE switches to its long factors when this call's positions pass the pretraining context, as
+  // transformers' longrope_frequency_update does per forward (cached keys keep the rotation they had).
+  const bool long_context = weights_->long_inv_freq.defined() &&
+                            token_positions.max().item<std::int64_t>() + 1 >
+                                config_.rope_scaling.original_max_position_embeddings;
+  const RotaryTables rope = rotary_tables(token_positions, long_context ? weights_->long_inv_freq : weights_->inv_freq,
+                                         weights_->rope_attention_factor);
   const RotaryTables sliding_rope =
       weights_->sliding_inv_freq.defined()
           ? rotary_tables(token_positions, weights_->sliding_inv_freq, weights_->sliding_rope_attention_factor)

@@ -203,17 +203,19 @@ Rope read_rope_object(const FieldReader& fields, const json& rope, const std::st
                       const std::string& source, const ModelConfig& config) {
   if (!rope.is_object()) throw Error(fmt::format("{}: \"{}\" must be an object", source, key));
   const FieldReader rope_fields(rope, source, fmt::format(" in \"{}\"", key));
-  const std::string type = rope_fields.has("rope_type") ? rope_fields.string("rope_type", "default")
-                                                        : rope_fields.string("type", "default");
+  std::string type = rope_fields.has("rope_type") ? rope_fields.string("rope_type", "default")
+                                                  : rope_fields.string("type", "default");
+  // Phi3Config reads its older names "su" and "yarn" as longrope.
+  if (config.architecture == Architecture::kPhi3 && (type == "su" || type == "yarn")) type = "longrope";
   Rope out;
   out.theta = rope_fields.positive_number("rope_theta", top_level_theta);
-  if (rope_fields.number("partial_rotary_factor", 1.0) != 1.0)
-    throw Error(fmt::format("{}: \"partial_rotary_factor\" in \"{}\" other than 1 is not supported", source, key));
   RopeScaling& scaling = out.scaling;
-  // The pretraining context: a top-level field wins (Phi-3 keeps it there), as in transformers.
+  // The pretraining context: a top-level field wins (Phi-3 keeps it there, class default 4096), as in
+  // transformers.
   const std::int64_t original_context =
       fields.has("original_max_position_embeddings")
           ? fields.positive_integer("original_max_position_embeddings", config.max_position_embeddings)
+      : config.architecture == Architecture::kPhi3 ? 4096
           : rope_fields.positive_integer("original_max_position_embeddings", config.max_position_embeddings);
   scaling.original_max_position_embeddings = config.max_position_embeddings;
   if (type == "default") {
@@ -253,14 +255,45 @@ Rope read_rope_object(const FieldReader& fields, const json& rope, const std::st
     scaling.beta_fast = rope_fields.number("beta_fast", 0.0) != 0 ? rope_fields.number("beta_fast", 32.0) : 32.0;
     scaling.beta_slow = rope_fields.number("beta_slow", 0.0) != 0 ? rope_fields.number("beta_slow", 1.0) : 1.0;
     scaling.truncate = rope_fields.boolean("truncate", true);
-    if (!std::isfinite(scaling.attention_factor) || !(scaling.attention_factor > 0))
-      throw Error(fmt::format("{}: yarn \"attention_factor\" in \"{}\" must be positive, got {}", source, key,
-                              scaling.attention_factor));
+  } else if (type == "longrope") {
+    // transformers' _compute_longrope_parameters: a null factor is the context ratio; the attention factor,
+    // absent, is sqrt(1 + ln(factor) / ln(original context)) (1 when factor <= 1).
+    scaling.type = RopeScaling::Type::kLongRope;
+    scaling.original_max_position_embeddings = original_context;
+    scaling.factor = rope_fields.has("factor") ? rope_fields.required_number("factor")
+                                               : static_cast<double>(config.max_position_embeddings) /
+                                                     static_cast<double>(original_context);
+    if (rope_fields.has("attention_factor"))
+      scaling.attention_factor = rope_fields.required_number("attention_factor");
+    else
+      scaling.attention_factor =
+          scaling.factor <= 1.0
+              ? 1.0
+              : std::sqrt(1 + std::log(scaling.factor) / std::log(static_cast<double>(original_context)));
+    const std::size_t frequencies = static_cast<std::size_t>(config.rotary_dim / 2);
+    for (const auto& [name, factors] : {std::pair<const char*, std::vector<double>*>{"short_factor", &scaling.short_factor},
+                                        {"long_factor", &scaling.long_factor}}) {
+      const json* list = rope_fields.find(name);
+      if (list == nullptr || !list->is_array())
+        throw Error(fmt::format("{}: longrope \"{}\" in \"{}\" must be a list of numbers", source, name, key));
+      for (const json& value : *list) {
+        if (!value.is_number() || !(value.get<double>() > 0))
+          throw Error(fmt::format("{}: longrope \"{}\" in \"{}\" must hold positive numbers, got {}", source, name,
+                                  key, value.dump()));
+        factors->push_back(value.get<double>());
+      }
+      if (factors->size() != frequencies)
+        throw Error(fmt::format("{}: longrope \"{}\" in \"{}\" has {} entries; the {} rotated dimensions need {}",
+                                source, name, key, factors->size(), config.rotary_dim, frequencies));
+    }
   } else {
     throw Error(fmt::format("{}: rope type \"{}\" in \"{}\" is not supported (supported: default, linear, llama3, "
-                            "yarn)",
+                            "yarn, longrope)",
                             source, type, key));
   }
+  if (!std::isfinite(scaling.attention_factor) || !(scaling.attention_factor > 0))
+    throw Error(fmt::format("{}: rope \"attention_factor\" in \"{}\" must be positive, got {}", source, key,
+                            scaling.attention_factor));
   if (!(scaling.factor > 0))
     throw Error(fmt::format("{}: rope scaling \"factor\" in \"{}\" must be positive, got {}", source, key,
                             scaling.factor));
@@ -279,8 +312,25 @@ void read_rope(const FieldReader& fields, const std::string& source, double defa
     rope = fields.find(key);
   }
   const double top_level_theta = fields.positive_number("rope_theta", default_theta);
-  if (fields.has("partial_rotary_factor") && fields.number("partial_rotary_factor", 1.0) != 1.0)
-    throw Error(fmt::format("{}: \"partial_rotary_factor\" other than 1 is not supported", source));
+  // The fraction of each head that rotates: inside the rope object, else at the top level (transformers'
+  // standardize_rope_params). Only Phi-3's attention slices q and k for it.
+  double partial = fields.number("partial_rotary_factor", 1.0);
+  if (rope != nullptr && rope->is_object() && rope->contains("partial_rotary_factor") &&
+      !rope->at("partial_rotary_factor").is_null()) {
+    const FieldReader rope_fields(*rope, source, fmt::format(" in \"{}\"", key));
+    partial = rope_fields.number("partial_rotary_factor", 1.0);
+  }
+  if (partial != 1.0 && config.architecture != Architecture::kPhi3)
+    throw Error(fmt::format("{}: \"partial_rotary_factor\" other than 1 is not supported for {} (Phi3ForCausalLM "
+                            "rotates part of each head)",
+                            source, config.architecture_name));
+  // int(head_dim * factor), as transformers.
+  const double rotated = static_cast<double>(config.head_dim) * partial;
+  if (!(partial > 0 && partial <= 1) || static_cast<std::int64_t>(rotated) % 2 != 0 || rotated < 2)
+    throw Error(fmt::format("{}: \"partial_rotary_factor\" {} must be in (0, 1] and leave an even number of rotated "
+                            "dimensions of head_dim {}",
+                            source, partial, config.head_dim));
+  config.rotary_dim = static_cast<std::int64_t>(rotated);
   config.rope_theta = top_level_theta;
   config.rope_scaling = RopeScaling{};
   config.rope_scaling.original_max_position_embeddings = config.max_position_embeddings;
@@ -291,6 +341,9 @@ void read_rope(const FieldReader& fields, const std::string& source, double defa
     // Per layer type: an absent or null entry is the default rope.
     const auto layer_rope = [&](const char* type) {
       if (!rope->contains(type) || rope->at(type).is_null()) return Rope{top_level_theta, config.rope_scaling};
+      const json& entry = rope->at(type);
+      if (entry.is_object() && entry.contains("partial_rotary_factor") && entry.at("partial_rotary_factor") != 1.0)
+        throw Error(fmt::format("{}: \"partial_rotary_factor\" in \"{}.{}\" is not supported", source, key, type));
       return read_rope_object(fields, rope->at(type), fmt::format("{}.{}", key, type), top_level_theta, source,
                               config);
     };

@@ -284,8 +284,8 @@ TEST(ModelConfigTest, YarnRope) {
   EXPECT_DOUBLE_EQ(mscale.rope_scaling.factor, 4.0);
   EXPECT_DOUBLE_EQ(mscale.rope_scaling.attention_factor, (0.2 * std::log(4.0) + 1.0) / (0.1 * std::log(4.0) + 1.0));
   EXPECT_DOUBLE_EQ(mscale.rope_scaling.beta_fast, 32.0);
-  // Phi-3 keeps the pretraining context at the top level; it wins.
-  EXPECT_EQ(parse(R"({"architectures": ["Phi3ForCausalLM"], "original_max_position_embeddings": 2048,
+  // A pretraining context at the top level (where Phi-3 keeps it) wins.
+  EXPECT_EQ(parse(R"({"architectures": ["LlamaForCausalLM"], "original_max_position_embeddings": 2048,
     "rope_scaling": {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 999}})")
                 .rope_scaling.original_max_position_embeddings,
             2048);
@@ -294,7 +294,7 @@ TEST(ModelConfigTest, YarnRope) {
 }
 
 TEST(ModelConfigTest, UnsupportedRope) {
-  for (const std::string type : {"dynamic", "longrope", "proportional", "su"})
+  for (const std::string type : {"dynamic", "proportional", "su"})  // "su": Phi-3's name for longrope only
     expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_scaling": {"rope_type": ")" + type +
                         R"(", "factor": 4.0, "original_max_position_embeddings": 4096}})",
                     {type, "rope_scaling", "not supported"});
@@ -310,7 +310,7 @@ TEST(ModelConfigTest, UnsupportedRope) {
   expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "partial_rotary_factor": 0.5})",
                   {"partial_rotary_factor"});
   expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_parameters": {"rope_type": "default",
-    "partial_rotary_factor": 0.25}})", {"partial_rotary_factor"});
+    "partial_rotary_factor": 0.25}})", {"partial_rotary_factor", "Phi3ForCausalLM"});
   // Per-layer-type rope on a family that has no layer types.
   expect_rejected(R"({"architectures": ["LlamaForCausalLM"], "rope_parameters": {"full_attention":
     {"rope_type": "default"}, "sliding_attention": {"rope_type": "default", "rope_theta": 5}}})",
@@ -445,8 +445,8 @@ TEST(ModelConfigTest, SmolLM3DefaultsAndNoRopeLayers) {
     "use_sliding_window": false, "sliding_window": 128})").sliding_windows == std::vector<std::int64_t>(4, 0));
 }
 
-// Phi3Config's defaults; LongRoPE and partial rotary factors (Phi-4-mini) are refused.
-TEST(ModelConfigTest, Phi3DefaultsAndRefusedRope) {
+// Phi3Config's defaults.
+TEST(ModelConfigTest, Phi3Defaults) {
   const auto c = parse(R"({"architectures": ["Phi3ForCausalLM"]})");
   EXPECT_EQ(c.architecture, Architecture::kPhi3);
   EXPECT_STREQ(architecture_label(c.architecture), "phi3");
@@ -465,12 +465,47 @@ TEST(ModelConfigTest, Phi3DefaultsAndRefusedRope) {
     "rope_theta": 500000, "sliding_window": null, "vocab_size": 100352})");
   EXPECT_EQ(phi4.head_dim, 128);
   EXPECT_DOUBLE_EQ(phi4.rope_theta, 500000.0);
-  expect_rejected(R"({"architectures": ["Phi3ForCausalLM"], "partial_rotary_factor": 0.75})",
-                  {"partial_rotary_factor"});
-  expect_rejected(R"({"architectures": ["Phi3ForCausalLM"], "rope_scaling": {"type": "longrope",
-    "short_factor": [1.0], "long_factor": [1.0]}})", {"longrope"});
+  EXPECT_EQ(c.rotary_dim, 96);
+}
+
+// Phi-4-mini-reasoning's rope: 3/4 of each head rotates, LongRoPE with the
+// pretraining context at the top level (Phi3Config's own default 4096).
+TEST(ModelConfigTest, Phi3LongRopeAndPartialRotary) {
+  std::string shorts, longs;
+  for (int i = 0; i < 48; ++i) {
+    shorts += (i ? ", " : "") + std::to_string(1.0 + 0.01 * i);
+    longs += (i ? ", " : "") + std::to_string(2.0 + 0.5 * i);
+  }
+  const auto mini = parse(R"({"architectures": ["Phi3ForCausalLM"], "hidden_size": 3072, "num_attention_heads": 24,
+    "num_key_value_heads": 8, "max_position_embeddings": 131072, "original_max_position_embeddings": 4096,
+    "partial_rotary_factor": 0.75, "rope_theta": 10000.0, "rope_scaling": {"type": "longrope",
+    "short_factor": [)" + shorts + R"(], "long_factor": [)" + longs + R"(]}})");
+  EXPECT_EQ(mini.head_dim, 128);
+  EXPECT_EQ(mini.rotary_dim, 96);
+  EXPECT_EQ(mini.rope_scaling.type, RopeScaling::Type::kLongRope);
+  EXPECT_EQ(mini.rope_scaling.original_max_position_embeddings, 4096);
+  EXPECT_DOUBLE_EQ(mini.rope_scaling.factor, 32.0);
+  EXPECT_DOUBLE_EQ(mini.rope_scaling.attention_factor, std::sqrt(1 + std::log(32.0) / std::log(4096.0)));
+  ASSERT_EQ(mini.rope_scaling.short_factor.size(), 48u);
+  EXPECT_DOUBLE_EQ(mini.rope_scaling.long_factor[47], 2.0 + 0.5 * 47);
+  // "su" and "yarn" are Phi3Config's older names for longrope; the factor lists must fit the rotated half.
+  EXPECT_EQ(parse(R"({"architectures": ["Phi3ForCausalLM"], "hidden_size": 64, "num_attention_heads": 4,
+    "rope_scaling": {"type": "su", "short_factor": [1, 1, 1, 1, 1, 1, 1, 1], "long_factor": [2, 2, 2, 2, 2, 2, 2,
+    2]}})").rope_scaling.type,
+            RopeScaling::Type::kLongRope);
+  expect_rejected(R"({"architectures": ["Phi3ForCausalLM"], "hidden_size": 64, "num_attention_heads": 4,
+    "rope_scaling": {"type": "longrope", "short_factor": [1.0], "long_factor": [1.0]}})",
+                  {"short_factor", "1 entries", "8"});
+  expect_rejected(R"({"architectures": ["Phi3ForCausalLM"], "hidden_size": 64, "num_attention_heads": 4,
+    "rope_scaling": {"type": "longrope", "short_factor": [1, 1, 1, 1, 1, 1, 1, 1]}})", {"long_factor"});
+  expect_rejected(R"({"architectures": ["Phi3ForCausalLM"], "partial_rotary_factor": 0.31})",  // 29.76 -> 29
+                  {"partial_rotary_factor", "even"});
+  expect_rejected(R"({"architectures": ["Phi3ForCausalLM"], "partial_rotary_factor": 1.5})", {"partial_rotary_factor"});
+  EXPECT_EQ(parse(R"({"architectures": ["Phi3ForCausalLM"], "rope_parameters": {"rope_type": "default",
+    "partial_rotary_factor": 0.5}, "partial_rotary_factor": 1.0})").rotary_dim,
+            48);
   EXPECT_EQ(parse(R"({"architectures": ["Phi3ForCausalLM"], "sliding_window": 2047})").sliding_window(31), 2047);
-  EXPECT_EQ(c.sliding_window(0), 0);
+  EXPECT_EQ(parse(R"({"architectures": ["Phi3ForCausalLM"]})").sliding_window(0), 0);
 }
 
 // Olmo3Config's defaults: sliding layers every 3 of 4 (window 4096), the
