@@ -199,7 +199,10 @@ void bind_model(py::module_& m) {
       "logits [V] and the ids so far (prompt + generated, for the repetition penalty).");
 
   py::class_<model::CausalLM, std::shared_ptr<model::CausalLM>>(
-      m, "Model", "A decoder LM (Llama, Qwen2, Qwen3, Mistral) loaded from a Hugging Face checkpoint folder, run in LibTorch.")
+      m, "Model",
+      "A decoder LM (Llama, Qwen2, Qwen3, Mistral, Qwen3-MoE, SmolLM3, Phi-3, OLMo-3) loaded from a Hugging Face "
+      "checkpoint folder (Model.load) or wrapped around a transformers model (Model.from_transformers), run in "
+      "LibTorch.")
       .def_static(
           "load",
           [](const std::string& path, const py::object& dtype, const py::object& device) {
@@ -210,6 +213,31 @@ void bind_model(py::module_& m) {
             return model::CausalLM::load(path, options);
           },
           py::arg("path"), py::arg("dtype") = py::str("float32"), py::arg("device") = py::str("cpu"))
+      .def_static(
+          "from_tensors",
+          [](const std::string& config_json, const std::map<std::string, torch::Tensor>& tensors,
+             const std::optional<std::string>& tokenizer_json, const std::string& source) {
+            model::ModelConfig config = model::parse_model_config(config_json, source + " config");
+            // The model runs in the embedding's dtype on its device: tensors that match are shared.
+            const auto embedding = tensors.find("model.embed_tokens.weight");
+            if (embedding == tensors.end() || !embedding->second.defined())
+              throw Error(source + ": tensor \"model.embed_tokens.weight\" is missing");
+            model::LoadOptions options;
+            options.dtype = embedding->second.scalar_type();
+            options.device = embedding->second.device();
+            std::shared_ptr<const model::Tokenizer> tokenizer;
+            if (tokenizer_json) tokenizer = model::Tokenizer::from_json(*tokenizer_json, source + " tokenizer");
+            py::gil_scoped_release release;
+            return model::CausalLM::from_tensors(std::move(config), tensors, options, std::move(tokenizer), source);
+          },
+          py::arg("config_json"), py::arg("tensors"), py::arg("tokenizer_json") = py::none(),
+          py::arg("source") = "tensors",
+          "A model over tensors named as in a checkpoint (a state_dict), in the dtype and on the device of "
+          "model.embed_tokens.weight: tensors in that dtype and device are shared, not copied. "
+          "Model.from_transformers builds the arguments from a transformers model.")
+      .def("named_weights", &model::CausalLM::named_weights,
+           "[(name, tensor)] of the weights the model holds, by checkpoint name (stacked projections under their "
+           "stacked name; a tied lm_head not listed apart).")
       .def_property_readonly("config", &model::CausalLM::config, py::return_value_policy::reference_internal)
       .def_property_readonly("path", &model::CausalLM::dir)
       .def_property_readonly(

@@ -83,6 +83,9 @@ from ._C import (  # noqa: F401
     ChatLabels, function_tag_methods, function_tag_names, function_tag_rules, label_with_chat, tag_functions)
 from . import display as _display
 from .embedded import embedded_model_path, embedded_problem, embedded_scenario, load_embedded_model  # noqa: F401
+from .hf_models import from_transformers as _from_transformers
+
+Model.from_transformers = staticmethod(_from_transformers)
 from .outcomes import (  # noqa: F401
     BoxedAnswer, ChatJudge, ChatSimilarity, FunctionOutcome, MultipleChoice, Outcome, RegexOutcome, outcome_from_spec)
 from .resampling import Resampling, analyze  # noqa: F401

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +54,24 @@ class CausalLM {
   // missing / mis-shaped tensor (lm_head.weight may be absent only when
   // tie_word_embeddings is true).
   static std::shared_ptr<CausalLM> load(const std::string& dir, const LoadOptions& options = {});
+
+  // The same model over tensors the caller already holds, named as in a
+  // checkpoint (transformers' state_dict: `Model.from_transformers` in Python).
+  // A tensor already in options.dtype on options.device is used as it is --
+  // shared, not copied -- and projections the checkpoint keeps apart (q, k, v;
+  // gate, up) stay apart, one GEMM each, instead of being stacked into a copy;
+  // other tensors are converted. `source` names the tensors in errors.
+  // anchors::Error as load() for an unsupported config, or a missing,
+  // mis-shaped or non-floating tensor.
+  static std::shared_ptr<CausalLM> from_tensors(ModelConfig config, const std::map<std::string, torch::Tensor>& tensors,
+                                                const LoadOptions& options = {},
+                                                std::shared_ptr<const Tokenizer> tokenizer = nullptr,
+                                                const std::string& source = "tensors");
+
+  // The weight tensors the model holds, by checkpoint name ("model.layers.0.self_attn.q_proj.weight", ...; a
+  // projection stacked at load time under the stacked name, "...self_attn.qkv_proj.weight"); a tied lm_head is
+  // not listed apart from the embedding.
+  std::vector<std::pair<std::string, torch::Tensor>> named_weights() const;
 
   const ModelConfig& config() const { return config_; }
   const std::string& dir() const { return dir_; }

@@ -2,6 +2,7 @@
 #include "tensor_description.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 #include <filesystem>
@@ -38,6 +39,9 @@ struct DecoderLayerWeights {
   torch::Tensor input_norm;           // [hidden]; undefined with post norms
   torch::Tensor qkv_proj;             // [(Hq + 2 Hkv) * D, hidden]: q, k, v rows stacked, one GEMM
   torch::Tensor qkv_bias;             // [(Hq + 2 Hkv) * D] or undefined
+  // Or, kept apart (shared tensors, CausalLM::from_tensors): one GEMM each.
+  torch::Tensor q_proj, k_proj, v_proj;  // [Hq D, hidden], [Hkv D, hidden], [Hkv D, hidden]
+  torch::Tensor q_bias, k_bias, v_bias;  // or undefined
   torch::Tensor q_norm, k_norm;       // [D] (Qwen3), [Hq D] and [Hkv D] (OLMo-3) or undefined
   torch::Tensor output_proj;          // [hidden, Hq * D]
   torch::Tensor output_bias;          // [hidden] or undefined
@@ -46,6 +50,8 @@ struct DecoderLayerWeights {
   // Dense layers:
   torch::Tensor gate_up_proj;         // [2 * intermediate, hidden]: gate rows then up rows, one GEMM
   torch::Tensor gate_up_bias;         // [2 * intermediate] or undefined
+  torch::Tensor gate_proj, up_proj;   // or kept apart: [intermediate, hidden] each
+  torch::Tensor gate_bias, up_bias;   // or undefined
   torch::Tensor down_proj;            // [hidden, intermediate]
   torch::Tensor down_bias;            // [hidden] or undefined
   // Routed (MoE) layers instead: E experts of inner size I (moe_intermediate_size).
@@ -195,15 +201,37 @@ torch::Tensor rope_inverse_frequencies(const Rope& rope, std::int64_t dim, bool 
   return inv_freq;
 }
 
+// Where the weights come from: a checkpoint (converted once, projections
+// stacked for one GEMM) or tensors the caller holds (used as they are when
+// dtype and device match, projections kept apart so nothing is copied).
 class WeightLoader {
  public:
   WeightLoader(const Checkpoint& checkpoint, torch::Dtype dtype, torch::Device device)
-      : checkpoint_(checkpoint), dtype_(dtype), device_(device) {}
+      : checkpoint_(&checkpoint), source_(checkpoint.dir()), dtype_(dtype), device_(device) {}
+  WeightLoader(const std::map<std::string, torch::Tensor>& tensors, std::string source, torch::Dtype dtype,
+               torch::Device device)
+      : tensors_(&tensors), source_(std::move(source)), dtype_(dtype), device_(device) {}
+
+  // Whether projections are stacked into one tensor (a checkpoint's are converted anyway).
+  bool stacks() const { return checkpoint_ != nullptr; }
 
   torch::Tensor operator()(const std::string& name, std::vector<std::int64_t> shape) const {
-    if (!checkpoint_.contains(name))
-      throw Error(fmt::format("{}: tensor \"{}\" is missing from the checkpoint", checkpoint_.dir(), name));
-    return checkpoint_.load(name, dtype_, device_, shape);
+    if (checkpoint_ != nullptr) {
+      if (!checkpoint_->contains(name))
+        throw Error(fmt::format("{}: tensor \"{}\" is missing from the checkpoint", source_, name));
+      return checkpoint_->load(name, dtype_, device_, shape);
+    }
+    const auto it = tensors_->find(name);
+    if (it == tensors_->end() || !it->second.defined())
+      throw Error(fmt::format("{}: tensor \"{}\" is missing", source_, name));
+    const torch::Tensor& tensor = it->second;
+    if (!tensor.sizes().equals(shape))
+      throw Error(fmt::format("{}: tensor \"{}\" has shape [{}], expected [{}]", source_, name,
+                              fmt::join(tensor.sizes(), ", "), fmt::join(shape, ", ")));
+    if (!tensor.is_floating_point())
+      throw Error(fmt::format("{}: tensor \"{}\" is {}, not floating point", source_, name,
+                              c10::toString(tensor.scalar_type())));
+    return tensor.to(device_, dtype_);  // the tensor itself when dtype and device match: shared
   }
   // Row-stacked [sum of rows, ...] copy of several tensors (fused projections).
   torch::Tensor stacked(const std::vector<std::pair<std::string, std::vector<std::int64_t>>>& parts) const {
@@ -211,10 +239,14 @@ class WeightLoader {
     for (const auto& [name, shape] : parts) tensors.push_back((*this)(name, shape));
     return at::cat(tensors, 0);
   }
-  bool contains(const std::string& name) const { return checkpoint_.contains(name); }
+  bool contains(const std::string& name) const {
+    return checkpoint_ != nullptr ? checkpoint_->contains(name) : tensors_->count(name) > 0;
+  }
 
  private:
-  const Checkpoint& checkpoint_;
+  const Checkpoint* checkpoint_ = nullptr;
+  const std::map<std::string, torch::Tensor>* tensors_ = nullptr;
+  std::string source_;
   torch::Dtype dtype_;
   torch::Device device_;
 };
@@ -252,16 +284,26 @@ DecoderLayerWeights load_layer(const WeightLoader& load, const ModelConfig& conf
 
   DecoderLayerWeights w;
   if (!traits.post_norms) w.input_norm = load(name("input_layernorm.weight"), {hidden});
-  if (traits.fused_weights)
+  if (traits.fused_weights) {
     w.qkv_proj = load(name("self_attn.qkv_proj.weight"), {q_rows + 2 * kv_rows, hidden}).contiguous();
-  else
+  } else if (load.stacks()) {
     w.qkv_proj = load.stacked({{name("self_attn.q_proj.weight"), {q_rows, hidden}},
                                {name("self_attn.k_proj.weight"), {kv_rows, hidden}},
                                {name("self_attn.v_proj.weight"), {kv_rows, hidden}}});
-  if (traits.qkv_bias)
+  } else {
+    w.q_proj = load(name("self_attn.q_proj.weight"), {q_rows, hidden});
+    w.k_proj = load(name("self_attn.k_proj.weight"), {kv_rows, hidden});
+    w.v_proj = load(name("self_attn.v_proj.weight"), {kv_rows, hidden});
+  }
+  if (traits.qkv_bias && w.qkv_proj.defined()) {
     w.qkv_bias = load.stacked({{name("self_attn.q_proj.bias"), {q_rows}},
                                {name("self_attn.k_proj.bias"), {kv_rows}},
                                {name("self_attn.v_proj.bias"), {kv_rows}}});
+  } else if (traits.qkv_bias) {
+    w.q_bias = load(name("self_attn.q_proj.bias"), {q_rows});
+    w.k_bias = load(name("self_attn.k_proj.bias"), {kv_rows});
+    w.v_bias = load(name("self_attn.v_proj.bias"), {kv_rows});
+  }
   if (traits.qk_norm) {
     w.q_norm = load(name("self_attn.q_norm.weight"), {traits.qk_norm_all_heads ? q_rows : head_dim});
     w.k_norm = load(name("self_attn.k_norm.weight"), {traits.qk_norm_all_heads ? kv_rows : head_dim});
@@ -274,13 +316,21 @@ DecoderLayerWeights load_layer(const WeightLoader& load, const ModelConfig& conf
     load_experts(load, config, prefix + "mlp.", w);
     return w;
   }
-  if (traits.fused_weights)
+  if (traits.fused_weights) {
     w.gate_up_proj = load(name("mlp.gate_up_proj.weight"), {2 * inner, hidden}).contiguous();
-  else
+  } else if (load.stacks()) {
     w.gate_up_proj = load.stacked({{name("mlp.gate_proj.weight"), {inner, hidden}},
                                    {name("mlp.up_proj.weight"), {inner, hidden}}});
-  if (traits.mlp_bias)
+  } else {
+    w.gate_proj = load(name("mlp.gate_proj.weight"), {inner, hidden});
+    w.up_proj = load(name("mlp.up_proj.weight"), {inner, hidden});
+  }
+  if (traits.mlp_bias && w.gate_up_proj.defined()) {
     w.gate_up_bias = load.stacked({{name("mlp.gate_proj.bias"), {inner}}, {name("mlp.up_proj.bias"), {inner}}});
+  } else if (traits.mlp_bias) {
+    w.gate_bias = load(name("mlp.gate_proj.bias"), {inner});
+    w.up_bias = load(name("mlp.up_proj.bias"), {inner});
+  }
   w.down_proj = load(name("mlp.down_proj.weight"), {hidden, inner}).contiguous();
   if (traits.mlp_bias) w.down_bias = load(name("mlp.down_proj.bias"), {hidden});
   return w;
@@ -403,17 +453,24 @@ void decoder_layer(torch::Tensor& hidden, const DecoderLayerWeights& w, std::int
   // --- attention ---
   const bool post_norms = ctx.traits.post_norms;
   const torch::Tensor attn_input = post_norms ? hidden : kernels::rms_norm(hidden, w.input_norm, eps);
-  const torch::Tensor qkv = at::linear(attn_input, w.qkv_proj, w.qkv_bias);  // [B, T, (Hq + 2 Hkv) D]
-  torch::Tensor queries = qkv.narrow(-1, 0, query_heads * head_dim);
-  torch::Tensor keys = qkv.narrow(-1, query_heads * head_dim, kv_heads * head_dim);
+  torch::Tensor queries, keys, values;  // [B, T, H D]
+  if (w.qkv_proj.defined()) {
+    const torch::Tensor qkv = at::linear(attn_input, w.qkv_proj, w.qkv_bias);  // [B, T, (Hq + 2 Hkv) D]
+    queries = qkv.narrow(-1, 0, query_heads * head_dim);
+    keys = qkv.narrow(-1, query_heads * head_dim, kv_heads * head_dim);
+    values = qkv.narrow(-1, (query_heads + kv_heads) * head_dim, kv_heads * head_dim);
+  } else {
+    queries = at::linear(attn_input, w.q_proj, w.q_bias);
+    keys = at::linear(attn_input, w.k_proj, w.k_bias);
+    values = at::linear(attn_input, w.v_proj, w.v_bias);
+  }
   if (ctx.traits.qk_norm_all_heads) {  // one norm over every head's q (and k) of a token
     queries = kernels::rms_norm(queries, w.q_norm, eps);
     keys = kernels::rms_norm(keys, w.k_norm, eps);
   }
   queries = queries.view({batch, tokens, query_heads, head_dim});
   keys = keys.view({batch, tokens, kv_heads, head_dim});
-  const torch::Tensor values =
-      qkv.narrow(-1, (query_heads + kv_heads) * head_dim, kv_heads * head_dim).view({batch, tokens, kv_heads, head_dim});
+  values = values.view({batch, tokens, kv_heads, head_dim});
   if (ctx.traits.qk_norm && !ctx.traits.qk_norm_all_heads) {
     queries = kernels::rms_norm(queries, w.q_norm, eps);
     keys = kernels::rms_norm(keys, w.k_norm, eps);
@@ -473,8 +530,13 @@ void decoder_layer(torch::Tensor& hidden, const DecoderLayerWeights& w, std::int
       rows.add_(routed_mlp(mlp_input.reshape({-1, mlp_input.size(-1)}), w, config).view_as(rows));
       return;
     }
-    const torch::Tensor gate_up = at::linear(mlp_input, w.gate_up_proj, w.gate_up_bias);  // [N, 2 I]
-    const torch::Tensor activated = at::silu(gate_up.narrow(-1, 0, inner)).mul_(gate_up.narrow(-1, inner, inner));
+    torch::Tensor activated;  // [N, I]
+    if (w.gate_up_proj.defined()) {
+      const torch::Tensor gate_up = at::linear(mlp_input, w.gate_up_proj, w.gate_up_bias);  // [N, 2 I]
+      activated = at::silu(gate_up.narrow(-1, 0, inner)).mul_(gate_up.narrow(-1, inner, inner));
+    } else {
+      activated = at::silu(at::linear(mlp_input, w.gate_proj, w.gate_bias)).mul_(at::linear(mlp_input, w.up_proj, w.up_bias));
+    }
     if (post_norms)
       rows.add_(kernels::rms_norm(at::linear(activated, w.down_proj, w.down_bias), w.post_mlp_norm, eps));
     else
@@ -511,40 +573,50 @@ CausalLM::CausalLM(ModelConfig config, std::string dir, torch::Dtype dtype, torc
       weights_(std::move(weights)),
       tokenizer_(std::move(tokenizer)) {}
 
-std::shared_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptions& options) {
-  if (options.dtype != torch::kFloat32 && options.dtype != torch::kBFloat16 && options.dtype != torch::kFloat16)
-    throw Error(fmt::format("CausalLM::load({}): dtype must be float32, bfloat16 or float16, got {}", dir,
-                            c10::toString(options.dtype)));
-  check_device(options.device, fmt::format("CausalLM::load({})", dir));
-  ModelConfig config = read_model_config(dir);
-  const std::string source = dir + "/config.json";
-  auto weights = std::make_shared<Weights>();
-  weights->traits = traits_of(config, source);
-  check_decoder_config(config, source);
+namespace {
 
-  const Checkpoint checkpoint = Checkpoint::open(dir);
-  const WeightLoader load(checkpoint, options.dtype, options.device);
+void check_load_options(const LoadOptions& options, const std::string& what) {
+  if (options.dtype != torch::kFloat32 && options.dtype != torch::kBFloat16 && options.dtype != torch::kFloat16)
+    throw Error(fmt::format("{}: dtype must be float32, bfloat16 or float16, got {}", what,
+                            c10::toString(options.dtype)));
+  check_device(options.device, what);
+}
+
+// Every tensor of the model from `load`, and the rope tables.
+void load_weights(const WeightLoader& load, const ModelConfig& config, const std::string& source, torch::Device device,
+                  CausalLM::Weights& weights) {
+  weights.traits = traits_of(config, source);
+  check_decoder_config(config, source);
   const std::int64_t vocab = config.vocab_size, hidden = config.hidden_size;
-  weights->embed_tokens = load("model.embed_tokens.weight", {vocab, hidden}).contiguous();
-  weights->final_norm = load("model.norm.weight", {hidden});
+  weights.embed_tokens = load("model.embed_tokens.weight", {vocab, hidden}).contiguous();
+  weights.final_norm = load("model.norm.weight", {hidden});
   // transformers ties lm_head to the embedding whenever tie_word_embeddings is
   // set, whatever the file holds; otherwise the head must be there.
-  weights->lm_head = config.tie_word_embeddings ? weights->embed_tokens
-                                                : load("lm_head.weight", {vocab, hidden}).contiguous();
+  weights.lm_head = config.tie_word_embeddings ? weights.embed_tokens
+                                               : load("lm_head.weight", {vocab, hidden}).contiguous();
   for (std::int64_t i = 0; i < config.num_hidden_layers; ++i)
-    weights->layers.push_back(load_layer(load, config, weights->traits, i));
-  weights->inv_freq = rope_inverse_frequencies({config.rope_theta, config.rope_scaling}, config.rotary_dim)
-                          .to(options.device);
+    weights.layers.push_back(load_layer(load, config, weights.traits, i));
+  weights.inv_freq = rope_inverse_frequencies({config.rope_theta, config.rope_scaling}, config.rotary_dim).to(device);
   if (config.rope_scaling.type == RopeScaling::Type::kLongRope)
-    weights->long_inv_freq =
+    weights.long_inv_freq =
         rope_inverse_frequencies({config.rope_theta, config.rope_scaling}, config.rotary_dim, /*long_context=*/true)
-            .to(options.device);
-  weights->rope_attention_factor = config.rope_scaling.attention_factor;
+            .to(device);
+  weights.rope_attention_factor = config.rope_scaling.attention_factor;
   if (config.sliding_attention_rope) {
-    weights->sliding_inv_freq =
-        rope_inverse_frequencies(*config.sliding_attention_rope, config.rotary_dim).to(options.device);
-    weights->sliding_rope_attention_factor = config.sliding_attention_rope->scaling.attention_factor;
+    weights.sliding_inv_freq = rope_inverse_frequencies(*config.sliding_attention_rope, config.rotary_dim).to(device);
+    weights.sliding_rope_attention_factor = config.sliding_attention_rope->scaling.attention_factor;
   }
+}
+
+}  // namespace
+
+std::shared_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptions& options) {
+  check_load_options(options, fmt::format("CausalLM::load({})", dir));
+  ModelConfig config = read_model_config(dir);
+  auto weights = std::make_shared<Weights>();
+  const Checkpoint checkpoint = Checkpoint::open(dir);
+  load_weights(WeightLoader(checkpoint, options.dtype, options.device), config, dir + "/config.json", options.device,
+               *weights);
   const std::filesystem::path tokenizer_file = std::filesystem::path(dir) / "tokenizer.json";
   std::shared_ptr<const Tokenizer> tokenizer;
   if (std::filesystem::exists(tokenizer_file)) tokenizer = Tokenizer::load(tokenizer_file.string());
@@ -552,13 +624,66 @@ std::shared_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptio
                                     std::move(tokenizer));
 }
 
+std::shared_ptr<CausalLM> CausalLM::from_tensors(ModelConfig config, const std::map<std::string, torch::Tensor>& tensors,
+                                                 const LoadOptions& options, std::shared_ptr<const Tokenizer> tokenizer,
+                                                 const std::string& source) {
+  check_load_options(options, fmt::format("CausalLM::from_tensors({})", source));
+  auto weights = std::make_shared<Weights>();
+  load_weights(WeightLoader(tensors, source, options.dtype, options.device), config, source, options.device, *weights);
+  return std::make_shared<CausalLM>(std::move(config), std::string(), options.dtype, options.device,
+                                    std::move(weights), std::move(tokenizer));
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> CausalLM::named_weights() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  const auto add = [&](std::string name, const torch::Tensor& t) {
+    if (t.defined()) out.emplace_back(std::move(name), t);
+  };
+  add("model.embed_tokens.weight", weights_->embed_tokens);
+  add("model.norm.weight", weights_->final_norm);
+  if (!config_.tie_word_embeddings) add("lm_head.weight", weights_->lm_head);
+  const bool post_norms = weights_->traits.post_norms;
+  for (std::size_t i = 0; i < weights_->layers.size(); ++i) {
+    const DecoderLayerWeights& w = weights_->layers[i];
+    const std::string p = fmt::format("model.layers.{}.", i);
+    add(p + "input_layernorm.weight", w.input_norm);
+    add(p + "self_attn.qkv_proj.weight", w.qkv_proj);
+    add(p + "self_attn.qkv_proj.bias", w.qkv_bias);
+    for (const auto& [part, weight, bias] : {std::tuple{"q", &w.q_proj, &w.q_bias}, std::tuple{"k", &w.k_proj, &w.k_bias},
+                                             std::tuple{"v", &w.v_proj, &w.v_bias}}) {
+      add(fmt::format("{}self_attn.{}_proj.weight", p, part), *weight);
+      add(fmt::format("{}self_attn.{}_proj.bias", p, part), *bias);
+    }
+    add(p + "self_attn.q_norm.weight", w.q_norm);
+    add(p + "self_attn.k_norm.weight", w.k_norm);
+    add(p + "self_attn.o_proj.weight", w.output_proj);
+    add(p + "self_attn.o_proj.bias", w.output_bias);
+    add(p + "post_attention_layernorm.weight", w.post_attention_norm);
+    if (post_norms) add(p + "post_feedforward_layernorm.weight", w.post_mlp_norm);
+    add(p + "mlp.gate_up_proj.weight", w.gate_up_proj);
+    add(p + "mlp.gate_up_proj.bias", w.gate_up_bias);
+    add(p + "mlp.gate_proj.weight", w.gate_proj);
+    add(p + "mlp.gate_proj.bias", w.gate_bias);
+    add(p + "mlp.up_proj.weight", w.up_proj);
+    add(p + "mlp.up_proj.bias", w.up_bias);
+    add(p + "mlp.down_proj.weight", w.down_proj);
+    add(p + "mlp.down_proj.bias", w.down_bias);
+    add(p + "mlp.gate.weight", w.router);
+    add(p + "mlp.experts.gate_up_proj", w.expert_gate_up);
+    add(p + "mlp.experts.down_proj", w.expert_down);
+  }
+  return out;
+}
+
 std::int64_t CausalLM::num_parameters() const {
   std::int64_t count = weights_->embed_tokens.numel() + weights_->final_norm.numel();
   if (!config_.tie_word_embeddings) count += weights_->lm_head.numel();
   for (const DecoderLayerWeights& w : weights_->layers)
-    for (const torch::Tensor* t : {&w.input_norm, &w.qkv_proj, &w.qkv_bias, &w.q_norm, &w.k_norm, &w.output_proj,
-                                   &w.output_bias, &w.post_attention_norm, &w.gate_up_proj, &w.gate_up_bias,
-                                   &w.down_proj, &w.down_bias, &w.router, &w.expert_gate_up, &w.expert_down})
+    for (const torch::Tensor* t :
+         {&w.input_norm, &w.qkv_proj, &w.qkv_bias, &w.q_proj, &w.k_proj, &w.v_proj, &w.q_bias, &w.k_bias, &w.v_bias,
+          &w.q_norm, &w.k_norm, &w.output_proj, &w.output_bias, &w.post_attention_norm, &w.post_mlp_norm,
+          &w.gate_up_proj, &w.gate_up_bias, &w.gate_proj, &w.up_proj, &w.gate_bias, &w.up_bias, &w.down_proj,
+          &w.down_bias, &w.router, &w.expert_gate_up, &w.expert_down})
       if (t->defined()) count += t->numel();
   return count;
 }

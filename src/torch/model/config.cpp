@@ -218,6 +218,12 @@ Rope read_rope_object(const FieldReader& fields, const json& rope, const std::st
       : config.architecture == Architecture::kPhi3 ? 4096
           : rope_fields.positive_integer("original_max_position_embeddings", config.max_position_embeddings);
   scaling.original_max_position_embeddings = config.max_position_embeddings;
+  // yarn and longrope: "factor", or (absent or null) the ratio of the context to the pretraining one.
+  const auto factor_or_context_ratio = [&] {
+    return rope_fields.has("factor") ? rope_fields.required_number("factor")
+                                     : static_cast<double>(config.max_position_embeddings) /
+                                           static_cast<double>(original_context);
+  };
   if (type == "default") {
     scaling.type = RopeScaling::Type::kNone;
   } else if (type == "linear") {
@@ -238,9 +244,7 @@ Rope read_rope_object(const FieldReader& fields, const json& rope, const std::st
     // follows from the factor (and mscale / mscale_all_dim when both are set).
     scaling.type = RopeScaling::Type::kYarn;
     scaling.original_max_position_embeddings = original_context;
-    scaling.factor = rope_fields.has("factor") ? rope_fields.required_number("factor")
-                                               : static_cast<double>(config.max_position_embeddings) /
-                                                     static_cast<double>(original_context);
+    scaling.factor = factor_or_context_ratio();
     const auto mscale_of = [](double factor, double mscale) {
       return factor <= 1 ? 1.0 : 0.1 * mscale * std::log(factor) + 1.0;
     };
@@ -260,9 +264,7 @@ Rope read_rope_object(const FieldReader& fields, const json& rope, const std::st
     // absent, is sqrt(1 + ln(factor) / ln(original context)) (1 when factor <= 1).
     scaling.type = RopeScaling::Type::kLongRope;
     scaling.original_max_position_embeddings = original_context;
-    scaling.factor = rope_fields.has("factor") ? rope_fields.required_number("factor")
-                                               : static_cast<double>(config.max_position_embeddings) /
-                                                     static_cast<double>(original_context);
+    scaling.factor = factor_or_context_ratio();
     if (rope_fields.has("attention_factor"))
       scaling.attention_factor = rope_fields.required_number("attention_factor");
     else

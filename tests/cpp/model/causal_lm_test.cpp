@@ -14,6 +14,8 @@
 #include "expect_error.h"
 #include "test_paths.h"
 #include "anchors/core/error.h"
+#include "anchors/model/config.h"
+#include "anchors/model/safetensors.h"
 
 namespace anchors::model {
 namespace {
@@ -116,6 +118,43 @@ TEST_P(CausalLmVsTransformers, LowPrecisionStaysClose) {
     // Loose: the Python tests hold bf16 to twice transformers' own bf16 error.
     EXPECT_LT(max_abs_diff(logits[0], expected.logits), dtype == torch::kBFloat16 ? 0.5 : 0.1) << c10::toString(dtype);
   }
+}
+
+// from_tensors over the checkpoint's own zero-copy views: every weight held
+// is the view itself (q/k/v and gate/up kept apart, not stacked), and the
+// logits are transformers'.
+TEST_P(CausalLmVsTransformers, FromTensorsSharesTheViews) {
+  const Expected expected = read_expected(GetParam());
+  const Checkpoint checkpoint = Checkpoint::open(fixture_dir(GetParam()));
+  std::map<std::string, torch::Tensor> tensors;
+  for (const std::string& name : checkpoint.names()) tensors[name] = checkpoint.view(name);
+  const auto model = CausalLM::from_tensors(read_model_config(fixture_dir(GetParam())), tensors, {}, nullptr,
+                                            GetParam());
+  const auto T = static_cast<std::int64_t>(expected.input_ids.size());
+  const torch::Tensor logits = model->forward(ids_tensor(expected.input_ids), positions_from(0, T));
+  EXPECT_LT(max_abs_diff(logits[0], expected.logits), 1e-4);
+  EXPECT_EQ(model->num_parameters(), CausalLM::load(fixture_dir(GetParam()))->num_parameters());
+  EXPECT_TRUE(model->dir().empty());
+  for (const auto& [name, tensor] : model->named_weights()) {
+    if (tensors.count(name) == 0) {
+      // Per-expert tensors (as saved) are stacked into one: the only copy (transformers 5 holds them stacked).
+      EXPECT_NE(name.find("mlp.experts."), std::string::npos) << name;
+      continue;
+    }
+    EXPECT_EQ(tensor.data_ptr(), tensors.at(name).data_ptr()) << name;
+  }
+  // Errors name the tensor: missing, mis-shaped, not floating point.
+  std::map<std::string, torch::Tensor> broken = tensors;
+  broken.erase("model.norm.weight");
+  EXPECT_ANCHORS_ERROR(CausalLM::from_tensors(model->config(), broken, {}, nullptr, "mine"), "mine",
+                       "model.norm.weight", "missing");
+  broken = tensors;
+  broken["model.norm.weight"] = torch::zeros({3});
+  EXPECT_ANCHORS_ERROR(CausalLM::from_tensors(model->config(), broken, {}, nullptr, "mine"), "model.norm.weight",
+                       "[3]");
+  broken["model.norm.weight"] = torch::zeros({model->config().hidden_size}, torch::kInt64);
+  EXPECT_ANCHORS_ERROR(CausalLM::from_tensors(model->config(), broken, {}, nullptr, "mine"), "model.norm.weight",
+                       "floating");
 }
 
 INSTANTIATE_TEST_SUITE_P(CausalLmFixtures, CausalLmVsTransformers, ::testing::ValuesIn(kFixtures),
