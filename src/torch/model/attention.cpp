@@ -166,11 +166,7 @@ AttentionResult explicit_attention(const torch::Tensor& q, const torch::Tensor& 
 
     // Causal exclusion is absolute: a key after the query's slot has probability 0,
     // as has one the window leaves behind (slot <= query slot - W).
-    torch::Tensor invisible =
-        torch::ones({rows, Tk}, torch::dtype(torch::kBool).device(q.device())).triu(first_slot + 1);
-    if (window_hides_keys(params.sliding_window, Tk))
-      invisible.logical_or_(torch::ones({rows, Tk}, invisible.options()).tril(first_slot - params.sliding_window));
-    scores.masked_fill_(invisible, -std::numeric_limits<float>::infinity());
+    detail::mask_invisible_keys(scores, first_slot, 0, params.sliding_window);
 
     // Max-subtracted softmax: an all-suppressed row has max = lowest and comes
     // out uniform over its visible keys. (exp(score - lse) would not: lowest +

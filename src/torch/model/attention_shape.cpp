@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <limits>
+
 #include "anchors/core/error.h"
 #include "tensor_description.h"
 
@@ -48,6 +50,21 @@ void check_lse(const char* what, const torch::Tensor& lse, const AttentionShape&
     throw Error(fmt::format("{}: lse must be a floating-point tensor; got {}", what, describe(lse)));
   if (lse.device() != q.device())
     throw Error(fmt::format("{}: lse {} and q {} on different devices", what, describe(lse), describe(q)));
+}
+
+void mask_invisible_keys(torch::Tensor& scores, std::int64_t first_row_slot, std::int64_t c0, std::int64_t window) {
+  const std::int64_t rows = scores.size(-2), cols = scores.size(-1);
+  const auto bools = torch::dtype(torch::kBool).device(scores.device());
+  if (c0 + cols - 1 > first_row_slot) {
+    // Key c0 + b is invisible to query slot first_row_slot + a when b - a > first_row_slot - c0.
+    scores.masked_fill_(torch::ones({rows, cols}, bools).triu(first_row_slot - c0 + 1),
+                        -std::numeric_limits<float>::infinity());
+  }
+  if (window > 0 && c0 <= first_row_slot + rows - 1 - window) {
+    // ... and outside its window when b - a <= first_row_slot - c0 - W.
+    scores.masked_fill_(torch::ones({rows, cols}, bools).tril(first_row_slot - c0 - window),
+                        -std::numeric_limits<float>::infinity());
+  }
 }
 
 }  // namespace anchors::model::detail

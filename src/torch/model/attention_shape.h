@@ -27,4 +27,17 @@ AttentionShape check_attention_inputs(const char* what, const torch::Tensor& q, 
 // with `what` otherwise.
 void check_lse(const char* what, const torch::Tensor& lse, const AttentionShape& shape, const torch::Tensor& q);
 
+// The masking rule of attention.h on scores [..., rows, cols] of query slots
+// [first_row_slot, first_row_slot + rows) against key slots [c0, c0 + cols):
+// -inf where the key follows the query's slot and, with a sliding window
+// W > 0, where it lies at or before the query's slot - W. In place; nothing is
+// allocated for a tile no rule touches.
+void mask_invisible_keys(torch::Tensor& scores, std::int64_t first_row_slot, std::int64_t c0, std::int64_t window);
+
+// The first key slot a query at `slot` sees under a sliding window (0: none):
+// it sees [first_visible_key(slot, window), slot].
+inline std::int64_t first_visible_key(std::int64_t slot, std::int64_t window) {
+  return window > 0 && slot - window + 1 > 0 ? slot - window + 1 : 0;
+}
+
 }  // namespace anchors::model::detail

@@ -53,17 +53,7 @@ torch::Tensor score_tile(const torch::Tensor& queries, const torch::Tensor& keys
   const torch::Tensor q_tile = queries.narrow(3, r0, rows).reshape({B, Hkv, G * rows, D});
   const torch::Tensor k_tile = keys.narrow(2, c0, cols).transpose(2, 3);  // [B, Hkv, D, cols]
   torch::Tensor scores = at::matmul(q_tile, k_tile).mul_(scale).view({B, shape.query_heads, rows, cols});
-  const std::int64_t first_row_slot = shape.first_query_slot() + r0;
-  if (c0 + cols - 1 > first_row_slot) {
-    const torch::Tensor invisible = torch::ones({rows, cols}, torch::dtype(torch::kBool).device(scores.device()))
-                                        .triu(first_row_slot - c0 + 1);
-    scores.masked_fill_(invisible, -std::numeric_limits<float>::infinity());
-  }
-  if (window > 0 && c0 <= first_row_slot + rows - 1 - window) {
-    const torch::Tensor outside = torch::ones({rows, cols}, torch::dtype(torch::kBool).device(scores.device()))
-                                      .tril(first_row_slot - c0 - window);
-    scores.masked_fill_(outside, -std::numeric_limits<float>::infinity());
-  }
+  detail::mask_invisible_keys(scores, shape.first_query_slot() + r0, c0, window);
   return scores;
 }
 
@@ -109,7 +99,7 @@ BandStatistics band_statistics(const torch::Tensor& q, const torch::Tensor& k, c
     const torch::Tensor tile_lse = row_lse.narrow(2, r0, rows);
     // Span rows need every visible key; the others only the WAAD and FAI bands.
     std::int64_t key_lo = has_span_rows ? 0 : std::max<std::int64_t>(0, slot0 - reach);
-    if (params.sliding_window > 0) key_lo = std::max(key_lo, slot0 - params.sliding_window + 1);  // none see before
+    key_lo = std::max(key_lo, detail::first_visible_key(slot0, params.sliding_window));  // no row sees before
     if (has_span_rows) full_row.narrow(0, r0, rows).fill_(true);
     for (std::int64_t c0 = key_lo; c0 <= slot1; c0 += key_tile) {
       const std::int64_t cols = std::min(key_tile, slot1 + 1 - c0);

@@ -642,7 +642,6 @@ std::vector<std::pair<std::string, torch::Tensor>> CausalLM::named_weights() con
   add("model.embed_tokens.weight", weights_->embed_tokens);
   add("model.norm.weight", weights_->final_norm);
   if (!config_.tie_word_embeddings) add("lm_head.weight", weights_->lm_head);
-  const bool post_norms = weights_->traits.post_norms;
   for (std::size_t i = 0; i < weights_->layers.size(); ++i) {
     const DecoderLayerWeights& w = weights_->layers[i];
     const std::string p = fmt::format("model.layers.{}.", i);
@@ -659,7 +658,7 @@ std::vector<std::pair<std::string, torch::Tensor>> CausalLM::named_weights() con
     add(p + "self_attn.o_proj.weight", w.output_proj);
     add(p + "self_attn.o_proj.bias", w.output_bias);
     add(p + "post_attention_layernorm.weight", w.post_attention_norm);
-    if (post_norms) add(p + "post_feedforward_layernorm.weight", w.post_mlp_norm);
+    add(p + "post_feedforward_layernorm.weight", w.post_mlp_norm);
     add(p + "mlp.gate_up_proj.weight", w.gate_up_proj);
     add(p + "mlp.gate_up_proj.bias", w.gate_up_bias);
     add(p + "mlp.gate_proj.weight", w.gate_proj);
@@ -676,15 +675,9 @@ std::vector<std::pair<std::string, torch::Tensor>> CausalLM::named_weights() con
 }
 
 std::int64_t CausalLM::num_parameters() const {
-  std::int64_t count = weights_->embed_tokens.numel() + weights_->final_norm.numel();
-  if (!config_.tie_word_embeddings) count += weights_->lm_head.numel();
-  for (const DecoderLayerWeights& w : weights_->layers)
-    for (const torch::Tensor* t :
-         {&w.input_norm, &w.qkv_proj, &w.qkv_bias, &w.q_proj, &w.k_proj, &w.v_proj, &w.q_bias, &w.k_bias, &w.v_bias,
-          &w.q_norm, &w.k_norm, &w.output_proj, &w.output_bias, &w.post_attention_norm, &w.post_mlp_norm,
-          &w.gate_up_proj, &w.gate_up_bias, &w.gate_proj, &w.up_proj, &w.gate_bias, &w.up_bias, &w.down_proj,
-          &w.down_bias, &w.router, &w.expert_gate_up, &w.expert_down})
-      if (t->defined()) count += t->numel();
+  // named_weights() lists every tensor once (a tied head with the embedding).
+  std::int64_t count = 0;
+  for (const auto& [name, tensor] : named_weights()) count += tensor.numel();
   return count;
 }
 

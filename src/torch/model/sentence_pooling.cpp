@@ -67,10 +67,6 @@ struct TileRegions {
   double suppressed_score = 0;
   std::int64_t window = 0;
   bool empty() const { return regions.empty(); }
-  // Keys a query at `slot` sees: [first_visible_key(slot), slot].
-  std::int64_t first_visible_key(std::int64_t slot) const {
-    return window > 0 ? std::max<std::int64_t>(0, slot - window + 1) : 0;
-  }
 };
 
 TileRegions tile_regions(const SentencePoolingParams& params, torch::ScalarType dtype) {
@@ -129,18 +125,7 @@ torch::Tensor score_tile(const torch::Tensor& queries, const torch::Tensor& keys
   torch::Tensor scores = at::matmul(q_tile, k_tile).mul_(scale).view({B, shape.query_heads, rows, cols});
   const std::int64_t first_row_slot = shape.first_query_slot() + r0;
   if (!active.empty()) apply_regions(scores, active, first_row_slot, c0);
-  if (c0 + cols - 1 > first_row_slot) {
-    // Key c0 + b is invisible to query slot first_row_slot + a when b - a > first_row_slot - c0.
-    const torch::Tensor invisible = torch::ones({rows, cols}, torch::dtype(torch::kBool).device(scores.device()))
-                                        .triu(first_row_slot - c0 + 1);
-    scores.masked_fill_(invisible, -std::numeric_limits<float>::infinity());
-  }
-  if (active.window > 0 && c0 <= first_row_slot + rows - 1 - active.window) {
-    // Key c0 + b is outside the window of query slot first_row_slot + a when b - a <= first_row_slot - c0 - W.
-    const torch::Tensor outside = torch::ones({rows, cols}, torch::dtype(torch::kBool).device(scores.device()))
-                                      .tril(first_row_slot - c0 - active.window);
-    scores.masked_fill_(outside, -std::numeric_limits<float>::infinity());
-  }
+  detail::mask_invisible_keys(scores, first_row_slot, c0, active.window);
   return scores;
 }
 
@@ -232,7 +217,7 @@ torch::Tensor causal_log_sum_exp(const torch::Tensor& q, const torch::Tensor& k,
     const std::int64_t rows = std::min(query_tile, shape.queries - r0);
     const std::int64_t first_row_slot = shape.first_query_slot() + r0;
     const std::int64_t key_end = first_row_slot + rows;  // keys [key_begin, key_end) are visible to someone
-    const std::int64_t key_begin = active.first_visible_key(first_row_slot);
+    const std::int64_t key_begin = detail::first_visible_key(first_row_slot, active.window);
     // The running max starts at the lowest finite float rather than -inf: a
     // row may see no key of a tile (a window), and -inf - -inf would be NaN.
     // Every score that counts is >= that (at worst the suppressed score).
@@ -292,7 +277,7 @@ torch::Tensor sentence_block_sums(const torch::Tensor& q, const torch::Tensor& k
     // Row-reduced probabilities: per query row, the sum over each key sentence.
     torch::Tensor row_sums = torch::zeros({shape.batch, shape.query_heads, rows, qi1 + 1}, options);
     const std::int64_t key_hi = r0 + rows;  // the last row's slot is key_hi - 1
-    for (std::int64_t c0 = std::max(key_lo, active.first_visible_key(r0)); c0 < key_hi; c0 += key_tile) {
+    for (std::int64_t c0 = std::max(key_lo, detail::first_visible_key(r0, active.window)); c0 < key_hi; c0 += key_tile) {
       const std::int64_t cols = std::min(key_tile, key_hi - c0);
       std::int64_t kj0 = 0, kj1 = 0;
       if (!sentence_range(sentence_of.data() + c0, cols, kj0, kj1)) continue;
