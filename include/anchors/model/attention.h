@@ -81,10 +81,14 @@ struct AttentionResult {
 // transposed views and KV-cache slices).
 // Returns the attention output [B, Hq, Tq, D]. anchors::Error on bad shapes
 // or a negative window.
+// Cost: LibTorch's fused SDPA, which never holds the Tq x Tk scores; with a
+// control that changes scores, the same op with an additive float32 mask
+// [B, 1 or Hq, rows, Tk], built per block of rows (at most 128 MiB).
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const AttentionParams& params = {});
 
-// The same, also returning the log-sum-exp of every query row.
+// The same, also returning the log-sum-exp of every query row (explicit
+// float32 scores, in blocks of rows of at most 128 MiB).
 AttentionResult attention_with_lse(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                    const AttentionParams& params = {});
 

@@ -27,14 +27,6 @@ AttentionShape check_inputs(const torch::Tensor& q, const torch::Tensor& k, cons
   return detail::check_attention_inputs("attention", q, k, &v);
 }
 
-double lowest_finite(torch::ScalarType dtype) {
-  switch (dtype) {
-    case torch::kBFloat16: return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
-    case torch::kFloat16: return static_cast<double>(std::numeric_limits<c10::Half>::lowest());
-    default: return static_cast<double>(std::numeric_limits<float>::lowest());
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Fast path: no control, no log-sum-exp — LibTorch's fused SDPA (flash on CPU
 // and CUDA), which never materialises the score matrix.
@@ -143,7 +135,7 @@ AttentionResult explicit_attention(const torch::Tensor& q, const torch::Tensor& 
                                    const AttentionShape& shape, double scale, const AttentionParams& params,
                                    bool want_lse) {
   const auto dtype = q.scalar_type();
-  const double suppressed_score = lowest_finite(dtype);
+  const double suppressed_score = detail::lowest_finite(dtype);
   const std::int64_t B = shape.batch, Hq = shape.query_heads, Hkv = shape.kv_heads, G = shape.group();
   const std::int64_t Tk = shape.keys, D = shape.head_dim;
 
@@ -181,6 +173,49 @@ AttentionResult explicit_attention(const torch::Tensor& q, const torch::Tensor& 
   result.output = (outputs.size() == 1 ? outputs.front() : at::cat(outputs, 2)).to(dtype);
   if (want_lse) result.log_sum_exp = lses.size() == 1 ? lses.front() : at::cat(lses, 2);
   return result;
+}
+
+// ---------------------------------------------------------------------------
+// Controlled path without a log-sum-exp: the regions become an additive mask
+// for the fused SDPA, which never materialises the scores (a third of the cost
+// of a suppressed pass went to the explicit path's passes over them).
+// mask = 0, + beta where a boost applies, lowest finite where a suppression
+// does, -inf where the key is invisible; the fused op adds it to the scaled
+// scores. That is the explicit path's rule: score + lowest rounds to lowest in
+// float32 for any |score| < 1e31, a fully suppressed row is uniform over its
+// visible keys (max-subtracted softmax), and invisible keys get 0. In float32
+// whatever the input dtype, as the explicit path scores.
+// ---------------------------------------------------------------------------
+
+torch::Tensor masked_fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     const AttentionShape& shape, double scale, const AttentionParams& params) {
+  const AttentionControl& control = *params.control;
+  const std::int64_t B = shape.batch, Tk = shape.keys;
+  // One mask for every head unless some region names heads.
+  bool per_head = false;
+  for (const AttentionRegion& region : control.regions)
+    per_head = per_head || (region.applies_to_layer(params.layer) && !region.heads.empty());
+  const std::int64_t mask_heads = per_head ? shape.query_heads : 1;
+  const torch::Tensor queries = q.to(torch::kFloat32), keys = k.to(torch::kFloat32), values = v.to(torch::kFloat32);
+  // float32's lowest whatever the input dtype: float16's (-65504) plus a score
+  // would not round back to itself. The weights are the same as the explicit
+  // path's replacement by the dtype's lowest (0 beside any visible score,
+  // uniform when all are suppressed); only a log-sum-exp would differ.
+  const double suppressed_score = detail::lowest_finite(torch::kFloat32);
+  const bool grouped = shape.query_heads != shape.kv_heads;
+  const std::int64_t rows_per_block =
+      std::max<std::int64_t>(1, kScoreBudget / std::max<std::int64_t>(1, B * mask_heads * Tk));
+  std::vector<torch::Tensor> outputs;
+  for (std::int64_t row0 = 0; row0 < shape.queries; row0 += rows_per_block) {
+    const std::int64_t rows = std::min(rows_per_block, shape.queries - row0);
+    const std::int64_t first_slot = shape.first_query_slot() + row0;
+    torch::Tensor mask = torch::zeros({B, mask_heads, rows, Tk}, queries.options());
+    apply_regions(mask, control, params.layer, first_slot, suppressed_score);
+    detail::mask_invisible_keys(mask, first_slot, 0, params.sliding_window);
+    outputs.push_back(at::scaled_dot_product_attention(queries.narrow(2, row0, rows), keys, values, mask, 0.0,
+                                                       /*is_causal=*/false, scale, grouped));
+  }
+  return (outputs.size() == 1 ? outputs.front() : at::cat(outputs, 2)).to(q.scalar_type());
 }
 
 // ---------------------------------------------------------------------------
@@ -275,9 +310,11 @@ AttentionResult run_attention(const torch::Tensor& q, const torch::Tensor& k, co
   const bool controlled = params.control != nullptr && params.control->affects_layer(params.layer);
   if (controlled) params.control->validate(shape.batch, shape.query_heads);
   // Ablation alone leaves the scores as they are: the fused path serves it.
-  AttentionResult result = (controlled && params.control->changes_scores(params.layer)) || want_lse
-                               ? explicit_attention(q, k, v, shape, scale, params, want_lse)
-                               : AttentionResult{fused_causal_attention(q, k, v, shape, scale, params.sliding_window), {}};
+  const bool scores_change = controlled && params.control->changes_scores(params.layer);
+  AttentionResult result =
+      want_lse        ? explicit_attention(q, k, v, shape, scale, params, want_lse)
+      : scores_change ? AttentionResult{masked_fused_attention(q, k, v, shape, scale, params), {}}
+                      : AttentionResult{fused_causal_attention(q, k, v, shape, scale, params.sliding_window), {}};
   if (controlled) ablate_heads(result.output, *params.control, params.layer, shape.first_query_slot());
   return result;
 }

@@ -52,6 +52,14 @@ void check_lse(const char* what, const torch::Tensor& lse, const AttentionShape&
     throw Error(fmt::format("{}: lse {} and q {} on different devices", what, describe(lse), describe(q)));
 }
 
+double lowest_finite(torch::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kBFloat16: return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
+    case torch::kFloat16: return static_cast<double>(std::numeric_limits<c10::Half>::lowest());
+    default: return static_cast<double>(std::numeric_limits<float>::lowest());
+  }
+}
+
 void mask_invisible_keys(torch::Tensor& scores, std::int64_t first_row_slot, std::int64_t c0, std::int64_t window) {
   const std::int64_t rows = scores.size(-2), cols = scores.size(-1);
   const auto bools = torch::dtype(torch::kBool).device(scores.device());

@@ -34,6 +34,10 @@ void check_lse(const char* what, const torch::Tensor& lse, const AttentionShape&
 // allocated for a tile no rule touches.
 void mask_invisible_keys(torch::Tensor& scores, std::int64_t first_row_slot, std::int64_t c0, std::int64_t window);
 
+// The score a suppressed key gets (attention.h): the lowest finite value of the
+// input dtype, which float32 scores hold exactly for all three input dtypes.
+double lowest_finite(torch::ScalarType dtype);
+
 // The first key slot a query at `slot` sees under a sliding window (0: none):
 // it sees [first_visible_key(slot, window), slot].
 inline std::int64_t first_visible_key(std::int64_t slot, std::int64_t window) {

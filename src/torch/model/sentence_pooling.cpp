@@ -50,16 +50,6 @@ double scale_of(const AttentionShape& shape, const SentencePoolingParams& params
   return params.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
 }
 
-// The score a suppressed key gets: the lowest finite value of the input dtype
-// (attention.h), which float32 tiles hold exactly for all three input dtypes.
-double lowest_finite(torch::ScalarType dtype) {
-  switch (dtype) {
-    case torch::kBFloat16: return static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest());
-    case torch::kFloat16: return static_cast<double>(std::numeric_limits<c10::Half>::lowest());
-    default: return static_cast<double>(std::numeric_limits<float>::lowest());
-  }
-}
-
 // The regions of a control that apply to one layer, the suppressed score and
 // the layer's sliding window: what every score tile needs besides Q and K.
 struct TileRegions {
@@ -71,7 +61,7 @@ struct TileRegions {
 
 TileRegions tile_regions(const SentencePoolingParams& params, torch::ScalarType dtype) {
   TileRegions out;
-  out.suppressed_score = lowest_finite(dtype);
+  out.suppressed_score = detail::lowest_finite(dtype);
   out.window = params.sliding_window;
   if (params.control == nullptr) return out;
   for (const AttentionRegion& region : params.control->regions)

@@ -156,6 +156,7 @@ TEST(AttentionWindow, EveryPathMatchesTheReference) {
       const Reference controlled = reference_attention(in.q, in.k, in.v, &control, 0, window);
       const AttentionResult got = attention_with_lse(in.q, in.k, in.v, params);
       EXPECT_LT(max_abs_diff(got.output, controlled.output), 1e-5);
+      EXPECT_LT(max_abs_diff(attention(in.q, in.k, in.v, params), controlled.output), 1e-5);  // the masked SDPA
       EXPECT_LT(((got.log_sum_exp.to(torch::kFloat64) - controlled.lse).abs() /
                  controlled.lse.abs().clamp_min(1.0)).max().item<double>(), 1e-5);
 
@@ -204,7 +205,8 @@ TEST(AttentionCausal, CustomScale) {
 }
 
 // ---------------------------------------------------------------------------
-// Control regions (explicit path)
+// Control regions: the explicit path (attention_with_lse) and the fused op with
+// an additive mask (attention)
 // ---------------------------------------------------------------------------
 
 TEST(AttentionControl, SuppressionRectanglesPerLaneAndHead) {
@@ -240,6 +242,7 @@ TEST(AttentionControl, BoostAddsBetaAndSuppressionWins) {
   const AttentionResult got = attention_with_lse(in.q, in.k, in.v, params);
   EXPECT_LT(max_abs_diff(got.output, ref.output), 1e-5);
   EXPECT_LT(max_abs_diff(got.log_sum_exp, ref.lse), 1e-5);
+  EXPECT_LT(max_abs_diff(attention(in.q, in.k, in.v, params), ref.output), 1e-5);  // the mask adds beta after scaling
 }
 
 TEST(AttentionControl, EveryLaneRegionsAndAblationFromAPosition) {
@@ -309,11 +312,16 @@ TEST(AttentionControl, AllMaskedRowsAttendUniformlyToVisibleKeys) {
   ASSERT_TRUE(torch::isfinite(got.log_sum_exp).all().item<bool>());
   const Reference ref = reference_attention(in.q, in.k, in.v, &control);
   EXPECT_LT(max_abs_diff(got.output, ref.output), 1e-5);
+  // The output-only call takes the fused op with an additive mask: the same rule.
+  const torch::Tensor fused = attention(in.q, in.k, in.v, params);
+  ASSERT_TRUE(torch::isfinite(fused).all().item<bool>());
+  EXPECT_LT(max_abs_diff(fused, ref.output), 1e-5);
   for (std::int64_t i = 0; i < 3; ++i) {
     const std::int64_t slot = 4 + i;
     for (std::int64_t h = 0; h < 4; ++h) {
       const torch::Tensor mean_visible = in.v[0][h / 2].narrow(0, 0, slot + 1).mean(0);
       EXPECT_LT(max_abs_diff(got.output[0][h][i], mean_visible), 1e-5) << "slot " << slot << " head " << h;
+      EXPECT_LT(max_abs_diff(fused[0][h][i], mean_visible), 1e-5) << "slot " << slot << " head " << h;
     }
   }
   // Rows with unsuppressed keys left ignore the suppressed ones entirely.
@@ -334,13 +342,18 @@ TEST(AttentionControl, AllMaskedRowsStayFiniteInLowPrecision) {
     EXPECT_TRUE(torch::isfinite(got.log_sum_exp).all().item<bool>());
     const Reference ref = reference_attention(in.q, in.k, in.v, &control);
     EXPECT_LT(max_abs_diff(got.output, ref.output), 2e-2);
+    const torch::Tensor fused = attention(in.q, in.k, in.v, params);
+    EXPECT_EQ(fused.scalar_type(), dtype);
+    EXPECT_TRUE(torch::isfinite(fused).all().item<bool>());
+    EXPECT_LT(max_abs_diff(fused, ref.output), 2e-2);
   }
 }
 
 TEST(AttentionControl, LongSequencesAreProcessedInQueryBlocks) {
   // 4 lanes x 16 heads x 1024 keys: the float32 score budget holds 512 query
-  // rows, so the explicit path runs in two blocks; it must equal the fused path
-  // when the region does nothing, and the reference masking when it does.
+  // rows of scores (the explicit path) or of a per-head mask (the masked fused
+  // op), so those run in two blocks; each must equal the fused path when the
+  // region does nothing, and the reference masking when it does.
   const Inputs in = random_inputs(4, 16, 4, 1024, 1024, 8);
   AttentionControl empty_region;
   empty_region.regions.push_back(AttentionRegion::suppress(0, {0, 1024}, {5, 5}));
@@ -348,6 +361,7 @@ TEST(AttentionControl, LongSequencesAreProcessedInQueryBlocks) {
   params.control = &empty_region;
   const torch::Tensor fused = attention(in.q, in.k, in.v);
   EXPECT_LT(max_abs_diff(attention(in.q, in.k, in.v, params), fused), 1e-5);
+  EXPECT_LT(max_abs_diff(attention_with_lse(in.q, in.k, in.v, params).output, fused), 1e-5);
 
   // Suppress keys [100, 700) for lane 3 only; rows of lanes 0-2 are unchanged and
   // lane 3 equals a fused attention over the remaining keys of each row block.
@@ -355,6 +369,7 @@ TEST(AttentionControl, LongSequencesAreProcessedInQueryBlocks) {
   control.regions.push_back(AttentionRegion::suppress(3, {700, 1024}, {100, 700}));
   params.control = &control;
   const torch::Tensor got = attention(in.q, in.k, in.v, params);
+  EXPECT_LT(max_abs_diff(attention_with_lse(in.q, in.k, in.v, params).output, got), 1e-5);
   EXPECT_LT(max_abs_diff(got.narrow(0, 0, 3), fused.narrow(0, 0, 3)), 1e-5);
   EXPECT_LT(max_abs_diff(got[3].narrow(1, 0, 700), fused[3].narrow(1, 0, 700)), 1e-5);
   const torch::Tensor kept = torch::cat({torch::arange(0, 100), torch::arange(700, 1024)});
@@ -363,6 +378,18 @@ TEST(AttentionControl, LongSequencesAreProcessedInQueryBlocks) {
   const torch::Tensor v_kept = in.v.narrow(0, 3, 1).index_select(2, kept);
   // Without the suppressed keys, the 324 late queries sit at the last 324 of 424 slots.
   EXPECT_LT(max_abs_diff(got.narrow(0, 3, 1).narrow(2, 700, 324), attention(q_late, k_kept, v_kept)), 1e-5);
+
+  // A region naming heads needs a mask per head: 4 x 16 x 1024 floats per row is 512 rows per block.
+  AttentionRegion two_heads = AttentionRegion::suppress(3, {700, 1024}, {100, 700});
+  two_heads.heads = {0, 9};
+  AttentionControl per_head;
+  per_head.regions.push_back(two_heads);
+  params.control = &per_head;
+  const torch::Tensor heads = attention(in.q, in.k, in.v, params);
+  EXPECT_LT(max_abs_diff(heads.narrow(1, 0, 1), got.narrow(1, 0, 1)), 1e-5);
+  EXPECT_LT(max_abs_diff(heads.narrow(1, 9, 1), got.narrow(1, 9, 1)), 1e-5);
+  EXPECT_LT(max_abs_diff(heads.narrow(1, 1, 8), fused.narrow(1, 1, 8)), 1e-5);
+  EXPECT_LT(max_abs_diff(attention_with_lse(in.q, in.k, in.v, params).output, heads), 1e-5);
 }
 
 // ---------------------------------------------------------------------------
