@@ -177,8 +177,8 @@ AttentionResult explicit_attention(const torch::Tensor& q, const torch::Tensor& 
 
 // ---------------------------------------------------------------------------
 // Controlled path without a log-sum-exp: the regions become an additive mask
-// for the fused SDPA, which never materialises the scores (a third of the cost
-// of a suppressed pass went to the explicit path's passes over them).
+// for the fused SDPA, which never materialises the scores (the explicit path
+// writes and reads them several times per layer: scale, regions, mask, softmax).
 // mask = 0, + beta where a boost applies, lowest finite where a suppression
 // does, -inf where the key is invisible; the fused op adds it to the scaled
 // scores. That is the explicit path's rule: score + lowest rounds to lowest in
